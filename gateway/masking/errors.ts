@@ -1,0 +1,82 @@
+/**
+ * Masking failures. The gateway fails closed: a response under a mask rule that cannot be read
+ * (protobuf, CBOR, YAML, an unknown compression, malformed JSON, an oversized watch event) is
+ * refused with one of these, never passed through. Messages never carry PHI or values.
+ */
+import { GatewayError, type StatusReason } from "../errors.ts";
+
+export type MaskingErrorCode =
+  | "MASK_UNREADABLE_ENCODING"
+  | "MASK_UNKNOWN_COMPRESSION"
+  | "MASK_MALFORMED_JSON"
+  | "MASK_EVENT_TOO_LARGE"
+  | "MASK_RECORDING_FAILED"
+  | "MASK_CONFIG_INVALID";
+
+export class MaskingError extends GatewayError {
+  declare readonly code: MaskingErrorCode;
+  constructor(code: MaskingErrorCode, httpStatus: number, reason: StatusReason, message: string, data: Record<string, unknown>) {
+    super(code, httpStatus, reason, message, data);
+    this.name = "MaskingError";
+  }
+}
+
+/** The body's media type (protobuf, CBOR, YAML, anything not JSON or text) cannot be masked. */
+export const unreadableEncoding = (contentType: string, where: "response" | "request" = "response") =>
+  new MaskingError(
+    "MASK_UNREADABLE_ENCODING",
+    502,
+    "BadGateway",
+    `custos: the ${where} is under a masking rule but its content type "${contentType}" cannot be masked (expected application/json or text/plain); it was refused, not passed through. Ask for JSON (e.g. kubectl --output json, or Accept: application/json) instead of protobuf/CBOR/YAML`,
+    { contentType, where },
+  );
+
+/** The body's Content-Encoding is not one the masker can decode. */
+export const unknownCompression = (contentEncoding: string) =>
+  new MaskingError(
+    "MASK_UNKNOWN_COMPRESSION",
+    502,
+    "BadGateway",
+    `custos: the response is under a masking rule but its Content-Encoding "${contentEncoding}" cannot be decoded (expected identity, gzip, deflate or br); it was refused, not passed through. Retry without Accept-Encoding`,
+    { contentEncoding },
+  );
+
+/** The body claims to be JSON but does not parse. */
+export const malformedJson = (detail: string, bytes: number) =>
+  new MaskingError(
+    "MASK_MALFORMED_JSON",
+    502,
+    "BadGateway",
+    `custos: the response is under a masking rule but is not valid JSON (${detail}, ${bytes} bytes); it was refused, not passed through. Retry; if it persists, tell the operator (the upstream sent a broken body)`,
+    { detail, bytes },
+  );
+
+/** One watch event (one JSON line) grew past the bound the masker holds in memory. */
+export const eventTooLarge = (limit: number) =>
+  new MaskingError(
+    "MASK_EVENT_TOO_LARGE",
+    502,
+    "BadGateway",
+    `custos: a watch event exceeded ${limit} bytes without a line end, so it could not be masked within bounded memory; the stream was closed. Narrow the watch (label/field selector) or ask the operator to raise the masking event limit`,
+    { limit },
+  );
+
+/** A required session recording could not be written: the session is closed (fail closed). */
+export const recordingFailed = (cause: string) =>
+  new MaskingError(
+    "MASK_RECORDING_FAILED",
+    503,
+    "ServiceUnavailable",
+    `custos: the policy requires this exec/attach session to be recorded, but the recording failed (${cause}); the session was closed. Retry later and tell the operator`,
+    { cause },
+  );
+
+/** The config refers to something the masker cannot build (e.g. a mask lists an unknown detector). */
+export const maskConfigInvalid = (detail: string, data: Record<string, unknown>) =>
+  new MaskingError(
+    "MASK_CONFIG_INVALID",
+    500,
+    "InternalError",
+    `custos: the masking config is invalid: ${detail}; fix the policy and run "custos compile" again`,
+    data,
+  );

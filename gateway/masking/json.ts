@@ -1,0 +1,560 @@
+/**
+ * The JSON masker: one copy-on-write walk per response. Unchanged subtrees are returned by
+ * reference (so they serialise byte-for-byte as before, key order included); a subtree no
+ * field mask can reach and no detector applies to is never descended into.
+ *
+ * Shapes: single objects, Lists (each item judged by its own namespace and labels), server-side
+ * Tables (cells and the embedded row objects), WatchEvents, Status, Events (with the detectors
+ * of masks on the object they are about), Secret `data` (base64: decoded, masked, re-encoded),
+ * `metadata.managedFields` (dropped whenever a mask applies), and the
+ * `kubectl.kubernetes.io/last-applied-configuration` annotation (parsed, masked with the same
+ * rules, re-serialised; unparseable: redacted whole).
+ */
+import type { Json } from "../../sdk/schema/config.ts";
+import type { MaskContext } from "../ports.ts";
+import type { Applied, CompiledField, CompiledPolicy, TrieNode } from "./compile.ts";
+import type { CompiledDetector } from "./detect.ts";
+import { renderSpans } from "./detect.ts";
+import { applyStrategy, DROP, type Dropped, redactToken, strategyStrength } from "./strategy.ts";
+import { SummaryBuilder } from "./summary.ts";
+
+type JsonObject = { [k: string]: Json };
+type Path = (string | number)[];
+
+export const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+/**
+ * Kubernetes-owned values detectors never look at (they are not PHI and look like it:
+ * timestamps look like dates, digests and uids hold digit runs). Field masks still reach them
+ * if a policy names them explicitly.
+ */
+const SKIP_ANYWHERE = new Set([
+  "uid",
+  "resourceVersion",
+  "creationTimestamp",
+  "deletionTimestamp",
+  "selfLink",
+  "lastTransitionTime",
+  "lastProbeTime",
+  "lastHeartbeatTime",
+  "lastUpdateTime",
+  "image",
+  "imageID",
+  "containerID",
+]);
+/** skipped only under a given parent key */
+const SKIP_UNDER: Record<string, ReadonlySet<string>> = {
+  running: new Set(["startedAt"]),
+  terminated: new Set(["startedAt", "finishedAt"]),
+  status: new Set(["startTime", "completionTime"]),
+  metadata: new Set(["generation"]),
+  ownerReferences: new Set(["uid"]),
+  series: new Set(["lastObservedTime"]),
+};
+/** core/v1 and events.k8s.io/v1 Event timestamps */
+const EVENT_TIMES = new Set(["firstTimestamp", "lastTimestamp", "eventTime", "deprecatedFirstTimestamp", "deprecatedLastTimestamp"]);
+
+function skipForDetectors(key: string, parentKey: string | number | undefined): boolean {
+  if (SKIP_ANYWHERE.has(key)) return true;
+  if (typeof parentKey === "string") {
+    const s = SKIP_UNDER[parentKey];
+    if (s?.has(key)) return true;
+  }
+  return false;
+}
+
+function isObject(v: Json | undefined): v is JsonObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function childNodes(nodes: readonly TrieNode[] | null, key: string): TrieNode[] | null {
+  if (nodes === null) return null;
+  let out: TrieNode[] | null = null;
+  for (const n of nodes) {
+    const c = n.children?.get(key);
+    if (c !== undefined) (out ??= []).push(c);
+    if (n.star !== null) (out ??= []).push(n.star);
+  }
+  return out;
+}
+
+function terminalOf(nodes: readonly TrieNode[] | null): CompiledField | null {
+  if (nodes === null) return null;
+  let t: CompiledField | null = null;
+  for (const n of nodes) {
+    if (n.terminal !== null && (t === null || strategyStrength(n.terminal.strategy) > strategyStrength(t.strategy))) t = n.terminal;
+  }
+  return t;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function decodeBase64Text(s: string): string | null {
+  try {
+    return utf8.decode(Buffer.from(s, "base64"));
+  } catch {
+    return null;
+  }
+}
+
+function encodeBase64Text(s: string): string {
+  return Buffer.from(s, "utf8").toString("base64");
+}
+
+function kindToResource(kind: string): string {
+  const k = kind.toLowerCase();
+  if (k.endsWith("s") || k.endsWith("x") || k.endsWith("ch") || k.endsWith("sh")) return k + "es";
+  if (k.endsWith("y") && !/[aeiou]y$/.test(k)) return k.slice(0, -1) + "ies";
+  return k + "s";
+}
+
+function groupOf(apiVersion: Json | undefined): string {
+  if (typeof apiVersion !== "string") return "";
+  const i = apiVersion.indexOf("/");
+  return i === -1 ? "" : apiVersion.slice(0, i);
+}
+
+function norm(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]/g, "");
+}
+
+/** One maskJson call. */
+export class JsonMaskRun {
+  readonly sum: SummaryBuilder;
+  private readonly path: Path = [];
+  /** Table rows: original strings that field masks replaced in the row object -> the field */
+  private collect: Map<string, CompiledField> | null = null;
+  private readonly cands;
+
+  constructor(
+    private readonly policy: CompiledPolicy,
+    private readonly key: Uint8Array,
+    private readonly ctx: MaskContext,
+    sum?: SummaryBuilder,
+  ) {
+    this.sum = sum ?? new SummaryBuilder();
+    this.cands = policy.requestCandidates(ctx.request);
+  }
+
+  /** Entry point: dispatch on the response shape. */
+  top(v: Json): Json {
+    if (isObject(v)) {
+      const kind = v.kind;
+      if (kind === "Table" && Array.isArray(v.rows)) return this.table(v);
+      if (kind === "Status") return this.detectorsOnly(v, this.requestApplied());
+      if (Array.isArray(v.items) && (typeof kind !== "string" || kind.endsWith("List"))) return this.list(v);
+      if (isWatchEvent(v)) return this.watchEvent(v);
+      return this.rootObject(v, undefined, this.appliedFor(v));
+    }
+    const r = this.walk(v, null, this.requestApplied(), undefined, false);
+    return r === DROP ? redactToken("value") : r;
+  }
+
+  private requestApplied(): Applied {
+    const ns = this.ctx.request.namespace;
+    return this.policy.applied(this.cands, ns, undefined);
+  }
+
+  private appliedFor(obj: JsonObject, kindHint?: string): Applied {
+    let extra: readonly CompiledDetector[] = [];
+    const meta = obj.metadata;
+    const req = this.ctx.request;
+    let ns: string | undefined;
+    let labels: Record<string, unknown> | undefined;
+    if (isObject(meta)) {
+      ns = typeof meta.namespace === "string" && meta.namespace !== "" ? meta.namespace : req.namespace;
+      if (isObject(meta.labels)) labels = meta.labels;
+      else labels = req.verb === "patch" ? undefined : {};
+    } else {
+      ns = req.namespace;
+      labels = req.verb === "patch" || req.verb === "watch" || req.verb === "list" ? undefined : {};
+    }
+    if (isEvent(obj, kindHint)) extra = this.eventDetectors(obj, ns);
+    return this.policy.applied(this.cands, ns, labels, extra);
+  }
+
+  /** An Event about a pod in a PHI namespace gets the detectors of the masks on that pod. */
+  private eventDetectors(ev: JsonObject, ns: string | undefined): readonly CompiledDetector[] {
+    const ref = isObject(ev.involvedObject) ? ev.involvedObject : isObject(ev.regarding) ? ev.regarding : null;
+    if (ref === null || typeof ref.kind !== "string") return [];
+    const refNs = typeof ref.namespace === "string" && ref.namespace !== "" ? ref.namespace : ns;
+    return this.policy.detectorsFor(groupOf(ref.apiVersion), kindToResource(ref.kind), refNs);
+  }
+
+  private watchEvent(ev: JsonObject): Json {
+    const obj = ev.object as Json;
+    this.path.push("object");
+    const masked = this.top(obj);
+    this.path.pop();
+    if (masked === obj) return ev;
+    return { ...ev, object: masked };
+  }
+
+  private list(list: JsonObject): Json {
+    const items = list.items as Json[];
+    const kindHint = typeof list.kind === "string" ? list.kind.slice(0, -4) : undefined;
+    let out: Json[] | null = null;
+    this.path.push("items", 0);
+    for (let i = 0; i < items.length; i++) {
+      this.path[this.path.length - 1] = i;
+      const item = items[i]!;
+      let r: Json;
+      if (isObject(item)) r = this.rootObject(item, kindHint, this.appliedFor(item, kindHint));
+      else {
+        const w = this.walk(item, null, this.requestApplied(), undefined, false);
+        r = w === DROP ? redactToken("value") : w;
+      }
+      if (r !== item) {
+        out ??= items.slice();
+        out[i] = r;
+      }
+    }
+    this.path.length -= 2;
+    if (out === null) return list;
+    return { ...list, items: out };
+  }
+
+  /** A Kubernetes object: metadata, Secret/ConfigMap base64 maps, then everything else. */
+  rootObject(obj: JsonObject, kindHint: string | undefined, a: Applied): Json {
+    if (a.trie === null && a.detectors.empty && !a.anyMask) return obj;
+    const kind = typeof obj.kind === "string" ? obj.kind : kindHint;
+    const nodes = a.trie === null ? null : [a.trie];
+    const eventish = isEvent(obj, kindHint);
+    let out: JsonObject | null = null;
+    for (const k of Object.keys(obj)) {
+      const child = obj[k]!;
+      const cn = childNodes(nodes, k);
+      let r: Json | Dropped;
+      this.path.push(k);
+      if (k === "metadata" && isObject(child) && terminalOf(cn) === null) r = this.metadata(child, cn, a);
+      else if (
+        ((k === "data" && kind === "Secret") || (k === "binaryData" && kind === "ConfigMap")) &&
+        isObject(child) &&
+        terminalOf(cn) === null
+      )
+        r = this.base64Map(child, cn, a);
+      else if (eventish && EVENT_TIMES.has(k) && cn === null) r = child;
+      else if (k === "apiVersion" || k === "kind") r = cn === null ? child : this.walk(child, cn, a, k, true);
+      else r = this.walk(child, cn, a, k, true);
+      this.path.pop();
+      if (r !== child) {
+        out ??= { ...obj };
+        if (r === DROP) delete out[k];
+        else out[k] = r;
+      }
+    }
+    return out ?? obj;
+  }
+
+  private metadata(meta: JsonObject, nodes: TrieNode[] | null, a: Applied): Json {
+    let out: JsonObject | null = null;
+    for (const k of Object.keys(meta)) {
+      const child = meta[k]!;
+      const cn = childNodes(nodes, k);
+      let r: Json | Dropped;
+      this.path.push(k);
+      if (k === "managedFields") {
+        // managedFields repeat the object's field names and list keys; when any mask applies,
+        // drop them rather than keep a second copy consistent (kubectl hides them anyway).
+        if (a.anyMask) {
+          r = DROP;
+          for (const id of a.maskIds) this.sum.rules.add(id);
+          this.sum.counts.set("managedFields", (this.sum.counts.get("managedFields") ?? 0) + 1);
+          this.sum.addPath(this.path);
+        } else r = child;
+      } else if (k === "annotations" && isObject(child) && terminalOf(cn) === null) {
+        r = this.annotations(child, cn, a);
+      } else {
+        r = this.walk(child, cn, a, k, true, "metadata");
+      }
+      this.path.pop();
+      if (r !== child) {
+        out ??= { ...meta };
+        if (r === DROP) delete out[k];
+        else out[k] = r;
+      }
+    }
+    return out ?? meta;
+  }
+
+  private annotations(ann: JsonObject, nodes: TrieNode[] | null, a: Applied): Json {
+    let out: JsonObject | null = null;
+    for (const k of Object.keys(ann)) {
+      const child = ann[k]!;
+      const cn = childNodes(nodes, k);
+      let r: Json | Dropped;
+      this.path.push(k);
+      if (k === LAST_APPLIED && typeof child === "string" && terminalOf(cn) === null) r = this.lastApplied(child, a);
+      else r = this.walk(child, cn, a, k, true);
+      this.path.pop();
+      if (r !== child) {
+        out ??= { ...ann };
+        if (r === DROP) delete out[k];
+        else out[k] = r;
+      }
+    }
+    return out ?? ann;
+  }
+
+  private lastApplied(s: string, a: Applied): Json {
+    if (!a.anyMask && a.detectors.empty) return s;
+    let parsed: Json;
+    try {
+      parsed = JSON.parse(s) as Json;
+    } catch {
+      if (a.anyMask) {
+        for (const id of a.maskIds) this.sum.rules.add(id);
+        this.sum.hit(a.maskIds[0] ?? "last-applied-configuration", "last-applied-configuration", this.path);
+        return redactToken("last-applied-configuration");
+      }
+      const r = this.str(s, a, false);
+      return r === DROP ? redactToken("last-applied-configuration") : r;
+    }
+    // Mask the embedded object with the same rules; its inner pointers would not resolve in
+    // the outer document, so the summary lists the annotation's own pointer.
+    const inner = new JsonMaskRun(this.policy, this.key, this.ctx, new SummaryBuilder(0));
+    const masked = isObject(parsed) ? inner.rootObject(parsed, undefined, a) : inner.walkDetached(parsed, a);
+    if (masked === parsed) return s;
+    const sub = inner.sum;
+    for (const r of sub.rules) this.sum.rules.add(r);
+    for (const [k, v] of sub.counts) this.sum.counts.set(k, (this.sum.counts.get(k) ?? 0) + v);
+    this.sum.addPath(this.path);
+    return JSON.stringify(masked) + (s.endsWith("\n") ? "\n" : "");
+  }
+
+  walkDetached(v: Json, a: Applied): Json {
+    const r = this.walk(v, null, a, undefined, false);
+    return r === DROP ? redactToken("value") : r;
+  }
+
+  /** Secret `data` / ConfigMap `binaryData`: base64 values, decoded for masks and detectors. */
+  private base64Map(map: JsonObject, nodes: TrieNode[] | null, a: Applied): Json {
+    let out: JsonObject | null = null;
+    for (const k of Object.keys(map)) {
+      const child = map[k]!;
+      if (typeof child !== "string") continue;
+      const cn = childNodes(nodes, k);
+      const term = terminalOf(cn);
+      let r: Json | Dropped = child;
+      this.path.push(k);
+      if (term !== null) {
+        const decoded = decodeBase64Text(child) ?? child;
+        const rep = applyStrategy(term.strategy, term.label, decoded, this.key, true);
+        this.sum.hit(term.maskId, term.label, this.path);
+        r = rep === DROP ? DROP : encodeBase64Text(rep);
+      } else if (!a.detectors.empty) {
+        const decoded = decodeBase64Text(child);
+        if (decoded !== null) {
+          const m = this.str(decoded, a, true);
+          if (m !== decoded) r = m === DROP ? DROP : encodeBase64Text(m);
+        }
+      }
+      this.path.pop();
+      if (r !== child) {
+        out ??= { ...map };
+        if (r === DROP) delete out[k];
+        else out[k] = r;
+      }
+    }
+    return out ?? map;
+  }
+
+  /** Run detectors over a string; record hits at the current path. */
+  private str(s: string, a: Applied, canDrop: boolean): string | Dropped {
+    const spans = a.detectors.find(s);
+    if (spans === null) return s;
+    const r = renderSpans(s, spans, this.key, canDrop);
+    for (const sp of spans) this.sum.hit(sp.det.id, sp.det.id, null);
+    this.sum.addPath(this.path);
+    return r;
+  }
+
+  /** Replace a whole value targeted by a field mask. */
+  private field(v: Json, f: CompiledField, canDrop: boolean): Json | Dropped {
+    if (v === null) return v;
+    if (typeof v === "object") {
+      if (f.strategy.kind === "drop" && canDrop) {
+        this.sum.hit(f.maskId, f.label, this.path);
+        return DROP;
+      }
+      // keep the structure, mask every leaf under it
+      const r = this.leaves(v, f);
+      this.sum.rules.add(f.maskId);
+      this.sum.addPath(this.path);
+      return r;
+    }
+    let s = typeof v === "string" ? v : String(v);
+    const b64 = f.base64 === true && typeof v === "string";
+    if (b64) s = decodeBase64Text(v) ?? v;
+    const rep = applyStrategy(f.strategy, f.label, s, this.key, canDrop);
+    this.sum.hit(f.maskId, f.label, this.path);
+    if (this.collect !== null && typeof v === "string" && v !== "") this.collect.set(v, f);
+    if (rep === DROP) return DROP;
+    return b64 ? encodeBase64Text(rep) : rep;
+  }
+
+  private leaves(v: Json, f: CompiledField): Json {
+    if (v === null) return v;
+    if (Array.isArray(v)) return v.map((x) => this.leaves(x, f));
+    if (typeof v === "object") {
+      const out: JsonObject = {};
+      for (const k of Object.keys(v)) out[k] = this.leaves(v[k]!, f);
+      return out;
+    }
+    const s = typeof v === "string" ? v : String(v);
+    this.sum.counts.set(f.label, (this.sum.counts.get(f.label) ?? 0) + 1);
+    const rep = applyStrategy(f.strategy, f.label, s, this.key, false);
+    return rep === DROP ? redactToken(f.label) : rep;
+  }
+
+  /** Detectors over every string of a value (no field masks): Status, unknown shapes. */
+  private detectorsOnly(v: JsonObject, a: Applied): Json {
+    const r = this.walk(v, null, a, undefined, false);
+    return r === DROP ? redactToken("value") : r;
+  }
+
+  /**
+   * The generic walk. `nodes`: field-mask trie nodes active here (null: none can reach).
+   * `canDrop`: the value is an object member that may be removed.
+   */
+  private walk(
+    v: Json,
+    nodes: TrieNode[] | null,
+    a: Applied,
+    key: string | number | undefined,
+    canDrop: boolean,
+    parentKey?: string | number,
+  ): Json | Dropped {
+    const term = terminalOf(nodes);
+    if (term !== null) return this.field(v, term, canDrop);
+    if (typeof v === "string") {
+      if (a.detectors.empty || (typeof key === "string" && nodes === null && skipForDetectors(key, parentKey))) return v;
+      return this.str(v, a, canDrop);
+    }
+    if (v === null || typeof v !== "object") return v;
+    if (nodes === null && a.detectors.empty) return v;
+    if (Array.isArray(v)) {
+      let out: (Json | Dropped)[] | null = null;
+      let dropped = false;
+      this.path.push(0);
+      const depth = this.path.length - 1;
+      for (let i = 0; i < v.length; i++) {
+        this.path[depth] = i;
+        const child = v[i]!;
+        const cn = childNodes(nodes, String(i));
+        if (cn === null && a.detectors.empty) continue;
+        // an element dropped by a field mask is removed; a detector never drops an element
+        const r = this.walk(child, cn, a, key, cn !== null, key);
+        if (r !== child) {
+          out ??= v.slice();
+          out[i] = r;
+          if (r === DROP) dropped = true;
+        }
+      }
+      this.path.pop();
+      if (out === null) return v;
+      return dropped ? (out.filter((x) => x !== DROP) as Json[]) : (out as Json[]);
+    }
+    let out: JsonObject | null = null;
+    for (const k of Object.keys(v)) {
+      const child = v[k]!;
+      const cn = childNodes(nodes, k);
+      if (cn === null && (a.detectors.empty || skipForDetectors(k, key))) continue;
+      this.path.push(k);
+      const r = this.walk(child, cn, a, k, true, key);
+      this.path.pop();
+      if (r !== child) {
+        out ??= { ...v };
+        if (r === DROP) delete out[k];
+        else out[k] = r;
+      }
+    }
+    return out ?? v;
+  }
+
+  /** Server-side Table: each row judged by its embedded object; cells by column and detectors. */
+  private table(t: JsonObject): Json {
+    const rows = t.rows as Json[];
+    const cols: string[] = Array.isArray(t.columnDefinitions)
+      ? t.columnDefinitions.map((c) => (isObject(c) && typeof c.name === "string" ? norm(c.name) : ""))
+      : [];
+    const req = this.ctx.request;
+    let outRows: Json[] | null = null;
+    this.path.push("rows", 0);
+    const depth = this.path.length - 1;
+    for (let i = 0; i < rows.length; i++) {
+      this.path[depth] = i;
+      const row = rows[i]!;
+      if (!isObject(row)) continue;
+      const obj = row.object;
+      let a: Applied;
+      if (isObject(obj)) a = this.appliedFor(obj);
+      else a = this.policy.applied(this.cands, req.namespace !== "" ? req.namespace : undefined, undefined);
+      let newRow: JsonObject | null = null;
+      this.collect = new Map();
+      if (isObject(obj)) {
+        this.path.push("object");
+        const mo = this.rootObject(obj, undefined, a);
+        this.path.pop();
+        if (mo !== obj) newRow = { ...row, object: mo };
+      }
+      const collected = this.collect;
+      this.collect = null;
+      if (Array.isArray(row.cells)) {
+        const cells = row.cells;
+        let outCells: Json[] | null = null;
+        this.path.push("cells", 0);
+        const cd = this.path.length - 1;
+        for (let j = 0; j < cells.length; j++) {
+          this.path[cd] = j;
+          const cell = cells[j]!;
+          if (typeof cell !== "string" && typeof cell !== "number") continue;
+          let r: Json = cell;
+          const f = columnField(a, cols[j] ?? "") ?? (typeof cell === "string" ? collected.get(cell) : undefined);
+          if (f !== undefined) {
+            const rep = applyStrategy(f.strategy, f.label, String(cell), this.key, false);
+            this.sum.hit(f.maskId, f.label, this.path);
+            r = rep === DROP ? redactToken(f.label) : rep;
+          } else if (typeof cell === "string" && !a.detectors.empty) {
+            const m = this.str(cell, a, false);
+            r = m === DROP ? redactToken("value") : m;
+          }
+          if (r !== cell) {
+            outCells ??= cells.slice();
+            outCells[j] = r;
+          }
+        }
+        this.path.length -= 2;
+        if (outCells !== null) newRow = { ...(newRow ?? row), cells: outCells };
+      }
+      if (newRow !== null) {
+        outRows ??= rows.slice();
+        outRows[i] = newRow;
+      }
+    }
+    this.path.length -= 2;
+    return outRows === null ? t : { ...t, rows: outRows };
+  }
+}
+
+/** A column shows a masked field when its name is the field's label or last path segment. */
+function columnField(a: Applied, col: string): CompiledField | undefined {
+  if (col === "" || col === "name" || col === "namespace") return undefined;
+  for (const f of a.fields) {
+    if (norm(f.label) === col) return f;
+    const last = [...f.segments].reverse().find((s) => s !== "*");
+    if (last !== undefined && norm(last) === col) return f;
+  }
+  return undefined;
+}
+
+function isWatchEvent(v: JsonObject): boolean {
+  if (typeof v.type !== "string" || !isObject(v.object)) return false;
+  for (const k of Object.keys(v)) if (k !== "type" && k !== "object") return false;
+  return true;
+}
+
+function isEvent(v: JsonObject, kindHint?: string): boolean {
+  if (v.kind === undefined) return kindHint === "Event";
+  return v.kind === "Event" && (v.apiVersion === "v1" || v.apiVersion === "events.k8s.io/v1" || v.apiVersion === "events.k8s.io/v1beta1");
+}

@@ -1,0 +1,197 @@
+/**
+ * One call through the stages shared by plain HTTP and upgrades: identity (+ purpose) ->
+ * request info -> decision -> approval. And the one evidence record each call produces.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import type { Decision, Enforcement, Json } from "../../sdk/schema/config.ts";
+import { approvalStage } from "../approval/stage.ts";
+import type { DecisionOutcome } from "../decision/index.ts";
+import { badRequest, forbidden, GatewayError } from "../errors.ts";
+import { callRecord } from "../evidence/record.ts";
+import { splitPurposePrefix } from "../identity/index.ts";
+import type { DecisionResult, EvidenceRecord, Identity, MaskSummary, RequestInfo } from "../ports.ts";
+import type { Runtime, Snapshot } from "./runtime.ts";
+
+export const PURPOSE_HEADER = "custos-purpose";
+
+export class Call {
+  readonly auditID = randomUUID();
+  readonly received: Date;
+  readonly method: string;
+  /** the URL as received (with any /purpose/<id> prefix) */
+  readonly requestURI: string;
+  /** the URL without the purpose prefix: what is parsed and forwarded */
+  readonly url: string;
+  readonly pathPurpose: string | undefined;
+  readonly sourceIP: string;
+  readonly userAgent: string | undefined;
+  readonly snap: Snapshot;
+  identity?: Identity;
+  purpose?: string;
+  request?: RequestInfo;
+  outcome?: DecisionOutcome;
+  approval?: NonNullable<EvidenceRecord["custos"]["approval"]>;
+  masking?: MaskSummary;
+  bodySha256?: string;
+  bytes?: { in: number; out: number };
+  annotations: Record<string, string> = {};
+  /** set when the record was written (exactly one per call) */
+  recorded = false;
+
+  constructor(rt: Runtime, req: IncomingMessage) {
+    this.received = rt.clock.now();
+    this.snap = rt.snapshot();
+    this.method = (req.method ?? "GET").toUpperCase();
+    this.requestURI = req.url ?? "/";
+    const { purpose, url } = splitPurposePrefix(this.requestURI);
+    this.url = url;
+    this.pathPurpose = purpose;
+    this.sourceIP = req.socket.remoteAddress ?? "";
+    const ua = req.headers["user-agent"];
+    this.userAgent = typeof ua === "string" ? ua : undefined;
+  }
+
+  /** identity, purpose and request info; throws GatewayError (401, 400) */
+  async identify(rt: Runtime, req: IncomingMessage): Promise<void> {
+    const auth = await rt.auth.authenticate(req.headers.authorization, rt.clock.now());
+    this.identity = auth.identity;
+    const header = req.headers[PURPOSE_HEADER];
+    const headerPurpose = typeof header === "string" && header.trim() !== "" ? header.trim() : undefined;
+    const given = [auth.tokenPurpose, this.pathPurpose, headerPurpose].filter((p): p is string => p !== undefined);
+    const distinct = [...new Set(given)];
+    if (distinct.length > 1)
+      throw badRequest(
+        "PURPOSE_CONFLICT",
+        `custos: conflicting purposes ${distinct.map((p) => `"${p}"`).join(", ")} (login token, server URL path, Custos-Purpose header); declare one purpose`,
+        { purposes: distinct },
+      );
+    const purpose = distinct[0];
+    if (purpose !== undefined) {
+      if (!Object.hasOwn(this.snap.config.purposes, purpose)) {
+        const known = Object.keys(this.snap.config.purposes);
+        throw badRequest(
+          "PURPOSE_UNKNOWN",
+          `custos: unknown purpose "${purpose}"; declare one of the policy's purposes: ${known.length > 0 ? known.join(", ") : "(none defined)"}`,
+          { purpose },
+        );
+      }
+      this.purpose = purpose;
+    }
+    try {
+      this.request = rt.engine.parseRequestInfo(this.method, this.url);
+    } catch (e) {
+      // requestinfo's typed path errors (REQUEST_PATH_INVALID): 400, never forwarded
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === "string" && e instanceof Error) throw badRequest(code, `custos: ${e.message}`, { problem: (e as { data?: { problem?: string } }).data?.problem ?? "" });
+      throw e;
+    }
+  }
+
+  /** decision (+ approval); throws a 403 GatewayError when the call must not proceed */
+  async decide(rt: Runtime, body: Json | undefined, signal?: AbortSignal): Promise<void> {
+    if (!this.identity || !this.request) throw new GatewayError("INTERNAL", 500, "InternalError", "custos: decide before identify");
+    const input: Parameters<Runtime["engine"]["evaluate"]>[1] = { identity: this.identity, request: this.request };
+    if (this.purpose !== undefined) input.purpose = this.purpose;
+    if (body !== undefined) input.body = body;
+    const outcome = rt.engine.evaluate(this.snap.config, input);
+    this.outcome = outcome;
+    if (outcome.effective === "allow") return;
+    if (outcome.effective === "deny") throw denial(outcome);
+    // requireApproval
+    const requirement = outcome.approval ?? this.snap.config.rules.find((r) => r.id === outcome.ruleId)?.approval;
+    if (!requirement) throw denial({ ...outcome, reason: `${outcome.reason} (approval required, but the rule names no approval requirement)` });
+    const op: Parameters<typeof approvalStage>[1] = {
+      identity: this.identity,
+      request: this.request,
+      bodySha256: this.bodySha256 ?? "",
+      ruleId: outcome.ruleId,
+      policyHash: outcome.policyHash,
+    };
+    if (this.purpose !== undefined) op.purpose = this.purpose;
+    if (body !== undefined) op.maskedBody = this.snap.masker.maskJson(body, { request: this.request, identity: this.identity }).value;
+    const deps: Parameters<typeof approvalStage>[0] = {
+      service: rt.approval,
+      sleep: rt.sleep,
+      now: () => rt.clock.now().getTime(),
+      pollMs: rt.approvalPollMs,
+    };
+    if (signal) deps.signal = signal;
+    const result = await approvalStage(deps, op, requirement);
+    if (result.approval) this.approval = result.approval;
+    if (!result.ok) throw result.error;
+  }
+
+  record(rt: Runtime, code: number, err?: GatewayError): EvidenceRecord {
+    const o = this.outcome;
+    const pre = preDecision(err);
+    const facts: Parameters<typeof callRecord>[0] = {
+      auditID: this.auditID,
+      requestURI: this.requestURI,
+      method: this.method,
+      sourceIP: this.sourceIP,
+      received: this.received,
+      completed: rt.clock.now(),
+      code,
+      decision: o?.decision ?? pre.decision,
+      effective: o?.effective ?? pre.decision,
+      enforcement: o?.enforcement ?? pre.enforcement,
+      ruleId: o?.ruleId ?? pre.ruleId,
+      reason: o?.reason ?? pre.reason,
+      policyHash: o?.policyHash ?? this.snap.config.policyHash,
+    };
+    if (this.userAgent) facts.userAgent = this.userAgent;
+    if (this.identity) facts.identity = this.identity;
+    if (this.request) facts.request = this.request;
+    if (this.purpose !== undefined) facts.purpose = this.purpose;
+    if (err) {
+      facts.statusReason = err.reason;
+      facts.message = err.message;
+    }
+    if (this.approval) facts.approval = this.approval;
+    if (this.masking) facts.masking = this.masking;
+    if (this.bodySha256) facts.bodySha256 = this.bodySha256;
+    if (this.bytes) facts.bytes = this.bytes;
+    const ann = { ...this.annotations };
+    if (o?.dryRunMatches && o.dryRunMatches.length > 0) ann["custos.dev/dry-run-matches"] = o.dryRunMatches.join(",");
+    if (err) ann["custos.dev/error-code"] = err.code;
+    if (Object.keys(ann).length > 0) facts.annotations = ann;
+    return callRecord(facts);
+  }
+
+  /** Write this call's one record. Resolves false (and logs) when the sink refused it. */
+  async finish(rt: Runtime, code: number, err?: GatewayError): Promise<boolean> {
+    if (this.recorded) return true;
+    this.recorded = true;
+    try {
+      await rt.sink.append(this.record(rt, code, err));
+      return true;
+    } catch (e) {
+      rt.logger.error("evidence append failed; refusing the call", {
+        auditID: this.auditID,
+        code: (e as { code?: string }).code ?? "error",
+      });
+      return false;
+    }
+  }
+}
+
+function preDecision(err: GatewayError | undefined): {
+  decision: Decision;
+  enforcement: Enforcement;
+  ruleId: string;
+  reason: string;
+} {
+  if (!err) return { decision: "allow", enforcement: "enforce", ruleId: "gateway", reason: "answered by the gateway" };
+  const ruleId =
+    err.httpStatus === 401 ? "authentication" : err.httpStatus === 400 || err.httpStatus === 413 || err.httpStatus === 415 ? "request-invalid" : "gateway";
+  return { decision: "deny", enforcement: "enforce", ruleId, reason: err.code };
+}
+
+export function denial(o: DecisionResult): GatewayError {
+  const where = o.source ? ` [${o.source.file}:${o.source.line}]` : "";
+  const fix = o.remediation ? ` To proceed: ${o.remediation}` : "";
+  return forbidden("DENIED_BY_POLICY", `custos: denied by rule ${o.ruleId}: ${o.reason}.${fix} (policy ${o.policyHash}${where})`, {
+    ruleId: o.ruleId,
+  });
+}

@@ -1,0 +1,150 @@
+/**
+ * `startGateway`: the composition of the stages behind an HTTPS server. Every dependency is
+ * injectable (evidence sink, approval service, masker factory, clock, logger, policy engine);
+ * the CLI and the demo are the composition roots that read files and the environment.
+ */
+import { randomUUID } from "node:crypto";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { GatewayConfig } from "../../sdk/schema/config.ts";
+import { NoApprovalBackend } from "../approval/local.ts";
+import { evaluate } from "../decision/index.ts";
+import { reloadRecord } from "../evidence/record.ts";
+import { Authenticator, type AuthenticatorOptions } from "../identity/index.ts";
+import type { ApprovalService, EvidenceSink, Masker } from "../ports.ts";
+import { parseRequestInfo } from "../requestinfo/index.ts";
+import { Upstream } from "../upstream/index.ts";
+import { handleHttp } from "./http.ts";
+import { type Clock, DEFAULT_LIMITS, type Limits, type Logger, type PolicyEngine, type Runtime, type Snapshot, silentLogger } from "./runtime.ts";
+import { createWebSocketServer, handleUpgrade } from "./upgrade.ts";
+
+export interface GatewayOptions {
+  /** the compiled policy (validated with the zod schema) */
+  config: unknown;
+  upstream: Upstream;
+  /** TLS for the listener: PEM cert + key; caPem is what agent kubeconfigs embed */
+  tls: { cert: string; key: string; caPem: string };
+  listen?: { host?: string; port?: number };
+  auth: AuthenticatorOptions;
+  sink: EvidenceSink;
+  maskerFactory: (config: GatewayConfig) => Masker;
+  approval?: ApprovalService;
+  engine?: PolicyEngine;
+  clock?: Clock;
+  logger?: Logger;
+  limits?: Partial<Limits>;
+  /** send Impersonate-User/Group for the agent, so the cluster's RBAC applies too */
+  impersonate?: boolean;
+  sleep?: (ms: number) => Promise<void>;
+  approvalPollMs?: number;
+}
+
+export interface RunningGateway {
+  /** https://host:port */
+  url: string;
+  port: number;
+  caPem: string;
+  /** the policy in force */
+  config(): GatewayConfig;
+  /** validate and swap the policy atomically; records a "policy-reload" evidence record */
+  reload(config: unknown, by?: string): Promise<{ oldPolicyHash: string; newPolicyHash: string }>;
+  stop(): Promise<void>;
+}
+
+export class ConfigInvalidError extends Error {
+  readonly code = "POLICY_CONFIG_INVALID";
+  readonly data: { issues: { path: string; message: string }[] };
+  constructor(issues: { path: string; message: string }[]) {
+    super(
+      `the compiled policy is not a valid GatewayConfig: ${issues
+        .slice(0, 5)
+        .map((i) => `${i.path || "(root)"}: ${i.message}`)
+        .join("; ")}; recompile it with "custos compile"`,
+    );
+    this.data = { issues };
+  }
+}
+
+export function parseConfig(config: unknown): GatewayConfig {
+  const r = GatewayConfig.safeParse(config);
+  if (!r.success) throw new ConfigInvalidError(r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
+  return r.data;
+}
+
+export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
+  const first = parseConfig(o.config);
+  let snapshot: Snapshot = { config: first, masker: o.maskerFactory(first) };
+  const clock = o.clock ?? { now: () => new Date() };
+  const logger = o.logger ?? silentLogger;
+  const rt: Runtime = {
+    snapshot: () => snapshot,
+    engine: o.engine ?? { parseRequestInfo: (m, u) => parseRequestInfo(m, u), evaluate },
+    auth: new Authenticator(o.auth),
+    upstream: o.upstream,
+    sink: o.sink,
+    approval: o.approval ?? new NoApprovalBackend(),
+    clock,
+    logger,
+    limits: { ...DEFAULT_LIMITS, ...o.limits },
+    impersonate: o.impersonate ?? false,
+    sleep: o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
+    approvalPollMs: o.approvalPollMs ?? 2000,
+    live: new Set(),
+  };
+  if (o.auth.loginKey) rt.loginKey = o.auth.loginKey;
+
+  const wss = createWebSocketServer();
+  const server = https.createServer({ cert: o.tls.cert, key: o.tls.key, requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
+    void handleHttp(rt, req, res);
+  });
+  server.keepAliveTimeout = 65_000;
+  server.on("upgrade", (req, socket, head) => {
+    void handleUpgrade(rt, wss, req, socket, head);
+  });
+  server.on("clientError", (_err, socket) => {
+    if (!socket.destroyed) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+  });
+  const host = o.listen?.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.listen?.port ?? 0, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
+  logger.info("gateway listening", { url: `https://${urlHost}:${port}`, policyHash: first.policyHash });
+
+  let reloading: Promise<unknown> = Promise.resolve();
+  return {
+    url: `https://${urlHost}:${port}`,
+    port,
+    caPem: o.tls.caPem,
+    config: () => snapshot.config,
+    reload(config, by = "custos-gateway") {
+      const run = async () => {
+        const next = parseConfig(config);
+        const masker = o.maskerFactory(next);
+        const oldPolicyHash = snapshot.config.policyHash;
+        // the switch is itself evidence; if it cannot be recorded, the old policy stays
+        await rt.sink.append(reloadRecord({ auditID: randomUUID(), at: clock.now(), oldPolicyHash, newPolicyHash: next.policyHash, by }));
+        snapshot = { config: next, masker };
+        logger.info("policy reloaded", { oldPolicyHash, newPolicyHash: next.policyHash });
+        return { oldPolicyHash, newPolicyHash: next.policyHash };
+      };
+      const p = reloading.then(run, run);
+      reloading = p.catch(() => undefined);
+      return p;
+    },
+    async stop() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of rt.live) s.destroy();
+        server.closeAllConnections();
+      });
+      for (const c of wss.clients) c.terminate();
+      o.upstream.close();
+    },
+  };
+}

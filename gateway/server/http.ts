@@ -1,0 +1,221 @@
+/**
+ * The Node HTTP adapter for plain (non-upgrade) requests: runs a call through identity,
+ * request info, body, decision, approval, upstream and masking, and writes exactly one
+ * evidence record. Fails closed: any error becomes a Kubernetes Status, and a call whose
+ * record cannot be made durable is refused with 503.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import type { Json } from "../../sdk/schema/config.ts";
+import { asGatewayError, badGateway, badRequest, evidenceUnavailable, type GatewayError, toStatus } from "../errors.ts";
+import { mintLoginToken } from "../identity/login-token.ts";
+import type { MaskContext } from "../ports.ts";
+import { answerSelfReview, readSelfReview, selfReviewKind } from "../selfreview/index.ts";
+import { upstreamHeaders } from "../upstream/headers.ts";
+import { decodeBody, mediaType, PROTOBUF_TYPE, readBody, sha256 } from "./body.ts";
+import { Call } from "./call.ts";
+import { decoded, maskBuffered, readAll, relayText, relayWatch, type StreamResult } from "./respond.ts";
+import type { Runtime } from "./runtime.ts";
+
+export const LOGIN_PATH = "/custos/v1/login";
+
+function send(res: ServerResponse, status: number, headers: OutgoingHttpHeaders, body: Buffer | string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const b = typeof body === "string" ? Buffer.from(body) : body;
+  res.writeHead(status, { ...headers, "content-length": String(b.length) });
+  res.end(b);
+}
+
+function sendStatus(res: ServerResponse, err: GatewayError, extra: OutgoingHttpHeaders = {}): void {
+  send(res, err.httpStatus, { "content-type": "application/json", "cache-control": "no-store", ...err.headers, ...extra }, JSON.stringify(toStatus(err)));
+}
+
+/** Refuse with a Status, after recording it. */
+async function refuse(rt: Runtime, call: Call, res: ServerResponse, err: GatewayError, closeConnection = false): Promise<void> {
+  const extra: OutgoingHttpHeaders = closeConnection ? { connection: "close" } : {};
+  if (!(await call.finish(rt, err.httpStatus, err))) {
+    sendStatus(res, evidenceUnavailable("sink refused the record"), extra);
+    return;
+  }
+  sendStatus(res, err, extra);
+}
+
+export async function handleHttp(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const call = new Call(rt, req);
+  const abort = new AbortController();
+  res.on("close", () => abort.abort());
+  try {
+    await serve(rt, call, req, res, abort.signal);
+  } catch (e) {
+    const err = asGatewayError(e);
+    if (err.httpStatus >= 500 && err.code === "INTERNAL")
+      rt.logger.error("internal error", { auditID: call.auditID, error: e instanceof Error ? e.message : String(e) });
+    if (res.headersSent) {
+      await call.finish(rt, res.statusCode, err);
+      res.destroy();
+      return;
+    }
+    await refuse(rt, call, res, err, err.httpStatus === 413);
+    if (err.httpStatus === 413) req.destroy();
+  }
+}
+
+async function serve(rt: Runtime, call: Call, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  if (call.url.split("?")[0] === LOGIN_PATH) return login(rt, call, req, res);
+  await call.identify(rt, req);
+  const request = call.request!;
+  const identity = call.identity!;
+
+  // Body: read (bounded), hash, decode for the decision.
+  let raw: Buffer = Buffer.alloc(0);
+  let body: Json | undefined;
+  const method = call.method;
+  const hasBody = method === "POST" || method === "PUT" || method === "PATCH" || method === "DELETE";
+  const ct = typeof req.headers["content-type"] === "string" ? req.headers["content-type"] : undefined;
+  if (hasBody) {
+    raw = await readBody(req, rt.limits.maxBodyBytes);
+    if (raw.length > 0) call.bodySha256 = sha256(raw);
+  }
+  const review = selfReviewKind(request);
+  const isProtobuf = mediaType(ct) === PROTOBUF_TYPE;
+  if (!(review && isProtobuf)) body = decodeBody(raw, ct);
+
+  if (review) {
+    const parsed = readSelfReview(review, raw, body, isProtobuf);
+    const who: { identity: typeof identity; purpose?: string } = { identity };
+    if (call.purpose !== undefined) who.purpose = call.purpose;
+    const answer = answerSelfReview(parsed, who, call.snap.config, rt.engine.evaluate);
+    call.annotations["custos.dev/self-review"] = review;
+    if (answer.decision) call.annotations["custos.dev/self-review-rule"] = answer.decision.ruleId;
+    call.outcome = {
+      decision: "allow",
+      effective: "allow",
+      enforcement: "enforce",
+      ruleId: "self-review",
+      reason: "answered by the gateway from custos policy (never forwarded upstream)",
+      policyHash: call.snap.config.policyHash,
+      dryRunMatches: [],
+      namespaceClass: "cluster",
+    };
+    const out = Buffer.from(JSON.stringify(answer.body));
+    if (!(await call.finish(rt, 201))) throw evidenceUnavailable("sink refused the record");
+    send(res, 201, { "content-type": "application/json" }, out);
+    return;
+  }
+
+  await call.decide(rt, body, signal);
+
+  // Upstream.
+  const headers = upstreamHeaders(req.headers, {
+    impersonate: rt.impersonate,
+    identity,
+    ...(hasBody ? { contentLength: raw.length } : {}),
+  });
+  const up = await rt.upstream.request(method, call.url, headers, hasBody ? raw : undefined, signal);
+  rt.live.add(up);
+  res.on("close", () => rt.live.delete(up));
+  const ctx: MaskContext = { request, identity };
+  const masker = call.snap.masker;
+  const status = up.statusCode ?? 502;
+  const isStream =
+    status === 200 && method !== "HEAD" && (request.verb === "watch" || (request.subresource === "log" && request.resource === "pods"));
+
+  if (isStream) {
+    const ctUp = String(up.headers["content-type"] ?? "");
+    const src = decoded(up);
+    const watch = request.verb === "watch";
+    if (watch && mediaType(ctUp) !== "application/json") {
+      up.resume();
+      throw badGateway("MASK_UNREADABLE_ENCODING", `custos: the watch stream's content type "${ctUp}" cannot be masked; it was refused`);
+    }
+    if (!watch && !ctUp.startsWith("text/") && ctUp !== "") {
+      up.resume();
+      throw badGateway("MASK_UNREADABLE_ENCODING", `custos: the log stream's content type "${ctUp}" cannot be masked; it was refused`);
+    }
+    const h: OutgoingHttpHeaders = { ...downstreamFor(up), "content-type": ctUp || "text/plain" };
+    res.writeHead(status, h);
+    res.flushHeaders();
+    await new Promise<void>((resolve) => {
+      const done = async (r: StreamResult) => {
+        if (r.summary) call.masking = r.summary;
+        call.bytes = { in: raw.length, out: r.bytesOut };
+        call.annotations["custos.dev/stream-end"] = r.end;
+        const ok = await call.finish(rt, status, r.error);
+        // fail closed: a stream whose record failed ends abnormally, never cleanly
+        if (!ok || r.end === "mask-error" || r.end === "upstream-error") res.destroy();
+        else res.end();
+        resolve();
+      };
+      if (watch) relayWatch(src, res, masker, ctx, rt.limits.maxEventBytes, (r) => void done(r));
+      else relayText(src, res, masker, ctx, (r) => void done(r));
+    });
+    return;
+  }
+
+  const noBody = method === "HEAD" || status === 204 || status === 304;
+  const buf = noBody ? Buffer.alloc(0) : await readAll(decoded(up), rt.limits.maxResponseBytes, rt.upstream.timeoutMs);
+  if (noBody) up.resume();
+  const masked = maskBuffered({ status, headers: up.headers, body: buf }, masker, ctx);
+  if (masked.summary) call.masking = masked.summary;
+  if (!(await call.finish(rt, status))) throw evidenceUnavailable("sink refused the record");
+  send(res, status, masked.headers, masked.body);
+}
+
+function downstreamFor(up: IncomingMessage): OutgoingHttpHeaders {
+  const h: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(up.headers)) {
+    const n = k.toLowerCase();
+    if (v === undefined || n === "content-length" || n === "content-encoding" || n === "connection" || n === "transfer-encoding" || n === "keep-alive")
+      continue;
+    h[n] = v;
+  }
+  return h;
+}
+
+/**
+ * POST /custos/v1/login {"purpose": "...", "ttlSeconds": 3600}: exchange the caller's own
+ * token for a short-lived purpose-bound custos token. A login token cannot mint another.
+ */
+async function login(rt: Runtime, call: Call, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (call.method !== "POST") throw badRequest("LOGIN_METHOD", `custos: ${LOGIN_PATH} takes POST`);
+  if (!rt.loginKey) throw badRequest("LOGIN_DISABLED", "custos: login tokens are not enabled on this gateway (no login key configured)");
+  const auth = await rt.auth.authenticate(req.headers.authorization, rt.clock.now());
+  call.identity = auth.identity;
+  if (auth.identity.source === "login")
+    throw badRequest("LOGIN_FROM_LOGIN", "custos: a login token cannot mint another; log in with your own token (token file, OIDC)");
+  const raw = await readBody(req, 64 * 1024);
+  const input = (decodeBody(raw, "application/json") ?? {}) as { purpose?: unknown; ttlSeconds?: unknown };
+  const purpose = typeof input.purpose === "string" ? input.purpose : "";
+  if (!Object.hasOwn(call.snap.config.purposes, purpose)) {
+    const known = Object.keys(call.snap.config.purposes);
+    throw badRequest("PURPOSE_UNKNOWN", `custos: unknown purpose "${purpose}"; declare one of: ${known.length > 0 ? known.join(", ") : "(none defined)"}`);
+  }
+  call.purpose = purpose;
+  const ttl = typeof input.ttlSeconds === "number" ? input.ttlSeconds : 3600;
+  let minted: Awaited<ReturnType<typeof mintLoginToken>>;
+  try {
+    minted = await mintLoginToken({ key: rt.loginKey, identity: auth.identity, purpose, ttlSeconds: ttl, now: rt.clock.now() });
+  } catch (e) {
+    throw badRequest("LOGIN_INVALID", `custos: ${(e as Error).message}`);
+  }
+  call.annotations["custos.dev/login-token-id"] = minted.tokenId;
+  call.outcome = {
+    decision: "allow",
+    effective: "allow",
+    enforcement: "enforce",
+    ruleId: "login",
+    reason: "purpose-bound login token minted",
+    policyHash: call.snap.config.policyHash,
+    dryRunMatches: [],
+    namespaceClass: "cluster",
+  };
+  if (!(await call.finish(rt, 200))) throw evidenceUnavailable("sink refused the record");
+  send(
+    res,
+    200,
+    { "content-type": "application/json", "cache-control": "no-store" },
+    JSON.stringify({ token: minted.token, expiresAt: minted.expiresAt.toISOString(), purpose }),
+  );
+}

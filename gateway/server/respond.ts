@@ -1,0 +1,224 @@
+/**
+ * Upstream response -> masking -> client. Buffered bodies (objects, lists, Tables, Status)
+ * are decompressed, parsed, masked and re-serialised; watch streams are split on newlines
+ * and each event is masked and written as soon as it arrives; pod logs go line by line
+ * through a streaming text masker. Anything the masker cannot read (protobuf, unknown
+ * compression, malformed JSON) is refused, never passed through.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { StringDecoder } from "node:string_decoder";
+import type { Readable } from "node:stream";
+import zlib from "node:zlib";
+import type { Json } from "../../sdk/schema/config.ts";
+import { badGateway, type GatewayError, gatewayTimeout, statusBody } from "../errors.ts";
+import { eventTooLarge, malformedJson, unknownCompression, unreadableEncoding } from "../masking/errors.ts";
+import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
+import { downstreamHeaders } from "../upstream/headers.ts";
+import { mediaType } from "./body.ts";
+import { mergeSummaries } from "./runtime.ts";
+
+export type MediaKind = "json" | "text" | "unreadable";
+
+export function classify(contentType: string | undefined): MediaKind {
+  const mt = mediaType(contentType);
+  if (mt === "application/json" || mt.endsWith("+json")) return "json";
+  if (mt.startsWith("text/")) return "text";
+  return "unreadable";
+}
+
+/** The decompressed body stream (gzip/deflate/br or identity), or a 502 for anything else. */
+export function decoded(res: IncomingMessage): Readable {
+  const enc = String(res.headers["content-encoding"] ?? "identity")
+    .trim()
+    .toLowerCase();
+  if (enc === "" || enc === "identity") return res;
+  if (enc === "gzip" || enc === "x-gzip") return res.pipe(zlib.createGunzip());
+  if (enc === "deflate") return res.pipe(zlib.createInflate());
+  if (enc === "br") return res.pipe(zlib.createBrotliDecompress());
+  res.resume();
+  throw unknownCompression(enc);
+}
+
+/** Read a whole (decompressed) body, with a size cap and an idle timeout. */
+export function readAll(stream: Readable, limit: number, idleMs: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let timer = setTimeout(() => fail(gatewayTimeout(idleMs)), idleMs);
+    const fail = (e: GatewayError) => {
+      clearTimeout(timer);
+      stream.destroy();
+      reject(e);
+    };
+    stream.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        fail(badGateway("UPSTREAM_RESPONSE_TOO_LARGE", `custos: the upstream response exceeded ${limit} bytes; narrow the request (use limit/continue)`));
+        return;
+      }
+      chunks.push(c);
+      clearTimeout(timer);
+      timer = setTimeout(() => fail(gatewayTimeout(idleMs)), idleMs);
+    });
+    stream.on("end", () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks, size));
+    });
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      const code = e.code ?? "error";
+      fail(
+        code.startsWith("Z_")
+          ? badGateway("UPSTREAM_BAD_ENCODING", `custos: the upstream response could not be decompressed (${code}); it was refused`)
+          : badGateway("UPSTREAM_RESET", `custos: the upstream connection failed while reading the response (${code}); retry`),
+      );
+    });
+  });
+}
+
+export interface Masked {
+  status: number;
+  headers: OutgoingHttpHeaders;
+  body: Buffer;
+  summary?: MaskSummary;
+}
+
+/** Mask a complete upstream response. Throws a GatewayError (502) when it cannot be read. */
+export function maskBuffered(
+  up: { status: number; headers: IncomingMessage["headers"]; body: Buffer },
+  masker: Masker,
+  ctx: MaskContext,
+): Masked {
+  const headers = downstreamHeaders(up.headers);
+  if (up.body.length === 0) return { status: up.status, headers, body: up.body };
+  const ct = typeof up.headers["content-type"] === "string" ? up.headers["content-type"] : undefined;
+  const kind = classify(ct);
+  if (kind === "json") {
+    let value: Json;
+    try {
+      value = JSON.parse(up.body.toString("utf8")) as Json;
+    } catch (e) {
+      throw malformedJson((e as Error).message.slice(0, 80), up.body.length);
+    }
+    const m = masker.maskJson(value, ctx);
+    return { status: up.status, headers, body: Buffer.from(JSON.stringify(m.value)), summary: m.summary };
+  }
+  if (kind === "text") {
+    const t = masker.textStream(ctx);
+    const text = t.push(up.body.toString("utf8")) + t.end();
+    return { status: up.status, headers, body: Buffer.from(text), summary: t.summary() };
+  }
+  throw unreadableEncoding(ct ?? "(none)");
+}
+
+export interface StreamResult {
+  summary?: MaskSummary;
+  /** why the stream ended */
+  end: "upstream-end" | "client-closed" | "upstream-error" | "mask-error";
+  error?: GatewayError;
+  bytesOut: number;
+}
+
+/**
+ * Relay a watch stream: one JSON event per line, each masked and written (and flushed) as it
+ * arrives. A malformed or oversized event ends the stream with an ERROR event (fail closed).
+ */
+export function relayWatch(
+  src: Readable,
+  res: ServerResponse,
+  masker: Masker,
+  ctx: MaskContext,
+  maxEventBytes: number,
+  onDone: (r: StreamResult) => void,
+): void {
+  const dec = new StringDecoder("utf8");
+  let buf = "";
+  let summary: MaskSummary | undefined;
+  let bytesOut = 0;
+  let done = false;
+  const finish = (r: Omit<StreamResult, "summary" | "bytesOut">) => {
+    if (done) return;
+    done = true;
+    src.destroy();
+    const out: StreamResult = { ...r, bytesOut };
+    if (summary) out.summary = summary;
+    onDone(out);
+  };
+  const emitLine = (line: string): boolean => {
+    if (line.trim() === "") return true;
+    let ev: Json;
+    try {
+      ev = JSON.parse(line) as Json;
+    } catch (e) {
+      const err = malformedJson((e as Error).message.slice(0, 80), line.length);
+      writeErrorEvent(err);
+      finish({ end: "mask-error", error: err });
+      return false;
+    }
+    const m = masker.maskJson(ev, ctx);
+    summary = mergeSummaries(summary, m.summary);
+    const s = `${JSON.stringify(m.value)}\n`;
+    bytesOut += Buffer.byteLength(s);
+    res.write(s);
+    return true;
+  };
+  const writeErrorEvent = (err: GatewayError) => {
+    if (res.writableEnded) return;
+    res.write(`${JSON.stringify({ type: "ERROR", object: statusBody(err.httpStatus, err.reason, err.message) })}\n`);
+  };
+  src.on("data", (chunk: Buffer) => {
+    if (done) return;
+    buf += dec.write(chunk);
+    let nl = buf.indexOf("\n");
+    while (nl >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (!emitLine(line)) return;
+      nl = buf.indexOf("\n");
+    }
+    if (buf.length > maxEventBytes) {
+      const err = eventTooLarge(maxEventBytes);
+      writeErrorEvent(err);
+      finish({ end: "mask-error", error: err });
+    }
+  });
+  src.on("end", () => {
+    if (done) return;
+    buf += dec.end();
+    if (!emitLine(buf)) return;
+    finish({ end: "upstream-end" });
+  });
+  src.on("error", () => finish({ end: "upstream-error" }));
+  res.on("close", () => finish({ end: "client-closed" }));
+}
+
+/** Relay a text stream (pod logs) through a streaming text masker, writing as lines complete. */
+export function relayText(
+  src: Readable,
+  res: ServerResponse,
+  masker: Masker,
+  ctx: MaskContext,
+  onDone: (r: StreamResult) => void,
+): void {
+  const dec = new StringDecoder("utf8");
+  const t = masker.textStream(ctx);
+  let bytesOut = 0;
+  let done = false;
+  const write = (s: string) => {
+    if (s === "") return;
+    bytesOut += Buffer.byteLength(s);
+    res.write(s);
+  };
+  const finish = (end: StreamResult["end"]) => {
+    if (done) return;
+    done = true;
+    src.destroy();
+    if (end === "upstream-end") write(t.push(dec.end()) + t.end());
+    onDone({ end, bytesOut, summary: t.summary() });
+  };
+  src.on("data", (chunk: Buffer) => {
+    if (!done) write(t.push(dec.write(chunk)));
+  });
+  src.on("end", () => finish("upstream-end"));
+  src.on("error", () => finish("upstream-error"));
+  res.on("close", () => finish("client-closed"));
+}

@@ -1,0 +1,231 @@
+/**
+ * Upgrades: exec/attach/port-forward over WebSocket. The client WebSocket is terminated here
+ * and one upstream WebSocket opened with the gateway's credential; frames are relayed, with
+ * the stdout/stderr channels of the channel.k8s.io protocols masked through one streaming
+ * text masker per channel and the error channel's Status masked as JSON. Port-forward bytes
+ * are opaque: relayed only where policy allows `create pods/portforward`, and counted.
+ * SPDY upgrades are refused with a Status telling the user to use kubectl >= 1.30.
+ */
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
+import WebSocket, { WebSocketServer } from "ws";
+import type { Json } from "../../sdk/schema/config.ts";
+import { asGatewayError, badGateway, badRequest, evidenceUnavailable, GatewayError, gatewayTimeout, toStatus } from "../errors.ts";
+import type { MaskContext, TextStreamMasker } from "../ports.ts";
+import { upstreamHeaders } from "../upstream/headers.ts";
+import { Call } from "./call.ts";
+import { mergeSummaries, type Runtime } from "./runtime.ts";
+
+/** binary channel protocols (first byte of each message is the stream id) */
+const CHANNEL_PROTOCOLS = ["v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"];
+const PORTFORWARD_PROTOCOLS = ["SPDY/3.1+portforward.k8s.io", "v4.channel.k8s.io", "portforward.k8s.io"];
+const STREAM_SUBRESOURCES = new Set(["exec", "attach", "portforward"]);
+
+/** the subprotocol the upstream chose, per upgrade request (read by the server's handleProtocols) */
+const chosenProtocol = new WeakMap<IncomingMessage, string>();
+
+/** The WebSocket server for client connections: it answers with the protocol the upstream chose. */
+export function createWebSocketServer(): WebSocketServer {
+  return new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: 64 * 1024 * 1024,
+    handleProtocols: (_offered, req) => chosenProtocol.get(req) ?? false,
+  });
+}
+
+const STDOUT = 1;
+const STDERR = 2;
+const ERROR = 3;
+
+function writeRaw(socket: Duplex, err: GatewayError): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify(toStatus(err));
+  const text = `HTTP/1.1 ${err.httpStatus} ${err.reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+  socket.end(text);
+}
+
+export async function handleUpgrade(rt: Runtime, wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  const call = new Call(rt, req);
+  socket.on("error", () => {});
+  const refuse = async (err: GatewayError) => {
+    const ok = await call.finish(rt, err.httpStatus, err);
+    writeRaw(socket, ok ? err : evidenceUnavailable("sink refused the record"));
+  };
+  try {
+    const upgrade = String(req.headers.upgrade ?? "").toLowerCase();
+    await call.identify(rt, req);
+    const request = call.request!;
+    await call.decide(rt, undefined);
+    if (upgrade.startsWith("spdy/")) {
+      throw badRequest(
+        "SPDY_UNSUPPORTED",
+        "custos: SPDY streaming is not supported by the gateway; use kubectl 1.30 or later (exec, attach and port-forward over WebSocket) or a client speaking v5.channel.k8s.io",
+      );
+    }
+    if (upgrade !== "websocket") throw badRequest("UPGRADE_UNSUPPORTED", `custos: upgrade "${upgrade}" is not supported; use WebSocket`);
+    if (!request.isResourceRequest || request.resource !== "pods" || !STREAM_SUBRESOURCES.has(request.subresource))
+      throw badRequest("UPGRADE_UNSUPPORTED", "custos: WebSocket upgrades are served for pods/exec, pods/attach and pods/portforward only");
+    await relay(rt, wss, call, req, socket, head);
+  } catch (e) {
+    await refuse(asGatewayError(e));
+  }
+}
+
+async function relay(rt: Runtime, wss: WebSocketServer, call: Call, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  const request = call.request!;
+  const identity = call.identity!;
+  const portforward = request.subresource === "portforward";
+  const allowed = portforward ? PORTFORWARD_PROTOCOLS : CHANNEL_PROTOCOLS;
+  const offered = String(req.headers["sec-websocket-protocol"] ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  const protocols = offered.filter((p) => allowed.includes(p));
+  if (protocols.length === 0)
+    throw badRequest(
+      "WS_PROTOCOL_UNSUPPORTED",
+      `custos: none of the offered WebSocket subprotocols (${offered.join(", ") || "none"}) is supported; use one of ${allowed.join(", ")}`,
+    );
+  const headers = upstreamHeaders(req.headers, { impersonate: rt.impersonate, identity });
+  const { headers: credHeaders, tls } = await rt.upstream.wsOptions();
+  const target = rt.upstream.url(call.url, "wss");
+  const upstream = new WebSocket(target, protocols, {
+    headers: { ...(headers as Record<string, string>), ...credHeaders },
+    ...tls,
+    handshakeTimeout: rt.upstream.timeoutMs,
+    perMessageDeflate: false,
+    maxPayload: 64 * 1024 * 1024,
+  });
+  await new Promise<void>((resolve, reject) => {
+    upstream.once("open", () => resolve());
+    upstream.once("unexpected-response", (_r, res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const status = res.statusCode ?? 502;
+        let message = `custos: the upstream refused the upgrade with HTTP ${status}`;
+        try {
+          const parsed = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Json;
+          const masked = call.snap.masker.maskJson(parsed, { request, identity }).value as { message?: unknown };
+          if (typeof masked?.message === "string") message = masked.message;
+        } catch {
+          // not a Status: keep the generic message (never pass an unread body through)
+        }
+        reject(new GatewayError("UPSTREAM_REFUSED_UPGRADE", status, status === 404 ? "NotFound" : status === 403 ? "Forbidden" : "BadGateway", message));
+      });
+      res.on("error", () => reject(badGateway("UPSTREAM_RESET", "custos: the upstream reset the upgrade")));
+    });
+    upstream.once("error", (e: Error & { code?: string }) => {
+      if (/timed out/i.test(e.message)) reject(gatewayTimeout(rt.upstream.timeoutMs));
+      else
+        reject(
+          badGateway(
+            "UPSTREAM_UNREACHABLE",
+            `custos: the Kubernetes API server could not be reached for the upgrade (${e.code ?? "connection error"}); retry later`,
+          ),
+        );
+    });
+  }).catch((e) => {
+    upstream.terminate();
+    throw e;
+  });
+  upstream.on("error", () => {});
+  const chosen = upstream.protocol;
+  chosenProtocol.set(req, chosen);
+  const client = await new Promise<WebSocket>((resolve) => {
+    wss.handleUpgrade(req, socket, head, (ws) => resolve(ws));
+  }).catch((e) => {
+    upstream.terminate();
+    throw e;
+  });
+  client.on("error", () => {});
+  const live = { destroy: () => (client.terminate(), upstream.terminate()) };
+  rt.live.add(live);
+
+  const ctx: MaskContext = { request, identity };
+  const maskers = new Map<number, { t: TextStreamMasker; dec: StringDecoder }>();
+  const channelMasker = (ch: number) => {
+    let m = maskers.get(ch);
+    if (!m) {
+      m = { t: call.snap.masker.textStream(ctx), dec: new StringDecoder("utf8") };
+      maskers.set(ch, m);
+    }
+    return m;
+  };
+  let summary: ReturnType<typeof mergeSummaries> | undefined;
+  let bytesIn = 0;
+  let bytesOut = 0;
+  const sendClient = (data: Buffer) => {
+    bytesOut += data.length;
+    if (client.readyState === WebSocket.OPEN) client.send(data, { binary: true });
+  };
+
+  upstream.on("message", (data: Buffer | Buffer[] | ArrayBuffer) => {
+    const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    if (portforward || buf.length === 0) {
+      sendClient(buf);
+      return;
+    }
+    const ch = buf[0]!;
+    if (ch === STDOUT || ch === STDERR) {
+      const m = channelMasker(ch);
+      const out = m.t.push(m.dec.write(buf.subarray(1)));
+      if (out !== "") sendClient(Buffer.concat([Buffer.from([ch]), Buffer.from(out)]));
+      return;
+    }
+    if (ch === ERROR) {
+      let text = buf.subarray(1).toString("utf8");
+      try {
+        const m = call.snap.masker.maskJson(JSON.parse(text) as Json, ctx);
+        summary = mergeSummaries(summary, m.summary);
+        text = JSON.stringify(m.value);
+      } catch {
+        const t = call.snap.masker.textStream(ctx);
+        text = t.push(text) + t.end();
+        summary = mergeSummaries(summary, t.summary());
+      }
+      sendClient(Buffer.concat([Buffer.from([ch]), Buffer.from(text)]));
+      return;
+    }
+    sendClient(buf);
+  });
+  client.on("message", (data: Buffer | Buffer[] | ArrayBuffer, isBinary: boolean) => {
+    const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    bytesIn += buf.length;
+    if (upstream.readyState === WebSocket.OPEN) upstream.send(buf, { binary: isBinary });
+  });
+
+  await new Promise<void>((resolve) => {
+    let closed = false;
+    const end = (code: number, reason: Buffer, who: "upstream" | "client") => {
+      if (closed) return;
+      closed = true;
+      if (who === "upstream") {
+        // flush what the text maskers held back, before the close frame
+        for (const [ch, m] of maskers) {
+          const rest = m.t.push(m.dec.end()) + m.t.end();
+          if (rest !== "") sendClient(Buffer.concat([Buffer.from([ch]), Buffer.from(rest)]));
+        }
+        if (client.readyState === WebSocket.OPEN) client.close(validClose(code), reason);
+      } else if (upstream.readyState === WebSocket.OPEN || upstream.readyState === WebSocket.CONNECTING) upstream.close(validClose(code), reason);
+      resolve();
+    };
+    upstream.on("close", (code, reason) => end(code, reason, "upstream"));
+    client.on("close", (code, reason) => end(code, reason, "client"));
+  });
+  rt.live.delete(live);
+  for (const m of maskers.values()) summary = mergeSummaries(summary, m.t.summary());
+  if (summary) call.masking = summary;
+  call.bytes = { in: bytesIn, out: bytesOut };
+  call.annotations["custos.dev/websocket-protocol"] = chosen;
+  if (!(await call.finish(rt, 101))) {
+    rt.logger.error("session evidence could not be written after the session ended", { auditID: call.auditID });
+    client.terminate();
+  }
+}
+
+function validClose(code: number): number {
+  return code >= 1000 && code <= 4999 && code !== 1005 && code !== 1006 && code !== 1015 ? code : 1000;
+}

@@ -1,0 +1,189 @@
+/**
+ * The upstream adapter: the only holder of the cluster credential. The KubeConfig is loaded
+ * with `@kubernetes/client-node` (file or in-cluster); its TLS and auth options are applied
+ * to the gateway's own `https.request` / WebSocket client so streaming and upgrades stay
+ * under the gateway's control. The credential never reaches a client, a log or evidence.
+ */
+import http, { type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
+import https from "node:https";
+import { KubeConfig } from "@kubernetes/client-node";
+import { badGateway, GatewayError, gatewayTimeout } from "../errors.ts";
+
+export interface UpstreamOptions {
+  /** answer 504 when the upstream sends no response headers within this time */
+  timeoutMs: number;
+  /** how long fetched credentials (exec plugins, rotated SA tokens) are reused */
+  credentialTtlMs?: number;
+  now?: () => number;
+}
+
+export interface UpstreamTls {
+  ca?: Buffer | string;
+  cert?: Buffer | string;
+  key?: Buffer | string;
+  rejectUnauthorized?: boolean;
+  servername?: string;
+}
+
+export interface UpstreamCredential {
+  headers: Record<string, string>;
+  tls: UpstreamTls;
+}
+
+export class UpstreamConfigError extends Error {
+  readonly code = "UPSTREAM_CONFIG_INVALID";
+  readonly data: Record<string, unknown>;
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super(message);
+    this.data = data;
+  }
+}
+
+export function loadKubeConfig(source: { kubeconfig?: string; inCluster?: boolean; context?: string }): KubeConfig {
+  const kc = new KubeConfig();
+  if (source.inCluster) kc.loadFromCluster();
+  else if (source.kubeconfig) kc.loadFromFile(source.kubeconfig);
+  else throw new UpstreamConfigError("upstream: give upstream.kubeconfig (a file) or upstream.inCluster: true");
+  if (source.context) kc.setCurrentContext(source.context);
+  if (!kc.getCurrentCluster())
+    throw new UpstreamConfigError("upstream kubeconfig has no current cluster; set current-context or upstream.context");
+  return kc;
+}
+
+export class Upstream {
+  readonly base: URL;
+  readonly #kc: KubeConfig;
+  readonly #o: UpstreamOptions;
+  #cred: { value: UpstreamCredential; at: number } | undefined;
+  #agent: http.Agent | undefined;
+  #agentKey = "";
+
+  constructor(kc: KubeConfig, o: UpstreamOptions) {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new UpstreamConfigError("upstream kubeconfig has no current cluster");
+    this.#kc = kc;
+    this.#o = o;
+    this.base = new URL(cluster.server);
+    if (this.base.protocol !== "https:" && this.base.protocol !== "http:")
+      throw new UpstreamConfigError(`upstream server must be https:// (or http:// for tests), found ${this.base.protocol}`);
+  }
+
+  get timeoutMs(): number {
+    return this.#o.timeoutMs;
+  }
+
+  /** The credential and TLS options from the kubeconfig (cached briefly; exec plugins may be slow). */
+  async credential(): Promise<UpstreamCredential> {
+    const now = (this.#o.now ?? Date.now)();
+    if (this.#cred && now - this.#cred.at < (this.#o.credentialTtlMs ?? 10_000)) return this.#cred.value;
+    const opts: https.RequestOptions & { headers: Record<string, string> } = { headers: {} };
+    await this.#kc.applyToHTTPSOptions(opts);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(opts.headers ?? {})) if (typeof v === "string") headers[k.toLowerCase()] = v;
+    if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
+    const tls: UpstreamTls = {};
+    if (opts.ca) tls.ca = opts.ca as Buffer;
+    if (opts.cert) tls.cert = opts.cert as Buffer;
+    if (opts.key) tls.key = opts.key as Buffer;
+    if (opts.rejectUnauthorized !== undefined) tls.rejectUnauthorized = opts.rejectUnauthorized;
+    if (opts.servername) tls.servername = opts.servername;
+    const value = { headers, tls };
+    this.#cred = { value, at: now };
+    return value;
+  }
+
+  #agentFor(tls: UpstreamTls): http.Agent {
+    const key = JSON.stringify([String(tls.ca ?? ""), String(tls.cert ?? ""), tls.rejectUnauthorized, tls.servername]);
+    if (!this.#agent || key !== this.#agentKey) {
+      this.#agent?.destroy();
+      this.#agentKey = key;
+      this.#agent =
+        this.base.protocol === "https:"
+          ? new https.Agent({ keepAlive: true, maxSockets: 256, ...tls })
+          : new http.Agent({ keepAlive: true, maxSockets: 256 });
+    }
+    return this.#agent;
+  }
+
+  /** Absolute upstream URL for a request path (+query), honouring a path prefix in the server URL. */
+  url(pathAndQuery: string, scheme?: "wss" | "ws"): URL {
+    const prefix = this.base.pathname.replace(/\/+$/, "");
+    const u = new URL(this.base.href);
+    const q = pathAndQuery.indexOf("?");
+    u.pathname = prefix + (q >= 0 ? pathAndQuery.slice(0, q) : pathAndQuery);
+    u.search = q >= 0 ? pathAndQuery.slice(q) : "";
+    if (scheme) u.protocol = this.base.protocol === "https:" ? "wss:" : "ws:";
+    return u;
+  }
+
+  /**
+   * Send one request. Resolves with the response once its headers arrive; rejects with a 502
+   * (unreachable, TLS failure, reset) or 504 (no response headers in time) GatewayError.
+   */
+  async request(
+    method: string,
+    pathAndQuery: string,
+    headers: OutgoingHttpHeaders,
+    body: Buffer | undefined,
+    signal?: AbortSignal,
+  ): Promise<IncomingMessage> {
+    const cred = await this.credential();
+    const u = this.url(pathAndQuery);
+    const mod = u.protocol === "https:" ? https : http;
+    const all: OutgoingHttpHeaders = { ...headers, ...cred.headers };
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      let settled = false;
+      const req = mod.request(
+        {
+          method,
+          protocol: u.protocol,
+          hostname: u.hostname.replace(/^\[|\]$/g, ""),
+          port: u.port,
+          path: u.pathname + u.search,
+          headers: all,
+          agent: this.#agentFor(cred.tls),
+          ...(u.protocol === "https:" ? cred.tls : {}),
+        },
+        (res) => {
+          if (settled) {
+            res.resume();
+            return;
+          }
+          settled = true;
+          clearTimeout(timer);
+          resolve(res);
+        },
+      );
+      const fail = (err: GatewayError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        req.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(gatewayTimeout(this.#o.timeoutMs)), this.#o.timeoutMs);
+      req.on("error", (e: NodeJS.ErrnoException) =>
+        fail(
+          badGateway(
+            "UPSTREAM_UNREACHABLE",
+            `custos: the Kubernetes API server at ${this.base.host} could not be reached (${e.code ?? "connection error"}); retry later or ask the operator to check the upstream`,
+            { errno: e.code ?? "unknown" },
+          ),
+        ),
+      );
+      signal?.addEventListener("abort", () => fail(badGateway("CLIENT_GONE", "client went away")), { once: true });
+      if (body && body.length > 0) req.end(body);
+      else req.end();
+    });
+  }
+
+  /** Options for a WebSocket client (`ws`) to the upstream: TLS + credential headers. */
+  async wsOptions(): Promise<{ headers: Record<string, string>; tls: UpstreamTls }> {
+    const cred = await this.credential();
+    return { headers: { ...cred.headers }, tls: { ...cred.tls } };
+  }
+
+  close(): void {
+    this.#agent?.destroy();
+  }
+}
