@@ -109,8 +109,21 @@ export const evidenceUnavailable = (cause: string) =>
     {},
   );
 
-export function statusBody(code: number, reason: string, message: string, details?: Record<string, unknown>): KubeStatus {
-  const s: KubeStatus = { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code };
+export function statusBody(
+  code: number,
+  reason: string,
+  message: string,
+  details?: Record<string, unknown>,
+): KubeStatus {
+  const s: KubeStatus = {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message,
+    reason,
+    code,
+  };
   if (details) s.details = details;
   return s;
 }
@@ -127,10 +140,17 @@ export function asGatewayError(err: unknown): GatewayError {
   const message = err instanceof Error ? err.message : String(err);
   // Typed errors from other stages (requestinfo) carry a status; keep their code and message.
   if (typeof httpStatus === "number" && typeof code === "string") {
-    const reason: StatusReason = httpStatus === 400 ? "BadRequest" : httpStatus === 403 ? "Forbidden" : "InternalError";
+    const reason: StatusReason =
+      httpStatus === 400 ? "BadRequest" : httpStatus === 403 ? "Forbidden" : "InternalError";
     return new GatewayError(code, httpStatus, reason, message);
   }
-  return new GatewayError("INTERNAL", 500, "InternalError", "custos: internal error in the gateway; the call was refused (fail closed)", {
-    cause: typeof code === "string" ? code : "unknown",
-  });
+  return new GatewayError(
+    "INTERNAL",
+    500,
+    "InternalError",
+    "custos: internal error in the gateway; the call was refused (fail closed)",
+    {
+      cause: typeof code === "string" ? code : "unknown",
+    },
+  );
 }

@@ -91,6 +91,11 @@ export interface Masker {
   maskJson(value: Json, ctx: MaskContext): { value: Json; summary: MaskSummary };
   /** A masker for a text stream (pod logs, exec stdout/stderr). */
   textStream(ctx: MaskContext): TextStreamMasker;
+  /**
+   * (additive, optional) Whether any mask or detector can touch a response to this request.
+   * When it returns false the proxy may relay a readable (JSON/text) body without parsing it.
+   */
+  appliesTo?(ctx: MaskContext): boolean;
 }
 
 /** One evidence record per call: the fields of an audit.k8s.io/v1 Event plus custos' own. */
@@ -147,7 +152,12 @@ export interface EvidenceRecord {
 export interface EvidenceSink {
   append(record: EvidenceRecord): Promise<{ seq: number }>;
   /** a non-record artefact (e.g. an asciicast session recording) stored beside the records */
-  appendArtifact(artifact: { kind: "session"; name: string; content: string; auditID: string }): Promise<void>;
+  appendArtifact(artifact: {
+    kind: "session";
+    name: string;
+    content: string;
+    auditID: string;
+  }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -171,7 +181,10 @@ export type ApprovalOutcome =
 
 export interface ApprovalService {
   /** Look for a valid grant for this operation; if none, open (or find the open) request. */
-  check(op: ApprovalOperation, requirement: NonNullable<GatewayConfig["rules"][number]["approval"]>): Promise<ApprovalOutcome>;
+  check(
+    op: ApprovalOperation,
+    requirement: NonNullable<GatewayConfig["rules"][number]["approval"]>,
+  ): Promise<ApprovalOutcome>;
   /** Mark a single-use grant consumed; resolves false if it was already used (the call must then be refused). */
   consume(grantId: string): Promise<boolean>;
   close(): Promise<void>;

@@ -13,10 +13,29 @@
  *   ],
  * });
  */
-export type { CustomResource, KindName, KindTypes, KnownResource, KnownSubresource, ResourceName } from "./kube/resources.ts";
+export type {
+  CustomResource,
+  KindName,
+  KindTypes,
+  KnownResource,
+  KnownSubresource,
+  ResourceName,
+} from "./kube/resources.ts";
 export { customResource, RESOURCES } from "./kube/resources.ts";
-export { annotation, detector, drop, field, label, mask, partial, pseudonymize, redact } from "./builders/masks.ts";
-export type { DetectorSpec, FieldOptions } from "./builders/masks.ts";
+export {
+  annotation,
+  detector,
+  drop,
+  field,
+  label,
+  mask,
+  partial,
+  pseudonymize,
+  redact,
+} from "./builders/masks.ts";
+export type { DetectorBuilderSpec, FieldOptions } from "./builders/masks.ts";
+/** The default HIPAA Safe Harbor detector library: `detectors.hipaaSafeHarbor()`, `detectors.mrn({...})`, ... */
+export * as detectors from "./detectors/index.ts";
 export { extendPolicy, policy } from "./builders/policy.ts";
 export type { PolicySpec } from "./builders/policy.ts";
 export { and, body, not, or, when } from "./builders/predicate.ts";
@@ -46,6 +65,7 @@ export type {
   Duration,
   FieldDef,
   IdentityDef,
+  LibraryDetector,
   MaskDef,
   MaskSpec,
   MatchSpec,
@@ -55,4 +75,4 @@ export type {
   PurposeSpec,
   RuleDef,
 } from "./builders/types.ts";
-export type { GatewayConfig, Verb } from "./schema/config.ts";
+export type { FrameworkRef, GatewayConfig, MaskStrategy, Reviewer, Verb } from "./schema/config.ts";

@@ -51,6 +51,7 @@ const defaulters: Record<string, Defaulter> = {
       c.imagePullPolicy ??= "IfNotPresent";
       c.terminationMessagePath ??= "/dev/termination-log";
       c.terminationMessagePolicy ??= "File";
+      for (const p of arr(c.ports)) p.protocol ??= "TCP";
     }
     if (isObject(o.status) && Object.keys(o.status).length > 0) return;
     const containers = arr(spec.containers);
@@ -86,7 +87,8 @@ const defaulters: Record<string, Defaulter> = {
     const spec = obj(o, "spec");
     spec.type ??= "ClusterIP";
     spec.sessionAffinity ??= "None";
-    if (spec.clusterIP === undefined) spec.clusterIP = spec.type === "ExternalName" ? null : ctx.nextClusterIp();
+    if (spec.clusterIP === undefined)
+      spec.clusterIP = spec.type === "ExternalName" ? null : ctx.nextClusterIp();
     if (typeof spec.clusterIP === "string") spec.clusterIPs ??= [spec.clusterIP];
     for (const p of arr(spec.ports)) {
       p.protocol ??= "TCP";
@@ -105,7 +107,16 @@ const defaulters: Record<string, Defaulter> = {
   "v1/Node": (o, ctx) => {
     if (isObject(o.status) && Object.keys(o.status).length > 0) return;
     o.status = {
-      conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", message: "kubelet is posting ready status", lastHeartbeatTime: ctx.now, lastTransitionTime: ctx.now }],
+      conditions: [
+        {
+          type: "Ready",
+          status: "True",
+          reason: "KubeletReady",
+          message: "kubelet is posting ready status",
+          lastHeartbeatTime: ctx.now,
+          lastTransitionTime: ctx.now,
+        },
+      ],
       addresses: [
         { type: "InternalIP", address: "10.0.0.10" },
         { type: "Hostname", address: String((o.metadata as JsonObject).name) },
@@ -128,7 +139,13 @@ const defaulters: Record<string, Defaulter> = {
   },
   "v1/PersistentVolumeClaim": (o) => {
     const spec = obj(o, "spec");
-    o.status ??= spec.volumeName ? { phase: "Bound", accessModes: spec.accessModes ?? [], capacity: (spec.resources as JsonObject | undefined)?.requests ?? {} } : { phase: "Pending" };
+    o.status ??= spec.volumeName
+      ? {
+          phase: "Bound",
+          accessModes: spec.accessModes ?? [],
+          capacity: (spec.resources as JsonObject | undefined)?.requests ?? {},
+        }
+      : { phase: "Pending" };
   },
   "v1/PersistentVolume": (o) => {
     const spec = obj(o, "spec");

@@ -32,7 +32,11 @@ export function versionInfo(): JsonObject {
 }
 
 export function apiVersions(serverAddress: string): JsonObject {
-  return { kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress }] };
+  return {
+    kind: "APIVersions",
+    versions: ["v1"],
+    serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress }],
+  };
 }
 
 export function apiGroupList(reg: ResourceRegistry): JsonObject {
@@ -56,24 +60,45 @@ function storageVersionHash(d: ResourceDef): string {
   return createHash("sha256").update(`${d.group}/${d.version}/${d.kind}`).digest("base64").slice(0, 12);
 }
 
-export function apiResourceList(reg: ResourceRegistry, group: string, version: string): JsonObject | undefined {
+export function apiResourceList(
+  reg: ResourceRegistry,
+  group: string,
+  version: string,
+): JsonObject | undefined {
   const defs = reg.list().filter((d) => d.group === group && d.version === version);
   if (defs.length === 0) return undefined;
   const resources: Json[] = [];
   for (const d of [...defs].sort((a, b) => (a.resource < b.resource ? -1 : 1))) {
-    const r: JsonObject = { name: d.resource, singularName: d.singular, namespaced: d.namespaced, kind: d.kind, verbs: d.verbs };
+    const r: JsonObject = {
+      name: d.resource,
+      singularName: d.singular,
+      namespaced: d.namespaced,
+      kind: d.kind,
+      verbs: d.verbs,
+    };
     if (d.shortNames) r.shortNames = d.shortNames;
     if (d.categories) r.categories = d.categories;
     r.storageVersionHash = storageVersionHash(d);
     resources.push(r);
     for (const s of d.subresources) {
-      const sr: JsonObject = { name: `${d.resource}/${s.name}`, singularName: "", namespaced: d.namespaced, kind: s.kind, verbs: s.verbs };
+      const sr: JsonObject = {
+        name: `${d.resource}/${s.name}`,
+        singularName: "",
+        namespaced: d.namespaced,
+        kind: s.kind,
+        verbs: s.verbs,
+      };
       if (s.group !== undefined) sr.group = s.group;
       if (s.version !== undefined) sr.version = s.version;
       resources.push(sr);
     }
   }
-  return { kind: "APIResourceList", apiVersion: "v1", groupVersion: apiVersionOf({ group, version }), resources };
+  return {
+    kind: "APIResourceList",
+    apiVersion: "v1",
+    groupVersion: apiVersionOf({ group, version }),
+    resources,
+  };
 }
 
 function discoveryResource(d: ResourceDef): JsonObject {
@@ -97,7 +122,11 @@ function discoveryResource(d: ResourceDef): JsonObject {
 }
 
 /** `legacy`: the document for /api (core group only); otherwise for /apis (every named group). */
-export function aggregatedDiscovery(reg: ResourceRegistry, legacy: boolean, version: "v2" | "v2beta1"): JsonObject {
+export function aggregatedDiscovery(
+  reg: ResourceRegistry,
+  legacy: boolean,
+  version: "v2" | "v2beta1",
+): JsonObject {
   const items: Json[] = [];
   for (const [group, versions] of reg.groups()) {
     if ((group === "") !== legacy) continue;

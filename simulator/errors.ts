@@ -27,8 +27,21 @@ export interface KubeStatus {
   code: number;
 }
 
-export function statusBody(code: number, reason: string, message: string, details?: StatusDetails): KubeStatus {
-  const s: KubeStatus = { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code };
+export function statusBody(
+  code: number,
+  reason: string,
+  message: string,
+  details?: StatusDetails,
+): KubeStatus {
+  const s: KubeStatus = {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message,
+    reason,
+    code,
+  };
   if (details) s.details = details;
   return s;
 }
@@ -63,7 +76,12 @@ export const errors = {
   notFound: (resource: string, group: string, name: string) =>
     new SimulatorError(
       "SIM_NOT_FOUND",
-      statusBody(404, "NotFound", `${qualified(resource, group)} "${name}" not found`, details(name, resource, group)),
+      statusBody(
+        404,
+        "NotFound",
+        `${qualified(resource, group)} "${name}" not found`,
+        details(name, resource, group),
+      ),
       { resource, group, name },
     ),
   alreadyExists: (resource: string, group: string, name: string) =>
@@ -113,9 +131,13 @@ export const errors = {
       { method, what },
     ),
   pathNotFound: (path: string) =>
-    new SimulatorError("SIM_PATH_NOT_FOUND", statusBody(404, "NotFound", "the server could not find the requested resource"), {
-      path,
-    }),
+    new SimulatorError(
+      "SIM_PATH_NOT_FOUND",
+      statusBody(404, "NotFound", "the server could not find the requested resource"),
+      {
+        path,
+      },
+    ),
   notAcceptable: (accept: string) =>
     new SimulatorError(
       "SIM_NOT_ACCEPTABLE",
@@ -143,5 +165,6 @@ export const errors = {
       statusBody(413, "RequestEntityTooLarge", `the request body is larger than ${limit} bytes`),
       { limit },
     ),
-  internal: (message: string) => new SimulatorError("SIM_INTERNAL", statusBody(500, "InternalError", message)),
+  internal: (message: string) =>
+    new SimulatorError("SIM_INTERNAL", statusBody(500, "InternalError", message)),
 };

@@ -80,7 +80,9 @@ export function strategicMergePatch(target: Json | undefined, patch: Json, path:
     const cur = out[k];
     if (Array.isArray(v) && Array.isArray(cur)) {
       const key = mergeKeyFor(k, path, [...v, ...cur]);
-      out[k] = key ? mergeList(cur, v, key, [...path, k]) : v.filter((x) => !(isObject(x) && x.$patch)).map(clone);
+      out[k] = key
+        ? mergeList(cur, v, key, [...path, k])
+        : v.filter((x) => !(isObject(x) && x.$patch)).map(clone);
     } else if (isObject(v)) {
       out[k] = strategicMergePatch(cur, v, [...path, k]);
     } else {
@@ -112,14 +114,15 @@ function mergeList(cur: Json[], patch: Json[], key: string, path: string[]): Jso
 
 // ---- RFC 6902 ----
 
-function unescape(token: string): string {
+function unescapeToken(token: string): string {
   return token.replace(/~1/g, "/").replace(/~0/g, "~");
 }
 
 function pointer(path: string): string[] {
   if (path === "") return [];
-  if (!path.startsWith("/")) throw errors.badRequest(`invalid JSON pointer ${JSON.stringify(path)}: it must start with "/"`);
-  return path.slice(1).split("/").map(unescape);
+  if (!path.startsWith("/"))
+    throw errors.badRequest(`invalid JSON pointer ${JSON.stringify(path)}: it must start with "/"`);
+  return path.slice(1).split("/").map(unescapeToken);
 }
 
 function getAt(doc: Json, tokens: string[]): Json | undefined {
@@ -135,7 +138,9 @@ function getAt(doc: Json, tokens: string[]): Json | undefined {
 function parentOf(doc: Json, tokens: string[], op: string): { parent: Json; last: string } {
   const parent = getAt(doc, tokens.slice(0, -1));
   if (parent === undefined || parent === null || typeof parent !== "object") {
-    throw errors.badRequest(`jsonpatch ${op} operation does not apply: doc is missing path: /${tokens.join("/")}`);
+    throw errors.badRequest(
+      `jsonpatch ${op} operation does not apply: doc is missing path: /${tokens.join("/")}`,
+    );
   }
   return { parent, last: tokens[tokens.length - 1]! };
 }
@@ -149,10 +154,11 @@ export function jsonPatch(doc: Json, ops: Json): Json {
     }
     const op = raw.op;
     const tokens = pointer(raw.path);
-    const valueOf = (): Json => {
+    const opValue = (): Json => {
       if (op === "copy" || op === "move") {
         const from = getAt(root, pointer(String(raw.from ?? "")));
-        if (from === undefined) throw errors.badRequest(`jsonpatch ${op} operation does not apply: "from" path missing`);
+        if (from === undefined)
+          throw errors.badRequest(`jsonpatch ${op} operation does not apply: "from" path missing`);
         return clone(from);
       }
       if (!("value" in raw)) throw errors.badRequest(`jsonpatch ${op} operation needs a "value"`);
@@ -167,15 +173,18 @@ export function jsonPatch(doc: Json, ops: Json): Json {
     }
     if (op === "remove" || op === "move") {
       const removeTokens = op === "move" ? pointer(String(raw.from ?? "")) : tokens;
-      const value = op === "move" ? valueOf() : undefined;
+      const value = op === "move" ? opValue() : undefined;
       const { parent, last } = parentOf(root, removeTokens, op);
       if (Array.isArray(parent)) {
         const i = Number(last);
-        if (!(i >= 0 && i < parent.length)) throw errors.badRequest(`jsonpatch remove: index ${last} out of range`);
+        if (!(i >= 0 && i < parent.length))
+          throw errors.badRequest(`jsonpatch remove: index ${last} out of range`);
         parent.splice(i, 1);
       } else if (isObject(parent)) {
         if (!(last in parent)) {
-          throw errors.badRequest(`jsonpatch remove operation does not apply: doc is missing key: ${raw.path}`);
+          throw errors.badRequest(
+            `jsonpatch remove operation does not apply: doc is missing key: ${raw.path}`,
+          );
         }
         delete parent[last];
       }
@@ -184,7 +193,7 @@ export function jsonPatch(doc: Json, ops: Json): Json {
       continue;
     }
     if (op === "add" || op === "replace" || op === "copy") {
-      root = addAt(root, tokens, valueOf(), op === "replace" ? "replace" : "add");
+      root = addAt(root, tokens, opValue(), op === "replace" ? "replace" : "add");
       continue;
     }
     throw errors.badRequest(`unexpected JSON patch operation ${JSON.stringify(op)}`);
@@ -207,7 +216,9 @@ function addAt(root: Json, tokens: string[], value: Json, mode: "add" | "replace
     }
   } else if (isObject(parent)) {
     if (mode === "replace" && !(last in parent)) {
-      throw errors.badRequest(`jsonpatch replace operation does not apply: doc is missing key: /${tokens.join("/")}`);
+      throw errors.badRequest(
+        `jsonpatch replace operation does not apply: doc is missing key: /${tokens.join("/")}`,
+      );
     }
     parent[last] = value;
   }
@@ -216,7 +227,14 @@ function addAt(root: Json, tokens: string[], value: Json, mode: "add" | "replace
 
 // ---- managedFields (FieldsV1) ----
 
-const SKIP_META = new Set(["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink"]);
+const SKIP_META = new Set([
+  "uid",
+  "resourceVersion",
+  "generation",
+  "creationTimestamp",
+  "managedFields",
+  "selfLink",
+]);
 
 /** The FieldsV1 set of an object's fields: `f:<name>` for map keys, `k:{"name":...}` for keyed list items. */
 export function fieldsOf(value: Json, top = true): JsonObject {
@@ -252,7 +270,8 @@ export function fieldsOf(value: Json, top = true): JsonObject {
 
 export function unionFields(a: JsonObject, b: JsonObject): JsonObject {
   const out: JsonObject = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = isObject(out[k]) && isObject(v) ? unionFields(out[k], v) : v;
+  for (const [k, v] of Object.entries(b))
+    out[k] = isObject(out[k]) && isObject(v) ? unionFields(out[k], v) : v;
   return out;
 }
 

@@ -56,7 +56,13 @@ function def(
   };
 }
 
-const scale: SubresourceDef = { name: "scale", kind: "Scale", group: "autoscaling", version: "v1", verbs: ["get", "patch", "update"] };
+const scale: SubresourceDef = {
+  name: "scale",
+  kind: "Scale",
+  group: "autoscaling",
+  version: "v1",
+  verbs: ["get", "patch", "update"],
+};
 
 export function builtinResources(): ResourceDef[] {
   return [
@@ -85,39 +91,92 @@ export function builtinResources(): ResourceDef[] {
     def("", "v1", "services", "Service", true, {
       shortNames: ["svc"],
       categories: ["all"],
-      subresources: [{ name: "proxy", kind: "ServiceProxyOptions", verbs: ["create", "delete", "get", "patch", "update"] }, STATUS],
+      subresources: [
+        { name: "proxy", kind: "ServiceProxyOptions", verbs: ["create", "delete", "get", "patch", "update"] },
+        STATUS,
+      ],
     }),
     def("", "v1", "endpoints", "Endpoints", true, { shortNames: ["ep"], singular: "endpoints" }),
     def("", "v1", "events", "Event", true, { shortNames: ["ev"], storage: "events" }),
     def("", "v1", "serviceaccounts", "ServiceAccount", true, {
       shortNames: ["sa"],
-      subresources: [{ name: "token", kind: "TokenRequest", group: "authentication.k8s.io", version: "v1", verbs: ["create"] }],
+      subresources: [
+        {
+          name: "token",
+          kind: "TokenRequest",
+          group: "authentication.k8s.io",
+          version: "v1",
+          verbs: ["create"],
+        },
+      ],
     }),
-    def("", "v1", "persistentvolumes", "PersistentVolume", false, { shortNames: ["pv"], subresources: [STATUS] }),
-    def("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, { shortNames: ["pvc"], subresources: [STATUS] }),
+    def("", "v1", "persistentvolumes", "PersistentVolume", false, {
+      shortNames: ["pv"],
+      subresources: [STATUS],
+    }),
+    def("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, {
+      shortNames: ["pvc"],
+      subresources: [STATUS],
+    }),
     def("", "v1", "nodes", "Node", false, {
       shortNames: ["no"],
-      subresources: [{ name: "proxy", kind: "NodeProxyOptions", verbs: ["create", "delete", "get", "patch", "update"] }, STATUS],
+      subresources: [
+        { name: "proxy", kind: "NodeProxyOptions", verbs: ["create", "delete", "get", "patch", "update"] },
+        STATUS,
+      ],
     }),
-    def("apps", "v1", "deployments", "Deployment", true, { shortNames: ["deploy"], categories: ["all"], subresources: [scale, STATUS] }),
-    def("apps", "v1", "replicasets", "ReplicaSet", true, { shortNames: ["rs"], categories: ["all"], subresources: [scale, STATUS] }),
-    def("apps", "v1", "statefulsets", "StatefulSet", true, { shortNames: ["sts"], categories: ["all"], subresources: [scale, STATUS] }),
-    def("apps", "v1", "daemonsets", "DaemonSet", true, { shortNames: ["ds"], categories: ["all"], subresources: [STATUS] }),
+    def("apps", "v1", "deployments", "Deployment", true, {
+      shortNames: ["deploy"],
+      categories: ["all"],
+      subresources: [scale, STATUS],
+    }),
+    def("apps", "v1", "replicasets", "ReplicaSet", true, {
+      shortNames: ["rs"],
+      categories: ["all"],
+      subresources: [scale, STATUS],
+    }),
+    def("apps", "v1", "statefulsets", "StatefulSet", true, {
+      shortNames: ["sts"],
+      categories: ["all"],
+      subresources: [scale, STATUS],
+    }),
+    def("apps", "v1", "daemonsets", "DaemonSet", true, {
+      shortNames: ["ds"],
+      categories: ["all"],
+      subresources: [STATUS],
+    }),
     def("batch", "v1", "jobs", "Job", true, { categories: ["all"], subresources: [STATUS] }),
-    def("batch", "v1", "cronjobs", "CronJob", true, { shortNames: ["cj"], categories: ["all"], subresources: [STATUS] }),
+    def("batch", "v1", "cronjobs", "CronJob", true, {
+      shortNames: ["cj"],
+      categories: ["all"],
+      subresources: [STATUS],
+    }),
     def("events.k8s.io", "v1", "events", "Event", true, { shortNames: ["ev"], storage: "events" }),
-    def("networking.k8s.io", "v1", "ingresses", "Ingress", true, { shortNames: ["ing"], subresources: [STATUS] }),
+    def("networking.k8s.io", "v1", "ingresses", "Ingress", true, {
+      shortNames: ["ing"],
+      subresources: [STATUS],
+    }),
     def("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, { shortNames: ["netpol"] }),
     def("storage.k8s.io", "v1", "storageclasses", "StorageClass", false, { shortNames: ["sc"] }),
     def("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false),
     def("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false),
     def("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true),
     def("rbac.authorization.k8s.io", "v1", "roles", "Role", true),
-    def("authorization.k8s.io", "v1", "localsubjectaccessreviews", "LocalSubjectAccessReview", true, { verbs: CREATE_ONLY }),
-    def("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false, { verbs: CREATE_ONLY }),
-    def("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", false, { verbs: CREATE_ONLY }),
-    def("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", false, { verbs: CREATE_ONLY }),
-    def("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", false, { verbs: CREATE_ONLY }),
+    def("authorization.k8s.io", "v1", "localsubjectaccessreviews", "LocalSubjectAccessReview", true, {
+      verbs: CREATE_ONLY,
+    }),
+    def("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false, {
+      verbs: CREATE_ONLY,
+    }),
+    def("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", false, {
+      verbs: CREATE_ONLY,
+    }),
+    def("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", false, {
+      verbs: CREATE_ONLY,
+    }),
+    def("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", false, {
+      verbs: CREATE_ONLY,
+    }),
     def("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", false, { verbs: CREATE_ONLY }),
   ];
 }
@@ -137,7 +196,9 @@ export function pluralize(kind: string): string {
 
 export function splitApiVersion(apiVersion: string): { group: string; version: string } {
   const i = apiVersion.indexOf("/");
-  return i < 0 ? { group: "", version: apiVersion } : { group: apiVersion.slice(0, i), version: apiVersion.slice(i + 1) };
+  return i < 0
+    ? { group: "", version: apiVersion }
+    : { group: apiVersion.slice(0, i), version: apiVersion.slice(i + 1) };
 }
 
 export function apiVersionOf(r: { group: string; version: string }): string {

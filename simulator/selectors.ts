@@ -35,7 +35,10 @@ export function parseLabelSelector(s: string): Requirement[] {
   for (const term of splitTerms(s)) {
     let m = /^(\S+)\s+(in|notin)\s*\(([^)]*)\)$/.exec(term);
     if (m) {
-      const values = m[3]!.split(",").map((v) => v.trim()).filter((v) => v !== "");
+      const values = m[3]!
+        .split(",")
+        .map((v) => v.trim())
+        .filter((v) => v !== "");
       reqs.push({ key: m[1]!, op: m[2] as Op, values });
       continue;
     }
@@ -54,7 +57,9 @@ export function parseLabelSelector(s: string): Requirement[] {
       reqs.push({ key: term, op: "exists", values: [] });
       continue;
     }
-    throw errors.badRequest(`unable to parse requirement: ${JSON.stringify(term)}: found unexpected token`, { selector: s });
+    throw errors.badRequest(`unable to parse requirement: ${JSON.stringify(term)}: found unexpected token`, {
+      selector: s,
+    });
   }
   return reqs;
 }

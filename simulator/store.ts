@@ -103,7 +103,8 @@ export class Store {
 
   /** The oldest resourceVersion a watch may start from without 410 Gone. */
   oldestWatchableResourceVersion(): number {
-    return this.history.length === this.historyLimit ? (this.history[0]?.rv ?? this.rv) : 0;
+    // a watch from rv needs every event after rv: fine while the oldest kept event is rv+1
+    return this.history.length >= this.historyLimit ? (this.history[0]?.rv ?? this.rv + 1) - 1 : 0;
   }
 
   subscribe(fn: (e: StoreEvent) => void): () => void {
@@ -114,7 +115,9 @@ export class Store {
   /** Events after `rv` in `storage` (all storages if undefined), or "expired" if they are no longer kept. */
   eventsSince(rv: number, storage?: string): StoreEvent[] | "expired" {
     if (rv < this.oldestWatchableResourceVersion()) return "expired";
-    return this.history.filter((e) => e.rv > rv && (storage === undefined || e.storage === storage)).map(clone);
+    return this.history
+      .filter((e) => e.rv > rv && (storage === undefined || e.storage === storage))
+      .map(clone);
   }
 
   close(): void {
@@ -137,7 +140,13 @@ export class Store {
   }
 
   private emit(type: EventType, def: ResourceDef, object: JsonObject): void {
-    const e: StoreEvent = { type, rv: this.rv, storage: def.storage, namespace: String(meta(object).namespace ?? ""), object: clone(object) };
+    const e: StoreEvent = {
+      type,
+      rv: this.rv,
+      storage: def.storage,
+      namespace: String(meta(object).namespace ?? ""),
+      object: clone(object),
+    };
     this.history.push(e);
     if (this.history.length > this.historyLimit) this.history.shift();
     for (const l of [...this.listeners]) l(e);
@@ -164,26 +173,34 @@ export class Store {
     return o;
   }
 
-  /** Every stored object of a storage (any namespace when `ns` is undefined), sorted like etcd keys. */
+  /** Every stored object of a storage (any namespace when `ns` is undefined), sorted like etcd keys; copies. */
   all(def: ResourceDef, ns?: string): JsonObject[] {
+    return this.shared(def, ns).map((o) => clone(o));
+  }
+
+  /** Like `all` but the stored objects themselves (never mutated in place: every write stores a fresh copy). */
+  private shared(def: ResourceDef, ns?: string): JsonObject[] {
     const b = this.data.get(def.storage);
     if (!b) return [];
     return [...b.entries()]
       .filter(([, o]) => ns === undefined || !def.namespaced || meta(o).namespace === ns)
       .sort(([a], [b2]) => (a < b2 ? -1 : a > b2 ? 1 : 0))
-      .map(([, o]) => clone(o));
+      .map(([, o]) => o);
   }
 
   matches(o: JsonObject, opts: Pick<ListOptions, "labelSelector" | "fieldSelector">): boolean {
     const m = meta(o);
-    if (opts.labelSelector && !matchLabels(opts.labelSelector, isObject(m.labels) ? m.labels : undefined)) return false;
+    if (opts.labelSelector && !matchLabels(opts.labelSelector, isObject(m.labels) ? m.labels : undefined))
+      return false;
     if (opts.fieldSelector && !matchFields(opts.fieldSelector, o)) return false;
     return true;
   }
 
+  /** A page of objects. The items are the stored objects themselves, shared and read-only: copy before changing one. */
   list(def: ResourceDef, ns: string | undefined, opts: ListOptions = {}): ListResult {
-    const keyOf = (o: JsonObject) => (def.namespaced ? `${meta(o).namespace}/${meta(o).name}` : String(meta(o).name));
-    let items = this.all(def, ns).filter((o) => this.matches(o, opts));
+    const keyOf = (o: JsonObject) =>
+      def.namespaced ? `${meta(o).namespace}/${meta(o).name}` : String(meta(o).name);
+    let items = this.shared(def, ns).filter((o) => this.matches(o, opts));
     let listRv = this.rv;
     if (opts.continueToken) {
       const tok = decodeContinue(opts.continueToken);
@@ -203,7 +220,8 @@ export class Store {
     const m = meta(body);
     const name = typeof m.name === "string" ? m.name : "";
     const causes: Array<{ field: string; message: string }> = [];
-    if (!name) causes.push({ field: "metadata.name", message: "Required value: name or generateName is required" });
+    if (!name)
+      causes.push({ field: "metadata.name", message: "Required value: name or generateName is required" });
     else if (name.length > 253 || !NAME_RE.test(name)) {
       causes.push({
         field: "metadata.name",
@@ -227,27 +245,42 @@ export class Store {
   private checkTypeAndNamespace(def: ResourceDef, ns: string, body: JsonObject): void {
     const want = apiVersionOf(def);
     if (body.apiVersion !== undefined && body.apiVersion !== want) {
-      throw errors.badRequest(`the API version in the data (${String(body.apiVersion)}) does not match the expected API version (${want})`);
+      throw errors.badRequest(
+        `the API version in the data (${String(body.apiVersion)}) does not match the expected API version (${want})`,
+      );
     }
     if (body.kind !== undefined && body.kind !== def.kind) {
-      throw errors.badRequest(`the kind in the data (${String(body.kind)}) does not match the expected kind (${def.kind})`);
+      throw errors.badRequest(
+        `the kind in the data (${String(body.kind)}) does not match the expected kind (${def.kind})`,
+      );
     }
     body.apiVersion = want;
     body.kind = def.kind;
     const m = meta(body);
     if (def.namespaced) {
       if (m.namespace !== undefined && m.namespace !== "" && m.namespace !== ns) {
-        throw errors.badRequest("the namespace of the provided object does not match the namespace sent on the request");
+        throw errors.badRequest(
+          "the namespace of the provided object does not match the namespace sent on the request",
+        );
       }
       m.namespace = ns;
     } else delete m.namespace;
   }
 
-  private managed(o: JsonObject, manager: string, operation: "Update" | "Apply", fields: JsonObject, opts: WriteOptions, replace = false): void {
+  private managed(
+    o: JsonObject,
+    manager: string,
+    operation: "Update" | "Apply",
+    fields: JsonObject,
+    opts: WriteOptions,
+    replace = false,
+  ): void {
     const m = meta(o);
     const entries = (Array.isArray(m.managedFields) ? m.managedFields : []).filter(isObject);
     const sub = opts.subresource ?? "";
-    const idx = entries.findIndex((e) => e.manager === manager && e.operation === operation && (e.subresource ?? "") === sub);
+    const idx = entries.findIndex(
+      (e) => e.manager === manager && e.operation === operation && (e.subresource ?? "") === sub,
+    );
     const prev = idx >= 0 && isObject(entries[idx]!.fieldsV1) ? (entries[idx]!.fieldsV1 as JsonObject) : {};
     const entry: JsonObject = {
       manager,
@@ -276,7 +309,8 @@ export class Store {
     const bucket = this.bucket(def.storage);
     const key = this.key(def, ns, name);
     if (bucket.has(key)) throw errors.alreadyExists(def.resource, def.group, name);
-    for (const k of ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"]) delete m[k];
+    for (const k of ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"])
+      delete m[k];
     m.uid = randomUUID();
     m.creationTimestamp = this.now();
     if (isObject(body.spec)) m.generation = 1;
@@ -286,7 +320,8 @@ export class Store {
     applyDefaults(String(body.apiVersion), def.kind, body, {
       now: this.now(),
       nextIp: () => `10.244.0.${this.ipCounter++ % 250}`,
-      nextClusterIp: () => `10.96.${Math.floor(this.clusterIpCounter / 250)}.${this.clusterIpCounter++ % 250}`,
+      nextClusterIp: () =>
+        `10.96.${Math.floor(this.clusterIpCounter / 250)}.${this.clusterIpCounter++ % 250}`,
     });
     if (Array.isArray(managedIn) && opts.fieldManager === undefined) m.managedFields = managedIn;
     else this.managed(body, opts.fieldManager ?? "unknown", "Update", fieldsOf(input), opts);
@@ -316,7 +351,14 @@ export class Store {
     const nm = meta(next);
     next.apiVersion = prev.apiVersion ?? apiVersionOf(def);
     next.kind = prev.kind ?? def.kind;
-    for (const k of ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "name", "namespace"]) {
+    for (const k of [
+      "uid",
+      "creationTimestamp",
+      "deletionTimestamp",
+      "deletionGracePeriodSeconds",
+      "name",
+      "namespace",
+    ]) {
       if (pm[k] === undefined) delete nm[k];
       else nm[k] = pm[k] as Json;
     }
@@ -334,10 +376,12 @@ export class Store {
       if (prev.status === undefined) delete next.status;
       else next.status = prev.status;
     }
-    const specChanged = JSON.stringify({ ...prev, metadata: undefined, status: undefined }) !==
+    const specChanged =
+      JSON.stringify({ ...prev, metadata: undefined, status: undefined }) !==
       JSON.stringify({ ...next, metadata: undefined, status: undefined });
     if (pm.generation !== undefined) nm.generation = (pm.generation as number) + (specChanged ? 1 : 0);
     else if (isObject(next.spec)) nm.generation = 1;
+    if (specChanged) settleWorkload(def, next);
     return this.finishCommit(def, prev, next, opts);
   }
 
@@ -367,11 +411,18 @@ export class Store {
     this.checkTypeAndNamespace(def, ns, body);
     const bm = meta(body);
     if (bm.name !== undefined && bm.name !== name) {
-      throw errors.badRequest(`the name of the object (${String(bm.name)}) does not match the name on the URL (${name})`);
+      throw errors.badRequest(
+        `the name of the object (${String(bm.name)}) does not match the name on the URL (${name})`,
+      );
     }
     const wantRv = bm.resourceVersion;
     if (wantRv !== undefined && wantRv !== null && wantRv !== "" && wantRv !== meta(prev).resourceVersion) {
-      throw errors.conflict(def.resource, def.group, name, "the object has been modified; please apply your changes to the latest version and try again");
+      throw errors.conflict(
+        def.resource,
+        def.group,
+        name,
+        "the object has been modified; please apply your changes to the latest version and try again",
+      );
     }
     if (!Array.isArray(bm.managedFields)) bm.managedFields = meta(prev).managedFields ?? [];
     if (opts.fieldManager !== undefined || !Array.isArray(meta(input).managedFields)) {
@@ -380,7 +431,14 @@ export class Store {
     return this.commit(def, prev, body, opts);
   }
 
-  patch(def: ResourceDef, ns: string, name: string, type: PatchType, patch: Json, opts: WriteOptions & { force?: boolean } = {}): JsonObject {
+  patch(
+    def: ResourceDef,
+    ns: string,
+    name: string,
+    type: PatchType,
+    patch: Json,
+    opts: WriteOptions & { force?: boolean } = {},
+  ): JsonObject {
     if (type === "apply") return this.apply(def, ns, name, patch, opts);
     const prev = this.get(def, ns, name);
     let next: Json;
@@ -390,43 +448,96 @@ export class Store {
     if (!isObject(next)) throw errors.badRequest("the patch did not produce an object");
     const nm = meta(next);
     if (nm.resourceVersion !== undefined && nm.resourceVersion !== meta(prev).resourceVersion) {
-      throw errors.conflict(def.resource, def.group, name, "the object has been modified; please apply your changes to the latest version and try again");
+      throw errors.conflict(
+        def.resource,
+        def.group,
+        name,
+        "the object has been modified; please apply your changes to the latest version and try again",
+      );
     }
-    const changed = type === "json" ? fieldsOf(next) : isObject(patch) ? fieldsOf(patch) : {};
-    this.managed(next, opts.fieldManager ?? "unknown", "Update", type === "json" ? fieldsMinus(changed, fieldsOf(prev)) : changed, opts);
+    // a client that writes managedFields itself (kubectl's client-side-apply migration) gets them as sent
+    const ownManaged = JSON.stringify(nm.managedFields) !== JSON.stringify(meta(prev).managedFields);
+    if (!ownManaged) {
+      const changed = type === "json" ? fieldsOf(next) : isObject(patch) ? fieldsOf(patch) : {};
+      this.managed(
+        next,
+        opts.fieldManager ?? "unknown",
+        "Update",
+        type === "json" ? fieldsMinus(changed, fieldsOf(prev)) : changed,
+        opts,
+      );
+    }
     return this.commit(def, prev, next, opts);
   }
 
+  /** Apply a patch to a document that is not stored (the Scale subresource's view). */
+  previewPatch(doc: JsonObject, type: PatchType, patch: Json): Json {
+    if (type === "json") return jsonPatch(doc, patch);
+    if (type === "merge") return mergePatch(doc, patch);
+    return strategicMergePatch(doc, patch);
+  }
+
   /** Server-side apply (approximate): merge the applied configuration, track the manager's field set, drop fields it stopped applying, report conflicts with other managers unless forced. */
-  apply(def: ResourceDef, ns: string, name: string, applied: Json, opts: WriteOptions & { force?: boolean }): JsonObject {
+  apply(
+    def: ResourceDef,
+    ns: string,
+    name: string,
+    applied: Json,
+    opts: WriteOptions & { force?: boolean },
+  ): JsonObject {
     if (!isObject(applied)) throw errors.badRequest("an apply patch must be a YAML or JSON object");
     const manager = opts.fieldManager;
-    if (!manager) throw errors.badRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set");
+    if (!manager)
+      throw errors.badRequest("PATCH, application/apply-patch+yaml requires fieldManager to be set");
     const am = meta(applied);
     if (am.name !== undefined && am.name !== name) {
-      throw errors.badRequest(`the name of the object (${String(am.name)}) does not match the name on the URL (${name})`);
+      throw errors.badRequest(
+        `the name of the object (${String(am.name)}) does not match the name on the URL (${name})`,
+      );
     }
     const fields = fieldsOf(applied);
     const prev = this.tryGet(def, ns, name);
     if (!prev) {
-      const created = this.create(def, ns, { ...applied, metadata: { ...am, name } }, { ...opts, fieldManager: manager });
+      const created = this.create(
+        def,
+        ns,
+        { ...applied, metadata: { ...am, name } },
+        { ...opts, fieldManager: manager },
+      );
       // creating through apply: the manager's entry is an Apply entry
       const cm = meta(created);
-      cm.managedFields = [{ manager, operation: "Apply", apiVersion: String(created.apiVersion), time: this.now(), fieldsType: "FieldsV1", fieldsV1: fields }];
+      cm.managedFields = [
+        {
+          manager,
+          operation: "Apply",
+          apiVersion: String(created.apiVersion),
+          time: this.now(),
+          fieldsType: "FieldsV1",
+          fieldsV1: fields,
+        },
+      ];
       if (!opts.dryRun) this.bucket(def.storage).set(this.key(def, ns, name), clone(created));
       return created;
     }
-    const entries = (Array.isArray(meta(prev).managedFields) ? (meta(prev).managedFields as Json[]) : []).filter(isObject);
+    const entries = (
+      Array.isArray(meta(prev).managedFields) ? (meta(prev).managedFields as Json[]) : []
+    ).filter(isObject);
     const mine = entries.find((e) => e.manager === manager && e.operation === "Apply");
     const others = entries.filter((e) => e !== mine && (e.subresource ?? "") === "");
     if (!opts.force) {
       const conflicts: string[] = [];
       for (const o of others) {
         const owned = isObject(o.fieldsV1) ? o.fieldsV1 : {};
-        for (const p of conflictingLeaves(fields, owned, applied, prev, [])) conflicts.push(`conflict with "${String(o.manager)}": ${p}`);
+        for (const p of conflictingLeaves(fields, owned, applied, prev, []))
+          conflicts.push(`conflict with "${String(o.manager)}": ${p}`);
       }
       if (conflicts.length > 0) {
-        const err = errors.conflict(def.resource, def.group, name, `Apply failed with ${conflicts.length} conflict${conflicts.length > 1 ? "s" : ""}: ${conflicts.join("\n")}`);
+        const err = errors.conflict(
+          def.resource,
+          def.group,
+          name,
+          `Apply failed with ${conflicts.length} conflict${conflicts.length > 1 ? "s" : ""}: ${conflicts.join("\n")}`,
+        );
         err.status.message = `Apply failed with ${conflicts.length} conflict${conflicts.length > 1 ? "s" : ""}: ${conflicts.join("\n")}`;
         throw err;
       }
@@ -435,13 +546,19 @@ export class Store {
     if (!isObject(merged)) throw errors.badRequest("the apply patch did not produce an object");
     if (mine && isObject(mine.fieldsV1)) {
       const dropped = fieldsMinus(mine.fieldsV1, fields);
-      removeFields(merged, dropped, others.map((o) => (isObject(o.fieldsV1) ? o.fieldsV1 : {})));
+      removeFields(
+        merged,
+        dropped,
+        others.map((o) => (isObject(o.fieldsV1) ? o.fieldsV1 : {})),
+      );
     }
     const mm = meta(merged);
     let list = (Array.isArray(mm.managedFields) ? mm.managedFields : []).filter(isObject);
     if (opts.force) {
       // forced apply takes ownership away from the other managers
-      list = list.map((e) => (e === mine || !isObject(e.fieldsV1) ? e : { ...e, fieldsV1: fieldsMinus(e.fieldsV1, fields) }));
+      list = list.map((e) =>
+        e === mine || !isObject(e.fieldsV1) ? e : { ...e, fieldsV1: fieldsMinus(e.fieldsV1, fields) },
+      );
     }
     mm.managedFields = list;
     this.managed(merged, manager, "Apply", fields, opts, true);
@@ -453,20 +570,35 @@ export class Store {
     def: ResourceDef,
     ns: string,
     name: string,
-    opts: { dryRun?: boolean; preconditions?: { uid?: string; resourceVersion?: string }; propagationPolicy?: string } = {},
+    opts: {
+      dryRun?: boolean;
+      preconditions?: { uid?: string; resourceVersion?: string };
+      propagationPolicy?: string;
+    } = {},
   ): JsonObject {
     const prev = this.get(def, ns, name);
     const pm = meta(prev);
     const pre = opts.preconditions;
     if (pre?.uid && pre.uid !== pm.uid) {
-      throw errors.conflict(def.resource, def.group, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${String(pm.uid)}`);
+      throw errors.conflict(
+        def.resource,
+        def.group,
+        name,
+        `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${String(pm.uid)}`,
+      );
     }
     if (pre?.resourceVersion && pre.resourceVersion !== pm.resourceVersion) {
-      throw errors.conflict(def.resource, def.group, name, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${String(pm.resourceVersion)}`);
+      throw errors.conflict(
+        def.resource,
+        def.group,
+        name,
+        `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${String(pm.resourceVersion)}`,
+      );
     }
     if (opts.dryRun) return prev;
     const hasFinalizers = Array.isArray(pm.finalizers) && pm.finalizers.length > 0;
-    const delayed = this.deletionDelayMs > 0 && (def.kind === "Pod" || def.kind === "Namespace") && def.group === "";
+    const delayed =
+      this.deletionDelayMs > 0 && (def.kind === "Pod" || def.kind === "Namespace") && def.group === "";
     if (hasFinalizers || delayed || def.kind === "Namespace") {
       if (pm.deletionTimestamp) return prev;
       pm.deletionTimestamp = this.now();
@@ -495,8 +627,10 @@ export class Store {
   }
 
   private emptyNamespace(ns: string): void {
+    const seen = new Set<string>();
     for (const d of this.registry.list()) {
-      if (!d.namespaced || d.storage !== `${d.group}/${d.resource}` && d.group !== "") continue;
+      if (!d.namespaced || seen.has(d.storage)) continue;
+      seen.add(d.storage);
       for (const o of this.all(d, ns)) {
         const n = String(meta(o).name);
         if (this.tryGet(d, ns, n)) this.remove(d, ns, n, "Background");
@@ -528,7 +662,14 @@ export class Store {
         const ns = String(m.namespace ?? "");
         const name = String(m.name);
         if (propagation === "Orphan") {
-          this.patch(d, ns, name, "merge", { metadata: { ownerReferences: refs.filter((r) => r.uid !== uid) } }, { fieldManager: "garbage-collector" });
+          this.patch(
+            d,
+            ns,
+            name,
+            "merge",
+            { metadata: { ownerReferences: refs.filter((r) => r.uid !== uid) } },
+            { fieldManager: "garbage-collector" },
+          );
         } else if (refs.every((r) => r.uid === uid || !this.uidExists(String(r.uid)))) {
           if (this.tryGet(d, ns, name)) this.delete(d, ns, name, { propagationPolicy: propagation });
         }
@@ -542,15 +683,41 @@ export class Store {
   }
 }
 
+/**
+ * The stand-in for the workload controllers: after a spec change a Deployment, ReplicaSet or
+ * StatefulSet reports every replica updated and ready at the new generation, so `kubectl
+ * rollout status` and `kubectl wait` finish.
+ */
+function settleWorkload(def: ResourceDef, o: JsonObject): void {
+  if (def.group !== "apps" || !["Deployment", "ReplicaSet", "StatefulSet"].includes(def.kind)) return;
+  const spec = isObject(o.spec) ? o.spec : {};
+  const n = typeof spec.replicas === "number" ? spec.replicas : 1;
+  const status = isObject(o.status) ? o.status : {};
+  status.observedGeneration = (meta(o).generation as number | undefined) ?? 1;
+  status.replicas = n;
+  status.readyReplicas = n;
+  status.availableReplicas = n;
+  status.updatedReplicas = n;
+  if (def.kind !== "Deployment") status.currentReplicas = n;
+  o.status = status;
+}
+
 // Continue tokens look like kube-apiserver's: base64 of {"v":"meta.k8s.io/v1","rv":N,"start":"<key>\u0000"}.
 export function encodeContinue(rv: number, lastKey: string): string {
-  return Buffer.from(JSON.stringify({ v: "meta.k8s.io/v1", rv, start: `${lastKey}\u0000` })).toString("base64");
+  return Buffer.from(JSON.stringify({ v: "meta.k8s.io/v1", rv, start: `${lastKey}\u0000` })).toString(
+    "base64",
+  );
 }
 
 export function decodeContinue(token: string): { rv: number; start: string } {
   try {
-    const o = JSON.parse(Buffer.from(token, "base64").toString("utf8")) as { v?: string; rv?: number; start?: string };
-    if (o.v !== "meta.k8s.io/v1" || typeof o.rv !== "number" || typeof o.start !== "string") throw new Error("shape");
+    const o = JSON.parse(Buffer.from(token, "base64").toString("utf8")) as {
+      v?: string;
+      rv?: number;
+      start?: string;
+    };
+    if (o.v !== "meta.k8s.io/v1" || typeof o.rv !== "number" || typeof o.start !== "string")
+      throw new Error("shape");
     return { rv: o.rv, start: o.start.replace(/\u0000$/, "") };
   } catch {
     throw errors.badRequest(`continue key is not valid: ${JSON.stringify(token)}`);
@@ -567,7 +734,13 @@ function valueAt(o: Json | undefined, path: string[]): Json | undefined {
 }
 
 /** Leaf paths (through `f:` map keys) that `applied` sets to a value different from `current` and `owned` claims. */
-function conflictingLeaves(fields: JsonObject, owned: JsonObject, applied: Json, current: Json, path: string[]): string[] {
+function conflictingLeaves(
+  fields: JsonObject,
+  owned: JsonObject,
+  applied: Json,
+  current: Json,
+  path: string[],
+): string[] {
   const out: string[] = [];
   for (const [k, sub] of Object.entries(fields)) {
     if (!k.startsWith("f:")) continue;
@@ -576,7 +749,8 @@ function conflictingLeaves(fields: JsonObject, owned: JsonObject, applied: Json,
     const p = [...path, k.slice(2)];
     const leaf = Object.keys(sub).length === 0;
     if (leaf) {
-      if (JSON.stringify(valueAt(applied, p)) !== JSON.stringify(valueAt(current, p))) out.push(`.${p.join(".")}`);
+      if (JSON.stringify(valueAt(applied, p)) !== JSON.stringify(valueAt(current, p)))
+        out.push(`.${p.join(".")}`);
     } else out.push(...conflictingLeaves(sub, theirs, applied, current, p));
   }
   return out;

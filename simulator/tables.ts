@@ -69,7 +69,8 @@ function get(o: Json | undefined, ...path: string[]): Json | undefined {
   }
   return cur;
 }
-const str = (v: Json | undefined, dflt = "<none>"): string => (v === undefined || v === null || v === "" ? dflt : String(v));
+const str = (v: Json | undefined, dflt = "<none>"): string =>
+  v === undefined || v === null || v === "" ? dflt : String(v);
 const list = (v: Json | undefined): JsonObject[] => (Array.isArray(v) ? v.filter(isObject) : []);
 const count = (v: Json | undefined): number => (isObject(v) ? Object.keys(v).length : 0);
 
@@ -84,7 +85,12 @@ function age(key: string, ...path: string[]): Column {
   };
 }
 
-const NAME: Column = { name: "Name", format: "name", description: NAME_DESC, cell: (o) => str(get(o, "metadata", "name"), "") };
+const NAME: Column = {
+  name: "Name",
+  format: "name",
+  description: NAME_DESC,
+  cell: (o) => str(get(o, "metadata", "name"), ""),
+};
 const AGE = age("Age", "metadata", "creationTimestamp");
 
 function podStatus(o: JsonObject): string {
@@ -117,33 +123,107 @@ const COLUMNS: Record<string, Column[]> = {
       name: "Restarts",
       description:
         "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
-      cell: (o) => String(list(get(o, "status", "containerStatuses")).reduce((n, c) => n + Number(c.restartCount ?? 0), 0)),
+      cell: (o) =>
+        String(
+          list(get(o, "status", "containerStatuses")).reduce((n, c) => n + Number(c.restartCount ?? 0), 0),
+        ),
     },
     AGE,
-    { name: "IP", priority: 1, description: "podIP address allocated to the pod.", cell: (o) => str(get(o, "status", "podIP")) },
-    { name: "Node", priority: 1, description: "NodeName indicates in which node this pod is scheduled.", cell: (o) => str(get(o, "spec", "nodeName")) },
-    { name: "Nominated Node", priority: 1, description: "nominatedNodeName is set when this pod preempts other pods on the node.", cell: (o) => str(get(o, "status", "nominatedNodeName")) },
-    { name: "Readiness Gates", priority: 1, description: "If specified, all readiness gates will be evaluated for pod readiness.", cell: () => "<none>" },
+    {
+      name: "IP",
+      priority: 1,
+      description: "podIP address allocated to the pod.",
+      cell: (o) => str(get(o, "status", "podIP")),
+    },
+    {
+      name: "Node",
+      priority: 1,
+      description: "NodeName indicates in which node this pod is scheduled.",
+      cell: (o) => str(get(o, "spec", "nodeName")),
+    },
+    {
+      name: "Nominated Node",
+      priority: 1,
+      description: "nominatedNodeName is set when this pod preempts other pods on the node.",
+      cell: (o) => str(get(o, "status", "nominatedNodeName")),
+    },
+    {
+      name: "Readiness Gates",
+      priority: 1,
+      description: "If specified, all readiness gates will be evaluated for pod readiness.",
+      cell: () => "<none>",
+    },
   ],
-  "/namespaces": [NAME, { name: "Status", description: "The status of the namespace", cell: (o) => str(get(o, "status", "phase"), "Active") }, AGE],
-  "/configmaps": [NAME, { name: "Data", type: "integer", description: "Data contains the configuration data.", cell: (o) => count(get(o, "data")) + count(get(o, "binaryData")) }, AGE],
-  "/secrets": [
+  "/namespaces": [
     NAME,
-    { name: "Type", description: "Used to facilitate programmatic handling of secret data.", cell: (o) => str(get(o, "type"), "Opaque") },
-    { name: "Data", type: "integer", description: "Data contains the secret data.", cell: (o) => count(get(o, "data")) },
+    {
+      name: "Status",
+      description: "The status of the namespace",
+      cell: (o) => str(get(o, "status", "phase"), "Active"),
+    },
     AGE,
   ],
-  "/serviceaccounts": [NAME, { name: "Secrets", type: "integer", description: "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.", cell: (o) => list(get(o, "secrets")).length }, AGE],
+  "/configmaps": [
+    NAME,
+    {
+      name: "Data",
+      type: "integer",
+      description: "Data contains the configuration data.",
+      cell: (o) => count(get(o, "data")) + count(get(o, "binaryData")),
+    },
+    AGE,
+  ],
+  "/secrets": [
+    NAME,
+    {
+      name: "Type",
+      description: "Used to facilitate programmatic handling of secret data.",
+      cell: (o) => str(get(o, "type"), "Opaque"),
+    },
+    {
+      name: "Data",
+      type: "integer",
+      description: "Data contains the secret data.",
+      cell: (o) => count(get(o, "data")),
+    },
+    AGE,
+  ],
+  "/serviceaccounts": [
+    NAME,
+    {
+      name: "Secrets",
+      type: "integer",
+      description:
+        "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+      cell: (o) => list(get(o, "secrets")).length,
+    },
+    AGE,
+  ],
   "/services": [
     NAME,
-    { name: "Type", description: "type determines how the Service is exposed.", cell: (o) => str(get(o, "spec", "type"), "ClusterIP") },
-    { name: "Cluster-IP", description: "clusterIP is the IP address of the service.", cell: (o) => str(get(o, "spec", "clusterIP"), "None") },
-    { name: "External-IP", description: "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.", cell: () => "<none>" },
+    {
+      name: "Type",
+      description: "type determines how the Service is exposed.",
+      cell: (o) => str(get(o, "spec", "type"), "ClusterIP"),
+    },
+    {
+      name: "Cluster-IP",
+      description: "clusterIP is the IP address of the service.",
+      cell: (o) => str(get(o, "spec", "clusterIP"), "None"),
+    },
+    {
+      name: "External-IP",
+      description:
+        "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
+      cell: () => "<none>",
+    },
     {
       name: "Port(s)",
       description: "The list of ports that are exposed by this service.",
       cell: (o) => {
-        const ps = list(get(o, "spec", "ports")).map((p) => `${String(p.port)}${p.nodePort ? `:${String(p.nodePort)}` : ""}/${str(p.protocol, "TCP")}`);
+        const ps = list(get(o, "spec", "ports")).map(
+          (p) => `${String(p.port)}${p.nodePort ? `:${String(p.nodePort)}` : ""}/${str(p.protocol, "TCP")}`,
+        );
         return ps.length > 0 ? ps.join(",") : "<none>";
       },
     },
@@ -154,7 +234,11 @@ const COLUMNS: Record<string, Column[]> = {
       description: "Route service traffic to pods with label keys and values matching this selector.",
       cell: (o) => {
         const s = get(o, "spec", "selector");
-        return isObject(s) ? Object.entries(s).map(([k, v]) => `${k}=${String(v)}`).join(",") : "<none>";
+        return isObject(s)
+          ? Object.entries(s)
+              .map(([k, v]) => `${k}=${String(v)}`)
+              .join(",")
+          : "<none>";
       },
     },
   ],
@@ -163,19 +247,30 @@ const COLUMNS: Record<string, Column[]> = {
     {
       name: "Status",
       description: "The status of the node",
-      cell: (o) => (list(get(o, "status", "conditions")).find((c) => c.type === "Ready")?.status === "True" ? "Ready" : "NotReady"),
+      cell: (o) =>
+        list(get(o, "status", "conditions")).find((c) => c.type === "Ready")?.status === "True"
+          ? "Ready"
+          : "NotReady",
     },
     {
       name: "Roles",
       description: "The roles of the node",
       cell: (o) => {
         const labels = get(o, "metadata", "labels");
-        const roles = isObject(labels) ? Object.keys(labels).filter((k) => k.startsWith("node-role.kubernetes.io/")).map((k) => k.slice(24)) : [];
+        const roles = isObject(labels)
+          ? Object.keys(labels)
+              .filter((k) => k.startsWith("node-role.kubernetes.io/"))
+              .map((k) => k.slice(24))
+          : [];
         return roles.length > 0 ? roles.join(",") : "<none>";
       },
     },
     AGE,
-    { name: "Version", description: "Kubelet Version reported by the node.", cell: (o) => str(get(o, "status", "nodeInfo", "kubeletVersion"), "") },
+    {
+      name: "Version",
+      description: "Kubelet Version reported by the node.",
+      cell: (o) => str(get(o, "status", "nodeInfo", "kubeletVersion"), ""),
+    },
   ],
   "/events": [
     {
@@ -186,72 +281,195 @@ const COLUMNS: Record<string, Column[]> = {
         return typeof t === "string" ? humanDuration(now.getTime() - Date.parse(t)) : "<unknown>";
       },
     },
-    { name: "Type", description: "Type of this event (Normal, Warning), new types could be added in the future.", cell: (o) => str(get(o, "type"), "Normal") },
-    { name: "Reason", description: "Reason is why the action was taken. It is human-readable.", cell: (o) => str(get(o, "reason"), "") },
+    {
+      name: "Type",
+      description: "Type of this event (Normal, Warning), new types could be added in the future.",
+      cell: (o) => str(get(o, "type"), "Normal"),
+    },
+    {
+      name: "Reason",
+      description: "Reason is why the action was taken. It is human-readable.",
+      cell: (o) => str(get(o, "reason"), ""),
+    },
     {
       name: "Object",
       description: "The object that this event is about. Mapped to Event.involvedObject",
-      cell: (o) => `${str(get(o, "involvedObject", "kind"), "").toLowerCase()}/${str(get(o, "involvedObject", "name"), "")}`,
+      cell: (o) =>
+        `${str(get(o, "involvedObject", "kind"), "").toLowerCase()}/${str(get(o, "involvedObject", "name"), "")}`,
     },
-    { name: "Message", description: "A human-readable description of the status of this operation.", cell: (o) => str(get(o, "message"), "") },
+    {
+      name: "Message",
+      description: "A human-readable description of the status of this operation.",
+      cell: (o) => str(get(o, "message"), ""),
+    },
   ],
   "apps/deployments": [
     NAME,
     {
       name: "Ready",
       description: "Number of the pod with ready state",
-      cell: (o) => `${Number(get(o, "status", "readyReplicas") ?? 0)}/${Number(get(o, "spec", "replicas") ?? 1)}`,
+      cell: (o) =>
+        `${Number(get(o, "status", "readyReplicas") ?? 0)}/${Number(get(o, "spec", "replicas") ?? 1)}`,
     },
-    { name: "Up-to-date", type: "integer", description: "Total number of non-terminated pods targeted by this deployment that have the desired template spec.", cell: (o) => Number(get(o, "status", "updatedReplicas") ?? 0) },
-    { name: "Available", type: "integer", description: "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.", cell: (o) => Number(get(o, "status", "availableReplicas") ?? 0) },
+    {
+      name: "Up-to-date",
+      type: "integer",
+      description:
+        "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+      cell: (o) => Number(get(o, "status", "updatedReplicas") ?? 0),
+    },
+    {
+      name: "Available",
+      type: "integer",
+      description:
+        "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+      cell: (o) => Number(get(o, "status", "availableReplicas") ?? 0),
+    },
     AGE,
   ],
   "apps/replicasets": [
     NAME,
-    { name: "Desired", type: "integer", description: "Replicas is the number of desired replicas.", cell: (o) => Number(get(o, "spec", "replicas") ?? 1) },
-    { name: "Current", type: "integer", description: "Replicas is the most recently observed number of replicas.", cell: (o) => Number(get(o, "status", "replicas") ?? 0) },
-    { name: "Ready", type: "integer", description: "The number of ready replicas for this replica set.", cell: (o) => Number(get(o, "status", "readyReplicas") ?? 0) },
+    {
+      name: "Desired",
+      type: "integer",
+      description: "Replicas is the number of desired replicas.",
+      cell: (o) => Number(get(o, "spec", "replicas") ?? 1),
+    },
+    {
+      name: "Current",
+      type: "integer",
+      description: "Replicas is the most recently observed number of replicas.",
+      cell: (o) => Number(get(o, "status", "replicas") ?? 0),
+    },
+    {
+      name: "Ready",
+      type: "integer",
+      description: "The number of ready replicas for this replica set.",
+      cell: (o) => Number(get(o, "status", "readyReplicas") ?? 0),
+    },
     AGE,
   ],
   "apps/statefulsets": [
     NAME,
-    { name: "Ready", description: "Number of the pod with ready state", cell: (o) => `${Number(get(o, "status", "readyReplicas") ?? 0)}/${Number(get(o, "spec", "replicas") ?? 1)}` },
+    {
+      name: "Ready",
+      description: "Number of the pod with ready state",
+      cell: (o) =>
+        `${Number(get(o, "status", "readyReplicas") ?? 0)}/${Number(get(o, "spec", "replicas") ?? 1)}`,
+    },
     AGE,
   ],
   "/persistentvolumes": [
     NAME,
-    { name: "Capacity", description: "capacity is the description of the persistent volume's resources and capacity.", cell: (o) => str(get(o, "spec", "capacity", "storage"), "") },
-    { name: "Access Modes", description: "accessModes contains all ways the volume can be mounted.", cell: (o) => accessModes(get(o, "spec", "accessModes")) },
-    { name: "Reclaim Policy", description: "persistentVolumeReclaimPolicy defines what happens to a persistent volume when released from its claim.", cell: (o) => str(get(o, "spec", "persistentVolumeReclaimPolicy"), "") },
-    { name: "Status", description: "phase indicates if a volume is available, bound to a claim, or released by a claim.", cell: (o) => str(get(o, "status", "phase"), "") },
+    {
+      name: "Capacity",
+      description: "capacity is the description of the persistent volume's resources and capacity.",
+      cell: (o) => str(get(o, "spec", "capacity", "storage"), ""),
+    },
+    {
+      name: "Access Modes",
+      description: "accessModes contains all ways the volume can be mounted.",
+      cell: (o) => accessModes(get(o, "spec", "accessModes")),
+    },
+    {
+      name: "Reclaim Policy",
+      description:
+        "persistentVolumeReclaimPolicy defines what happens to a persistent volume when released from its claim.",
+      cell: (o) => str(get(o, "spec", "persistentVolumeReclaimPolicy"), ""),
+    },
+    {
+      name: "Status",
+      description: "phase indicates if a volume is available, bound to a claim, or released by a claim.",
+      cell: (o) => str(get(o, "status", "phase"), ""),
+    },
     {
       name: "Claim",
-      description: "claimRef is part of a bi-directional binding between PersistentVolume and PersistentVolumeClaim.",
-      cell: (o) => (get(o, "spec", "claimRef") ? `${str(get(o, "spec", "claimRef", "namespace"), "")}/${str(get(o, "spec", "claimRef", "name"), "")}` : ""),
+      description:
+        "claimRef is part of a bi-directional binding between PersistentVolume and PersistentVolumeClaim.",
+      cell: (o) =>
+        get(o, "spec", "claimRef")
+          ? `${str(get(o, "spec", "claimRef", "namespace"), "")}/${str(get(o, "spec", "claimRef", "name"), "")}`
+          : "",
     },
-    { name: "StorageClass", description: "storageClassName is the name of StorageClass to which this persistent volume belongs.", cell: (o) => str(get(o, "spec", "storageClassName"), "") },
-    { name: "VolumeAttributesClass", description: "Name of VolumeAttributesClass to which this persistent volume belongs.", cell: () => "<unset>" },
-    { name: "Reason", description: "reason is a brief CamelCase string that describes any failure.", cell: (o) => str(get(o, "status", "reason"), "") },
+    {
+      name: "StorageClass",
+      description: "storageClassName is the name of StorageClass to which this persistent volume belongs.",
+      cell: (o) => str(get(o, "spec", "storageClassName"), ""),
+    },
+    {
+      name: "VolumeAttributesClass",
+      description: "Name of VolumeAttributesClass to which this persistent volume belongs.",
+      cell: () => "<unset>",
+    },
+    {
+      name: "Reason",
+      description: "reason is a brief CamelCase string that describes any failure.",
+      cell: (o) => str(get(o, "status", "reason"), ""),
+    },
     AGE,
   ],
   "/persistentvolumeclaims": [
     NAME,
-    { name: "Status", description: "phase represents the current phase of PersistentVolumeClaim.", cell: (o) => str(get(o, "status", "phase"), "") },
-    { name: "Volume", description: "volumeName is the binding reference to the PersistentVolume backing this claim.", cell: (o) => str(get(o, "spec", "volumeName"), "") },
-    { name: "Capacity", description: "capacity represents the actual resources of the underlying volume.", cell: (o) => str(get(o, "status", "capacity", "storage"), "") },
-    { name: "Access Modes", description: "accessModes contains the desired access modes the volume should have.", cell: (o) => accessModes(get(o, "status", "accessModes")) },
-    { name: "StorageClass", description: "storageClassName is the name of the StorageClass required by the claim.", cell: (o) => str(get(o, "spec", "storageClassName"), "") },
-    { name: "VolumeAttributesClass", description: "volumeAttributesClassName may be used to set the VolumeAttributesClass used by this claim.", cell: () => "<unset>" },
+    {
+      name: "Status",
+      description: "phase represents the current phase of PersistentVolumeClaim.",
+      cell: (o) => str(get(o, "status", "phase"), ""),
+    },
+    {
+      name: "Volume",
+      description: "volumeName is the binding reference to the PersistentVolume backing this claim.",
+      cell: (o) => str(get(o, "spec", "volumeName"), ""),
+    },
+    {
+      name: "Capacity",
+      description: "capacity represents the actual resources of the underlying volume.",
+      cell: (o) => str(get(o, "status", "capacity", "storage"), ""),
+    },
+    {
+      name: "Access Modes",
+      description: "accessModes contains the desired access modes the volume should have.",
+      cell: (o) => accessModes(get(o, "status", "accessModes")),
+    },
+    {
+      name: "StorageClass",
+      description: "storageClassName is the name of the StorageClass required by the claim.",
+      cell: (o) => str(get(o, "spec", "storageClassName"), ""),
+    },
+    {
+      name: "VolumeAttributesClass",
+      description:
+        "volumeAttributesClassName may be used to set the VolumeAttributesClass used by this claim.",
+      cell: () => "<unset>",
+    },
     AGE,
   ],
   "rbac.authorization.k8s.io/rolebindings": bindingColumns(),
   "rbac.authorization.k8s.io/clusterrolebindings": bindingColumns(),
-  "rbac.authorization.k8s.io/roles": [NAME, { ...age("Created At", "metadata", "creationTimestamp"), type: "date", cell: (o) => str(get(o, "metadata", "creationTimestamp"), "") }],
-  "rbac.authorization.k8s.io/clusterroles": [NAME, { ...age("Created At", "metadata", "creationTimestamp"), type: "date", cell: (o) => str(get(o, "metadata", "creationTimestamp"), "") }],
+  "rbac.authorization.k8s.io/roles": [
+    NAME,
+    {
+      ...age("Created At", "metadata", "creationTimestamp"),
+      type: "date",
+      cell: (o) => str(get(o, "metadata", "creationTimestamp"), ""),
+    },
+  ],
+  "rbac.authorization.k8s.io/clusterroles": [
+    NAME,
+    {
+      ...age("Created At", "metadata", "creationTimestamp"),
+      type: "date",
+      cell: (o) => str(get(o, "metadata", "creationTimestamp"), ""),
+    },
+  ],
 };
 
 function accessModes(v: Json | undefined): string {
-  const short: Record<string, string> = { ReadWriteOnce: "RWO", ReadOnlyMany: "ROX", ReadWriteMany: "RWX", ReadWriteOncePod: "RWOP" };
+  const short: Record<string, string> = {
+    ReadWriteOnce: "RWO",
+    ReadOnlyMany: "ROX",
+    ReadWriteMany: "RWX",
+    ReadWriteOncePod: "RWOP",
+  };
   return Array.isArray(v) ? v.map((m) => short[String(m)] ?? String(m)).join(",") : "";
 }
 
@@ -259,15 +477,26 @@ function bindingColumns(): Column[] {
   const subjects = (kind: string) => (o: JsonObject) =>
     list(get(o, "subjects"))
       .filter((s) => s.kind === kind)
-      .map((s) => (kind === "ServiceAccount" ? `${str(s.namespace, "")}/${str(s.name, "")}` : str(s.name, "")))
+      .map((s) =>
+        kind === "ServiceAccount" ? `${str(s.namespace, "")}/${str(s.name, "")}` : str(s.name, ""),
+      )
       .join(", ");
   return [
     NAME,
-    { name: "Role", description: "RoleRef references the role being bound", cell: (o) => `${str(get(o, "roleRef", "kind"), "")}/${str(get(o, "roleRef", "name"), "")}` },
+    {
+      name: "Role",
+      description: "RoleRef references the role being bound",
+      cell: (o) => `${str(get(o, "roleRef", "kind"), "")}/${str(get(o, "roleRef", "name"), "")}`,
+    },
     AGE,
     { name: "Users", priority: 1, description: "Users in the roleBinding", cell: subjects("User") },
     { name: "Groups", priority: 1, description: "Groups in the roleBinding", cell: subjects("Group") },
-    { name: "ServiceAccounts", priority: 1, description: "ServiceAccounts in the roleBinding", cell: subjects("ServiceAccount") },
+    {
+      name: "ServiceAccounts",
+      priority: 1,
+      description: "ServiceAccounts in the roleBinding",
+      cell: subjects("ServiceAccount"),
+    },
   ];
 }
 
@@ -289,7 +518,11 @@ export function columnDefinitions(def: ResourceDef): ColumnDefinition[] {
 export function rowObject(o: JsonObject, include: IncludeObject): JsonObject | undefined {
   if (include === "None") return undefined;
   if (include === "Object") return o;
-  return { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: (o.metadata ?? {}) as JsonObject };
+  return {
+    kind: "PartialObjectMetadata",
+    apiVersion: "meta.k8s.io/v1",
+    metadata: (o.metadata ?? {}) as JsonObject,
+  };
 }
 
 /**

@@ -29,7 +29,9 @@ export class CertificateGenerationError extends Error {
   }
 }
 
-export async function generateTlsMaterial(hosts: string[] = ["127.0.0.1", "localhost"]): Promise<TlsMaterial> {
+export async function generateTlsMaterial(
+  hosts: string[] = ["127.0.0.1", "localhost"],
+): Promise<TlsMaterial> {
   const dir = await mkdtemp(join(tmpdir(), "custos-sim-tls-"));
   const f = (n: string) => join(dir, n);
   const step = async (name: string, args: string[]) => {
@@ -46,10 +48,55 @@ export async function generateTlsMaterial(hosts: string[] = ["127.0.0.1", "local
       `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`,
     );
     const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    await step("ca", ["req", "-x509", ...ec, "-keyout", f("ca.key"), "-out", f("ca.crt"), "-days", "2", "-subj", "/CN=custos-simulator-ca", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
-    await step("csr", ["req", ...ec, "-keyout", f("server.key"), "-out", f("server.csr"), "-subj", "/CN=custos-simulator"]);
-    await step("sign", ["x509", "-req", "-in", f("server.csr"), "-CA", f("ca.crt"), "-CAkey", f("ca.key"), "-CAcreateserial", "-out", f("server.crt"), "-days", "2", "-extfile", f("ext.cnf")]);
-    const [caPem, certPem, keyPem] = await Promise.all([readFile(f("ca.crt"), "utf8"), readFile(f("server.crt"), "utf8"), readFile(f("server.key"), "utf8")]);
+    await step("ca", [
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      f("ca.key"),
+      "-out",
+      f("ca.crt"),
+      "-days",
+      "2",
+      "-subj",
+      "/CN=custos-simulator-ca",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    await step("csr", [
+      "req",
+      ...ec,
+      "-keyout",
+      f("server.key"),
+      "-out",
+      f("server.csr"),
+      "-subj",
+      "/CN=custos-simulator",
+    ]);
+    await step("sign", [
+      "x509",
+      "-req",
+      "-in",
+      f("server.csr"),
+      "-CA",
+      f("ca.crt"),
+      "-CAkey",
+      f("ca.key"),
+      "-CAcreateserial",
+      "-out",
+      f("server.crt"),
+      "-days",
+      "2",
+      "-extfile",
+      f("ext.cnf"),
+    ]);
+    const [caPem, certPem, keyPem] = await Promise.all([
+      readFile(f("ca.crt"), "utf8"),
+      readFile(f("server.crt"), "utf8"),
+      readFile(f("server.key"), "utf8"),
+    ]);
     return { caPem, certPem, keyPem };
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -4,18 +4,35 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { generateKeyPairSync } from "node:crypto";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Octokit } from "@octokit/rest";
 import type { ApprovalOutcome } from "../gateway/ports.ts";
 import { WebhookSignatureError } from "../gitops/approvals/errors.ts";
 import { computeFingerprint, type RequestFile } from "../gitops/approvals/fingerprint.ts";
-import { createOctokit, GitHubApprovalService, LABEL_EXPIRED, LABEL_GRANTED } from "../gitops/approvals/github.ts";
+import {
+  createOctokit,
+  GitHubApprovalService,
+  LABEL_EXPIRED,
+  LABEL_GRANTED,
+} from "../gitops/approvals/github.ts";
 import { GrantStore } from "../gitops/approvals/grants.ts";
 import { formatSignatureBlock, type ReviewDecision, signDecision } from "../gitops/approvals/signature.ts";
 import { GitHubStandIn } from "./github/server.ts";
-import { group, MemorySink, operation, requirement, sshKeygen, type TestKey, TestClock, tempDir } from "./github/harness.ts";
+import {
+  group,
+  MemorySink,
+  operation,
+  requirement,
+  sshKeygen,
+  type TestKey,
+  TestClock,
+  tempDir,
+} from "./github/harness.ts";
 
 const OWNER = "acme";
+const quiet = () => {};
+const quietLog = { debug: quiet, info: quiet, warn: quiet, error: quiet };
 const REPO = "approvals";
 const SECRET = "webhook-secret-for-tests";
 
@@ -52,9 +69,21 @@ beforeEach(async () => {
   services = [];
   const mk = (login: string, type: "User" | "Bot" = "User"): Person => {
     const u = gh.addUser(login, type);
-    return { id: u.id, login: u.login, token: u.token, gh: createOctokit({ baseUrl: gh.baseUrl, token: u.token }) };
+    return {
+      id: u.id,
+      login: u.login,
+      token: u.token,
+      gh: createOctokit({ baseUrl: gh.baseUrl, token: u.token, log: quietLog }),
+    };
   };
-  people = { bot: mk("custos-gateway[bot]", "Bot"), alice: mk("alice"), bob: mk("bob"), carol: mk("carol"), mallory: mk("mallory"), admin: mk("repo-admin") };
+  people = {
+    bot: mk("custos-gateway[bot]", "Bot"),
+    alice: mk("alice"),
+    bob: mk("bob"),
+    carol: mk("carol"),
+    mallory: mk("mallory"),
+    admin: mk("repo-admin"),
+  };
   gh.addRepo(OWNER, REPO);
 });
 
@@ -71,10 +100,16 @@ function securityGroup() {
   ]);
 }
 
-function service(extra: { grants?: GrantStore; pollIntervalMs?: number; enterprise?: boolean } = {}): GitHubApprovalService {
+function service(
+  extra: { grants?: GrantStore; pollIntervalMs?: number; enterprise?: boolean } = {},
+): GitHubApprovalService {
   const s = new GitHubApprovalService({
     // the gateway's client talks to the Enterprise-style base URL, reviewers to the root one
-    octokit: createOctokit({ baseUrl: extra.enterprise === false ? gh.baseUrl : gh.enterpriseUrl, token: people.bot.token }),
+    octokit: createOctokit({
+      log: quietLog,
+      baseUrl: extra.enterprise === false ? gh.baseUrl : gh.enterpriseUrl,
+      token: people.bot.token,
+    }),
     owner: OWNER,
     repo: REPO,
     approvalGroups: { security: securityGroup() },
@@ -102,7 +137,14 @@ async function headSha(n: number): Promise<string> {
 async function review(
   who: Person,
   out: ApprovalOutcome,
-  opts: { key?: TestKey | null; decision?: ReviewDecision; fingerprint?: string; requestId?: string; commitId?: string; event?: "APPROVE" | "REQUEST_CHANGES" } = {},
+  opts: {
+    key?: TestKey | null;
+    decision?: ReviewDecision;
+    fingerprint?: string;
+    requestId?: string;
+    commitId?: string;
+    event?: "APPROVE" | "REQUEST_CHANGES";
+  } = {},
 ): Promise<number> {
   const decision = opts.decision ?? "approve";
   const key = opts.key === undefined ? keys[who.login as "alice"] : opts.key;
@@ -121,7 +163,9 @@ async function review(
 }
 
 function verdicts(): string[] {
-  return sink.records.filter((r) => r.custos.extra?.event === "review").map((r) => `${r.custos.extra?.login}:${r.custos.extra?.verdict}`);
+  return sink.records
+    .filter((r) => r.custos.extra?.event === "review")
+    .map((r) => `${r.custos.extra?.login}:${r.custos.extra?.verdict}`);
 }
 
 describe("GitHubApprovalService", () => {
@@ -143,8 +187,15 @@ describe("GitHubApprovalService", () => {
     expect(pr.body).toContain("[MASKED:email]");
     expect(pr.body).toContain(`custos approve ${out.url}`);
     expect(pr.requested.sort()).toEqual([people.alice.id, people.bob.id, people.carol.id].sort());
-    const content = await people.alice.gh.rest.repos.getContent({ owner: OWNER, repo: REPO, path: `requests/${out.requestId}.json`, ref: pr.headRef });
-    const file = JSON.parse(Buffer.from((content.data as { content: string }).content, "base64").toString()) as RequestFile;
+    const content = await people.alice.gh.rest.repos.getContent({
+      owner: OWNER,
+      repo: REPO,
+      path: `requests/${out.requestId}.json`,
+      ref: pr.headRef,
+    });
+    const file = JSON.parse(
+      Buffer.from((content.data as { content: string }).content, "base64").toString(),
+    ) as RequestFile;
     expect(file.fingerprint).toBe(out.fingerprint);
     expect(file.rule).toMatchObject({ id: "rbac-needs-approval", count: 2, group: "security" });
     // asking again finds the same request, no second pull request
@@ -168,14 +219,24 @@ describe("GitHubApprovalService", () => {
     const pr = gh.pull(OWNER, REPO, prNumber(out));
     expect(pr.state).toBe("closed");
     expect(pr.labels).toContain(LABEL_GRANTED);
-    expect(pr.comments.at(-1)?.body).toMatch(/granted with 2 of 2 signed approvals.*Evidence: evidence record seq \d+/s);
+    expect(pr.comments.at(-1)?.body).toMatch(
+      /granted with 2 of 2 signed approvals.*Evidence: evidence record seq \d+/s,
+    );
     expect(await svc.consume(granted.grantId)).toBe(true);
     expect(await svc.consume(granted.grantId)).toBe(false);
     // a consumed single-use grant is gone: the same operation needs a new request
     const next = await svc.check(op, requirement());
     expect(next.status).toBe("pending");
     expect(next.requestId).not.toBe(out.requestId);
-    expect(sink.events()).toEqual(["request-opened", "review", "review", "granted", "used", "used", "request-opened"]);
+    expect(sink.events()).toEqual([
+      "request-opened",
+      "review",
+      "review",
+      "granted",
+      "used",
+      "used",
+      "request-opened",
+    ]);
     const reviewRecords = sink.records.filter((r) => r.custos.extra?.event === "review");
     for (const r of reviewRecords) {
       expect(r.custos.approval).toMatchObject({ requestId: out.requestId, fingerprint: out.fingerprint });
@@ -186,7 +247,9 @@ describe("GitHubApprovalService", () => {
     const used = sink.records.filter((r) => r.custos.extra?.event === "used");
     expect(used.map((r) => r.custos.extra?.accepted)).toEqual([true, false]);
     expect(used[0]?.custos.approval?.grantId).toBe(granted.grantId);
-    expect(sink.records.every((r) => r.custos.type === "approval" && r.custos.ruleId === "rbac-needs-approval")).toBe(true);
+    expect(
+      sink.records.every((r) => r.custos.type === "approval" && r.custos.ruleId === "rbac-needs-approval"),
+    ).toBe(true);
   });
 
   it("refuses self-approval: the requester's GitHub id (claim) never counts", async () => {
@@ -201,7 +264,7 @@ describe("GitHubApprovalService", () => {
 
   it("refuses the pull request's human author (gateway running with a personal token)", async () => {
     const svc = new GitHubApprovalService({
-      octokit: createOctokit({ baseUrl: gh.baseUrl, token: people.carol.token }),
+      octokit: createOctokit({ baseUrl: gh.baseUrl, token: people.carol.token, log: quietLog }),
       owner: OWNER,
       repo: REPO,
       approvalGroups: { security: securityGroup() },
@@ -261,7 +324,11 @@ describe("GitHubApprovalService", () => {
     // carol signs a denial and submits it as an approval
     await review(people.carol, out, { decision: "deny", event: "APPROVE" });
     expect((await svc.check(operation(), requirement())).status).toBe("pending");
-    expect(verdicts()).toEqual(["alice:fingerprint-mismatch", "bob:request-mismatch", "carol:decision-mismatch"]);
+    expect(verdicts()).toEqual([
+      "alice:fingerprint-mismatch",
+      "bob:request-mismatch",
+      "carol:decision-mismatch",
+    ]);
   });
 
   it("refuses a tampered signature", async () => {
@@ -302,7 +369,13 @@ describe("GitHubApprovalService", () => {
     const out = await svc.check(operation(), requirement());
     await review(people.alice, out);
     const bobReview = await review(people.bob, out);
-    await people.admin.gh.rest.pulls.dismissReview({ owner: OWNER, repo: REPO, pull_number: prNumber(out), review_id: bobReview, message: "not on call" });
+    await people.admin.gh.rest.pulls.dismissReview({
+      owner: OWNER,
+      repo: REPO,
+      pull_number: prNumber(out),
+      review_id: bobReview,
+      message: "not on call",
+    });
     expect((await svc.check(operation(), requirement())).status).toBe("pending");
     expect(verdicts()).toEqual(["alice:ok", "bob:dismissed"]);
   });
@@ -312,7 +385,13 @@ describe("GitHubApprovalService", () => {
     const out = await svc.check(operation(), requirement());
     await review(people.alice, out);
     await review(people.bob, out);
-    await people.bob.gh.rest.pulls.createReview({ owner: OWNER, repo: REPO, pull_number: prNumber(out), event: "REQUEST_CHANGES", body: "wait, wrong namespace" });
+    await people.bob.gh.rest.pulls.createReview({
+      owner: OWNER,
+      repo: REPO,
+      pull_number: prNumber(out),
+      event: "REQUEST_CHANGES",
+      body: "wait, wrong namespace",
+    });
     expect((await svc.check(operation(), requirement())).status).toBe("pending");
     expect(verdicts()).toEqual(["alice:ok", "bob:superseded", "bob:changes-requested"]);
   });
@@ -381,6 +460,7 @@ describe("GitHubApprovalService", () => {
     // ... and once used, no instance can use it again
     expect(await svc.consume(g.grantId)).toBe(false);
     expect(await service({ grants: new GrantStore({ dir }) }).consume(g.grantId)).toBe(false);
+
     expect(await restarted.consume("grant-unknown")).toBe(false);
   });
 
@@ -398,11 +478,15 @@ describe("GitHubApprovalService", () => {
     expect((await svc.check(operation(), req)).status).toBe("pending");
   });
 
-  it("finds its open request after a restart instead of opening a second one", async () => {
-    const out = await service().check(operation(), requirement());
-    const again = await service().check(operation(), requirement());
+  it("finds its open request after a restart instead of opening a second one, without re-recording reviews", async () => {
+    const dir = tempDir();
+    const out = await service({ grants: new GrantStore({ dir }) }).check(operation(), requirement());
+    await review(people.alice, out);
+    await service({ grants: new GrantStore({ dir }) }).check(operation(), requirement());
+    const again = await service({ grants: new GrantStore({ dir }) }).check(operation(), requirement());
     expect(again.requestId).toBe(out.requestId);
     expect(gh.requests.filter((r) => r === "POST /repos/acme/approvals/pulls")).toHaveLength(1);
+    expect(sink.events()).toEqual(["request-opened", "review"]);
   });
 
   describe("webhooks", () => {
@@ -446,16 +530,34 @@ describe("GitHubApprovalService", () => {
     });
 
     it("handleWebhook rejects a missing or altered signature with WebhookSignatureError", async () => {
-      const body = JSON.stringify({ action: "submitted", pull_request: { number: 1 }, repository: { full_name: "acme/approvals" } });
+      const body = JSON.stringify({
+        action: "submitted",
+        pull_request: { number: 1 },
+        repository: { full_name: "acme/approvals" },
+      });
       const good = GitHubStandIn.sign(SECRET, body);
-      await expect(svc.handleWebhook({ "x-github-event": "pull_request_review" }, body)).rejects.toBeInstanceOf(WebhookSignatureError);
       await expect(
-        svc.handleWebhook({ "x-github-event": "pull_request_review", "x-hub-signature-256": good }, body.replace("1", "2")),
+        svc.handleWebhook({ "x-github-event": "pull_request_review" }, body),
+      ).rejects.toBeInstanceOf(WebhookSignatureError);
+      await expect(
+        svc.handleWebhook(
+          { "x-github-event": "pull_request_review", "x-hub-signature-256": good },
+          body.replace("1", "2"),
+        ),
       ).rejects.toMatchObject({ code: "E_APPROVAL_WEBHOOK_SIGNATURE" });
       await expect(
-        svc.handleWebhook({ "x-github-event": "pull_request_review", "x-hub-signature-256": GitHubStandIn.sign("guess", body) }, body),
+        svc.handleWebhook(
+          {
+            "x-github-event": "pull_request_review",
+            "x-hub-signature-256": GitHubStandIn.sign("guess", body),
+          },
+          body,
+        ),
       ).rejects.toMatchObject({ code: "E_APPROVAL_WEBHOOK_SIGNATURE" });
-      const ok = await svc.handleWebhook({ "x-github-event": "pull_request_review", "x-hub-signature-256": good }, body);
+      const ok = await svc.handleWebhook(
+        { "x-github-event": "pull_request_review", "x-hub-signature-256": good },
+        body,
+      );
       expect(ok).toMatchObject({ event: "pull_request_review", pullNumber: 1 });
     });
   });
@@ -466,9 +568,153 @@ describe("GitHubApprovalService", () => {
     await review(people.alice, out);
     await review(people.bob, out);
     const deadline = Date.now() + 5000;
-    while (gh.pull(OWNER, REPO, prNumber(out)).state === "open" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    while (gh.pull(OWNER, REPO, prNumber(out)).state === "open" && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
     expect(gh.pull(OWNER, REPO, prNumber(out)).labels).toContain(LABEL_GRANTED);
   });
 });
 
-afterAll(() => {});
+describe("GitHub App credentials", () => {
+  it("authenticates as an App installation (RS256 JWT -> installation token, cached) and opens requests as the bot", async () => {
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const bot = gh.addApp(
+      "12345",
+      publicKey.export({ type: "spki", format: "pem" }).toString(),
+      777,
+      "custos-approvals",
+    );
+    const svc = new GitHubApprovalService({
+      octokit: createOctokit({
+        log: quietLog,
+        baseUrl: gh.enterpriseUrl,
+        app: {
+          appId: 12345,
+          installationId: 777,
+          privateKey: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
+          clock: clock.now,
+        },
+      }),
+      owner: OWNER,
+      repo: REPO,
+      approvalGroups: { security: securityGroup() },
+      evidence: sink,
+      log: () => {},
+    });
+    services.push(svc);
+    const out = await svc.check(operation(), requirement({ count: 1 }));
+    const pr = gh.pull(OWNER, REPO, prNumber(out));
+    expect(pr.userId).toBe(bot.id);
+    await review(people.alice, out);
+    expect((await svc.check(operation(), requirement({ count: 1 }))).status).toBe("granted");
+    expect(gh.tokenExchanges).toBe(1);
+    // a wrong private key is refused by GitHub with a fix in the message
+    const wrong = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
+    const bad = new GitHubApprovalService({
+      octokit: createOctokit({
+        log: quietLog,
+        baseUrl: gh.baseUrl,
+        app: {
+          appId: 12345,
+          installationId: 777,
+          privateKey: wrong.export({ type: "pkcs8", format: "pem" }).toString(),
+          clock: clock.now,
+        },
+      }),
+      owner: OWNER,
+      repo: REPO,
+      approvalGroups: { security: securityGroup() },
+      evidence: sink,
+      log: () => {},
+    });
+    services.push(bad);
+    await expect(bad.check(operation({ purpose: "x" }), requirement())).rejects.toThrow(
+      /installation token for GitHub App 12345/,
+    );
+  });
+});
+
+describe("rate limits", () => {
+  it("recheckIntervalMs: a held call's repeated checks read GitHub at most once per interval; webhooks still decide at once", async () => {
+    const svc = new GitHubApprovalService({
+      octokit: createOctokit({ baseUrl: gh.baseUrl, token: people.bot.token, log: quietLog }),
+      owner: OWNER,
+      repo: REPO,
+      approvalGroups: { security: securityGroup() },
+      evidence: sink,
+      clock: clock.now,
+      recheckIntervalMs: 5000,
+      log: () => {},
+    });
+    services.push(svc);
+    const out = await svc.check(operation(), requirement({ count: 1 }));
+    const reads = () => gh.requests.filter((r) => r.endsWith("/reviews") && r.startsWith("GET")).length;
+    await svc.check(operation(), requirement({ count: 1 }));
+    const before = reads();
+    for (let i = 0; i < 5; i++) await svc.check(operation(), requirement({ count: 1 }));
+    expect(reads()).toBe(before);
+    await review(people.alice, out);
+    expect((await svc.check(operation(), requirement({ count: 1 }))).status).toBe("pending"); // cached
+    clock.advance(5);
+    expect((await svc.check(operation(), requirement({ count: 1 }))).status).toBe("granted");
+  });
+});
+
+describe("an edited request file", () => {
+  it("cannot lift the self-approval ban nor extend the expiry (only fingerprint-bound facts decide)", async () => {
+    const op = operation({}, { github_user_id: String(people.alice.id) });
+    const out = await service().check(op, requirement());
+    const pr = gh.pull(OWNER, REPO, prNumber(out));
+    const res = await people.mallory.gh.rest.repos.getContent({
+      owner: OWNER,
+      repo: REPO,
+      path: `requests/${out.requestId}.json`,
+      ref: pr.headRef,
+    });
+    const file = JSON.parse(
+      Buffer.from((res.data as { content: string }).content, "base64").toString(),
+    ) as RequestFile;
+    file.requester.githubId = null;
+    file.expiresAt = "2099-01-01T00:00:00.000Z";
+    gh.pushCommit(OWNER, REPO, pr.headRef, `requests/${out.requestId}.json`, JSON.stringify(file));
+    await review(people.alice, out);
+    await review(people.bob, out);
+    const restarted = service(); // knows nothing but what it reads from GitHub
+    expect((await restarted.check(op, requirement())).status).toBe("pending");
+    expect(verdicts()).toEqual(["alice:self-approval", "bob:ok"]);
+    clock.advance(3601);
+    const after = await restarted.check(op, requirement());
+    expect(after.requestId).not.toBe(out.requestId);
+    expect(gh.pull(OWNER, REPO, prNumber(out)).labels).toContain(LABEL_EXPIRED);
+  });
+});
+
+describe("evidence first", () => {
+  it("no grant exists unless its evidence record is durable", async () => {
+    const failing = new MemorySink();
+    let fail = false;
+    const append = failing.append.bind(failing);
+    failing.append = async (r) => {
+      if (fail && r.custos.extra?.event === "granted") throw new Error("disk full");
+      return append(r);
+    };
+    const svc = new GitHubApprovalService({
+      octokit: createOctokit({ baseUrl: gh.baseUrl, token: people.bot.token, log: quietLog }),
+      owner: OWNER,
+      repo: REPO,
+      approvalGroups: { security: securityGroup() },
+      evidence: failing,
+      clock: clock.now,
+      log: () => {},
+    });
+    services.push(svc);
+    const out = await svc.check(operation(), requirement({ count: 1 }));
+    await review(people.alice, out);
+    fail = true;
+    await expect(svc.check(operation(), requirement({ count: 1 }))).rejects.toThrow(/disk full/);
+    expect(await svc.consume(`grant-${out.requestId}`)).toBe(false);
+    fail = false;
+    const g = await svc.check(operation(), requirement({ count: 1 }));
+    expect(g.status).toBe("granted");
+    expect(failing.events().filter((e) => e === "granted")).toHaveLength(1);
+  });
+});

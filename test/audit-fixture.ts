@@ -10,7 +10,13 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { EvidenceRecord } from "../gateway/ports.ts";
 import { canonicalJson } from "../sdk/lib/canonical.ts";
-import { CHAIN_ZERO, chainStep, nodeSigner, parseOpenSshPrivateKey, signCheckpoint } from "../gitops/signer/index.ts";
+import {
+  CHAIN_ZERO,
+  chainStep,
+  nodeSigner,
+  parseOpenSshPrivateKey,
+  signCheckpoint,
+} from "../gitops/signer/index.ts";
 
 const exec = promisify(execFile);
 
@@ -83,8 +89,10 @@ export function makeRecord(
       seq,
     },
   };
-  if (over.masked) r.custos.masking = { rules: Object.keys(over.masked), paths: [], truncated: false, counts: over.masked };
-  if (over.approval) r.custos.approval = { requestId: `req-${seq}`, fingerprint: `fp-${seq}`, grantId: `g-${seq}` };
+  if (over.masked)
+    r.custos.masking = { rules: Object.keys(over.masked), paths: [], truncated: false, counts: over.masked };
+  if (over.approval)
+    r.custos.approval = { requestId: `req-${seq}`, fingerprint: `fp-${seq}`, grantId: `g-${seq}` };
   return r;
 }
 
@@ -185,7 +193,10 @@ export function makeSegments(
   for (let i = 0; i < n; i++) {
     const records: EvidenceRecord[] = [];
     for (let j = 0; j < per; j++, seq++) records.push(makeRecord(gatewayId, seq, ts(i * 2400 + j)));
-    out.push({ path: segmentPath(gatewayId, records[0]!.custos.seq, records[0]!.stageTimestamp), records });
+    out.push({
+      path: segmentPath(gatewayId, records[0]!.custos.seq ?? 0, records[0]!.stageTimestamp),
+      records,
+    });
   }
   return out;
 }

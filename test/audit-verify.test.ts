@@ -36,6 +36,9 @@ let key: TestKey;
 let other: TestKey;
 let allowed: string;
 let allowedFile: string;
+/** the valid repository every mutation starts from, and a checkpoint over its first 16 records */
+let clean: Built;
+let externalCheckpoint: string;
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), "custos-audit-verify-"));
@@ -46,6 +49,8 @@ beforeAll(async () => {
   allowed = `${allowedSignersLine(key)}\n`;
   allowedFile = join(tmp, "allowed_signers");
   await writeFile(allowedFile, allowed);
+  clean = await build("clean");
+  externalCheckpoint = checkpointText(key, GW, clean.all, 16, clean.segOids[3]!);
 });
 
 afterAll(async () => {
@@ -110,7 +115,14 @@ async function gitVerdicts(dir: string): Promise<Map<string, boolean>> {
   await Promise.all(
     list.map(async (oid) => {
       try {
-        await runGit(dir, ["-c", "gpg.format=ssh", "-c", `gpg.ssh.allowedSignersFile=${allowedFile}`, "verify-commit", oid]);
+        await runGit(dir, [
+          "-c",
+          "gpg.format=ssh",
+          "-c",
+          `gpg.ssh.allowedSignersFile=${allowedFile}`,
+          "verify-commit",
+          oid,
+        ]);
         out.set(oid, true);
       } catch {
         out.set(oid, false);
@@ -127,13 +139,8 @@ async function expectAgreesWithGit(dir: string, r: VerifyResult): Promise<void> 
   for (const [oid, ok] of git) expect({ oid, ok: !sigBad.has(oid) }).toEqual({ oid, ok });
 }
 
-let clean: Built;
-let externalCheckpoint: string;
-
 describe("audit verify on a clean repository", () => {
   it("passes, counts every record and agrees with git verify-commit", async () => {
-    clean = await build("clean");
-    externalCheckpoint = checkpointText(key, GW, clean.all, 16, clean.segOids[3]!);
     const r = await verify(clean.dir, [externalCheckpoint]);
     expect(r.findings).toEqual([]);
     expect(r.ok).toBe(true);
@@ -165,11 +172,33 @@ describe("audit verify on a clean repository", () => {
     expect(r.findings).toEqual([]);
     expect(r.stats.commits).toBe(3); // checkpoint commit + two record commits
     expect(r.gateways[0]!.records).toBe(8);
+    expect(r.gateways[0]!.chainHash).toBeNull(); // nothing to carry the chain from
+  });
+
+  it("--since carries the chained hash on from a checkpoint at that commit", async () => {
+    const at12 = checkpointText(key, GW, clean.all, 12, clean.segOids[2]!);
+    const full = await verify(clean.dir);
+    const r = await auditVerify({
+      repo: clean.dir,
+      allowedSigners: allowed,
+      since: clean.segOids[2]!,
+      checkpoints: [
+        { source: "at12", text: at12 },
+        { source: "at16", text: externalCheckpoint },
+      ],
+    });
+    expect(r.findings).toEqual([]);
+    expect(r.gateways[0]!.chainHash).toBe(full.gateways[0]!.chainHash);
+    expect(r.checkpoints.map((c) => c.status)).toEqual(["consistent", "consistent"]);
   });
 });
 
 /** append one more commit by the key holder to a copy of the clean repo */
-async function withExtraCommit(name: string, files: Record<string, string | null>, k: TestKey | null = key): Promise<string> {
+async function withExtraCommit(
+  name: string,
+  files: Record<string, string | null>,
+  k: TestKey | null = key,
+): Promise<string> {
   const dir = join(tmp, name);
   await cp(clean.dir, dir, { recursive: true });
   await addCommit(dir, { files, key: k, message: `evidence ${GW}: tamper\n`, time: 1_800_000_000 });
@@ -193,7 +222,9 @@ describe("audit verify catches each mutation with its own code", () => {
 
   it("drop a line -> LINE_REMOVED", async () => {
     const s = seg(1);
-    const r = await verify(await withExtraCommit("drop-line", { [s.path]: jsonl(s.records.filter((_, i) => i !== 1)) }));
+    const r = await verify(
+      await withExtraCommit("drop-line", { [s.path]: jsonl(s.records.filter((_, i) => i !== 1)) }),
+    );
     expect(codes(r)).toEqual(["LINE_REMOVED"]);
     expect(r.findings[0]).toMatchObject({ path: s.path, line: 2 });
   });
@@ -206,10 +237,12 @@ describe("audit verify catches each mutation with its own code", () => {
   });
 
   it("rewrite a non-record file (README) -> FILE_MODIFIED; appending to it is allowed", async () => {
-    expect(codes(await verify(await withExtraCommit("readme-rewrite", { "README.md": "# nothing to see\n" })))).toEqual([
-      "FILE_MODIFIED",
-    ]);
-    const ok = await verify(await withExtraCommit("readme-append", { "README.md": "# evidence\nmore notes\n" }));
+    expect(
+      codes(await verify(await withExtraCommit("readme-rewrite", { "README.md": "# nothing to see\n" }))),
+    ).toEqual(["FILE_MODIFIED"]);
+    const ok = await verify(
+      await withExtraCommit("readme-append", { "README.md": "# evidence\nmore notes\n" }),
+    );
     expect(ok.findings).toEqual([]);
   });
 
@@ -253,7 +286,9 @@ describe("audit verify catches each mutation with its own code", () => {
   });
 
   it("re-sign with an unknown key -> SIG_UNKNOWN_KEY, as git says", async () => {
-    const b = await build("unknown-key", { tweak: (specs) => (specs[5] = { ...specs[5]!, key: other, committerEmail: key.principal }) });
+    const b = await build("unknown-key", {
+      tweak: (specs) => (specs[5] = { ...specs[5]!, key: other, committerEmail: key.principal }),
+    });
     const r = await verify(b.dir);
     expect(codes(r)).toEqual(["SIG_UNKNOWN_KEY"]);
     expect(r.findings[0]!.commit).toBe(b.segOids[4]);
@@ -261,7 +296,9 @@ describe("audit verify catches each mutation with its own code", () => {
   });
 
   it("unsigned commit -> SIG_MISSING, as git says", async () => {
-    const b = await build("unsigned", { tweak: (specs) => (specs[4] = { ...specs[4]!, key: null, committerEmail: key.principal }) });
+    const b = await build("unsigned", {
+      tweak: (specs) => (specs[4] = { ...specs[4]!, key: null, committerEmail: key.principal }),
+    });
     const r = await verify(b.dir);
     expect(codes(r)).toEqual(["SIG_MISSING"]);
     await expectAgreesWithGit(b.dir, r);
@@ -308,7 +345,7 @@ describe("audit verify catches each mutation with its own code", () => {
   it("seq gap inside a segment -> SEQ_GAP", async () => {
     const segments = makeSegments(GW, 5, 4);
     const last = segments[4]!.records;
-    for (const rec of last.slice(2)) rec.custos.seq += 1; // 17 18 20 21
+    for (const rec of last.slice(2)) rec.custos.seq = (rec.custos.seq ?? 0) + 1; // 17 18 20 21
     const r = await verify((await build("seq-gap", { segments })).dir);
     expect(codes(r)).toEqual(["SEQ_GAP"]);
     expect(r.findings[0]).toMatchObject({ line: 3 });
@@ -391,5 +428,15 @@ describe("audit verify catches each mutation with its own code", () => {
     const r = await verify(dir);
     expect(codes(r)).toEqual(["OBJECT_CORRUPT"]);
     expect(await readFile(path)).toBeTruthy();
+  });
+
+  it("worker-thread parsing finds exactly what inline parsing finds", async () => {
+    for (const name of ["edit-line", "backdate", "seq-gap", "invalid-record", "clean"]) {
+      const dir = join(tmp, name);
+      const inline = await auditVerify({ repo: dir, allowedSigners: allowed, workers: 0 });
+      const threaded = await auditVerify({ repo: dir, allowedSigners: allowed, workers: 2 });
+      expect(threaded.findings).toEqual(inline.findings);
+      expect(threaded.gateways).toEqual(inline.gateways);
+    }
   });
 });

@@ -37,7 +37,11 @@ export function withHash(c: Omit<GatewayConfig, "policyHash">): GatewayConfig {
   return { ...c, policyHash: `sha256:${sha256Hex(canonicalJson(c))}` } as GatewayConfig;
 }
 
-const rule = (r: Omit<Rule, "source" | "enforcement"> & Partial<Pick<Rule, "enforcement">>): Rule => ({ enforcement: "enforce", source: SRC, ...r });
+const rule = (r: Omit<Rule, "source" | "enforcement"> & Partial<Pick<Rule, "enforcement">>): Rule => ({
+  enforcement: "enforce",
+  source: SRC,
+  ...r,
+});
 
 export function testPolicy(extra: Rule[] = []): GatewayConfig {
   return withHash({
@@ -49,7 +53,10 @@ export function testPolicy(extra: Rule[] = []): GatewayConfig {
       agents: { groups: ["agents"], source: SRC },
       operators: { groups: ["operators"], source: SRC },
     },
-    purposes: { "incident-42": { description: "incident", source: SRC }, deploy: { description: "deploy", source: SRC } },
+    purposes: {
+      "incident-42": { description: "incident", source: SRC },
+      deploy: { description: "deploy", source: SRC },
+    },
     approvalGroups: { leads: { reviewers: [], source: SRC } },
     rules: [
       ...extra,
@@ -57,7 +64,10 @@ export function testPolicy(extra: Rule[] = []): GatewayConfig {
         id: "discovery",
         decision: "allow",
         reason: "discovery is harmless",
-        match: { verbs: ["get"], nonResourceURLs: ["/api", "/api/*", "/apis", "/apis/*", "/version", "/openapi/*", "/openapi/v3/*"] },
+        match: {
+          verbs: ["get"],
+          nonResourceURLs: ["/api", "/api/*", "/apis", "/apis/*", "/version", "/openapi/*", "/openapi/v3/*"],
+        },
       }),
       rule({
         id: "no-secrets",
@@ -71,7 +81,14 @@ export function testPolicy(extra: Rule[] = []): GatewayConfig {
         decision: "requireApproval",
         reason: "deleting pods needs a second pair of eyes",
         match: { verbs: ["delete"], resources: ["pods"], identities: ["agents"] },
-        approval: { group: "leads", count: 1, ttlSeconds: 600, use: "once", wait: null, allowUnsigned: false },
+        approval: {
+          group: "leads",
+          count: 1,
+          ttlSeconds: 600,
+          use: "once",
+          wait: null,
+          allowUnsigned: false,
+        },
       }),
       rule({
         id: "dry-run-no-deploy-read",
@@ -90,13 +107,21 @@ export function testPolicy(extra: Rule[] = []): GatewayConfig {
         id: "agents-write-configmaps",
         decision: "allow",
         reason: "agents may manage configmaps",
-        match: { verbs: ["create", "update", "patch", "delete"], resources: ["configmaps"], identities: ["agents"] },
+        match: {
+          verbs: ["create", "update", "patch", "delete"],
+          resources: ["configmaps"],
+          identities: ["agents"],
+        },
       }),
       rule({
         id: "agents-exec",
         decision: "allow",
         reason: "agents may exec and port-forward",
-        match: { verbs: ["create"], resources: ["pods/exec", "pods/attach", "pods/portforward"], identities: ["agents"] },
+        match: {
+          verbs: ["create"],
+          resources: ["pods/exec", "pods/attach", "pods/portforward"],
+          identities: ["agents"],
+        },
       }),
     ],
     masks: [],
@@ -107,7 +132,12 @@ export function testPolicy(extra: Rule[] = []): GatewayConfig {
 /** A stand-in masker for tests that do not depend on the masking stage: replaces "Jane Roe". */
 export const PLANTED = "Jane Roe";
 export function plantedMasker(): Masker {
-  const summary = (n: number): MaskSummary => ({ rules: n > 0 ? ["test-name"] : [], paths: [], truncated: false, counts: n > 0 ? { name: n } : {} });
+  const summary = (n: number): MaskSummary => ({
+    rules: n > 0 ? ["test-name"] : [],
+    paths: [],
+    truncated: false,
+    counts: n > 0 ? { name: n } : {},
+  });
   const maskStr = (s: string, count: { n: number }) =>
     s.replaceAll(PLANTED, () => {
       count.n++;
@@ -116,7 +146,8 @@ export function plantedMasker(): Masker {
   const walk = (v: unknown, c: { n: number }): unknown => {
     if (typeof v === "string") return maskStr(v, c);
     if (Array.isArray(v)) return v.map((x) => walk(x, c));
-    if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, c)]));
+    if (v && typeof v === "object")
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, c)]));
     return v;
   };
   return {
@@ -171,16 +202,39 @@ export async function startRecordingUpstream(o: { token: string; routes?: Route[
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", async () => {
-      const rec: Recorded = { method: req.method ?? "", url: req.url ?? "", headers: { ...req.headers }, body: Buffer.concat(chunks).toString() };
+      const rec: Recorded = {
+        method: req.method ?? "",
+        url: req.url ?? "",
+        headers: { ...req.headers },
+        body: Buffer.concat(chunks).toString(),
+      };
       seen.push(rec);
       if (req.headers.authorization !== `Bearer ${o.token}`) {
         res.writeHead(401, { "content-type": "application/json" });
-        res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", code: 401, reason: "Unauthorized", message: "Unauthorized" }));
+        res.end(
+          JSON.stringify({
+            kind: "Status",
+            apiVersion: "v1",
+            status: "Failure",
+            code: 401,
+            reason: "Unauthorized",
+            message: "Unauthorized",
+          }),
+        );
         return;
       }
       for (const r of routes) if (await r(rec, res)) return;
       res.writeHead(404, { "content-type": "application/json" });
-      res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", code: 404, reason: "NotFound", message: `${rec.url} not found` }));
+      res.end(
+        JSON.stringify({
+          kind: "Status",
+          apiVersion: "v1",
+          status: "Failure",
+          code: 404,
+          reason: "NotFound",
+          message: `${rec.url} not found`,
+        }),
+      );
     });
   });
   const wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => [...p][0] ?? false });
@@ -213,7 +267,12 @@ export function kubeconfigYaml(o: { server: string; caPem: string; token: string
   return yamlStringify({
     apiVersion: "v1",
     kind: "Config",
-    clusters: [{ name, cluster: { server: o.server, "certificate-authority-data": Buffer.from(o.caPem).toString("base64") } }],
+    clusters: [
+      {
+        name,
+        cluster: { server: o.server, "certificate-authority-data": Buffer.from(o.caPem).toString("base64") },
+      },
+    ],
     users: [{ name, user: { token: o.token } }],
     contexts: [{ name, context: { cluster: name, user: name, namespace: "default" } }],
     "current-context": name,
@@ -247,7 +306,8 @@ export async function startTestGateway(
   const { TokenFileAuthenticator } = await import("../gateway/identity/token-file.ts");
   const dir = await tempDir();
   const evidenceFile = path.join(dir, "evidence.jsonl");
-  const sink = over.sink ?? (await JsonlEvidenceSink.open({ file: evidenceFile, gatewayId: "gw-test", fsync: false }));
+  const sink =
+    over.sink ?? (await JsonlEvidenceSink.open({ file: evidenceFile, gatewayId: "gw-test", fsync: false }));
   const tls = await testTls();
   const gw = await startGateway({
     config: testPolicy(),
@@ -275,7 +335,10 @@ export async function startTestGateway(
     },
     async kubeconfig(token, opts = {}) {
       const f = path.join(dir, `kubeconfig-${n++}`);
-      await writeFile(f, kubeconfigYaml({ server: gw.url + (opts.serverSuffix ?? ""), caPem: gw.caPem, token }));
+      await writeFile(
+        f,
+        kubeconfigYaml({ server: gw.url + (opts.serverSuffix ?? ""), caPem: gw.caPem, token }),
+      );
       return f;
     },
     async close() {
@@ -293,15 +356,26 @@ export interface KubectlResult {
 }
 
 /** Run the real kubectl with an isolated cache dir. */
-export function kubectl(kubeconfig: string, args: string[], o: { input?: string; timeoutMs?: number } = {}): Promise<KubectlResult> {
+export function kubectl(
+  kubeconfig: string,
+  args: string[],
+  o: { input?: string; timeoutMs?: number } = {},
+): Promise<KubectlResult> {
   const cache = path.join(path.dirname(kubeconfig), `cache-${path.basename(kubeconfig)}`);
   return new Promise((resolve) => {
     const child = execFile(
       "kubectl",
       ["--kubeconfig", kubeconfig, "--cache-dir", cache, "--request-timeout=15s", ...args],
-      { timeout: o.timeoutMs ?? 20_000, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: path.dirname(kubeconfig) } },
+      {
+        timeout: o.timeoutMs ?? 20_000,
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: path.dirname(kubeconfig) },
+      },
       (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1) : 0;
+        const code = err
+          ? typeof (err as { code?: unknown }).code === "number"
+            ? (err as { code: number }).code
+            : 1
+          : 0;
         resolve({ code, stdout: String(stdout), stderr: String(stderr) });
       },
     );
@@ -333,7 +407,13 @@ export async function call(
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
         res.on("error", reject);
       },
     );
@@ -342,7 +422,12 @@ export async function call(
   });
 }
 
-export const json = (res: import("node:http").ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+export const json = (
+  res: import("node:http").ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) => {
   res.writeHead(status, { "content-type": "application/json", ...headers });
   res.end(JSON.stringify(body));
   return true;

@@ -9,13 +9,15 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evaluate } from "../gateway/decision/index.ts";
 import { parseRequestInfo } from "../gateway/requestinfo/index.ts";
-import type { EvidenceSink } from "../gateway/ports.ts";
+import type { ApprovalService, EvidenceSink, Masker } from "../gateway/ports.ts";
+import type { GatewayConfig } from "../sdk/schema/config.ts";
 import {
   AGENT_TOKEN,
   call,
   json,
   NOBODY_TOKEN,
   PLANTED,
+  plantedMasker,
   type Recorded,
   startRecordingUpstream,
   startTestGateway,
@@ -23,10 +25,15 @@ import {
   testPolicy,
   testTls,
   upstreamFor,
+  withHash,
 } from "./gateway-helpers.ts";
 
 const UPSTREAM_TOKEN = "upstream-secret-token-xyz";
-const POD = { kind: "Pod", apiVersion: "v1", metadata: { name: "web-0", namespace: "default", annotations: { patient: PLANTED } } };
+const POD = {
+  kind: "Pod",
+  apiVersion: "v1",
+  metadata: { name: "web-0", namespace: "default", annotations: { patient: PLANTED } },
+};
 
 let up: Awaited<ReturnType<typeof startRecordingUpstream>>;
 let t: TestGateway;
@@ -38,24 +45,38 @@ beforeAll(async () => {
       (r, res) => r.url === "/api/v1/namespaces/default/pods/web-0" && json(res, 200, POD),
       (r, res) =>
         r.url.startsWith("/api/v1/namespaces/default/pods/gz") &&
-        (res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip" }), res.end(gzipSync(JSON.stringify(POD))), true),
+        raw(
+          res,
+          200,
+          { "content-type": "application/json", "content-encoding": "gzip" },
+          gzipSync(JSON.stringify(POD)),
+        ),
       (r, res) =>
         r.url.startsWith("/api/v1/namespaces/default/pods/zstd") &&
-        (res.writeHead(200, { "content-type": "application/json", "content-encoding": "zstd" }), res.end("xx"), true),
+        raw(res, 200, { "content-type": "application/json", "content-encoding": "zstd" }, "xx"),
       (r, res) =>
         r.url.startsWith("/api/v1/namespaces/default/pods/broken") &&
-        (res.writeHead(200, { "content-type": "application/json" }), res.end('{"kind":"Pod", "metadata": {'), true),
+        raw(res, 200, { "content-type": "application/json" }, '{"kind":"Pod", "metadata": {'),
       (r, res) =>
         r.url.startsWith("/api/v1/namespaces/default/pods/proto") &&
-        (res.writeHead(200, { "content-type": "application/vnd.kubernetes.protobuf" }), res.end(Buffer.from([0x6b, 0x38, 0x73, 0])), true),
+        raw(
+          res,
+          200,
+          { "content-type": "application/vnd.kubernetes.protobuf" },
+          Buffer.from([0x6b, 0x38, 0x73, 0]),
+        ),
       (r, res) => {
         if (!r.url.startsWith("/api/v1/namespaces/default/pods/slow")) return false;
         setTimeout(() => json(res, 200, POD), 3000);
         return true;
       },
       (r, res) => {
-        if (!r.url.startsWith("/api/v1/namespaces/default/pods?") || !r.url.includes("watch=true")) return false;
-        res.writeHead(200, { "content-type": "application/json;stream=watch", "transfer-encoding": "chunked" });
+        if (!r.url.startsWith("/api/v1/namespaces/default/pods?") || !r.url.includes("watch=true"))
+          return false;
+        res.writeHead(200, {
+          "content-type": "application/json;stream=watch",
+          "transfer-encoding": "chunked",
+        });
         res.write(`${JSON.stringify({ type: "ADDED", object: POD })}\n`);
         // the second event comes later: the first must already have reached the client
         setTimeout(() => {
@@ -71,8 +92,14 @@ beforeAll(async () => {
         setTimeout(() => res.end(`${PLANTED.slice(4)} today\nline 2\n`), 100);
         return true;
       },
-      (r, res) => r.method === "GET" && r.url.startsWith("/apis/apps/v1/namespaces/default/deployments") && json(res, 200, { kind: "DeploymentList", items: [] }),
-      (r, res) => r.method === "POST" && r.url.startsWith("/api/v1/namespaces/default/configmaps") && json(res, 201, JSON.parse(r.body)),
+      (r, res) =>
+        r.method === "GET" &&
+        r.url.startsWith("/apis/apps/v1/namespaces/default/deployments") &&
+        json(res, 200, { kind: "DeploymentList", items: [] }),
+      (r, res) =>
+        r.method === "POST" &&
+        r.url.startsWith("/api/v1/namespaces/default/configmaps") &&
+        json(res, 201, JSON.parse(r.body)),
       (r, res) => r.url === "/version" && json(res, 200, { major: "1", minor: "32", gitVersion: "v1.32.0" }),
     ],
   });
@@ -82,6 +109,17 @@ afterAll(async () => {
   await t?.close();
   await up?.close();
 });
+
+function raw(
+  res: import("node:http").ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  body: string | Buffer,
+): true {
+  res.writeHead(status, headers);
+  res.end(body);
+  return true;
+}
 
 const lastSeen = (): Recorded => up.seen[up.seen.length - 1]!;
 
@@ -108,7 +146,9 @@ describe("allowed calls", () => {
     expect(up.seen.length).toBe(seenBefore + 1);
     const seen = lastSeen();
     expect(seen.headers.authorization).toBe(`Bearer ${UPSTREAM_TOKEN}`);
-    expect(Object.keys(seen.headers).filter((h) => h.startsWith("impersonate-") || h.startsWith("x-remote-"))).toEqual([]);
+    expect(
+      Object.keys(seen.headers).filter((h) => h.startsWith("impersonate-") || h.startsWith("x-remote-")),
+    ).toEqual([]);
     expect(seen.headers["custos-purpose"]).toBeUndefined();
     expect(seen.headers["x-secret-hop"]).toBeUndefined();
     expect(seen.headers.accept).toBe("application/json");
@@ -124,19 +164,49 @@ describe("allowed calls", () => {
       user: { username: "agent-1", groups: ["agents", "ci"] },
       objectRef: { resource: "pods", namespace: "default", name: "web-0", apiVersion: "v1" },
       responseStatus: { code: 200 },
-      custos: { decision: "allow", ruleId: "agents-read", purpose: "incident-42", policyHash: t.gw.config().policyHash, seq: recs.length },
+      custos: {
+        decision: "allow",
+        ruleId: "agents-read",
+        purpose: "incident-42",
+        policyHash: t.gw.config().policyHash,
+        seq: recs.length,
+      },
     });
     expect(rec.custos.masking?.counts).toEqual({ name: 1 });
     expect(JSON.stringify(recs)).not.toContain(UPSTREAM_TOKEN);
     expect(JSON.stringify(recs)).not.toContain(AGENT_TOKEN);
   });
 
+  it("impersonates the agent upstream when configured (never the client's own Impersonate-* headers)", async () => {
+    const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
+      impersonate: true,
+    });
+    try {
+      const r = await call(g.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", {
+        token: AGENT_TOKEN,
+        headers: { "impersonate-user": "system:admin", "impersonate-group": "system:masters" },
+      });
+      expect(r.status).toBe(200);
+      const seen = lastSeen();
+      expect(seen.headers["impersonate-user"]).toBe("agent-1");
+      expect(seen.headers["impersonate-group"]).toBe("agents, ci");
+      expect(seen.headers.authorization).toBe(`Bearer ${UPSTREAM_TOKEN}`);
+    } finally {
+      await g.close();
+    }
+  });
+
   it("keeps the as=Table variants of Accept", async () => {
     await call(t.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", {
       token: AGENT_TOKEN,
-      headers: { accept: "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json" },
+      headers: {
+        accept:
+          "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
+      },
     });
-    expect(lastSeen().headers.accept).toBe("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json");
+    expect(lastSeen().headers.accept).toBe(
+      "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
+    );
   });
 
   it("decompresses gzip before masking", async () => {
@@ -147,7 +217,12 @@ describe("allowed calls", () => {
   });
 
   it("forwards the exact body bytes of a create and records their hash", async () => {
-    const body = JSON.stringify({ kind: "ConfigMap", apiVersion: "v1", metadata: { name: "c1" }, data: { note: PLANTED } });
+    const body = JSON.stringify({
+      kind: "ConfigMap",
+      apiVersion: "v1",
+      metadata: { name: "c1" },
+      data: { note: PLANTED },
+    });
     const r = await call(t.gw.url, "POST", "/api/v1/namespaces/default/configmaps?fieldManager=kubectl", {
       token: AGENT_TOKEN,
       headers: { "content-type": "application/json" },
@@ -162,7 +237,9 @@ describe("allowed calls", () => {
   });
 
   it("dry-run rules decide and record but never block", async () => {
-    const r = await call(t.gw.url, "GET", "/apis/apps/v1/namespaces/default/deployments", { token: AGENT_TOKEN });
+    const r = await call(t.gw.url, "GET", "/apis/apps/v1/namespaces/default/deployments", {
+      token: AGENT_TOKEN,
+    });
     expect(r.status).toBe(200);
     const rec = (await t.records()).pop()!;
     expect(rec.custos.ruleId).toBe("agents-read");
@@ -214,7 +291,12 @@ describe("streams", () => {
   });
 
   it("masks a log stream even when a value is split across chunks", async () => {
-    const r = await call(t.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0/log?container=main&follow=true", { token: AGENT_TOKEN });
+    const r = await call(
+      t.gw.url,
+      "GET",
+      "/api/v1/namespaces/default/pods/web-0/log?container=main&follow=true",
+      { token: AGENT_TOKEN },
+    );
     expect(r.status).toBe(200);
     expect(r.body).toBe("line 1 admitted [MASKED:name] today\nline 2\n");
   });
@@ -224,7 +306,15 @@ describe("refusals", () => {
   it("401 for missing, unknown, alg-none and malformed tokens, recorded, never forwarded", async () => {
     const seen = up.seen.length;
     const none = `${Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url")}.${Buffer.from(
-      JSON.stringify({ iss: "custos-gateway", aud: "custos-gateway", sub: "admin", purpose: "deploy", exp: 9999999999, iat: 1, jti: "x" }),
+      JSON.stringify({
+        iss: "custos-gateway",
+        aud: "custos-gateway",
+        sub: "admin",
+        purpose: "deploy",
+        exp: 9999999999,
+        iat: 1,
+        jti: "x",
+      }),
     ).toString("base64url")}.`;
     for (const token of [undefined, "wrong", none, "a.b.c"]) {
       const o: { token?: string } = {};
@@ -258,7 +348,10 @@ describe("refusals", () => {
     const r = await call(t.gw.url, "DELETE", "/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN });
     expect(r.status).toBe(403);
     expect(JSON.parse(r.body).message).toContain("approval required: no approval backend configured");
-    expect((await t.records()).pop()!.custos).toMatchObject({ decision: "requireApproval", ruleId: "approve-pod-delete" });
+    expect((await t.records()).pop()!.custos).toMatchObject({
+      decision: "requireApproval",
+      ruleId: "approve-pod-delete",
+    });
   });
 
   it("400 for path tricks", async () => {
@@ -303,7 +396,9 @@ describe("refusals", () => {
 
   it("502 for malformed JSON, protobuf and unknown encodings from the upstream; 504 when it is slow", async () => {
     for (const name of ["broken", "proto", "zstd"]) {
-      const r = await call(t.gw.url, "GET", `/api/v1/namespaces/default/pods/${name}`, { token: AGENT_TOKEN });
+      const r = await call(t.gw.url, "GET", `/api/v1/namespaces/default/pods/${name}`, {
+        token: AGENT_TOKEN,
+      });
       expect(r.status, name).toBe(502);
       expect(r.body).not.toContain("Pod");
     }
@@ -313,9 +408,13 @@ describe("refusals", () => {
   });
 
   it("502 when the upstream is down", async () => {
-    const down = await startTestGateway(upstreamFor("https://127.0.0.1:1", (await testTls()).caPem, UPSTREAM_TOKEN));
+    const down = await startTestGateway(
+      upstreamFor("https://127.0.0.1:1", (await testTls()).caPem, UPSTREAM_TOKEN),
+    );
     try {
-      const r = await call(down.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN });
+      const r = await call(down.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", {
+        token: AGENT_TOKEN,
+      });
       expect(r.status).toBe(502);
       expect(JSON.parse(r.body).message).toContain("could not be reached");
       expect((await down.records()).pop()!.responseStatus.code).toBe(502);
@@ -332,7 +431,9 @@ describe("refusals", () => {
       appendArtifact: async () => {},
       close: async () => {},
     };
-    const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), { sink: failing });
+    const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
+      sink: failing,
+    });
     try {
       const r = await call(g.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN });
       expect(r.status).toBe(503);
@@ -345,15 +446,88 @@ describe("refusals", () => {
   });
 });
 
+describe("approval", () => {
+  it("holds a call while its approval is pending, then forwards it once granted (single-use grant consumed)", async () => {
+    const calls: string[] = [];
+    const service: ApprovalService = {
+      async check(op) {
+        calls.push("check");
+        return calls.length < 3
+          ? {
+              status: "pending",
+              requestId: "req-1",
+              fingerprint: "fp",
+              reviewCommand: "custos approve req-1",
+            }
+          : { status: "granted", requestId: "req-1", fingerprint: "fp", grantId: `grant-for-${op.ruleId}` };
+      },
+      async consume(id) {
+        calls.push(`consume:${id}`);
+        return true;
+      },
+      async close() {},
+    };
+    const held = testPolicy([
+      {
+        id: "approve-cm-delete",
+        decision: "requireApproval",
+        reason: "configmap deletion needs approval",
+        enforcement: "enforce",
+        match: { verbs: ["delete"], resources: ["configmaps"] },
+        approval: {
+          group: "leads",
+          count: 1,
+          ttlSeconds: 60,
+          use: "once",
+          wait: { timeoutSeconds: 5 },
+          allowUnsigned: false,
+        },
+        source: { file: "x.ts", line: 1, column: 1 },
+      },
+    ]);
+    up.routes.push(
+      (r, res) =>
+        r.method === "DELETE" &&
+        r.url.startsWith("/api/v1/namespaces/default/configmaps/") &&
+        json(res, 200, { kind: "Status", status: "Success" }),
+    );
+    const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
+      config: held,
+      approval: service,
+      approvalPollMs: 20,
+    });
+    try {
+      const r = await call(g.gw.url, "DELETE", "/api/v1/namespaces/default/configmaps/c1", {
+        token: AGENT_TOKEN,
+      });
+      expect(r.status).toBe(200);
+      expect(calls).toEqual(["check", "check", "check", "consume:grant-for-approve-cm-delete"]);
+      expect(lastSeen().method).toBe("DELETE");
+      const rec = (await g.records()).pop()!;
+      expect(rec.custos).toMatchObject({
+        decision: "requireApproval",
+        ruleId: "approve-cm-delete",
+        approval: { requestId: "req-1", grantId: "grant-for-approve-cm-delete" },
+      });
+    } finally {
+      await g.close();
+    }
+  });
+});
+
 describe("purpose", () => {
   it("from the server URL path prefix, stripped before forwarding", async () => {
-    const r = await call(t.gw.url, "GET", "/purpose/deploy/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN });
+    const r = await call(t.gw.url, "GET", "/purpose/deploy/api/v1/namespaces/default/pods/web-0", {
+      token: AGENT_TOKEN,
+    });
     expect(r.status).toBe(200);
     expect(lastSeen().url).toBe("/api/v1/namespaces/default/pods/web-0");
     expect((await t.records()).pop()!.custos.purpose).toBe("deploy");
   });
   it("unknown and conflicting purposes are 400", async () => {
-    const a = await call(t.gw.url, "GET", "/purpose/nope/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN });
+    const a = await call(t.gw.url, "GET", "/purpose/nope/api/v1/namespaces/default/pods/web-0", {
+      token: AGENT_TOKEN,
+    });
     expect(a.status).toBe(400);
     const b = await call(t.gw.url, "GET", "/purpose/deploy/api/v1/namespaces/default/pods/web-0", {
       token: AGENT_TOKEN,
@@ -377,12 +551,21 @@ describe("reload", () => {
         source: { file: "x.ts", line: 1, column: 1 },
       },
     ]);
-    await expect(t.gw.reload({ ...next, rules: "nope" })).rejects.toMatchObject({ code: "POLICY_CONFIG_INVALID" });
+    await expect(t.gw.reload({ ...next, rules: "nope" })).rejects.toMatchObject({
+      code: "POLICY_CONFIG_INVALID",
+    });
+    // edited after compiling: the content no longer matches its policyHash
+    await expect(t.gw.reload({ ...next, name: "edited" })).rejects.toMatchObject({
+      code: "POLICY_CONFIG_INVALID",
+    });
     expect(t.gw.config().policyHash).toBe(old);
     const r = await t.gw.reload(next);
     expect(r).toEqual({ oldPolicyHash: old, newPolicyHash: next.policyHash });
     const rec = (await t.records()).pop()!;
-    expect(rec.custos).toMatchObject({ type: "policy-reload", extra: { oldPolicyHash: old, newPolicyHash: next.policyHash } });
+    expect(rec.custos).toMatchObject({
+      type: "policy-reload",
+      extra: { oldPolicyHash: old, newPolicyHash: next.policyHash },
+    });
     const d = await call(t.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN });
     expect(d.status).toBe(403);
     expect(JSON.parse(d.body).message).toContain("freeze");
@@ -390,9 +573,123 @@ describe("reload", () => {
   });
 });
 
+describe("property: garbage in, a Status out, the gateway stays up", () => {
+  it("random methods, content types, bodies and tokens never crash it", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"),
+        fc.constantFrom(
+          "application/json",
+          "application/yaml",
+          "application/apply-patch+yaml",
+          "application/vnd.kubernetes.protobuf",
+          "text/plain",
+          "",
+          "multipart/form-data; boundary=x",
+        ),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.constantFrom(AGENT_TOKEN, NOBODY_TOKEN, "", "x.y.z", "Basic Zm9vOmJhcg=="),
+        fc.constantFrom(
+          "/api/v1/namespaces/default/configmaps",
+          "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+          "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+          "/custos/v1/login",
+          "/api/v1/namespaces/default/pods/web-0",
+        ),
+        async (method, contentType, body, token, p) => {
+          const headers: Record<string, string> = {};
+          if (contentType) headers["content-type"] = contentType;
+          // bodies only where HTTP frames them (Node sends GET/HEAD/OPTIONS bodies unframed)
+          const o: Parameters<typeof call>[3] = { headers };
+          if (["POST", "PUT", "PATCH", "DELETE"].includes(method)) o.body = Buffer.from(body);
+          if (token.startsWith("Basic")) headers.authorization = token;
+          else if (token) o.token = token;
+          const r = await call(t.gw.url, method, p, o);
+          expect(r.status).toBeGreaterThanOrEqual(200);
+          expect(r.status).toBeLessThan(600);
+          if (r.status >= 400 && method !== "HEAD") expect(JSON.parse(r.body).kind).toBe("Status");
+        },
+      ),
+      { numRuns: 120 },
+    );
+    const ok = await call(t.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN });
+    expect(ok.status).toBe(200);
+  });
+});
+
+describe("reload with a call in flight", () => {
+  it("a watch opened before the reload finishes under the old policy and masker", async () => {
+    const tagging = (c: GatewayConfig): Masker => ({
+      maskJson: (value) => ({
+        value: { ...(value as object), maskedBy: c.name },
+        summary: { rules: [], paths: [], truncated: false, counts: {} },
+      }),
+      textStream: () => plantedMasker().textStream({} as never),
+    });
+    const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
+      maskerFactory: tagging,
+    });
+    try {
+      const { policyHash: _h, ...base } = testPolicy();
+      const renamed = withHash({ ...base, name: "after-reload" });
+      const lines: string[] = [];
+      const tls = await testTls();
+      const u = new URL(g.gw.url);
+      await new Promise<void>((resolve, reject) => {
+        const req = https.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path: "/api/v1/namespaces/default/pods?watch=true",
+            ca: tls.caPem,
+            headers: { authorization: `Bearer ${AGENT_TOKEN}` },
+            agent: false,
+          },
+          (res) => {
+            let buf = "";
+            res.on("data", (c: Buffer) => {
+              buf += c.toString();
+              if (lines.length === 0 && buf.includes("\n")) void g.gw.reload(renamed);
+              const parts = buf.split("\n");
+              buf = parts.pop() ?? "";
+              lines.push(...parts.filter((l) => l !== ""));
+            });
+            res.on("end", () => resolve());
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+      expect(lines.map((l) => JSON.parse(l).maskedBy)).toEqual(["gateway-test", "gateway-test"]);
+      expect(g.gw.config().name).toBe("after-reload");
+      const r = await call(g.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN });
+      expect(JSON.parse(r.body).maskedBy).toBe("after-reload");
+    } finally {
+      await g.close();
+    }
+  });
+});
+
 describe("property: never forwards what the decision denies", () => {
   const seg = fc.oneof(
-    fc.constantFrom("api", "apis", "v1", "apps", "namespaces", "default", "phi-x", "pods", "secrets", "configmaps", "web-0", "log", "exec", "proxy", "watch", "status"),
+    fc.constantFrom(
+      "api",
+      "apis",
+      "v1",
+      "apps",
+      "namespaces",
+      "default",
+      "phi-x",
+      "pods",
+      "secrets",
+      "configmaps",
+      "web-0",
+      "log",
+      "exec",
+      "proxy",
+      "watch",
+      "status",
+    ),
     fc.constantFrom("..", ".", "", "%2F", "%2e%2e", "a%2Fb", "%00", "x;y", "%252F", "%"),
     fc.stringMatching(/^[a-z0-9-]{1,6}$/),
   );
@@ -412,15 +709,31 @@ describe("property: never forwards what the decision denies", () => {
             headers: { "content-type": "application/json" },
             ...(method === "PATCH" ? { body: "{}" } : {}),
           });
-          const forwarded = up.seen.slice(before).filter((s) => !s.url.startsWith("/api/v1/namespaces/default/pods?watch"));
+          const forwarded = up.seen
+            .slice(before)
+            .filter((s) => !s.url.startsWith("/api/v1/namespaces/default/pods?watch"));
           if (forwarded.length === 0) return;
           // forwarded: it must parse, and the decision must allow it for this caller
           const info = parseRequestInfo(method, path);
           const identity =
             token === AGENT_TOKEN
-              ? { subject: "agent-1", groups: ["agents", "ci"], claims: { uid: "u1" }, source: "token-file" as const }
-              : { subject: "nobody", groups: ["others"], claims: { uid: "u2" }, source: "token-file" as const };
-          const d = evaluate(config, { identity, request: info, ...(method === "PATCH" ? { body: {} } : {}) });
+              ? {
+                  subject: "agent-1",
+                  groups: ["agents", "ci"],
+                  claims: { uid: "u1" },
+                  source: "token-file" as const,
+                }
+              : {
+                  subject: "nobody",
+                  groups: ["others"],
+                  claims: { uid: "u2" },
+                  source: "token-file" as const,
+                };
+          const d = evaluate(config, {
+            identity,
+            request: info,
+            ...(method === "PATCH" ? { body: {} } : {}),
+          });
           expect(d.effective, `${method} ${path} -> ${r.status}`).toBe("allow");
           expect(forwarded[0]!.url).toBe(path);
         },

@@ -10,7 +10,9 @@ import type { ApprovalOperation, ApprovalOutcome, ApprovalService, EvidenceRecor
 
 export type ApprovalRef = NonNullable<EvidenceRecord["custos"]["approval"]>;
 
-export type ApprovalResult = { ok: true; approval: ApprovalRef } | { ok: false; error: GatewayError; approval?: ApprovalRef };
+export type ApprovalResult =
+  | { ok: true; approval: ApprovalRef }
+  | { ok: false; error: GatewayError; approval?: ApprovalRef };
 
 export interface ApprovalStageDeps {
   service: ApprovalService;

@@ -271,6 +271,13 @@ describe("evaluate", () => {
       evaluate(c, input(ci, "GET", "/api/v1/namespaces/a/configmaps", { purpose: "audit" })).ruleId,
     ).toBe("any");
     expect(evaluate(c, input(ci, "GET", "/api/v1/namespaces/a/configmaps")).ruleId).toBe("default-deny");
+    // a purpose the policy does not name is no purpose at all
+    expect(
+      evaluate(c, input(ci, "GET", "/api/v1/namespaces/phi-a/pods", { purpose: "because" })).ruleId,
+    ).toBe("need");
+    expect(
+      evaluate(c, input(ci, "GET", "/api/v1/namespaces/a/configmaps", { purpose: "because" })).ruleId,
+    ).toBe("default-deny");
   });
 
   it("evaluates body predicates existentially", () => {
@@ -292,7 +299,32 @@ describe("evaluate", () => {
     expect(evaluate(c, input(ci, "POST", "/api/v1/namespaces/a/pods", { body: pod(false) })).ruleId).toBe(
       "ok",
     );
-    expect(evaluate(c, input(ci, "POST", "/api/v1/namespaces/a/pods")).ruleId).toBe("ok");
+    // no body, or a JSON Patch: the predicate cannot judge the object, so the deny applies (fail closed)
+    expect(evaluate(c, input(ci, "POST", "/api/v1/namespaces/a/pods")).ruleId).toBe("priv");
+    // ...but reads carry no object and are judged on nothing
+    expect(evaluate(c, input(ci, "GET", "/api/v1/namespaces/a/pods")).ruleId).toBe("ok");
+  });
+
+  it("fails closed on bodies a predicate cannot judge (missing, JSON Patch)", () => {
+    const priv = { op: "eq" as const, path: ["spec", "template", "spec", "hostNetwork"], value: true };
+    const c = config([
+      rule("deny-host-net", "deny", { resources: ["deployments"], body: priv }),
+      rule("allow-safe", "allow", { resources: ["deployments"], body: { op: "not", arg: priv } }),
+    ]);
+    const url = "/apis/apps/v1/namespaces/a/deployments/web";
+    const jsonPatch = [{ op: "replace", path: "/spec/template/spec/hostNetwork", value: true }];
+    expect(evaluate(c, input(ci, "PATCH", url, { body: jsonPatch })).ruleId).toBe("deny-host-net");
+    expect(evaluate(c, input(ci, "PUT", url)).ruleId).toBe("deny-host-net");
+    const merge = { spec: { template: { spec: { hostNetwork: false } } } };
+    expect(evaluate(c, input(ci, "PATCH", url, { body: merge })).ruleId).toBe("allow-safe");
+    // an allow rule with a predicate never matches an undecidable body, even without the deny before it
+    const allowOnly = config([
+      rule("allow-safe", "allow", { resources: ["deployments"], body: { op: "not", arg: priv } }),
+    ]);
+    expect(evaluate(allowOnly, input(ci, "PATCH", url, { body: jsonPatch })).ruleId).toBe("default-deny");
+    // connect subresources carry no object: a predicate rule does not capture them
+    const exec = config([rule("deny-body", "deny", { body: priv }), rule("all", "allow", {})]);
+    expect(evaluate(exec, input(ci, "POST", "/api/v1/namespaces/a/pods/p/exec")).ruleId).toBe("all");
   });
 
   it("evaluates each predicate op", () => {

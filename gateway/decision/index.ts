@@ -16,9 +16,9 @@ import {
   compilePredicate,
   compileResources,
   type NamespaceClass,
-} from "./match.ts";
+} from "../../sdk/lib/match.ts";
 
-export type { NamespaceClass } from "./match.ts";
+export type { NamespaceClass } from "../../sdk/lib/match.ts";
 export {
   CLUSTER_SCOPED_RESOURCES,
   compileGlobs,
@@ -26,7 +26,7 @@ export {
   compilePredicate,
   compileResources,
   reach,
-} from "./match.ts";
+} from "../../sdk/lib/match.ts";
 
 /** A DecisionResult plus what the gateway needs to act on it (additive to the port's type). */
 export interface DecisionOutcome extends DecisionResult {
@@ -126,7 +126,12 @@ function compileRule(config: GatewayConfig, rule: Rule): CompiledRule {
   }
   if (m.body !== undefined) {
     const p = compilePredicate(m.body);
-    reqChecks.push((i) => p(i.body));
+    // Fail closed when the object cannot be judged: a write of an object (create, update,
+    // patch on the object itself, not a connect subresource) whose body is missing or is a
+    // JSON Patch (an array of operations, RFC 6902) counts as matching a deny/approval rule
+    // and as not matching an allow rule.
+    const whenUnknown = rule.decision !== "allow";
+    reqChecks.push((i) => (bodyUndecidable(i) ? whenUnknown : p(i.body)));
   }
   const who = (id: Identity, purpose: string | undefined) => whoChecks.every((c) => c(id, purpose));
   return {
@@ -134,6 +139,20 @@ function compileRule(config: GatewayConfig, rule: Rule): CompiledRule {
     who,
     matches: (input, c) => reqChecks.every((chk) => chk(input, c)) && who(input.identity, input.purpose),
   };
+}
+
+const OBJECT_WRITE_VERBS = new Set(["create", "update", "patch"]);
+
+/** A body predicate cannot judge this call: an object write without an object-shaped body. */
+export function bodyUndecidable(input: DecisionInput): boolean {
+  const r = input.request;
+  if (!r.isResourceRequest || r.subresource !== "" || !OBJECT_WRITE_VERBS.has(r.verb)) return false;
+  return (
+    input.body === undefined ||
+    input.body === null ||
+    typeof input.body !== "object" ||
+    Array.isArray(input.body)
+  );
 }
 
 function describeRequest(input: DecisionInput): string {
@@ -145,6 +164,21 @@ function describeRequest(input: DecisionInput): string {
   return `${r.verb} ${res}${group}${r.name === "" ? "" : ` ${r.name}`}${where}`;
 }
 
+/**
+ * A purpose the policy does not name counts as no purpose (fail closed: "purpose required"
+ * rules are not satisfied by an arbitrary string). Policies that name no purposes accept any.
+ */
+function knownPurpose(config: GatewayConfig, input: DecisionInput): DecisionInput {
+  if (input.purpose === undefined || recognisedPurpose(config, input.purpose) !== undefined) return input;
+  const { purpose: _unknown, ...rest } = input;
+  return rest;
+}
+
+function recognisedPurpose(config: GatewayConfig, p: string | undefined): string | undefined {
+  if (p === undefined) return undefined;
+  return Object.keys(config.purposes).length === 0 || Object.hasOwn(config.purposes, p) ? p : undefined;
+}
+
 /** Precompile a config into a fast decision function. */
 export function compileDecider(config: GatewayConfig): Decider {
   const rules = config.rules.map((r) => compileRule(config, r));
@@ -153,7 +187,8 @@ export function compileDecider(config: GatewayConfig): Decider {
     config,
     rules,
     namespaceClass: (input) => classify(input.request),
-    evaluate(input) {
+    evaluate(raw) {
+      const input = knownPurpose(config, raw);
       const nsClass = classify(input.request);
       const dryRunMatches: string[] = [];
       for (const c of rules) {
@@ -259,7 +294,8 @@ export function rulesFor(
   let blockedBefore = false;
   for (const c of decider.rules) {
     const r = c.rule;
-    if (r.enforcement === "dry-run" || !c.who(who.identity, who.purpose)) continue;
+    const purpose = recognisedPurpose(config, who.purpose);
+    if (r.enforcement === "dry-run" || !c.who(who.identity, purpose)) continue;
     const m = r.match;
     if (m.namespaces !== undefined && !(who.namespace !== "" && compileGlobs(m.namespaces)(who.namespace)))
       continue;

@@ -4,6 +4,7 @@
  * written and synced together). Sequence numbers are per gateway: 1, 2, 3, ... continuing
  * across restarts from the last line in the file.
  */
+import { writeSync } from "node:fs";
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import path from "node:path";
 import type { EvidenceRecord, EvidenceSink } from "../ports.ts";
@@ -61,7 +62,10 @@ export class JsonlEvidenceSink implements EvidenceSink {
   append(record: EvidenceRecord): Promise<{ seq: number }> {
     if (this.#closed) return Promise.reject(new EvidenceSinkError("evidence sink is closed"));
     const seq = ++this.#seq;
-    const stamped: EvidenceRecord = { ...record, custos: { ...record.custos, gatewayId: this.#o.gatewayId, seq } };
+    const stamped: EvidenceRecord = {
+      ...record,
+      custos: { ...record.custos, gatewayId: this.#o.gatewayId, seq },
+    };
     const line = `${JSON.stringify(stamped)}\n`;
     return new Promise<{ seq: number }>((resolve, reject) => {
       this.#queue.push({ line, resolve: () => resolve({ seq }), reject });
@@ -77,11 +81,16 @@ export class JsonlEvidenceSink implements EvidenceSink {
         const batch = this.#queue;
         this.#queue = [];
         try {
-          await this.#fh.appendFile(batch.map((p) => p.line).join(""), "utf8");
+          // write(2) synchronously (one small append; no thread-pool round trip), fsync asynchronously
+          const data = Buffer.from(batch.map((p) => p.line).join(""), "utf8");
+          let off = 0;
+          while (off < data.length) off += writeSync(this.#fh.fd, data, off, data.length - off);
           if (this.#o.fsync !== false) await this.#fh.datasync();
           for (const p of batch) p.resolve();
         } catch (e) {
-          const err = new EvidenceSinkError(`evidence write failed: ${(e as NodeJS.ErrnoException).code ?? "error"}`);
+          const err = new EvidenceSinkError(
+            `evidence write failed: ${(e as NodeJS.ErrnoException).code ?? "error"}`,
+          );
           for (const p of batch) p.reject(err);
         }
       }
@@ -90,7 +99,12 @@ export class JsonlEvidenceSink implements EvidenceSink {
     }
   }
 
-  async appendArtifact(artifact: { kind: "session"; name: string; content: string; auditID: string }): Promise<void> {
+  async appendArtifact(artifact: {
+    kind: "session";
+    name: string;
+    content: string;
+    auditID: string;
+  }): Promise<void> {
     const safe = artifact.name.replace(/[^A-Za-z0-9._-]/g, "_");
     const fh = await open(path.join(path.dirname(this.#o.file), `${artifact.auditID}-${safe}`), "wx");
     try {

@@ -68,7 +68,11 @@ export function callRecord(f: CallFacts): EvidenceRecord {
     requestURI: f.requestURI,
     verb,
     user: f.identity
-      ? { username: f.identity.subject, groups: [...f.identity.groups], extra: { "custos.dev/source": [f.identity.source] } }
+      ? {
+          username: f.identity.subject,
+          groups: [...f.identity.groups],
+          extra: { "custos.dev/source": [f.identity.source] },
+        }
       : { username: "system:anonymous", groups: ["system:unauthenticated"] },
     sourceIPs: [f.sourceIP],
     responseStatus: { code: f.code },
@@ -127,7 +131,10 @@ export function reloadRecord(o: {
     responseStatus: { code: 200 },
     requestReceivedTimestamp: ts,
     stageTimestamp: ts,
-    annotations: { "custos.dev/old-policy-hash": o.oldPolicyHash, "custos.dev/new-policy-hash": o.newPolicyHash },
+    annotations: {
+      "custos.dev/old-policy-hash": o.oldPolicyHash,
+      "custos.dev/new-policy-hash": o.newPolicyHash,
+    },
     custos: {
       type: "policy-reload",
       decision: "allow",

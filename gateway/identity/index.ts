@@ -69,7 +69,9 @@ export class Authenticator {
       const reviewed = await this.#o.tokenReview(token);
       if (reviewed) return { identity: reviewed };
     }
-    throw unauthenticated(iss === undefined ? "unknown token" : `token issuer is not trusted by this gateway`);
+    throw unauthenticated(
+      iss === undefined ? "unknown token" : `token issuer is not trusted by this gateway`,
+    );
   }
 }
 

@@ -36,7 +36,8 @@ export async function mintLoginToken(opts: {
   ttlSeconds: number;
   now: Date;
 }): Promise<{ token: string; expiresAt: Date; tokenId: string }> {
-  if (opts.key.length < 32) throw new LoginTokenError("LOGIN_KEY_TOO_SHORT", "login key must be at least 32 bytes");
+  if (opts.key.length < 32)
+    throw new LoginTokenError("LOGIN_KEY_TOO_SHORT", "login key must be at least 32 bytes");
   if (!(opts.ttlSeconds > 0 && opts.ttlSeconds <= MAX_LOGIN_TTL_SECONDS))
     throw new LoginTokenError(
       "LOGIN_TTL_INVALID",
@@ -75,7 +76,8 @@ export async function verifyLoginToken(token: string, key: Uint8Array, now: Date
   if (typeof p.exp === "number" && typeof p.iat === "number" && p.exp - p.iat > MAX_LOGIN_TTL_SECONDS)
     throw new LoginTokenError("LOGIN_TTL_INVALID", "login token lives longer than allowed");
   const purpose = p.purpose;
-  if (typeof purpose !== "string" || purpose === "") throw new LoginTokenError("LOGIN_NO_PURPOSE", "login token has no purpose");
+  if (typeof purpose !== "string" || purpose === "")
+    throw new LoginTokenError("LOGIN_NO_PURPOSE", "login token has no purpose");
   const groups = Array.isArray(p.groups) ? p.groups.filter((g): g is string => typeof g === "string") : [];
   const claims: Record<string, string> = {};
   if (p.claims && typeof p.claims === "object")

@@ -44,7 +44,18 @@ export const GITHUB_ACTIONS_CLAIMS: Record<string, string> = {
   jobWorkflowRef: "job_workflow_ref",
 };
 
-const ALLOWED_ALGS = new Set(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]);
+const ALLOWED_ALGS = new Set([
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+]);
 
 export class OidcConfigError extends Error {
   readonly code = "OIDC_CONFIG_INVALID";
@@ -67,9 +78,12 @@ export class OidcProvider {
     this.#algorithms = cfg.algorithms ?? ["RS256", "ES256"];
     for (const a of this.#algorithms)
       if (!ALLOWED_ALGS.has(a))
-        throw new OidcConfigError(`OIDC issuer ${cfg.issuer}: algorithm "${a}" is not allowed; use an asymmetric one (RS256, ES256, EdDSA, ...)`, {
-          alg: a,
-        });
+        throw new OidcConfigError(
+          `OIDC issuer ${cfg.issuer}: algorithm "${a}" is not allowed; use an asymmetric one (RS256, ES256, EdDSA, ...)`,
+          {
+            alg: a,
+          },
+        );
     if (cfg.jwks) this.#keys = createLocalJWKSet(cfg.jwks);
     else if (cfg.jwksUrl) this.#keys = createRemoteJWKSet(new URL(cfg.jwksUrl), { timeoutDuration: 5000 });
     else throw new OidcConfigError(`OIDC issuer ${cfg.issuer}: give jwksUrl or jwksFile`);
@@ -93,12 +107,15 @@ export function mapClaims(payload: JWTPayload, cfg: OidcProviderConfig): Identit
   const userClaim = cfg.usernameClaim ?? "sub";
   const user = p[userClaim];
   if (typeof user !== "string" || user === "")
-    throw new OidcConfigError(`OIDC token has no string "${userClaim}" claim to use as the user name`, { claim: userClaim });
+    throw new OidcConfigError(`OIDC token has no string "${userClaim}" claim to use as the user name`, {
+      claim: userClaim,
+    });
   const groups: string[] = [];
   if (cfg.groupsClaim) {
     const g = p[cfg.groupsClaim];
     const list = Array.isArray(g) ? g : typeof g === "string" ? g.split(",") : [];
-    for (const x of list) if (typeof x === "string" && x.trim() !== "") groups.push(`${cfg.groupsPrefix ?? ""}${x.trim()}`);
+    for (const x of list)
+      if (typeof x === "string" && x.trim() !== "") groups.push(`${cfg.groupsPrefix ?? ""}${x.trim()}`);
   }
   groups.push(...(cfg.extraGroups ?? []));
   const claims: Record<string, string> = { issuer: cfg.issuer };

@@ -64,7 +64,8 @@ export function createAsciicastRecorder(header: AsciicastHeader, opts: Asciicast
     height: Math.max(1, Math.floor(header.height)),
     timestamp: Math.floor(header.timestamp),
     command: header.custos.command.join(" "),
-    title: header.title ?? `${header.custos.namespace}/${header.custos.pod} ${header.custos.command.join(" ")}`,
+    title:
+      header.title ?? `${header.custos.namespace}/${header.custos.pod} ${header.custos.command.join(" ")}`,
     env: header.env ?? { TERM: header.custos.tty ? "xterm-256color" : "dumb", SHELL: "/bin/sh" },
     custos: header.custos,
   };
@@ -97,9 +98,16 @@ export function createAsciicastRecorder(header: AsciicastHeader, opts: Asciicast
       if (failed !== null) throw recordingFailed(failed);
       const fileName = name ?? `${header.custos.auditID}.cast`;
       try {
-        await sink.appendArtifact({ kind: "session", name: fileName, content: lines.join("\n") + "\n", auditID: header.custos.auditID });
+        await sink.appendArtifact({
+          kind: "session",
+          name: fileName,
+          content: lines.join("\n") + "\n",
+          auditID: header.custos.auditID,
+        });
       } catch (e) {
-        throw recordingFailed(`the evidence sink refused it: ${(e as { code?: string }).code ?? (e as Error).message}`);
+        throw recordingFailed(
+          `the evidence sink refused it: ${(e as { code?: string }).code ?? (e as Error).message}`,
+        );
       }
     },
   };

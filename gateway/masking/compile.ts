@@ -83,7 +83,8 @@ function addToTrie(root: TrieNode, f: CompiledField): void {
       node = next;
     }
   }
-  if (node.terminal === null || strategyStrength(f.strategy) > strategyStrength(node.terminal.strategy)) node.terminal = f;
+  if (node.terminal === null || strategyStrength(f.strategy) > strategyStrength(node.terminal.strategy))
+    node.terminal = f;
 }
 
 export class CompiledPolicy {
@@ -103,9 +104,12 @@ export class CompiledPolicy {
       try {
         byId.set(d.id, compileDetector(d));
       } catch (e) {
-        throw maskConfigInvalid(`detector "${d.id}" has a pattern that does not compile (${(e as Error).message})`, {
-          detector: d.id,
-        });
+        throw maskConfigInvalid(
+          `detector "${d.id}" has a pattern that does not compile (${(e as Error).message})`,
+          {
+            detector: d.id,
+          },
+        );
       }
       this.detectorOrder.set(d.id, i);
     });
@@ -118,7 +122,11 @@ export class CompiledPolicy {
   private compileMask(m: Mask, index: number, byId: Map<string, CompiledDetector>): CompiledMask {
     const detectors = m.detectors.map((id) => {
       const d = byId.get(id);
-      if (d === undefined) throw maskConfigInvalid(`mask "${m.id}" lists detector "${id}", which is not defined`, { mask: m.id, detector: id });
+      if (d === undefined)
+        throw maskConfigInvalid(`mask "${m.id}" lists detector "${id}", which is not defined`, {
+          mask: m.id,
+          detector: id,
+        });
       return d;
     });
     const fields = m.fields.map(
@@ -206,7 +214,9 @@ export class CompiledPolicy {
     for (const d of this.everywhere) dets.set(d.id, d);
     for (const m of chosen) for (const d of m.detectors) dets.set(d.id, d);
     for (const d of extra) dets.set(d.id, d);
-    const ordered = [...dets.values()].sort((a, b) => this.detectorOrder.get(a.id)! - this.detectorOrder.get(b.id)!);
+    const ordered = [...dets.values()].sort(
+      (a, b) => this.detectorOrder.get(a.id)! - this.detectorOrder.get(b.id)!,
+    );
     const fields = chosen.flatMap((m) => m.fields);
     let trie: TrieNode | null = null;
     if (fields.length > 0) {

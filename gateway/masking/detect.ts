@@ -10,6 +10,7 @@
  */
 import type { Detector, MaskStrategy } from "../../sdk/schema/config.ts";
 import { applyStrategy, DROP, type Dropped } from "./strategy.ts";
+import { Gate, requirementOf, WordScanner } from "./gate.ts";
 import { VALIDATORS, type Validator } from "./validate.ts";
 
 export interface CompiledDetector {
@@ -22,6 +23,8 @@ export interface CompiledDetector {
   readonly validate: Validator | null;
   readonly flags: string;
   readonly source: string;
+  /** what every match must contain (see gate.ts) */
+  readonly gate: Gate;
 }
 
 export interface Span {
@@ -47,58 +50,139 @@ export function compileDetector(d: Detector): CompiledDetector {
     validate: VALIDATORS[d.validate ?? "none"],
     flags,
     source: d.pattern,
+    gate: new Gate(requirementOf(d.pattern, flags)),
   };
 }
 
-/** `(?<name>` -> `(?:` so many patterns can share one alternation (duplicate group names are a SyntaxError). */
-function stripNamedGroups(src: string): string {
-  return src.replace(/\(\?<([A-Za-z_$][\w$]*)>/g, "(?:");
+interface FastGroup {
+  run: number;
+  digits: number;
+  /** bits of the characters the group needs */
+  mask: number;
+  words: readonly string[] | null;
 }
 
-function buildPrefilters(dets: readonly CompiledDetector[]): RegExp[] | null {
-  const byFlags = new Map<string, string[]>();
-  for (const d of dets) {
-    if (/\\k</.test(d.source)) return null; // back-references to named groups: no combined pre-scan
-    const list = byFlags.get(d.flags) ?? [];
-    list.push(`(?:${stripNamedGroups(d.source)})`);
-    byFlags.set(d.flags, list);
-  }
-  const out: RegExp[] = [];
-  try {
-    for (const [flags, parts] of byFlags) out.push(new RegExp(parts.join("|"), flags));
-  } catch {
-    return null;
-  }
-  return out;
+interface GateEntry {
+  /** detectors whose gate passes without any word */
+  base: CompiledDetector[];
+  /** whether finding a word could let more detectors pass */
+  needWords: boolean;
 }
 
 export class DetectorSet {
   readonly key: string;
   readonly dets: readonly CompiledDetector[];
-  private readonly prefilters: RegExp[] | null;
+  private readonly scanner: WordScanner | null;
+  /** char code -> bit index in the mask, or -1 */
+  private readonly charBit = new Int8Array(128).fill(-1);
+  private readonly nBits: number;
+  private readonly maxRun: number;
+  private readonly maxDigits: number;
+  private readonly groups: FastGroup[][];
+  private readonly always: boolean[];
+  private readonly cache = new Map<number, GateEntry>();
+
   constructor(dets: readonly CompiledDetector[]) {
     this.dets = dets;
     this.key = dets.map((d) => d.id).join(",");
-    this.prefilters = dets.length > 0 ? buildPrefilters(dets) : [];
+    const words = dets.flatMap((d) => d.gate.words);
+    this.scanner = words.length > 0 ? new WordScanner(words) : null;
+    let bits = 0;
+    let maxRun = 0;
+    let maxDigits = 0;
+    for (const d of dets) {
+      for (const g of d.gate.groups) {
+        maxRun = Math.max(maxRun, g.run);
+        maxDigits = Math.max(maxDigits, g.digits);
+        for (const ch of g.chars) {
+          const c = ch.charCodeAt(0);
+          if (c < 128 && this.charBit[c] === -1 && bits < 30) this.charBit[c] = bits++;
+        }
+      }
+    }
+    this.nBits = bits;
+    this.maxRun = maxRun;
+    this.maxDigits = maxDigits;
+    this.always = dets.map((d) => d.gate.always);
+    this.groups = dets.map((d) =>
+      d.gate.groups.map((g) => {
+        let mask = 0;
+        for (const ch of g.chars) {
+          const c = ch.charCodeAt(0);
+          const b = c < 128 ? this.charBit[c]! : -1;
+          // a character without a bit cannot be tested cheaply: require nothing (sound)
+          if (b >= 0) mask |= 1 << b;
+        }
+        return { run: g.run, digits: g.digits, mask, words: g.words };
+      }),
+    );
   }
 
   get empty(): boolean {
     return this.dets.length === 0;
   }
 
-  /** Could any detector match? (false means certainly not) */
-  mayMatch(s: string): boolean {
-    const pf = this.prefilters;
-    if (pf === null) return true;
-    for (let i = 0; i < pf.length; i++) if (pf[i]!.test(s)) return true;
-    return false;
+  private evaluate(run: number, digits: number, mask: number, words: Set<string> | null): GateEntry {
+    const base: CompiledDetector[] = [];
+    let needWords = false;
+    for (let i = 0; i < this.dets.length; i++) {
+      let pass = this.always[i]!;
+      for (const g of this.groups[i]!) {
+        if (pass) break;
+        if (g.run > run || g.digits > digits || (g.mask & mask) !== g.mask) continue;
+        if (g.words === null) pass = true;
+        else if (words === null) needWords = true;
+        else for (const w of g.words) if (words.has(w)) pass = true;
+      }
+      if (pass) base.push(this.dets[i]!);
+    }
+    return { base, needWords };
+  }
+
+  /** The detectors whose cheap gate lets `s` through (see gate.ts). */
+  candidates(s: string): readonly CompiledDetector[] {
+    let run = 0;
+    let cur = 0;
+    let mask = 0;
+    let digits = 0;
+    const charBit = this.charBit;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 48 && c <= 57) {
+        digits++;
+        cur++;
+        if (cur > run) run = cur;
+      } else {
+        cur = 0;
+        if (c < 128) {
+          const b = charBit[c]!;
+          if (b >= 0) mask |= 1 << b;
+        }
+      }
+    }
+    if (run > this.maxRun) run = this.maxRun;
+    if (digits > this.maxDigits) digits = this.maxDigits;
+    const key = (run * (this.maxDigits + 1) + digits) * 2 ** this.nBits + mask;
+    let e = this.cache.get(key);
+    if (e === undefined) {
+      e = this.evaluate(run, digits, mask, null);
+      if (this.cache.size > 65536) this.cache.clear();
+      this.cache.set(key, e);
+    }
+    if (!e.needWords || this.scanner === null) return e.base;
+    const words = this.scanner.scan(s);
+    if (words === null) return e.base;
+    return this.evaluate(run, digits, mask, words).base;
   }
 
   /** Non-overlapping validated spans in `s`, in order; null when none. */
   find(s: string): Span[] | null {
-    if (this.dets.length === 0 || s.length === 0 || !this.mayMatch(s)) return null;
+    if (this.dets.length === 0 || s.length === 0) return null;
+    const dets = this.candidates(s);
+    if (dets.length === 0) return null;
+
     let spans: Span[] | null = null;
-    for (const det of this.dets) {
+    for (const det of dets) {
       const re = det.re;
       re.lastIndex = 0;
       let m: RegExpExecArray | null = re.exec(s);
@@ -109,9 +193,15 @@ export class DetectorSet {
         } else {
           const value = m.groups?.value ?? whole;
           if (value.length > 0 && (det.validate === null || det.validate(value))) {
-            const off = value === whole ? 0 : whole.endsWith(value) ? whole.length - value.length : whole.indexOf(value);
-            const start = m.index + (off < 0 ? 0 : off);
-            (spans ??= []).push({ start, end: start + (off < 0 ? whole.length : value.length), det });
+            const off =
+              value === whole
+                ? 0
+                : whole.endsWith(value)
+                  ? whole.length - value.length
+                  : whole.indexOf(value);
+            const start = m.index + Math.max(off, 0);
+            spans ??= [];
+            spans.push({ start, end: start + (off < 0 ? whole.length : value.length), det });
           }
         }
         m = re.exec(s);

@@ -72,7 +72,10 @@ export function decodeBody(body: Uint8Array, compression: readonly Compression[]
 
 /** JSON.parse that fails closed with MASK_MALFORMED_JSON. */
 export function parseJsonBody(body: string | Uint8Array): Json {
-  const text = typeof body === "string" ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
+  const text =
+    typeof body === "string"
+      ? body
+      : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
   try {
     return JSON.parse(text) as Json;
   } catch (e) {
@@ -93,7 +96,9 @@ export function maskableAccept(accept: string | undefined): string {
     .map((s) => s.trim())
     .filter((s) => {
       const media = (s.split(";")[0] ?? "").trim().toLowerCase();
-      return media === "application/json" || media === "*/*" || media === "text/plain" || /\+json$/.test(media);
+      return (
+        media === "application/json" || media === "*/*" || media === "text/plain" || /\+json$/.test(media)
+      );
     });
   return kept.length > 0 ? kept.join(",") : "application/json";
 }

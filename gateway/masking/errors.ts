@@ -15,7 +15,13 @@ export type MaskingErrorCode =
 
 export class MaskingError extends GatewayError {
   declare readonly code: MaskingErrorCode;
-  constructor(code: MaskingErrorCode, httpStatus: number, reason: StatusReason, message: string, data: Record<string, unknown>) {
+  constructor(
+    code: MaskingErrorCode,
+    httpStatus: number,
+    reason: StatusReason,
+    message: string,
+    data: Record<string, unknown>,
+  ) {
     super(code, httpStatus, reason, message, data);
     this.name = "MaskingError";
   }

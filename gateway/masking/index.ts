@@ -17,12 +17,32 @@ import { SummaryBuilder } from "./summary.ts";
 import { type FlushableTextStreamMasker, StreamMasker, type TextStreamOptions } from "./text.ts";
 
 export { type AsciicastHeader, type AsciicastRecorder, createAsciicastRecorder } from "./asciicast.ts";
-export { assertMaskableResponse, type BodyFormat, type Compression, decodeBody, type MaskableResponse, maskableAccept, parseJsonBody } from "./encoding.ts";
-export { MaskingError, type MaskingErrorCode, malformedJson, eventTooLarge, recordingFailed, unknownCompression, unreadableEncoding } from "./errors.ts";
+export {
+  assertMaskableResponse,
+  type BodyFormat,
+  type Compression,
+  decodeBody,
+  type MaskableResponse,
+  maskableAccept,
+  parseJsonBody,
+} from "./encoding.ts";
+export {
+  MaskingError,
+  type MaskingErrorCode,
+  malformedJson,
+  eventTooLarge,
+  recordingFailed,
+  unknownCompression,
+  unreadableEncoding,
+} from "./errors.ts";
 export { type JsonLinesMasker, MAX_EVENT_BYTES } from "./jsonlines.ts";
 export { partialToken, pseudonymToken, redactToken } from "./strategy.ts";
 export { emptySummary, MAX_SUMMARY_PATHS } from "./summary.ts";
 export type { FlushableTextStreamMasker, TextStreamOptions } from "./text.ts";
+
+/** Non-resource paths that carry API schema, not data. */
+const SCHEMA_PATHS =
+  /^\/(?:api|apis)(?:\/[^/]+){0,2}\/?$|^\/openapi\/|^\/version\/?$|^\/(?:healthz|livez|readyz)(?:\/|$)/;
 
 export interface MaskerOptions {
   /** the deployment's pseudonym key (HMAC-SHA256); at least 16 bytes */
@@ -46,7 +66,9 @@ export interface CustosMasker extends Masker {
 
 export function createMasker(config: GatewayConfig, opts: MaskerOptions): CustosMasker {
   if (!(opts.pseudonymKey instanceof Uint8Array) || opts.pseudonymKey.byteLength < 16) {
-    throw new TypeError("createMasker: pseudonymKey must be a Uint8Array of at least 16 bytes (generate 32 random bytes per deployment)");
+    throw new TypeError(
+      "createMasker: pseudonymKey must be a Uint8Array of at least 16 bytes (generate 32 random bytes per deployment)",
+    );
   }
   const key = Uint8Array.from(opts.pseudonymKey);
   const policy: CompiledPolicy = compilePolicy(config);
@@ -73,6 +95,9 @@ export function createMasker(config: GatewayConfig, opts: MaskerOptions): Custos
       return createJsonLinesMasker(masker, ctx, jo);
     },
     appliesTo(ctx: MaskContext): boolean {
+      // API discovery, OpenAPI schemas, version and health endpoints describe the cluster's
+      // API, never its data: relayed as they are (kubectl fetches megabytes of OpenAPI).
+      if (!ctx.request.isResourceRequest && SCHEMA_PATHS.test(ctx.request.path)) return false;
       if (policy.everywhere.length > 0) return true;
       return policy.requestCandidates(ctx.request).length > 0;
     },

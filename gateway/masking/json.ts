@@ -43,24 +43,27 @@ const SKIP_ANYWHERE = new Set([
   "containerID",
 ]);
 /** skipped only under a given parent key */
-const SKIP_UNDER: Record<string, ReadonlySet<string>> = {
-  running: new Set(["startedAt"]),
-  terminated: new Set(["startedAt", "finishedAt"]),
-  status: new Set(["startTime", "completionTime"]),
-  metadata: new Set(["generation"]),
-  ownerReferences: new Set(["uid"]),
-  series: new Set(["lastObservedTime"]),
-};
+const SKIP_UNDER = new Map<string, ReadonlySet<string>>([
+  ["startedAt", new Set(["running", "terminated"])],
+  ["finishedAt", new Set(["terminated"])],
+  ["startTime", new Set(["status"])],
+  ["completionTime", new Set(["status"])],
+  ["generation", new Set(["metadata"])],
+  ["lastObservedTime", new Set(["series"])],
+]);
 /** core/v1 and events.k8s.io/v1 Event timestamps */
-const EVENT_TIMES = new Set(["firstTimestamp", "lastTimestamp", "eventTime", "deprecatedFirstTimestamp", "deprecatedLastTimestamp"]);
+const EVENT_TIMES = new Set([
+  "firstTimestamp",
+  "lastTimestamp",
+  "eventTime",
+  "deprecatedFirstTimestamp",
+  "deprecatedLastTimestamp",
+]);
 
 function skipForDetectors(key: string, parentKey: string | number | undefined): boolean {
   if (SKIP_ANYWHERE.has(key)) return true;
-  if (typeof parentKey === "string") {
-    const s = SKIP_UNDER[parentKey];
-    if (s?.has(key)) return true;
-  }
-  return false;
+  const parents = SKIP_UNDER.get(key);
+  return parents !== undefined && typeof parentKey === "string" && parents.has(parentKey);
 }
 
 function isObject(v: Json | undefined): v is JsonObject {
@@ -72,8 +75,14 @@ function childNodes(nodes: readonly TrieNode[] | null, key: string): TrieNode[] 
   let out: TrieNode[] | null = null;
   for (const n of nodes) {
     const c = n.children?.get(key);
-    if (c !== undefined) (out ??= []).push(c);
-    if (n.star !== null) (out ??= []).push(n.star);
+    if (c !== undefined) {
+      out ??= [];
+      out.push(c);
+    }
+    if (n.star !== null) {
+      out ??= [];
+      out.push(n.star);
+    }
   }
   return out;
 }
@@ -82,7 +91,11 @@ function terminalOf(nodes: readonly TrieNode[] | null): CompiledField | null {
   if (nodes === null) return null;
   let t: CompiledField | null = null;
   for (const n of nodes) {
-    if (n.terminal !== null && (t === null || strategyStrength(n.terminal.strategy) > strategyStrength(t.strategy))) t = n.terminal;
+    if (
+      n.terminal !== null &&
+      (t === null || strategyStrength(n.terminal.strategy) > strategyStrength(t.strategy))
+    )
+      t = n.terminal;
   }
   return t;
 }
@@ -175,7 +188,11 @@ export class JsonMaskRun {
 
   /** An Event about a pod in a PHI namespace gets the detectors of the masks on that pod. */
   private eventDetectors(ev: JsonObject, ns: string | undefined): readonly CompiledDetector[] {
-    const ref = isObject(ev.involvedObject) ? ev.involvedObject : isObject(ev.regarding) ? ev.regarding : null;
+    const ref = isObject(ev.involvedObject)
+      ? ev.involvedObject
+      : isObject(ev.regarding)
+        ? ev.regarding
+        : null;
     if (ref === null || typeof ref.kind !== "string") return [];
     const refNs = typeof ref.namespace === "string" && ref.namespace !== "" ? ref.namespace : ns;
     return this.policy.detectorsFor(groupOf(ref.apiVersion), kindToResource(ref.kind), refNs);
@@ -284,7 +301,8 @@ export class JsonMaskRun {
       const cn = childNodes(nodes, k);
       let r: Json | Dropped;
       this.path.push(k);
-      if (k === LAST_APPLIED && typeof child === "string" && terminalOf(cn) === null) r = this.lastApplied(child, a);
+      if (k === LAST_APPLIED && typeof child === "string" && terminalOf(cn) === null)
+        r = this.lastApplied(child, a);
       else r = this.walk(child, cn, a, k, true);
       this.path.pop();
       if (r !== child) {
@@ -428,7 +446,11 @@ export class JsonMaskRun {
     const term = terminalOf(nodes);
     if (term !== null) return this.field(v, term, canDrop);
     if (typeof v === "string") {
-      if (a.detectors.empty || (typeof key === "string" && nodes === null && skipForDetectors(key, parentKey))) return v;
+      if (
+        a.detectors.empty ||
+        (typeof key === "string" && nodes === null && skipForDetectors(key, parentKey))
+      )
+        return v;
       return this.str(v, a, canDrop);
     }
     if (v === null || typeof v !== "object") return v;
@@ -510,7 +532,8 @@ export class JsonMaskRun {
           const cell = cells[j]!;
           if (typeof cell !== "string" && typeof cell !== "number") continue;
           let r: Json = cell;
-          const f = columnField(a, cols[j] ?? "") ?? (typeof cell === "string" ? collected.get(cell) : undefined);
+          const f =
+            columnField(a, cols[j] ?? "") ?? (typeof cell === "string" ? collected.get(cell) : undefined);
           if (f !== undefined) {
             const rep = applyStrategy(f.strategy, f.label, String(cell), this.key, false);
             this.sum.hit(f.maskId, f.label, this.path);
@@ -556,5 +579,8 @@ function isWatchEvent(v: JsonObject): boolean {
 
 function isEvent(v: JsonObject, kindHint?: string): boolean {
   if (v.kind === undefined) return kindHint === "Event";
-  return v.kind === "Event" && (v.apiVersion === "v1" || v.apiVersion === "events.k8s.io/v1" || v.apiVersion === "events.k8s.io/v1beta1");
+  return (
+    v.kind === "Event" &&
+    (v.apiVersion === "v1" || v.apiVersion === "events.k8s.io/v1" || v.apiVersion === "events.k8s.io/v1beta1")
+  );
 }

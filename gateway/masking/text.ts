@@ -15,7 +15,7 @@
  */
 import type { MaskSummary, TextStreamMasker } from "../ports.ts";
 import type { Applied } from "./compile.ts";
-import { renderSpans } from "./detect.ts";
+import { renderSpans, type Span } from "./detect.ts";
 import { DROP } from "./strategy.ts";
 import { SummaryBuilder } from "./summary.ts";
 
@@ -94,14 +94,63 @@ const TAIL_RE = new RegExp(
   "i",
 );
 
+/** characters of already-emitted text kept as context (labels such as "Medical Record Number: ") */
+const CONTEXT = 64;
+
 function lastBreak(s: string): number {
   const n = s.lastIndexOf("\n");
   const r = s.lastIndexOf("\r");
   return Math.max(n, r) + 1;
 }
 
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?[ \t]/;
+
+/** Length of an RFC 3339 / ISO 8601 timestamp (and one blank) at s[start], or 0. */
+function timestampPrefix(s: string, start: number, end: number): number {
+  // cheap shape check first: "dddd-dd-ddTdd:"
+  if (
+    end - start < 20 ||
+    s.charCodeAt(start + 4) !== 45 ||
+    s.charCodeAt(start + 7) !== 45 ||
+    s.charCodeAt(start + 13) !== 58
+  ) {
+    return 0;
+  }
+  const m = TIMESTAMP.exec(s.slice(start, Math.min(end, start + 40)));
+  return m === null ? 0 : m[0].length;
+}
+
+/**
+ * Detectors run line by line: each line is gated on its own, so one line holding "MRN" does
+ * not make every detector scan the whole chunk. (A match never spans a line break.)
+ */
+function findByLine(a: Applied, s: string): Span[] | null {
+  let out: Span[] | null = null;
+  let start = 0;
+  while (start < s.length) {
+    let nl = s.indexOf("\n", start);
+    if (nl === -1) nl = s.length;
+    // a leading log timestamp (kubectl logs --timestamps, most loggers) is an event time, not
+    // PHI (the date detector leaves dates with a time of day alone): scan the rest of the line
+    const from = nl > start ? start + timestampPrefix(s, start, nl) : nl;
+    if (nl > from) {
+      const line = from === 0 && nl === s.length ? s : s.slice(from, nl);
+      const spans = a.detectors.find(line);
+      if (spans !== null) {
+        out ??= [];
+        for (const sp of spans)
+          out.push(from === 0 ? sp : { start: sp.start + from, end: sp.end + from, det: sp.det });
+      }
+    }
+    start = nl + 1;
+  }
+  return out;
+}
+
 export class StreamMasker implements FlushableTextStreamMasker {
   private buf = "";
+  /** the raw tail of what was already emitted: context for the next scan, never re-emitted */
+  private prev = "";
   private readonly sum = new SummaryBuilder();
   private readonly maxHold: number;
   private readonly tailWindow: number;
@@ -150,12 +199,25 @@ export class StreamMasker implements FlushableTextStreamMasker {
 
   private emit(cut: number): string {
     if (cut <= 0) return "";
-    const s = this.buf;
     if (this.a.detectors.empty) {
-      this.buf = s.slice(cut);
-      return s.slice(0, cut);
+      const raw = this.buf;
+      this.buf = raw.slice(cut);
+      return raw.slice(0, cut);
     }
-    const spans = this.a.detectors.find(s);
+    // Scan with the tail of what was already emitted as context, so a label that went out
+    // ("MRN: ") still marks the number that arrives in the next frame.
+    const base = this.prev.length;
+    const s = this.prev + this.buf;
+    cut += base;
+    let spans = findByLine(this.a, s);
+    if (spans !== null) {
+      const kept: Span[] = [];
+      for (const sp of spans) {
+        if (sp.end <= base) continue; // inside text already emitted
+        kept.push(sp.start < base ? { start: base, end: sp.end, det: sp.det } : sp);
+      }
+      spans = kept.length > 0 ? kept : null;
+    }
     if (spans !== null) {
       // never split an identifier: move the cut before a match that crosses it
       for (let i = spans.length - 1; i >= 0; i--) {
@@ -163,9 +225,10 @@ export class StreamMasker implements FlushableTextStreamMasker {
         if (sp.start < cut && sp.end > cut) cut = sp.start;
       }
     }
-    if (cut <= 0) return "";
+    if (cut <= base) return "";
     this.buf = s.slice(cut);
-    if (spans === null) return s.slice(0, cut);
+    this.prev = s.slice(Math.max(0, cut - CONTEXT), cut);
+    if (spans === null) return s.slice(base, cut);
     let used = false;
     for (const sp of spans) {
       if (sp.end <= cut) {
@@ -173,8 +236,8 @@ export class StreamMasker implements FlushableTextStreamMasker {
         used = true;
       }
     }
-    if (!used) return s.slice(0, cut);
-    const out = renderSpans(s, spans, this.key, false, 0, cut);
+    if (!used) return s.slice(base, cut);
+    const out = renderSpans(s, spans, this.key, false, base, cut);
     return out === DROP ? "" : out;
   }
 }

@@ -53,7 +53,14 @@ const METHOD_VERBS: Record<string, string> = {
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const BAD_PERCENT = /%(?![0-9a-fA-F]{2})/;
 
+const PLAIN_SEGMENT = /^[A-Za-z0-9_~:@!$&'()*+,;=.-]+$/;
+
 function decodeSegment(raw: string, whole: string): string {
+  // fast path: nothing encoded, nothing to refuse but dot-segments
+  if (PLAIN_SEGMENT.test(raw)) {
+    if (raw === "." || raw === "..") throw new RequestPathError(whole, "a dot-segment");
+    return raw;
+  }
   if (BAD_PERCENT.test(raw)) throw new RequestPathError(whole, "invalid percent-encoding");
   if (/%(2f|5c|00)/i.test(raw)) throw new RequestPathError(whole, "an encoded slash, backslash or NUL");
   let decoded: string;
@@ -103,6 +110,7 @@ function parseQuery(rawQuery: string, whole: string): Record<string, string[]> {
 }
 
 function decodeQueryPart(raw: string, whole: string): string {
+  if (!raw.includes("%") && !raw.includes("+")) return raw;
   if (BAD_PERCENT.test(raw)) throw new RequestPathError(whole, "invalid percent-encoding in the query");
   try {
     return decodeURIComponent(raw.replaceAll("+", " "));

@@ -15,14 +15,22 @@ export type SelfReviewKind = "selfsubjectaccessreviews" | "selfsubjectrulesrevie
 
 export function selfReviewKind(r: RequestInfo): SelfReviewKind | undefined {
   if (!r.isResourceRequest || r.verb !== "create" || r.subresource !== "" || r.name !== "") return undefined;
-  if (r.apiGroup === "authorization.k8s.io" && (r.resource === "selfsubjectaccessreviews" || r.resource === "selfsubjectrulesreviews"))
+  if (
+    r.apiGroup === "authorization.k8s.io" &&
+    (r.resource === "selfsubjectaccessreviews" || r.resource === "selfsubjectrulesreviews")
+  )
     return r.resource;
   if (r.apiGroup === "authentication.k8s.io" && r.resource === "selfsubjectreviews") return r.resource;
   return undefined;
 }
 
 /** Parse the review from protobuf or (already decoded) JSON. */
-export function readSelfReview(kind: SelfReviewKind, raw: Buffer, json: Json | undefined, isProtobuf: boolean): SelfReview | { kind: "SelfSubjectReview" } {
+export function readSelfReview(
+  kind: SelfReviewKind,
+  raw: Buffer,
+  json: Json | undefined,
+  isProtobuf: boolean,
+): SelfReview | { kind: "SelfSubjectReview" } {
   if (kind === "selfsubjectreviews") return { kind: "SelfSubjectReview" };
   if (isProtobuf) {
     try {
@@ -31,12 +39,16 @@ export function readSelfReview(kind: SelfReviewKind, raw: Buffer, json: Json | u
       if (r.kind !== want) throw new ProtobufError(`protobuf: expected ${want}, found ${r.kind}`);
       return r;
     } catch (e) {
-      throw badRequest("SELF_REVIEW_MALFORMED", `custos: could not read the ${kind} body (${(e as Error).message})`);
+      throw badRequest(
+        "SELF_REVIEW_MALFORMED",
+        `custos: could not read the ${kind} body (${(e as Error).message})`,
+      );
     }
   }
   const obj = (json ?? {}) as { spec?: Record<string, unknown> };
   const spec = (obj.spec ?? {}) as Record<string, unknown>;
-  if (kind === "selfsubjectrulesreviews") return { kind: "SelfSubjectRulesReview", namespace: String(spec.namespace ?? "") };
+  if (kind === "selfsubjectrulesreviews")
+    return { kind: "SelfSubjectRulesReview", namespace: String(spec.namespace ?? "") };
   const out: SelfReview = { kind: "SelfSubjectAccessReview" };
   const ra = spec.resourceAttributes as Record<string, unknown> | undefined;
   if (ra && typeof ra === "object")
@@ -50,7 +62,8 @@ export function readSelfReview(kind: SelfReviewKind, raw: Buffer, json: Json | u
       name: String(ra.name ?? ""),
     };
   const nra = spec.nonResourceAttributes as Record<string, unknown> | undefined;
-  if (nra && typeof nra === "object") out.nonResourceAttributes = { path: String(nra.path ?? ""), verb: String(nra.verb ?? "") };
+  if (nra && typeof nra === "object")
+    out.nonResourceAttributes = { path: String(nra.path ?? ""), verb: String(nra.verb ?? "") };
   return out;
 }
 
@@ -143,14 +156,19 @@ export function answerSelfReview(
       query: {},
     };
     spec = { nonResourceAttributes: { path, verb } };
-  } else throw badRequest("SELF_REVIEW_MALFORMED", "custos: SelfSubjectAccessReview needs spec.resourceAttributes or spec.nonResourceAttributes");
+  } else
+    throw badRequest(
+      "SELF_REVIEW_MALFORMED",
+      "custos: SelfSubjectAccessReview needs spec.resourceAttributes or spec.nonResourceAttributes",
+    );
   const input: DecisionInput = { identity: who.identity, request };
   if (who.purpose !== undefined) input.purpose = who.purpose;
   const d = evaluate(config, input);
   const allowed = d.effective === "allow";
   const status: Record<string, Json> = { allowed, reason: `custos rule ${d.ruleId}: ${d.reason}` };
   if (!allowed && d.decision === "deny") status.denied = true;
-  if (d.decision === "requireApproval" && !allowed) status.reason = `custos rule ${d.ruleId}: requires approval (${d.reason})`;
+  if (d.decision === "requireApproval" && !allowed)
+    status.reason = `custos rule ${d.ruleId}: requires approval (${d.reason})`;
   return {
     body: {
       kind: "SelfSubjectAccessReview",

@@ -100,7 +100,11 @@ export interface ResourceAttributes {
 }
 
 export type SelfReview =
-  | { kind: "SelfSubjectAccessReview"; resourceAttributes?: ResourceAttributes; nonResourceAttributes?: { path: string; verb: string } }
+  | {
+      kind: "SelfSubjectAccessReview";
+      resourceAttributes?: ResourceAttributes;
+      nonResourceAttributes?: { path: string; verb: string };
+    }
   | { kind: "SelfSubjectRulesReview"; namespace: string };
 
 /** Decode an authorization.k8s.io/v1 SelfSubjectAccessReview or SelfSubjectRulesReview from protobuf. */
@@ -128,5 +132,7 @@ export function decodeSelfReview(body: Uint8Array): SelfReview {
     return out;
   }
   if (u.kind === "SelfSubjectRulesReview") return { kind: "SelfSubjectRulesReview", namespace: str(spec, 1) };
-  throw new ProtobufError(`protobuf: expected SelfSubjectAccessReview or SelfSubjectRulesReview, found "${u.kind}"`);
+  throw new ProtobufError(
+    `protobuf: expected SelfSubjectAccessReview or SelfSubjectRulesReview, found "${u.kind}"`,
+  );
 }

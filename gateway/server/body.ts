@@ -59,7 +59,10 @@ export function decodeBody(buf: Buffer, contentType: string | undefined): Json |
       const v = parseYaml(text, { maxAliasCount: 100 }) as unknown;
       return JSON.parse(JSON.stringify(v ?? null)) as Json;
     } catch {
-      throw badRequest("BODY_MALFORMED", `custos: the request body is not valid YAML (${buf.length} bytes); send one YAML document`);
+      throw badRequest(
+        "BODY_MALFORMED",
+        `custos: the request body is not valid YAML (${buf.length} bytes); send one YAML document`,
+      );
     }
   }
   throw unsupportedMediaType(mt);

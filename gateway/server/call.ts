@@ -58,7 +58,9 @@ export class Call {
     this.identity = auth.identity;
     const header = req.headers[PURPOSE_HEADER];
     const headerPurpose = typeof header === "string" && header.trim() !== "" ? header.trim() : undefined;
-    const given = [auth.tokenPurpose, this.pathPurpose, headerPurpose].filter((p): p is string => p !== undefined);
+    const given = [auth.tokenPurpose, this.pathPurpose, headerPurpose].filter(
+      (p): p is string => p !== undefined,
+    );
     const distinct = [...new Set(given)];
     if (distinct.length > 1)
       throw badRequest(
@@ -83,15 +85,22 @@ export class Call {
     } catch (e) {
       // requestinfo's typed path errors (REQUEST_PATH_INVALID): 400, never forwarded
       const code = (e as { code?: unknown }).code;
-      if (typeof code === "string" && e instanceof Error) throw badRequest(code, `custos: ${e.message}`, { problem: (e as { data?: { problem?: string } }).data?.problem ?? "" });
+      if (typeof code === "string" && e instanceof Error)
+        throw badRequest(code, `custos: ${e.message}`, {
+          problem: (e as { data?: { problem?: string } }).data?.problem ?? "",
+        });
       throw e;
     }
   }
 
   /** decision (+ approval); throws a 403 GatewayError when the call must not proceed */
   async decide(rt: Runtime, body: Json | undefined, signal?: AbortSignal): Promise<void> {
-    if (!this.identity || !this.request) throw new GatewayError("INTERNAL", 500, "InternalError", "custos: decide before identify");
-    const input: Parameters<Runtime["engine"]["evaluate"]>[1] = { identity: this.identity, request: this.request };
+    if (!this.identity || !this.request)
+      throw new GatewayError("INTERNAL", 500, "InternalError", "custos: decide before identify");
+    const input: Parameters<Runtime["engine"]["evaluate"]>[1] = {
+      identity: this.identity,
+      request: this.request,
+    };
     if (this.purpose !== undefined) input.purpose = this.purpose;
     if (body !== undefined) input.body = body;
     const outcome = rt.engine.evaluate(this.snap.config, input);
@@ -99,8 +108,13 @@ export class Call {
     if (outcome.effective === "allow") return;
     if (outcome.effective === "deny") throw denial(outcome);
     // requireApproval
-    const requirement = outcome.approval ?? this.snap.config.rules.find((r) => r.id === outcome.ruleId)?.approval;
-    if (!requirement) throw denial({ ...outcome, reason: `${outcome.reason} (approval required, but the rule names no approval requirement)` });
+    const requirement =
+      outcome.approval ?? this.snap.config.rules.find((r) => r.id === outcome.ruleId)?.approval;
+    if (!requirement)
+      throw denial({
+        ...outcome,
+        reason: `${outcome.reason} (approval required, but the rule names no approval requirement)`,
+      });
     const op: Parameters<typeof approvalStage>[1] = {
       identity: this.identity,
       request: this.request,
@@ -109,7 +123,11 @@ export class Call {
       policyHash: outcome.policyHash,
     };
     if (this.purpose !== undefined) op.purpose = this.purpose;
-    if (body !== undefined) op.maskedBody = this.snap.masker.maskJson(body, { request: this.request, identity: this.identity }).value;
+    if (body !== undefined)
+      op.maskedBody = this.snap.masker.maskJson(body, {
+        request: this.request,
+        identity: this.identity,
+      }).value;
     const deps: Parameters<typeof approvalStage>[0] = {
       service: rt.approval,
       sleep: rt.sleep,
@@ -127,7 +145,7 @@ export class Call {
     const pre = preDecision(err);
     const facts: Parameters<typeof callRecord>[0] = {
       auditID: this.auditID,
-      requestURI: this.requestURI,
+      requestURI: this.maskedURI(),
       method: this.method,
       sourceIP: this.sourceIP,
       received: this.received,
@@ -153,10 +171,38 @@ export class Call {
     if (this.bodySha256) facts.bodySha256 = this.bodySha256;
     if (this.bytes) facts.bytes = this.bytes;
     const ann = { ...this.annotations };
-    if (o?.dryRunMatches && o.dryRunMatches.length > 0) ann["custos.dev/dry-run-matches"] = o.dryRunMatches.join(",");
+    if (o?.dryRunMatches && o.dryRunMatches.length > 0)
+      ann["custos.dev/dry-run-matches"] = o.dryRunMatches.join(",");
     if (err) ann["custos.dev/error-code"] = err.code;
     if (Object.keys(ann).length > 0) facts.annotations = ann;
     return callRecord(facts);
+  }
+
+  /**
+   * The request URI for evidence: query strings carry exec commands, selectors and names, so
+   * the decoded URI goes through the masker; when nothing fires, the URI is kept as received.
+   */
+  maskedURI(): string {
+    if (!this.request) return this.requestURI;
+    let decoded = this.requestURI;
+    try {
+      decoded = decodeURIComponent(this.requestURI.replace(/\+/g, " "));
+    } catch {
+      // keep it encoded
+    }
+    try {
+      const identity = this.identity ?? {
+        subject: "system:anonymous",
+        groups: [],
+        claims: {},
+        source: "token-file" as const,
+      };
+      const t = this.snap.masker.textStream({ request: this.request, identity });
+      const masked = t.push(decoded) + t.end();
+      return masked === decoded ? this.requestURI : masked;
+    } catch {
+      return this.request.path;
+    }
   }
 
   /** Write this call's one record. Resolves false (and logs) when the sink refused it. */
@@ -182,16 +228,30 @@ function preDecision(err: GatewayError | undefined): {
   ruleId: string;
   reason: string;
 } {
-  if (!err) return { decision: "allow", enforcement: "enforce", ruleId: "gateway", reason: "answered by the gateway" };
+  if (!err)
+    return {
+      decision: "allow",
+      enforcement: "enforce",
+      ruleId: "gateway",
+      reason: "answered by the gateway",
+    };
   const ruleId =
-    err.httpStatus === 401 ? "authentication" : err.httpStatus === 400 || err.httpStatus === 413 || err.httpStatus === 415 ? "request-invalid" : "gateway";
+    err.httpStatus === 401
+      ? "authentication"
+      : err.httpStatus === 400 || err.httpStatus === 413 || err.httpStatus === 415
+        ? "request-invalid"
+        : "gateway";
   return { decision: "deny", enforcement: "enforce", ruleId, reason: err.code };
 }
 
 export function denial(o: DecisionResult): GatewayError {
   const where = o.source ? ` [${o.source.file}:${o.source.line}]` : "";
   const fix = o.remediation ? ` To proceed: ${o.remediation}` : "";
-  return forbidden("DENIED_BY_POLICY", `custos: denied by rule ${o.ruleId}: ${o.reason}.${fix} (policy ${o.policyHash}${where})`, {
-    ruleId: o.ruleId,
-  });
+  return forbidden(
+    "DENIED_BY_POLICY",
+    `custos: denied by rule ${o.ruleId}: ${o.reason}.${fix} (policy ${o.policyHash}${where})`,
+    {
+      ruleId: o.ruleId,
+    },
+  );
 }

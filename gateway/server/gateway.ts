@@ -6,16 +6,27 @@
 import { randomUUID } from "node:crypto";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
+import { canonicalJson, sha256Hex } from "../../sdk/lib/canonical.ts";
 import { GatewayConfig } from "../../sdk/schema/config.ts";
 import { NoApprovalBackend } from "../approval/local.ts";
 import { evaluate } from "../decision/index.ts";
+import { statusBody } from "../errors.ts";
 import { reloadRecord } from "../evidence/record.ts";
 import { Authenticator, type AuthenticatorOptions } from "../identity/index.ts";
 import type { ApprovalService, EvidenceSink, Masker } from "../ports.ts";
 import { parseRequestInfo } from "../requestinfo/index.ts";
-import { Upstream } from "../upstream/index.ts";
+import type { Upstream } from "../upstream/index.ts";
 import { handleHttp } from "./http.ts";
-import { type Clock, DEFAULT_LIMITS, type Limits, type Logger, type PolicyEngine, type Runtime, type Snapshot, silentLogger } from "./runtime.ts";
+import {
+  type Clock,
+  DEFAULT_LIMITS,
+  type Limits,
+  type Logger,
+  type PolicyEngine,
+  type Runtime,
+  type Snapshot,
+  silentLogger,
+} from "./runtime.ts";
 import { createWebSocketServer, handleUpgrade } from "./upgrade.ts";
 
 export interface GatewayOptions {
@@ -65,9 +76,23 @@ export class ConfigInvalidError extends Error {
   }
 }
 
+/**
+ * Validate a compiled policy: the zod schema, and its policyHash against its content (sha256 of
+ * the canonical JSON without policyHash), so a hand-edited policy cannot pass as the reviewed one.
+ */
 export function parseConfig(config: unknown): GatewayConfig {
   const r = GatewayConfig.safeParse(config);
-  if (!r.success) throw new ConfigInvalidError(r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
+  if (!r.success)
+    throw new ConfigInvalidError(r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })));
+  const { policyHash: _h, ...rest } = config as Record<string, unknown>;
+  const actual = `sha256:${sha256Hex(canonicalJson(rest))}`;
+  if (actual !== r.data.policyHash)
+    throw new ConfigInvalidError([
+      {
+        path: "policyHash",
+        message: `is ${r.data.policyHash} but the content hashes to ${actual} (edited after compiling?)`,
+      },
+    ]);
   return r.data;
 }
 
@@ -94,15 +119,29 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   if (o.auth.loginKey) rt.loginKey = o.auth.loginKey;
 
   const wss = createWebSocketServer();
-  const server = https.createServer({ cert: o.tls.cert, key: o.tls.key, requestTimeout: 0, headersTimeout: 30_000 }, (req, res) => {
-    void handleHttp(rt, req, res);
-  });
+  const server = https.createServer(
+    { cert: o.tls.cert, key: o.tls.key, requestTimeout: 0, headersTimeout: 30_000 },
+    (req, res) => {
+      void handleHttp(rt, req, res);
+    },
+  );
   server.keepAliveTimeout = 65_000;
   server.on("upgrade", (req, socket, head) => {
     void handleUpgrade(rt, wss, req, socket, head);
   });
+  // malformed HTTP (the parser refused it): a Status, then close; nothing reached the stages
   server.on("clientError", (_err, socket) => {
-    if (!socket.destroyed) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    if (socket.destroyed || !socket.writable) return;
+    const body = JSON.stringify(
+      statusBody(
+        400,
+        "BadRequest",
+        "custos: malformed HTTP request; the connection is closed — check the client",
+      ),
+    );
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
   const host = o.listen?.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
@@ -128,7 +167,15 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
         const masker = o.maskerFactory(next);
         const oldPolicyHash = snapshot.config.policyHash;
         // the switch is itself evidence; if it cannot be recorded, the old policy stays
-        await rt.sink.append(reloadRecord({ auditID: randomUUID(), at: clock.now(), oldPolicyHash, newPolicyHash: next.policyHash, by }));
+        await rt.sink.append(
+          reloadRecord({
+            auditID: randomUUID(),
+            at: clock.now(),
+            oldPolicyHash,
+            newPolicyHash: next.policyHash,
+            by,
+          }),
+        );
         snapshot = { config: next, masker };
         logger.info("policy reloaded", { oldPolicyHash, newPolicyHash: next.policyHash });
         return { oldPolicyHash, newPolicyHash: next.policyHash };

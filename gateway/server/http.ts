@@ -6,19 +6,39 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Json } from "../../sdk/schema/config.ts";
-import { asGatewayError, badGateway, badRequest, evidenceUnavailable, type GatewayError, toStatus } from "../errors.ts";
+import {
+  asGatewayError,
+  badGateway,
+  badRequest,
+  evidenceUnavailable,
+  type GatewayError,
+  toStatus,
+} from "../errors.ts";
 import { mintLoginToken } from "../identity/login-token.ts";
 import type { MaskContext } from "../ports.ts";
 import { answerSelfReview, readSelfReview, selfReviewKind } from "../selfreview/index.ts";
 import { upstreamHeaders } from "../upstream/headers.ts";
 import { decodeBody, mediaType, PROTOBUF_TYPE, readBody, sha256 } from "./body.ts";
 import { Call } from "./call.ts";
-import { decoded, maskBuffered, readAll, relayText, relayWatch, type StreamResult } from "./respond.ts";
+import {
+  classify,
+  decoded,
+  maskBuffered,
+  readAll,
+  relayText,
+  relayWatch,
+  type StreamResult,
+} from "./respond.ts";
 import type { Runtime } from "./runtime.ts";
 
 export const LOGIN_PATH = "/custos/v1/login";
 
-function send(res: ServerResponse, status: number, headers: OutgoingHttpHeaders, body: Buffer | string): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  headers: OutgoingHttpHeaders,
+  body: Buffer | string,
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -29,11 +49,22 @@ function send(res: ServerResponse, status: number, headers: OutgoingHttpHeaders,
 }
 
 function sendStatus(res: ServerResponse, err: GatewayError, extra: OutgoingHttpHeaders = {}): void {
-  send(res, err.httpStatus, { "content-type": "application/json", "cache-control": "no-store", ...err.headers, ...extra }, JSON.stringify(toStatus(err)));
+  send(
+    res,
+    err.httpStatus,
+    { "content-type": "application/json", "cache-control": "no-store", ...err.headers, ...extra },
+    JSON.stringify(toStatus(err)),
+  );
 }
 
 /** Refuse with a Status, after recording it. */
-async function refuse(rt: Runtime, call: Call, res: ServerResponse, err: GatewayError, closeConnection = false): Promise<void> {
+async function refuse(
+  rt: Runtime,
+  call: Call,
+  res: ServerResponse,
+  err: GatewayError,
+  closeConnection = false,
+): Promise<void> {
   const extra: OutgoingHttpHeaders = closeConnection ? { connection: "close" } : {};
   if (!(await call.finish(rt, err.httpStatus, err))) {
     sendStatus(res, evidenceUnavailable("sink refused the record"), extra);
@@ -51,18 +82,28 @@ export async function handleHttp(rt: Runtime, req: IncomingMessage, res: ServerR
   } catch (e) {
     const err = asGatewayError(e);
     if (err.httpStatus >= 500 && err.code === "INTERNAL")
-      rt.logger.error("internal error", { auditID: call.auditID, error: e instanceof Error ? e.message : String(e) });
+      rt.logger.error("internal error", {
+        auditID: call.auditID,
+        error: e instanceof Error ? e.message : String(e),
+      });
     if (res.headersSent) {
       await call.finish(rt, res.statusCode, err);
       res.destroy();
       return;
     }
+    // 413: the rest of the body is not read; the connection closes once the Status is written
+    if (err.httpStatus === 413) res.on("finish", () => req.destroy());
     await refuse(rt, call, res, err, err.httpStatus === 413);
-    if (err.httpStatus === 413) req.destroy();
   }
 }
 
-async function serve(rt: Runtime, call: Call, req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+async function serve(
+  rt: Runtime,
+  call: Call,
+  req: IncomingMessage,
+  res: ServerResponse,
+  signal: AbortSignal,
+): Promise<void> {
   if (call.url.split("?")[0] === LOGIN_PATH) return login(rt, call, req, res);
   await call.identify(rt, req);
   const request = call.request!;
@@ -120,7 +161,9 @@ async function serve(rt: Runtime, call: Call, req: IncomingMessage, res: ServerR
   const masker = call.snap.masker;
   const status = up.statusCode ?? 502;
   const isStream =
-    status === 200 && method !== "HEAD" && (request.verb === "watch" || (request.subresource === "log" && request.resource === "pods"));
+    status === 200 &&
+    method !== "HEAD" &&
+    (request.verb === "watch" || (request.subresource === "log" && request.resource === "pods"));
 
   if (isStream) {
     const ctUp = String(up.headers["content-type"] ?? "");
@@ -128,11 +171,17 @@ async function serve(rt: Runtime, call: Call, req: IncomingMessage, res: ServerR
     const watch = request.verb === "watch";
     if (watch && mediaType(ctUp) !== "application/json") {
       up.resume();
-      throw badGateway("MASK_UNREADABLE_ENCODING", `custos: the watch stream's content type "${ctUp}" cannot be masked; it was refused`);
+      throw badGateway(
+        "MASK_UNREADABLE_ENCODING",
+        `custos: the watch stream's content type "${ctUp}" cannot be masked; it was refused`,
+      );
     }
     if (!watch && !ctUp.startsWith("text/") && ctUp !== "") {
       up.resume();
-      throw badGateway("MASK_UNREADABLE_ENCODING", `custos: the log stream's content type "${ctUp}" cannot be masked; it was refused`);
+      throw badGateway(
+        "MASK_UNREADABLE_ENCODING",
+        `custos: the log stream's content type "${ctUp}" cannot be masked; it was refused`,
+      );
     }
     const h: OutgoingHttpHeaders = { ...downstreamFor(up), "content-type": ctUp || "text/plain" };
     res.writeHead(status, h);
@@ -155,7 +204,37 @@ async function serve(rt: Runtime, call: Call, req: IncomingMessage, res: ServerR
   }
 
   const noBody = method === "HEAD" || status === 204 || status === 304;
-  const buf = noBody ? Buffer.alloc(0) : await readAll(decoded(up), rt.limits.maxResponseBytes, rt.upstream.timeoutMs);
+  // Nothing in the policy can touch this response: record it, then stream the (decompressed,
+  // readable) body through instead of buffering it. Unreadable media types are still refused.
+  const upCt = typeof up.headers["content-type"] === "string" ? up.headers["content-type"] : undefined;
+  if (!noBody && masker.appliesTo?.(ctx) === false && classify(upCt) !== "unreadable") {
+    const src = decoded(up);
+    if (!(await call.finish(rt, status))) {
+      up.destroy();
+      throw evidenceUnavailable("sink refused the record");
+    }
+    const h = downstreamFor(up);
+    const identityEncoded = String(up.headers["content-encoding"] ?? "identity").toLowerCase() === "identity";
+    if (identityEncoded && up.headers["content-length"]) h["content-length"] = up.headers["content-length"];
+    res.writeHead(status, h);
+    // never a hang: an upstream that stalls mid-body ends the response abnormally
+    let idle = setTimeout(() => src.destroy(), rt.upstream.timeoutMs);
+    src.on("data", () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => src.destroy(), rt.upstream.timeoutMs);
+    });
+    src.on("end", () => clearTimeout(idle));
+    src.on("close", () => {
+      clearTimeout(idle);
+      if (!src.readableEnded) res.destroy();
+    });
+    src.on("error", () => res.destroy());
+    src.pipe(res);
+    return;
+  }
+  const buf = noBody
+    ? Buffer.alloc(0)
+    : await readAll(decoded(up), rt.limits.maxResponseBytes, rt.upstream.timeoutMs);
   if (noBody) up.resume();
   const masked = maskBuffered({ status, headers: up.headers, body: buf }, masker, ctx);
   if (masked.summary) call.masking = masked.summary;
@@ -167,7 +246,14 @@ function downstreamFor(up: IncomingMessage): OutgoingHttpHeaders {
   const h: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(up.headers)) {
     const n = k.toLowerCase();
-    if (v === undefined || n === "content-length" || n === "content-encoding" || n === "connection" || n === "transfer-encoding" || n === "keep-alive")
+    if (
+      v === undefined ||
+      n === "content-length" ||
+      n === "content-encoding" ||
+      n === "connection" ||
+      n === "transfer-encoding" ||
+      n === "keep-alive"
+    )
       continue;
     h[n] = v;
   }
@@ -180,23 +266,39 @@ function downstreamFor(up: IncomingMessage): OutgoingHttpHeaders {
  */
 async function login(rt: Runtime, call: Call, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (call.method !== "POST") throw badRequest("LOGIN_METHOD", `custos: ${LOGIN_PATH} takes POST`);
-  if (!rt.loginKey) throw badRequest("LOGIN_DISABLED", "custos: login tokens are not enabled on this gateway (no login key configured)");
+  if (!rt.loginKey)
+    throw badRequest(
+      "LOGIN_DISABLED",
+      "custos: login tokens are not enabled on this gateway (no login key configured)",
+    );
   const auth = await rt.auth.authenticate(req.headers.authorization, rt.clock.now());
   call.identity = auth.identity;
   if (auth.identity.source === "login")
-    throw badRequest("LOGIN_FROM_LOGIN", "custos: a login token cannot mint another; log in with your own token (token file, OIDC)");
+    throw badRequest(
+      "LOGIN_FROM_LOGIN",
+      "custos: a login token cannot mint another; log in with your own token (token file, OIDC)",
+    );
   const raw = await readBody(req, 64 * 1024);
   const input = (decodeBody(raw, "application/json") ?? {}) as { purpose?: unknown; ttlSeconds?: unknown };
   const purpose = typeof input.purpose === "string" ? input.purpose : "";
   if (!Object.hasOwn(call.snap.config.purposes, purpose)) {
     const known = Object.keys(call.snap.config.purposes);
-    throw badRequest("PURPOSE_UNKNOWN", `custos: unknown purpose "${purpose}"; declare one of: ${known.length > 0 ? known.join(", ") : "(none defined)"}`);
+    throw badRequest(
+      "PURPOSE_UNKNOWN",
+      `custos: unknown purpose "${purpose}"; declare one of: ${known.length > 0 ? known.join(", ") : "(none defined)"}`,
+    );
   }
   call.purpose = purpose;
   const ttl = typeof input.ttlSeconds === "number" ? input.ttlSeconds : 3600;
   let minted: Awaited<ReturnType<typeof mintLoginToken>>;
   try {
-    minted = await mintLoginToken({ key: rt.loginKey, identity: auth.identity, purpose, ttlSeconds: ttl, now: rt.clock.now() });
+    minted = await mintLoginToken({
+      key: rt.loginKey,
+      identity: auth.identity,
+      purpose,
+      ttlSeconds: ttl,
+      now: rt.clock.now(),
+    });
   } catch (e) {
     throw badRequest("LOGIN_INVALID", `custos: ${(e as Error).message}`);
   }

@@ -10,7 +10,7 @@ import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
 import zlib from "node:zlib";
 import type { Json } from "../../sdk/schema/config.ts";
-import { badGateway, type GatewayError, gatewayTimeout, statusBody } from "../errors.ts";
+import { asGatewayError, badGateway, type GatewayError, gatewayTimeout, statusBody } from "../errors.ts";
 import { eventTooLarge, malformedJson, unknownCompression, unreadableEncoding } from "../masking/errors.ts";
 import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
 import { downstreamHeaders } from "../upstream/headers.ts";
@@ -53,7 +53,12 @@ export function readAll(stream: Readable, limit: number, idleMs: number): Promis
     stream.on("data", (c: Buffer) => {
       size += c.length;
       if (size > limit) {
-        fail(badGateway("UPSTREAM_RESPONSE_TOO_LARGE", `custos: the upstream response exceeded ${limit} bytes; narrow the request (use limit/continue)`));
+        fail(
+          badGateway(
+            "UPSTREAM_RESPONSE_TOO_LARGE",
+            `custos: the upstream response exceeded ${limit} bytes; narrow the request (use limit/continue)`,
+          ),
+        );
         return;
       }
       chunks.push(c);
@@ -68,8 +73,14 @@ export function readAll(stream: Readable, limit: number, idleMs: number): Promis
       const code = e.code ?? "error";
       fail(
         code.startsWith("Z_")
-          ? badGateway("UPSTREAM_BAD_ENCODING", `custos: the upstream response could not be decompressed (${code}); it was refused`)
-          : badGateway("UPSTREAM_RESET", `custos: the upstream connection failed while reading the response (${code}); retry`),
+          ? badGateway(
+              "UPSTREAM_BAD_ENCODING",
+              `custos: the upstream response could not be decompressed (${code}); it was refused`,
+            )
+          : badGateway(
+              "UPSTREAM_RESET",
+              `custos: the upstream connection failed while reading the response (${code}); retry`,
+            ),
       );
     });
   });
@@ -92,6 +103,9 @@ export function maskBuffered(
   if (up.body.length === 0) return { status: up.status, headers, body: up.body };
   const ct = typeof up.headers["content-type"] === "string" ? up.headers["content-type"] : undefined;
   const kind = classify(ct);
+  // nothing in the policy can touch this response: relay the (decompressed, readable) bytes as they are
+  if (kind !== "unreadable" && masker.appliesTo?.(ctx) === false)
+    return { status: up.status, headers, body: up.body };
   if (kind === "json") {
     let value: Json;
     try {
@@ -154,7 +168,15 @@ export function relayWatch(
       finish({ end: "mask-error", error: err });
       return false;
     }
-    const m = masker.maskJson(ev, ctx);
+    let m: ReturnType<Masker["maskJson"]>;
+    try {
+      m = masker.maskJson(ev, ctx);
+    } catch (e) {
+      const err = asGatewayError(e);
+      writeErrorEvent(err);
+      finish({ end: "mask-error", error: err });
+      return false;
+    }
     summary = mergeSummaries(summary, m.summary);
     const s = `${JSON.stringify(m.value)}\n`;
     bytesOut += Buffer.byteLength(s);
@@ -163,7 +185,9 @@ export function relayWatch(
   };
   const writeErrorEvent = (err: GatewayError) => {
     if (res.writableEnded) return;
-    res.write(`${JSON.stringify({ type: "ERROR", object: statusBody(err.httpStatus, err.reason, err.message) })}\n`);
+    res.write(
+      `${JSON.stringify({ type: "ERROR", object: statusBody(err.httpStatus, err.reason, err.message) })}\n`,
+    );
   };
   src.on("data", (chunk: Buffer) => {
     if (done) return;
@@ -212,11 +236,35 @@ export function relayText(
     if (done) return;
     done = true;
     src.destroy();
-    if (end === "upstream-end") write(t.push(dec.end()) + t.end());
+    if (end === "upstream-end") {
+      try {
+        write(t.push(dec.end()) + t.end());
+      } catch {
+        onDone({
+          end: "mask-error",
+          bytesOut,
+          error: badGateway("MASK_FAILED", "custos: the log stream could not be masked; it was closed"),
+        });
+        return;
+      }
+    }
     onDone({ end, bytesOut, summary: t.summary() });
   };
   src.on("data", (chunk: Buffer) => {
-    if (!done) write(t.push(dec.write(chunk)));
+    if (done) return;
+    try {
+      write(t.push(dec.write(chunk)));
+    } catch {
+      // a masker failure ends the stream abnormally (fail closed), never passes the chunk through
+      if (done) return;
+      done = true;
+      src.destroy();
+      onDone({
+        end: "mask-error",
+        bytesOut,
+        error: badGateway("MASK_FAILED", "custos: the log stream could not be masked; it was closed"),
+      });
+    }
   });
   src.on("end", () => finish("upstream-end"));
   src.on("error", () => finish("upstream-error"));

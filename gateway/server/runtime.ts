@@ -5,7 +5,14 @@
 import type { GatewayConfig } from "../../sdk/schema/config.ts";
 import type { DecisionOutcome } from "../decision/index.ts";
 import type { Authenticator } from "../identity/index.ts";
-import type { ApprovalService, DecisionInput, EvidenceSink, Masker, MaskSummary, RequestInfo } from "../ports.ts";
+import type {
+  ApprovalService,
+  DecisionInput,
+  EvidenceSink,
+  Masker,
+  MaskSummary,
+  RequestInfo,
+} from "../ports.ts";
 import type { Upstream } from "../upstream/index.ts";
 
 export interface Clock {

@@ -11,15 +11,35 @@ import type { Duplex } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import WebSocket, { WebSocketServer } from "ws";
 import type { Json } from "../../sdk/schema/config.ts";
-import { asGatewayError, badGateway, badRequest, evidenceUnavailable, GatewayError, gatewayTimeout, toStatus } from "../errors.ts";
+import {
+  asGatewayError,
+  badGateway,
+  badRequest,
+  evidenceUnavailable,
+  GatewayError,
+  gatewayTimeout,
+  toStatus,
+} from "../errors.ts";
+import { type AsciicastRecorder, createAsciicastRecorder } from "../masking/index.ts";
 import type { MaskContext, TextStreamMasker } from "../ports.ts";
 import { upstreamHeaders } from "../upstream/headers.ts";
 import { Call } from "./call.ts";
 import { mergeSummaries, type Runtime } from "./runtime.ts";
 
 /** binary channel protocols (first byte of each message is the stream id) */
-const CHANNEL_PROTOCOLS = ["v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"];
-const PORTFORWARD_PROTOCOLS = ["SPDY/3.1+portforward.k8s.io", "v4.channel.k8s.io", "portforward.k8s.io"];
+const CHANNEL_PROTOCOLS = [
+  "v5.channel.k8s.io",
+  "v4.channel.k8s.io",
+  "v3.channel.k8s.io",
+  "v2.channel.k8s.io",
+  "channel.k8s.io",
+];
+const PORTFORWARD_PROTOCOLS = [
+  "SPDY/3.1+portforward.k8s.io",
+  "v4.channel.k8s.io",
+  "v4.portforward.k8s.io",
+  "portforward.k8s.io",
+];
 const STREAM_SUBRESOURCES = new Set(["exec", "attach", "portforward"]);
 
 /** the subprotocol the upstream chose, per upgrade request (read by the server's handleProtocols) */
@@ -35,6 +55,9 @@ export function createWebSocketServer(): WebSocketServer {
   });
 }
 
+/** how long a held-back tail may wait before an idle flush (interactive shells, prompts) */
+const IDLE_FLUSH_MS = 50;
+
 const STDOUT = 1;
 const STDERR = 2;
 const ERROR = 3;
@@ -46,34 +69,81 @@ function writeRaw(socket: Duplex, err: GatewayError): void {
   socket.end(text);
 }
 
-export async function handleUpgrade(rt: Runtime, wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+/**
+ * client-go falls back to SPDY whenever a WebSocket upgrade is refused, and then reports only the
+ * SPDY error. The last WebSocket refusal per caller and URL is kept briefly so that the SPDY
+ * refusal can carry the real reason (pod not found, container unknown, ...).
+ */
+const WS_FAILURE_TTL_MS = 30_000;
+const recentWsFailures = new Map<string, { err: GatewayError; at: number }>();
+
+function failureKey(call: Call): string {
+  return `${call.identity?.subject ?? ""}\n${call.url}`;
+}
+
+export async function handleUpgrade(
+  rt: Runtime,
+  wss: WebSocketServer,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): Promise<void> {
   const call = new Call(rt, req);
   socket.on("error", () => {});
+  const upgrade = String(req.headers.upgrade ?? "").toLowerCase();
   const refuse = async (err: GatewayError) => {
     const ok = await call.finish(rt, err.httpStatus, err);
+    if (upgrade === "websocket" && call.identity) {
+      if (recentWsFailures.size > 1000) recentWsFailures.clear();
+      recentWsFailures.set(failureKey(call), { err, at: rt.clock.now().getTime() });
+    }
     writeRaw(socket, ok ? err : evidenceUnavailable("sink refused the record"));
   };
   try {
-    const upgrade = String(req.headers.upgrade ?? "").toLowerCase();
     await call.identify(rt, req);
     const request = call.request!;
     await call.decide(rt, undefined);
     if (upgrade.startsWith("spdy/")) {
+      const key = failureKey(call);
+      const prior = recentWsFailures.get(key);
+      recentWsFailures.delete(key);
+      if (prior && rt.clock.now().getTime() - prior.at < WS_FAILURE_TTL_MS)
+        throw new GatewayError(
+          prior.err.code,
+          prior.err.httpStatus,
+          prior.err.reason,
+          `${prior.err.message} (the WebSocket upgrade failed; custos does not serve the SPDY fallback)`,
+        );
       throw badRequest(
         "SPDY_UNSUPPORTED",
         "custos: SPDY streaming is not supported by the gateway; use kubectl 1.30 or later (exec, attach and port-forward over WebSocket) or a client speaking v5.channel.k8s.io",
       );
     }
-    if (upgrade !== "websocket") throw badRequest("UPGRADE_UNSUPPORTED", `custos: upgrade "${upgrade}" is not supported; use WebSocket`);
-    if (!request.isResourceRequest || request.resource !== "pods" || !STREAM_SUBRESOURCES.has(request.subresource))
-      throw badRequest("UPGRADE_UNSUPPORTED", "custos: WebSocket upgrades are served for pods/exec, pods/attach and pods/portforward only");
+    if (upgrade !== "websocket")
+      throw badRequest("UPGRADE_UNSUPPORTED", `custos: upgrade "${upgrade}" is not supported; use WebSocket`);
+    if (
+      !request.isResourceRequest ||
+      request.resource !== "pods" ||
+      !STREAM_SUBRESOURCES.has(request.subresource)
+    )
+      throw badRequest(
+        "UPGRADE_UNSUPPORTED",
+        "custos: WebSocket upgrades are served for pods/exec, pods/attach and pods/portforward only",
+      );
     await relay(rt, wss, call, req, socket, head);
   } catch (e) {
     await refuse(asGatewayError(e));
   }
 }
 
-async function relay(rt: Runtime, wss: WebSocketServer, call: Call, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+async function relay(
+  rt: Runtime,
+  wss: WebSocketServer,
+  call: Call,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): Promise<void> {
   const request = call.request!;
   const identity = call.identity!;
   const portforward = request.subresource === "portforward";
@@ -108,12 +178,21 @@ async function relay(rt: Runtime, wss: WebSocketServer, call: Call, req: Incomin
         let message = `custos: the upstream refused the upgrade with HTTP ${status}`;
         try {
           const parsed = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Json;
-          const masked = call.snap.masker.maskJson(parsed, { request, identity }).value as { message?: unknown };
+          const masked = call.snap.masker.maskJson(parsed, { request, identity }).value as {
+            message?: unknown;
+          };
           if (typeof masked?.message === "string") message = masked.message;
         } catch {
           // not a Status: keep the generic message (never pass an unread body through)
         }
-        reject(new GatewayError("UPSTREAM_REFUSED_UPGRADE", status, status === 404 ? "NotFound" : status === 403 ? "Forbidden" : "BadGateway", message));
+        reject(
+          new GatewayError(
+            "UPSTREAM_REFUSED_UPGRADE",
+            status,
+            status === 404 ? "NotFound" : status === 403 ? "Forbidden" : "BadGateway",
+            message,
+          ),
+        );
       });
       res.on("error", () => reject(badGateway("UPSTREAM_RESET", "custos: the upstream reset the upgrade")));
     });
@@ -141,11 +220,21 @@ async function relay(rt: Runtime, wss: WebSocketServer, call: Call, req: Incomin
     throw e;
   });
   client.on("error", () => {});
-  const live = { destroy: () => (client.terminate(), upstream.terminate()) };
+  const live = {
+    destroy: () => {
+      client.terminate();
+      upstream.terminate();
+    },
+  };
   rt.live.add(live);
 
   const ctx: MaskContext = { request, identity };
-  const maskers = new Map<number, { t: TextStreamMasker; dec: StringDecoder }>();
+  type ChannelMasker = {
+    t: TextStreamMasker & { flush?: () => string };
+    dec: StringDecoder;
+    idle?: NodeJS.Timeout;
+  };
+  const maskers = new Map<number, ChannelMasker>();
   const channelMasker = (ch: number) => {
     let m = maskers.get(ch);
     if (!m) {
@@ -154,7 +243,54 @@ async function relay(rt: Runtime, wss: WebSocketServer, call: Call, req: Incomin
     }
     return m;
   };
+  // Session recording (rule.recordSession): masked output and input as an asciicast artefact.
+  let recorder: AsciicastRecorder | undefined;
+  let recordingError: string | undefined;
+  if (call.outcome?.recordSession && !portforward) {
+    const started = rt.clock.now();
+    const header: Parameters<typeof createAsciicastRecorder>[0] = {
+      width: 80,
+      height: 24,
+      timestamp: Math.floor(started.getTime() / 1000),
+      custos: {
+        auditID: call.auditID,
+        identity: {
+          subject: identity.subject,
+          groups: identity.groups,
+          source: identity.source,
+          claims: identity.claims,
+        },
+        namespace: request.namespace,
+        pod: request.name,
+        command: request.query.command ?? [],
+        tty: (request.query.tty?.[0] ?? "") === "true",
+        ruleId: call.outcome.ruleId,
+        policyHash: call.outcome.policyHash,
+      },
+    };
+    if (call.purpose !== undefined) header.custos.purpose = call.purpose;
+    const container = request.query.container?.[0];
+    if (container) header.custos.container = container;
+    recorder = createAsciicastRecorder(header, { now: () => rt.clock.now().getTime() });
+  }
+  const record = (fn: (r: AsciicastRecorder) => void) => {
+    if (!recorder || recordingError) return;
+    try {
+      fn(recorder);
+    } catch (e) {
+      // recording is required by the rule: a recording failure closes the session
+      recordingError = (e as { code?: string }).code ?? "error";
+      client.terminate();
+      upstream.terminate();
+    }
+  };
+  const stdinMasker = recorder ? call.snap.masker.textStream(ctx) : undefined;
   let summary: ReturnType<typeof mergeSummaries> | undefined;
+  const emitText = (ch: number, out: string) => {
+    if (out === "") return;
+    record((r) => r.output(out));
+    sendClient(Buffer.concat([Buffer.from([ch]), Buffer.from(out)]));
+  };
   let bytesIn = 0;
   let bytesOut = 0;
   const sendClient = (data: Buffer) => {
@@ -163,6 +299,20 @@ async function relay(rt: Runtime, wss: WebSocketServer, call: Call, req: Incomin
   };
 
   upstream.on("message", (data: Buffer | Buffer[] | ArrayBuffer) => {
+    try {
+      fromUpstream(data);
+    } catch (e) {
+      // a masking failure closes the session (fail closed), never passes the frame through
+      rt.logger.error("session masking failed; closing the session", {
+        auditID: call.auditID,
+        code: (e as { code?: string }).code ?? "error",
+      });
+      call.annotations["custos.dev/session-error"] = "mask-failed";
+      client.terminate();
+      upstream.terminate();
+    }
+  });
+  const fromUpstream = (data: Buffer | Buffer[] | ArrayBuffer) => {
     const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
     if (portforward || buf.length === 0) {
       sendClient(buf);
@@ -172,7 +322,18 @@ async function relay(rt: Runtime, wss: WebSocketServer, call: Call, req: Incomin
     if (ch === STDOUT || ch === STDERR) {
       const m = channelMasker(ch);
       const out = m.t.push(m.dec.write(buf.subarray(1)));
-      if (out !== "") sendClient(Buffer.concat([Buffer.from([ch]), Buffer.from(out)]));
+      emitText(ch, out);
+      // an interactive session must not wait on a held-back tail: flush it after a short idle gap
+      clearTimeout(m.idle);
+      if (m.t.flush)
+        m.idle = setTimeout(() => {
+          try {
+            emitText(ch, m.t.flush?.() ?? "");
+          } catch {
+            client.terminate();
+            upstream.terminate();
+          }
+        }, IDLE_FLUSH_MS);
       return;
     }
     if (ch === ERROR) {
@@ -190,10 +351,25 @@ async function relay(rt: Runtime, wss: WebSocketServer, call: Call, req: Incomin
       return;
     }
     sendClient(buf);
-  });
+  };
   client.on("message", (data: Buffer | Buffer[] | ArrayBuffer, isBinary: boolean) => {
     const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
     bytesIn += buf.length;
+    if (recorder && buf.length > 0) {
+      if (buf[0] === 0 && stdinMasker) {
+        record((r) => {
+          const text = stdinMasker.push(buf.subarray(1).toString("utf8"));
+          if (text !== "") r.input(text);
+        });
+      } else if (buf[0] === 4) {
+        try {
+          const size = JSON.parse(buf.subarray(1).toString("utf8")) as { Width?: number; Height?: number };
+          if (size.Width && size.Height) record((r) => r.resize(size.Width!, size.Height!));
+        } catch {
+          // not a resize message: ignore for the recording
+        }
+      }
+    }
     if (upstream.readyState === WebSocket.OPEN) upstream.send(buf, { binary: isBinary });
   });
 
@@ -205,23 +381,44 @@ async function relay(rt: Runtime, wss: WebSocketServer, call: Call, req: Incomin
       if (who === "upstream") {
         // flush what the text maskers held back, before the close frame
         for (const [ch, m] of maskers) {
-          const rest = m.t.push(m.dec.end()) + m.t.end();
-          if (rest !== "") sendClient(Buffer.concat([Buffer.from([ch]), Buffer.from(rest)]));
+          clearTimeout(m.idle);
+          try {
+            emitText(ch, m.t.push(m.dec.end()) + m.t.end());
+          } catch {
+            call.annotations["custos.dev/session-error"] = "mask-failed";
+          }
         }
         if (client.readyState === WebSocket.OPEN) client.close(validClose(code), reason);
-      } else if (upstream.readyState === WebSocket.OPEN || upstream.readyState === WebSocket.CONNECTING) upstream.close(validClose(code), reason);
+      } else if (upstream.readyState === WebSocket.OPEN || upstream.readyState === WebSocket.CONNECTING)
+        upstream.close(validClose(code), reason);
       resolve();
     };
     upstream.on("close", (code, reason) => end(code, reason, "upstream"));
     client.on("close", (code, reason) => end(code, reason, "client"));
   });
   rt.live.delete(live);
-  for (const m of maskers.values()) summary = mergeSummaries(summary, m.t.summary());
+  for (const m of maskers.values()) {
+    clearTimeout(m.idle);
+    summary = mergeSummaries(summary, m.t.summary());
+  }
+  if (recorder) {
+    if (!recordingError) {
+      try {
+        await recorder.finish(rt.sink, `${call.auditID}.cast`);
+        call.annotations["custos.dev/session-recording"] = `${call.auditID}.cast`;
+      } catch (e) {
+        recordingError = (e as { code?: string }).code ?? "error";
+      }
+    }
+    if (recordingError) call.annotations["custos.dev/session-recording-error"] = recordingError;
+  }
   if (summary) call.masking = summary;
   call.bytes = { in: bytesIn, out: bytesOut };
   call.annotations["custos.dev/websocket-protocol"] = chosen;
   if (!(await call.finish(rt, 101))) {
-    rt.logger.error("session evidence could not be written after the session ended", { auditID: call.auditID });
+    rt.logger.error("session evidence could not be written after the session ended", {
+      auditID: call.auditID,
+    });
     client.terminate();
   }
 }

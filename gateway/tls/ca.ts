@@ -39,9 +39,7 @@ async function exists(p: string): Promise<boolean> {
 
 function sanFor(hosts: string[]): string {
   const all = new Set(["localhost", "127.0.0.1", "::1", ...hosts]);
-  return [...all]
-    .map((h) => (/^[0-9.]+$/.test(h) || h.includes(":") ? `IP:${h}` : `DNS:${h}`))
-    .join(",");
+  return [...all].map((h) => (/^[0-9.]+$/.test(h) || h.includes(":") ? `IP:${h}` : `DNS:${h}`)).join(",");
 }
 
 /** Load the CA + server cert from `stateDir`, generating them if missing (or if the SANs no longer cover `hosts`). */
@@ -57,14 +55,32 @@ export async function ensureTls(stateDir: string, hosts: string[] = []): Promise
     try {
       await run("openssl", args, { cwd: stateDir });
     } catch (e) {
-      throw new TlsSetupError(`generating the gateway certificate with openssl failed: ${(e as Error).message.split("\n")[0]}`);
+      throw new TlsSetupError(
+        `generating the gateway certificate with openssl failed: ${(e as Error).message.split("\n")[0]}`,
+      );
     }
   };
   if (!(await exists(f.caCrt)) || !(await exists(f.caKey))) {
     await openssl([
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", f.caKey, "-out", f.caCrt, "-days", "3650", "-subj", "/CN=custos-gateway-ca",
-      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      f.caKey,
+      "-out",
+      f.caCrt,
+      "-days",
+      "3650",
+      "-subj",
+      "/CN=custos-gateway-ca",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
     ]);
   }
   let need = !(await exists(f.crt)) || !(await exists(f.key));
@@ -81,12 +97,36 @@ export async function ensureTls(stateDir: string, hosts: string[] = []): Promise
     );
     const csr = path.join(stateDir, "server.csr");
     await openssl([
-      "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-      "-keyout", f.key, "-out", csr, "-subj", "/CN=custos-gateway",
+      "req",
+      "-new",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      f.key,
+      "-out",
+      csr,
+      "-subj",
+      "/CN=custos-gateway",
     ]);
     await openssl([
-      "x509", "-req", "-in", csr, "-CA", f.caCrt, "-CAkey", f.caKey, "-CAcreateserial",
-      "-out", f.crt, "-days", "825", "-extfile", ext,
+      "x509",
+      "-req",
+      "-in",
+      csr,
+      "-CA",
+      f.caCrt,
+      "-CAkey",
+      f.caKey,
+      "-CAcreateserial",
+      "-out",
+      f.crt,
+      "-days",
+      "825",
+      "-extfile",
+      ext,
     ]);
   }
   return {

@@ -21,7 +21,15 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** headers the gateway computes itself */
-const RECOMPUTED = new Set(["host", "authorization", "accept", "accept-encoding", "content-length", "custos-purpose", "cookie"]);
+const RECOMPUTED = new Set([
+  "host",
+  "authorization",
+  "accept",
+  "accept-encoding",
+  "content-length",
+  "custos-purpose",
+  "cookie",
+]);
 
 export function isStrippedHeader(name: string, connectionListed: Set<string>): boolean {
   const n = name.toLowerCase();
@@ -59,7 +67,10 @@ export interface UpstreamHeaderOptions {
   upgrade?: boolean;
 }
 
-export function upstreamHeaders(incoming: IncomingHttpHeaders, o: UpstreamHeaderOptions): OutgoingHttpHeaders {
+export function upstreamHeaders(
+  incoming: IncomingHttpHeaders,
+  o: UpstreamHeaderOptions,
+): OutgoingHttpHeaders {
   const connectionListed = new Set(
     String(incoming.connection ?? "")
       .split(",")
@@ -94,7 +105,8 @@ export function downstreamHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHe
     const n = name.toLowerCase();
     if (value === undefined) continue;
     if (HOP_BY_HOP.has(n) || connectionListed.has(n)) continue;
-    if (n === "content-length" || n === "content-encoding" || n === "set-cookie" || n === "www-authenticate") continue;
+    if (n === "content-length" || n === "content-encoding" || n === "set-cookie" || n === "www-authenticate")
+      continue;
     out[n] = value;
   }
   return out;

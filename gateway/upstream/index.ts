@@ -7,7 +7,7 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import https from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
-import { badGateway, GatewayError, gatewayTimeout } from "../errors.ts";
+import { badGateway, type GatewayError, gatewayTimeout } from "../errors.ts";
 
 export interface UpstreamOptions {
   /** answer 504 when the upstream sends no response headers within this time */
@@ -39,14 +39,21 @@ export class UpstreamConfigError extends Error {
   }
 }
 
-export function loadKubeConfig(source: { kubeconfig?: string; inCluster?: boolean; context?: string }): KubeConfig {
+export function loadKubeConfig(source: {
+  kubeconfig?: string;
+  inCluster?: boolean;
+  context?: string;
+}): KubeConfig {
   const kc = new KubeConfig();
   if (source.inCluster) kc.loadFromCluster();
   else if (source.kubeconfig) kc.loadFromFile(source.kubeconfig);
-  else throw new UpstreamConfigError("upstream: give upstream.kubeconfig (a file) or upstream.inCluster: true");
+  else
+    throw new UpstreamConfigError("upstream: give upstream.kubeconfig (a file) or upstream.inCluster: true");
   if (source.context) kc.setCurrentContext(source.context);
   if (!kc.getCurrentCluster())
-    throw new UpstreamConfigError("upstream kubeconfig has no current cluster; set current-context or upstream.context");
+    throw new UpstreamConfigError(
+      "upstream kubeconfig has no current cluster; set current-context or upstream.context",
+    );
   return kc;
 }
 
@@ -65,7 +72,9 @@ export class Upstream {
     this.#o = o;
     this.base = new URL(cluster.server);
     if (this.base.protocol !== "https:" && this.base.protocol !== "http:")
-      throw new UpstreamConfigError(`upstream server must be https:// (or http:// for tests), found ${this.base.protocol}`);
+      throw new UpstreamConfigError(
+        `upstream server must be https:// (or http:// for tests), found ${this.base.protocol}`,
+      );
   }
 
   get timeoutMs(): number {
@@ -79,7 +88,8 @@ export class Upstream {
     const opts: https.RequestOptions & { headers: Record<string, string> } = { headers: {} };
     await this.#kc.applyToHTTPSOptions(opts);
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(opts.headers ?? {})) if (typeof v === "string") headers[k.toLowerCase()] = v;
+    for (const [k, v] of Object.entries(opts.headers ?? {}))
+      if (typeof v === "string") headers[k.toLowerCase()] = v;
     if (opts.auth) headers.authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
     const tls: UpstreamTls = {};
     if (opts.ca) tls.ca = opts.ca as Buffer;
@@ -93,7 +103,12 @@ export class Upstream {
   }
 
   #agentFor(tls: UpstreamTls): http.Agent {
-    const key = JSON.stringify([String(tls.ca ?? ""), String(tls.cert ?? ""), tls.rejectUnauthorized, tls.servername]);
+    const key = JSON.stringify([
+      String(tls.ca ?? ""),
+      String(tls.cert ?? ""),
+      tls.rejectUnauthorized,
+      tls.servername,
+    ]);
     if (!this.#agent || key !== this.#agentKey) {
       this.#agent?.destroy();
       this.#agentKey = key;
@@ -171,7 +186,13 @@ export class Upstream {
           ),
         ),
       );
-      signal?.addEventListener("abort", () => fail(badGateway("CLIENT_GONE", "client went away")), { once: true });
+      signal?.addEventListener(
+        "abort",
+        () => settled || fail(badGateway("CLIENT_GONE", "client went away")),
+        {
+          once: true,
+        },
+      );
       if (body && body.length > 0) req.end(body);
       else req.end();
     });

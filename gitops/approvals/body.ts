@@ -8,7 +8,12 @@ export function describeWhat(f: RequestFile): string {
   const gv = r.apiGroup ? `${r.apiGroup}/${r.apiVersion}` : r.apiVersion || "";
   const body = f.maskedBody;
   const bodyName =
-    body && typeof body === "object" && !Array.isArray(body) && body.metadata && typeof body.metadata === "object" && !Array.isArray(body.metadata)
+    body &&
+    typeof body === "object" &&
+    !Array.isArray(body) &&
+    body.metadata &&
+    typeof body.metadata === "object" &&
+    !Array.isArray(body.metadata)
       ? body.metadata.name
       : undefined;
   const name = r.name || (typeof bodyName === "string" ? bodyName : "");
@@ -34,7 +39,10 @@ export function maskedExcerpt(f: RequestFile): string {
   if (f.maskedBody === null) return "(no request body)";
   const lines = JSON.stringify(f.maskedBody, null, 2).split("\n");
   const cut = lines.length > MAX_EXCERPT_LINES;
-  return [...lines.slice(0, MAX_EXCERPT_LINES), ...(cut ? [`… ${lines.length - MAX_EXCERPT_LINES} more lines in requests/${f.requestId}.json`] : [])].join("\n");
+  return [
+    ...lines.slice(0, MAX_EXCERPT_LINES),
+    ...(cut ? [`… ${lines.length - MAX_EXCERPT_LINES} more lines in requests/${f.requestId}.json`] : []),
+  ].join("\n");
 }
 
 export function pullRequestTitle(f: RequestFile): string {
@@ -79,14 +87,14 @@ export function pullRequestBody(f: RequestFile, approveCommand: string, denyComm
 /** The plain-text summary the CLI shows before asking for confirmation. */
 export function terminalSummary(f: RequestFile, where: string): string {
   return [
-    `request   ${f.requestId}  (${where})`,
-    `what      ${describeWhat(f).replaceAll("`", "")}`,
-    `where     ${describeWhere(f).replaceAll("`", "")}`,
-    `who       ${describeWho(f).replaceAll("`", "")}`,
-    `why       ${f.purpose ?? "(no purpose declared)"}`,
-    `rule      ${f.rule.id}: ${f.rule.count} of group ${f.rule.group}, ${f.rule.use === "once" ? "single use" : `reusable for ${f.rule.ttlSeconds}s`}`,
-    `expires   ${f.expiresAt}`,
-    `fingerprint ${f.fingerprint} (recomputed from the request file: OK)`,
+    `request     ${f.requestId}  (${where})`,
+    `what        ${describeWhat(f).replaceAll("`", "")}`,
+    `where       ${describeWhere(f).replaceAll("`", "")}`,
+    `who         ${describeWho(f).replaceAll("`", "")}`,
+    `why         ${f.purpose ?? "(no purpose declared)"}`,
+    `rule        ${f.rule.id}: ${f.rule.count} of group ${f.rule.group}, ${f.rule.use === "once" ? "single use" : `reusable for ${f.rule.ttlSeconds}s`}`,
+    `expires     ${f.expiresAt}`,
+    `fingerprint ${f.fingerprint}\n            (recomputed from the request file: OK)`,
     "masked body:",
     ...maskedExcerpt(f)
       .split("\n")

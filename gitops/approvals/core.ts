@@ -5,12 +5,24 @@
  * (evidence.ts) are the same for all, so a deployment can swap backends without weakening a
  * check.
  */
-import type { ApprovalOperation, ApprovalOutcome, ApprovalService, EvidenceSink } from "../../gateway/ports.ts";
+import type {
+  ApprovalOperation,
+  ApprovalOutcome,
+  ApprovalService,
+  EvidenceSink,
+} from "../../gateway/ports.ts";
 import type { ApprovalGroup, ApprovalRequirement, Json } from "../../sdk/schema/config.ts";
 import { RequestIdTakenError, UnknownApprovalGroupError } from "./errors.ts";
 import { type Evaluation, evaluateReviews, type ReviewView, type Verdict } from "./evaluate.ts";
 import { approvalRecord } from "./evidence.ts";
-import { buildRequestFile, computeFingerprint, type Fingerprint, type RequestFile } from "./fingerprint.ts";
+import {
+  buildRequestFile,
+  computeFingerprint,
+  type Fingerprint,
+  type RequestFile,
+  requestCreatedAt,
+  requesterGithubId,
+} from "./fingerprint.ts";
 import { type Grant, GrantStore } from "./grants.ts";
 
 export interface RequestHandle {
@@ -54,6 +66,12 @@ export interface ApprovalCoreOptions {
   requestTtlSeconds?: number;
   /** text of the link to the evidence in the closing comment (default: names the evidence record) */
   evidenceLink?: (info: { requestId: string; grantId?: string; seq: number }) => string;
+  /**
+   * While a request is pending, `check` re-reads its reviews at most this often (ms); webhooks
+   * and polls always re-read. Keeps a gateway that holds calls (wait mode) within GitHub's rate
+   * limit. Default 0: every check re-reads.
+   */
+  recheckIntervalMs?: number;
   /** structured log sink (JSON lines); default: stderr */
   log?: (entry: Record<string, unknown>) => void;
 }
@@ -61,6 +79,8 @@ export interface ApprovalCoreOptions {
 interface Tracked {
   handle: RequestHandle;
   requirement: ApprovalRequirement;
+  /** when check() last read the reviews (clock ms) */
+  checkedAt?: number;
 }
 
 export class ApprovalCore implements ApprovalService {
@@ -68,7 +88,6 @@ export class ApprovalCore implements ApprovalService {
   protected readonly clock: () => Date;
   protected readonly log: (entry: Record<string, unknown>) => void;
   private readonly tracked = new Map<string, Tracked>(); // by fingerprint
-  private readonly recordedReviews = new Set<string>();
   private readonly locks = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -77,7 +96,8 @@ export class ApprovalCore implements ApprovalService {
   ) {
     this.grants = opts.grants ?? new GrantStore();
     this.clock = opts.clock ?? (() => new Date());
-    this.log = opts.log ?? ((e) => process.stderr.write(`${JSON.stringify({ component: "approvals", ...e })}\n`));
+    this.log =
+      opts.log ?? ((e) => process.stderr.write(`${JSON.stringify({ component: "approvals", ...e })}\n`));
   }
 
   private groups(): Record<string, ApprovalGroup> {
@@ -113,7 +133,13 @@ export class ApprovalCore implements ApprovalService {
       if (grant) return this.grantedOutcome(grant);
       const denial = this.grants.findDenial(fingerprint, now);
       if (denial) {
-        return { status: "denied", requestId: denial.requestId, fingerprint, reason: denial.reason, ...(denial.url ? { url: denial.url } : {}) };
+        return {
+          status: "denied",
+          requestId: denial.requestId,
+          fingerprint,
+          reason: denial.reason,
+          ...(denial.url ? { url: denial.url } : {}),
+        };
       }
       let tracked = this.tracked.get(fingerprint);
       if (!tracked) {
@@ -123,6 +149,11 @@ export class ApprovalCore implements ApprovalService {
       if (tracked) {
         tracked.requirement = requirement; // the current policy's requirement applies
         this.tracked.set(fingerprint, tracked);
+        const recheck = this.opts.recheckIntervalMs ?? 0;
+        const fresh = tracked.checkedAt !== undefined && now.getTime() - tracked.checkedAt < recheck;
+        if (fresh && now.getTime() < Date.parse(tracked.handle.file.expiresAt))
+          return this.pendingOutcome(tracked.handle);
+        tracked.checkedAt = now.getTime();
         const out = await this.evaluateTracked(tracked);
         if (out) return out;
       }
@@ -140,7 +171,9 @@ export class ApprovalCore implements ApprovalService {
       await this.record(file, {
         event: "used",
         at: now,
-        message: ok ? `grant ${grantId} used (${g.use === "once" ? "single use" : `valid until ${g.expiresAt}`})` : `grant ${grantId} refused: already used or expired`,
+        message: ok
+          ? `grant ${grantId} used (${g.use === "once" ? "single use" : `valid until ${g.expiresAt}`})`
+          : `grant ${grantId} refused: already used or expired`,
         grantId,
         ...(g.url ? { url: g.url } : {}),
         extra: { accepted: ok, use: g.use },
@@ -156,7 +189,11 @@ export class ApprovalCore implements ApprovalService {
   /** request files by id, kept for evidence records of later steps */
   private readonly files = new Map<string, RequestFile>();
 
-  private async openRequest(op: ApprovalOperation, requirement: ApprovalRequirement, group: ApprovalGroup): Promise<RequestHandle> {
+  private async openRequest(
+    op: ApprovalOperation,
+    requirement: ApprovalRequirement,
+    group: ApprovalGroup,
+  ): Promise<RequestHandle> {
     const now = this.clock();
     const ttl = this.opts.requestTtlSeconds ?? 86_400;
     let file: RequestFile | undefined;
@@ -164,7 +201,10 @@ export class ApprovalCore implements ApprovalService {
     // ids carry the creation millisecond: on a collision (same operation, same ms) take the next one
     for (let bump = 0; !handle; bump++) {
       const createdAt = new Date(now.getTime() + bump);
-      file = buildRequestFile(op, requirement, { createdAt, expiresAt: new Date(createdAt.getTime() + ttl * 1000) });
+      file = buildRequestFile(op, requirement, {
+        createdAt,
+        expiresAt: new Date(createdAt.getTime() + ttl * 1000),
+      });
       try {
         handle = await this.backend.open(file, group);
       } catch (e) {
@@ -179,7 +219,12 @@ export class ApprovalCore implements ApprovalService {
       at: now,
       message: `approval request ${file.requestId} opened: ${requirement.count} of group ${requirement.group} must approve`,
       ...(handle.url ? { url: handle.url } : {}),
-      extra: { backend: this.backend.name, group: requirement.group, count: requirement.count, expiresAt: file.expiresAt },
+      extra: {
+        backend: this.backend.name,
+        group: requirement.group,
+        count: requirement.count,
+        expiresAt: file.expiresAt,
+      },
     });
     this.log({ msg: "approval request opened", requestId: file.requestId, url: handle.url ?? null });
     return handle;
@@ -196,10 +241,18 @@ export class ApprovalCore implements ApprovalService {
       return undefined;
     }
     const now = this.clock();
+    // Only fingerprint-bound facts decide: the requester's id comes from the operation's claims
+    // (not the file's requester field) and the expiry is capped by the creation time in the
+    // request id, so an edited request file cannot lift the self-approval ban or extend expiry.
     const excluded = [...snap.excludedIds];
-    if (file.requester.githubId !== null) excluded.push(file.requester.githubId);
+    const requester = requesterGithubId(file.operation.identity.claims);
+    if (requester !== null) excluded.push(requester);
+    const created = requestCreatedAt(file.requestId);
+    const ttl = (this.opts.requestTtlSeconds ?? 86_400) * 1000;
+    const cap = created ? created.getTime() + ttl : Date.parse(file.createdAt) + ttl;
+    const expiresAt = new Date(Math.min(Date.parse(file.expiresAt) || 0, cap)).toISOString();
     const ev = evaluateReviews({
-      request: file,
+      request: { requestId: file.requestId, fingerprint: file.fingerprint, expiresAt },
       headSha: snap.headSha,
       reviews: snap.reviews,
       group: this.group(requirement.group),
@@ -214,9 +267,18 @@ export class ApprovalCore implements ApprovalService {
       case "denied":
         return this.finalizeDenial(t, ev);
       case "expired":
-        await this.record(file, { event: "expired", at: now, message: `approval request ${file.requestId} expired at ${file.expiresAt} (${ev.summary})`, ...(handle.url ? { url: handle.url } : {}) });
+        await this.record(file, {
+          event: "expired",
+          at: now,
+          message: `approval request ${file.requestId} expired at ${file.expiresAt} (${ev.summary})`,
+          ...(handle.url ? { url: handle.url } : {}),
+        });
         await this.safely("finalize expired", () =>
-          this.backend.finalize(handle, "expired", `custos: this request expired at ${file.expiresAt} with ${ev.summary}. A new request is opened if the operation is tried again.`),
+          this.backend.finalize(
+            handle,
+            "expired",
+            `custos: this request expired at ${file.expiresAt} with ${ev.summary}. A new request is opened if the operation is tried again.`,
+          ),
         );
         this.tracked.delete(handle.fingerprint);
         return undefined;
@@ -243,8 +305,7 @@ export class ApprovalCore implements ApprovalService {
   private async recordReviews(handle: RequestHandle, ev: Evaluation): Promise<void> {
     for (const v of ev.verdicts) {
       const key = `${handle.requestId}/${v.reviewId}/${v.state}/${v.code}`;
-      if (this.recordedReviews.has(key)) continue;
-      this.recordedReviews.add(key);
+      if (!this.grants.markRecorded(key)) continue;
       await this.record(handle.file, {
         event: "review",
         at: this.clock(),
@@ -274,8 +335,8 @@ export class ApprovalCore implements ApprovalService {
         ...(a.keyFingerprint ? { keyFingerprint: a.keyFingerprint } : {}),
       })),
     };
-    this.grants.putGrant(grant);
-    this.tracked.delete(handle.fingerprint);
+    // evidence first: a grant that exists is always in the evidence repo (if the record fails,
+    // no grant is stored and the call stays refused)
     const { seq } = await this.record(handle.file, {
       event: "granted",
       at: now,
@@ -284,7 +345,11 @@ export class ApprovalCore implements ApprovalService {
       ...(handle.url ? { url: handle.url } : {}),
       extra: { grant: GrantStore.toJson(grant) },
     });
-    const link = this.opts.evidenceLink?.({ requestId: handle.requestId, grantId: grant.grantId, seq }) ?? `evidence record seq ${seq} (type approval, grant ${grant.grantId})`;
+    this.grants.putGrant(grant);
+    this.tracked.delete(handle.fingerprint);
+    const link =
+      this.opts.evidenceLink?.({ requestId: handle.requestId, grantId: grant.grantId, seq }) ??
+      `evidence record seq ${seq} (type approval, grant ${grant.grantId})`;
     await this.safely("finalize granted", () =>
       this.backend.finalize(
         handle,
@@ -307,24 +372,60 @@ export class ApprovalCore implements ApprovalService {
       expiresAt: handle.file.expiresAt,
       reason,
       ...(handle.url ? { url: handle.url } : {}),
-      reviewer: { reviewerId: d.reviewerId, login: d.login, reviewId: d.reviewId, ...(d.keyFingerprint ? { keyFingerprint: d.keyFingerprint } : {}) },
+      reviewer: {
+        reviewerId: d.reviewerId,
+        login: d.login,
+        reviewId: d.reviewId,
+        ...(d.keyFingerprint ? { keyFingerprint: d.keyFingerprint } : {}),
+      },
     });
     this.tracked.delete(handle.fingerprint);
-    const { seq } = await this.record(handle.file, { event: "denied", at: now, message: reason, ...(handle.url ? { url: handle.url } : {}), extra: verdictJson(d) });
-    const link = this.opts.evidenceLink?.({ requestId: handle.requestId, seq }) ?? `evidence record seq ${seq} (type approval)`;
-    await this.safely("finalize denied", () => this.backend.finalize(handle, "denied", `custos: ${reason}. Evidence: ${link}.`));
-    return { status: "denied", requestId: handle.requestId, fingerprint: handle.fingerprint, reason, ...(handle.url ? { url: handle.url } : {}) };
+    const { seq } = await this.record(handle.file, {
+      event: "denied",
+      at: now,
+      message: reason,
+      ...(handle.url ? { url: handle.url } : {}),
+      extra: verdictJson(d),
+    });
+    const link =
+      this.opts.evidenceLink?.({ requestId: handle.requestId, seq }) ??
+      `evidence record seq ${seq} (type approval)`;
+    await this.safely("finalize denied", () =>
+      this.backend.finalize(handle, "denied", `custos: ${reason}. Evidence: ${link}.`),
+    );
+    return {
+      status: "denied",
+      requestId: handle.requestId,
+      fingerprint: handle.fingerprint,
+      reason,
+      ...(handle.url ? { url: handle.url } : {}),
+    };
   }
 
   private grantedOutcome(g: Grant): ApprovalOutcome {
-    return { status: "granted", requestId: g.requestId, fingerprint: g.fingerprint, grantId: g.grantId, ...(g.url ? { url: g.url } : {}) };
+    return {
+      status: "granted",
+      requestId: g.requestId,
+      fingerprint: g.fingerprint,
+      grantId: g.grantId,
+      ...(g.url ? { url: g.url } : {}),
+    };
   }
 
   private pendingOutcome(h: RequestHandle): ApprovalOutcome {
-    return { status: "pending", requestId: h.requestId, fingerprint: h.fingerprint, reviewCommand: this.backend.reviewCommand(h), ...(h.url ? { url: h.url } : {}) };
+    return {
+      status: "pending",
+      requestId: h.requestId,
+      fingerprint: h.fingerprint,
+      reviewCommand: this.backend.reviewCommand(h),
+      ...(h.url ? { url: h.url } : {}),
+    };
   }
 
-  protected async record(file: RequestFile, ev: Parameters<typeof approvalRecord>[1]): Promise<{ seq: number }> {
+  protected async record(
+    file: RequestFile,
+    ev: Parameters<typeof approvalRecord>[1],
+  ): Promise<{ seq: number }> {
     this.files.set(file.requestId, file);
     return this.opts.evidence.append(approvalRecord(file, ev));
   }
@@ -334,7 +435,11 @@ export class ApprovalCore implements ApprovalService {
     try {
       await fn();
     } catch (e) {
-      this.log({ level: "warn", msg: `approvals: ${what} failed; the decision stands`, error: (e as Error).message });
+      this.log({
+        level: "warn",
+        msg: `approvals: ${what} failed; the decision stands`,
+        error: (e as Error).message,
+      });
     }
   }
 }

@@ -69,6 +69,10 @@ export class ApprovalBackendError extends ApprovalError {
 /** A backend already holds a request with this id (two requests in the same millisecond); the caller retries with another. */
 export class RequestIdTakenError extends ApprovalError {
   constructor(requestId: string) {
-    super("E_APPROVAL_REQUEST_ID_TAKEN", `expected request id ${requestId} to be new, found it taken; retry with a later creation time`, { requestId });
+    super(
+      "E_APPROVAL_REQUEST_ID_TAKEN",
+      `expected request id ${requestId} to be new, found it taken; retry with a later creation time`,
+      { requestId },
+    );
   }
 }

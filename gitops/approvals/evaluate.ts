@@ -100,7 +100,13 @@ export function evaluateReviews(input: EvaluationInput): Evaluation {
     const base = { reviewId: r.id, reviewerId: r.reviewerId, login: r.login, state: r.state };
     const block = parseSignatureBlock(r.body);
     const sigInfo = block ? { signature: block.signature } : {};
-    const v = (decision: Verdict["decision"], counted: boolean, code: VerdictCode, detail: string, extra: Partial<Verdict> = {}): Verdict => ({
+    const v = (
+      decision: Verdict["decision"],
+      counted: boolean,
+      code: VerdictCode,
+      detail: string,
+      extra: Partial<Verdict> = {},
+    ): Verdict => ({
       ...base,
       ...sigInfo,
       decision,
@@ -122,9 +128,17 @@ export function evaluateReviews(input: EvaluationInput): Evaluation {
       continue;
     }
     const decision = r.state === "APPROVED" ? "approve" : "deny";
-    const reviewer = r.reviewerId === null ? undefined : group.reviewers.find((x) => x.githubId === r.reviewerId);
+    const reviewer =
+      r.reviewerId === null ? undefined : group.reviewers.find((x) => x.githubId === r.reviewerId);
     if (!reviewer) {
-      verdicts.push(v(decision, false, "not-in-group", `user id ${r.reviewerId ?? "unknown"} (${r.login}) is not a reviewer of this rule's group`));
+      verdicts.push(
+        v(
+          decision,
+          false,
+          "not-in-group",
+          `user id ${r.reviewerId ?? "unknown"} (${r.login}) is not a reviewer of this rule's group`,
+        ),
+      );
       continue;
     }
     if (expired) {
@@ -132,20 +146,55 @@ export function evaluateReviews(input: EvaluationInput): Evaluation {
       continue;
     }
     if (decision === "approve" && input.excludedIds.includes(reviewer.githubId)) {
-      verdicts.push(v(decision, false, "self-approval", `user id ${reviewer.githubId} requested this operation and cannot approve it`));
+      verdicts.push(
+        v(
+          decision,
+          false,
+          "self-approval",
+          `user id ${reviewer.githubId} requested this operation and cannot approve it`,
+        ),
+      );
       continue;
     }
     if (decision === "approve" && r.commitId !== input.headSha) {
-      verdicts.push(v(decision, false, "stale-head", `the review was made on ${r.commitId ?? "no commit"}, the request's head is ${input.headSha}`));
+      verdicts.push(
+        v(
+          decision,
+          false,
+          "stale-head",
+          `the review was made on ${r.commitId ?? "no commit"}, the request's head is ${input.headSha}`,
+        ),
+      );
       continue;
     }
     if (!block) {
       if (decision === "approve" && requirement.allowUnsigned) {
-        verdicts.push(v(decision, true, "unsigned-allowed", "unsigned approval, counted because the rule allows unsigned reviews"));
+        verdicts.push(
+          v(
+            decision,
+            true,
+            "unsigned-allowed",
+            "unsigned approval, counted because the rule allows unsigned reviews",
+          ),
+        );
       } else if (decision === "approve") {
-        verdicts.push(v(decision, false, "unsigned", "the approval carries no custos signature; approve with `custos approve`"));
+        verdicts.push(
+          v(
+            decision,
+            false,
+            "unsigned",
+            "the approval carries no custos signature; approve with `custos approve`",
+          ),
+        );
       } else {
-        verdicts.push(v("none", false, "changes-requested", "changes requested without a signed denial: the reviewer's approval is withdrawn"));
+        verdicts.push(
+          v(
+            "none",
+            false,
+            "changes-requested",
+            "changes requested without a signed denial: the reviewer's approval is withdrawn",
+          ),
+        );
       }
       continue;
     }
@@ -159,7 +208,9 @@ export function evaluateReviews(input: EvaluationInput): Evaluation {
       verdicts.push(v(decision, false, check.code, check.detail));
       continue;
     }
-    verdicts.push(v(decision, true, "ok", `signed ${decision} verified`, { keyFingerprint: check.keyFingerprint }));
+    verdicts.push(
+      v(decision, true, "ok", `signed ${decision} verified`, { keyFingerprint: check.keyFingerprint }),
+    );
   }
   const approvals = verdicts.filter((x) => x.counted && x.decision === "approve");
   const denial = verdicts.find((x) => x.counted && x.decision === "deny");

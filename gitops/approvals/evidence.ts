@@ -46,7 +46,10 @@ export function approvalRecord(
   if (r.apiVersion) objectRef.apiVersion = r.apiVersion;
   if (r.subresource) objectRef.subresource = r.subresource;
   const ts = microTimestamp(ev.at);
-  const approval: NonNullable<EvidenceRecord["custos"]["approval"]> = { requestId: file.requestId, fingerprint: file.fingerprint };
+  const approval: NonNullable<EvidenceRecord["custos"]["approval"]> = {
+    requestId: file.requestId,
+    fingerprint: file.fingerprint,
+  };
   if (ev.grantId) approval.grantId = ev.grantId;
   if (ev.url) approval.url = ev.url;
   const st = STATUS[ev.event];
@@ -65,7 +68,12 @@ export function approvalRecord(
     stageTimestamp: ts,
     custos: {
       decision: "requireApproval",
-      effective: ev.event === "granted" || ev.event === "used" ? "allow" : ev.event === "denied" || ev.event === "expired" ? "deny" : "requireApproval",
+      effective:
+        ev.event === "granted" || ev.event === "used"
+          ? "allow"
+          : ev.event === "denied" || ev.event === "expired"
+            ? "deny"
+            : "requireApproval",
       enforcement: "enforce",
       ruleId: file.rule.id,
       reason: ev.message,

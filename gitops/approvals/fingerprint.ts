@@ -41,7 +41,9 @@ export interface CanonicalOperation {
   bodySha256: string;
 }
 
-export function canonicalOperation(op: Pick<ApprovalOperation, "identity" | "request" | "purpose" | "bodySha256">): CanonicalOperation {
+export function canonicalOperation(
+  op: Pick<ApprovalOperation, "identity" | "request" | "purpose" | "bodySha256">,
+): CanonicalOperation {
   const r = op.request;
   return {
     identity: {
@@ -68,7 +70,9 @@ export function fingerprintOf(canonical: CanonicalOperation): Fingerprint {
   return `sha256:${sha256Hex(canonicalJson(canonical))}` as Fingerprint;
 }
 
-export function computeFingerprint(op: Pick<ApprovalOperation, "identity" | "request" | "purpose" | "bodySha256">): Fingerprint {
+export function computeFingerprint(
+  op: Pick<ApprovalOperation, "identity" | "request" | "purpose" | "bodySha256">,
+): Fingerprint {
   return fingerprintOf(canonicalOperation(op));
 }
 
@@ -85,6 +89,13 @@ export function isRequestId(s: string): boolean {
 
 export function requestIdFor(fingerprint: Fingerprint, createdAt: Date): string {
   return `${fingerprint.slice("sha256:".length, "sha256:".length + 12)}-${createdAt.getTime().toString(36)}`;
+}
+
+/** The creation time embedded in a request id (bound into every signature over it). */
+export function requestCreatedAt(requestId: string): Date | undefined {
+  if (!ID_RE.test(requestId)) return undefined;
+  const ms = Number.parseInt(requestId.slice(13), 36);
+  return Number.isFinite(ms) ? new Date(ms) : undefined;
 }
 
 /** The request id prefix that every request for this fingerprint shares. */
@@ -105,7 +116,15 @@ export interface RequestFile {
   operation: CanonicalOperation;
   requester: { subject: string; groups: string[]; githubId: number | null };
   purpose: string | null;
-  rule: { id: string; policyHash: string; group: string; count: number; use: "once" | "ttl"; ttlSeconds: number; allowUnsigned: boolean };
+  rule: {
+    id: string;
+    policyHash: string;
+    group: string;
+    count: number;
+    use: "once" | "ttl";
+    ttlSeconds: number;
+    allowUnsigned: boolean;
+  };
   /** the request body after masking (never the raw body): for the reviewer's eyes */
   maskedBody: Json | null;
   createdAt: string;
@@ -136,7 +155,11 @@ export function buildRequestFile(
     requestId: requestIdFor(fingerprint, opts.createdAt),
     fingerprint,
     operation,
-    requester: { subject: op.identity.subject, groups: operation.identity.groups, githubId: requesterGithubId(op.identity.claims) },
+    requester: {
+      subject: op.identity.subject,
+      groups: operation.identity.groups,
+      githubId: requesterGithubId(op.identity.claims),
+    },
     purpose: op.purpose ?? null,
     rule: {
       id: op.ruleId,
@@ -167,13 +190,23 @@ export function parseRequestFile(text: string): RequestFile {
   try {
     v = JSON.parse(text);
   } catch {
-    throw new RequestFileError("expected the request file to be JSON, found unparseable text; the request branch is corrupt, ask for a new request");
+    throw new RequestFileError(
+      "expected the request file to be JSON, found unparseable text; the request branch is corrupt, ask for a new request",
+    );
   }
   const f = v as Partial<RequestFile>;
-  if (f?.kind !== "custos.dev/ApprovalRequest" || f.version !== 1 || typeof f.requestId !== "string" || typeof f.fingerprint !== "string" || !f.operation) {
+  if (
+    f?.kind !== "custos.dev/ApprovalRequest" ||
+    f.version !== 1 ||
+    typeof f.requestId !== "string" ||
+    typeof f.fingerprint !== "string" ||
+    !f.operation
+  ) {
     throw new RequestFileError("expected a custos.dev/ApprovalRequest version 1 file, found another shape");
   }
-  const recomputed = fingerprintOf(canonicalOperation({ ...f.operation, purpose: f.operation.purpose ?? undefined } as never));
+  const recomputed = fingerprintOf(
+    canonicalOperation({ ...f.operation, purpose: f.operation.purpose ?? undefined } as never),
+  );
   // The canonical operation is already canonical: recompute straight from it too, so that no field can hide.
   const direct = `sha256:${sha256Hex(canonicalJson(f.operation))}`;
   if (recomputed !== f.fingerprint || direct !== f.fingerprint) {
@@ -183,9 +216,12 @@ export function parseRequestFile(text: string): RequestFile {
     );
   }
   if (!f.requestId.startsWith(requestIdPrefix(f.fingerprint as Fingerprint)) || !isRequestId(f.requestId)) {
-    throw new RequestFileError(`expected the request id ${f.requestId} to start with the fingerprint's first 12 hex digits; the request file was altered`, {
-      requestId: f.requestId,
-    });
+    throw new RequestFileError(
+      `expected the request id ${f.requestId} to start with the fingerprint's first 12 hex digits; the request file was altered`,
+      {
+        requestId: f.requestId,
+      },
+    );
   }
   return f as RequestFile;
 }

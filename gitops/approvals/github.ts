@@ -10,10 +10,24 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Octokit } from "@octokit/rest";
 import type { ApprovalGroup } from "../../sdk/schema/config.ts";
 import { pullRequestBody, pullRequestTitle } from "./body.ts";
-import { type ApprovalBackend, ApprovalCore, type ApprovalCoreOptions, type RequestHandle, type RequestSnapshot } from "./core.ts";
+import { type GitHubAppCredentials, githubAppAuthStrategy } from "./github-app.ts";
+import {
+  type ApprovalBackend,
+  ApprovalCore,
+  type ApprovalCoreOptions,
+  type RequestHandle,
+  type RequestSnapshot,
+} from "./core.ts";
 import { ApprovalBackendError, RequestIdTakenError, WebhookSignatureError } from "./errors.ts";
 import type { ReviewState, ReviewView } from "./evaluate.ts";
-import { branchFor, type Fingerprint, parseRequestFile, type RequestFile, requestIdPrefix, serializeRequestFile } from "./fingerprint.ts";
+import {
+  branchFor,
+  type Fingerprint,
+  parseRequestFile,
+  type RequestFile,
+  requestIdPrefix,
+  serializeRequestFile,
+} from "./fingerprint.ts";
 
 export const LABEL_GRANTED = "custos:granted";
 export const LABEL_DENIED = "custos:denied";
@@ -37,17 +51,36 @@ export interface OctokitAuthOptions {
   baseUrl?: string;
   /** a token (PAT, fine-grained token, or an installation token) */
   token?: string;
-  /** an @octokit/auth-* strategy (e.g. createAppAuth from @octokit/auth-app) and its options, for GitHub App credentials */
+  /** GitHub App credentials: the App's JWT is exchanged for an installation token (github-app.ts) */
+  app?: GitHubAppCredentials;
+  /** any other @octokit/auth-* strategy and its options */
   authStrategy?: unknown;
   auth?: unknown;
   userAgent?: string;
+  /** where Octokit's own log lines go; default: warnings and errors as JSON lines on stderr */
+  log?: {
+    debug: (m: string) => void;
+    info: (m: string) => void;
+    warn: (m: string) => void;
+    error: (m: string) => void;
+  };
 }
+
+const jsonLog = (level: string) => (message: string) =>
+  process.stderr.write(`${JSON.stringify({ component: "approvals.octokit", level, msg: message })}\n`);
+const noop = () => {};
 
 /** Build an Octokit for the approvals repository (composition roots only). */
 export function createOctokit(o: OctokitAuthOptions): Octokit {
-  const opts: Record<string, unknown> = { userAgent: o.userAgent ?? "custos-approvals" };
+  const opts: Record<string, unknown> = {
+    userAgent: o.userAgent ?? "custos-approvals",
+    log: o.log ?? { debug: noop, info: noop, warn: jsonLog("warn"), error: jsonLog("error") },
+  };
   if (o.baseUrl) opts.baseUrl = o.baseUrl.replace(/\/+$/, "");
-  if (o.authStrategy) {
+  if (o.app) {
+    opts.authStrategy = githubAppAuthStrategy;
+    opts.auth = o.app;
+  } else if (o.authStrategy) {
     opts.authStrategy = o.authStrategy;
     opts.auth = o.auth;
   } else if (o.token) {
@@ -91,15 +124,21 @@ class GitHubBackend implements ApprovalBackend {
     for (const p of candidates) {
       const requestId = p.head.ref.slice("custos/request-".length);
       const file = await this.readRequestFile(requestId, p.head.sha).catch(() => undefined);
-      if (file && file.fingerprint === fingerprint) return { requestId, fingerprint, file, url: p.html_url, ref: p.number };
+      if (file && file.fingerprint === fingerprint)
+        return { requestId, fingerprint, file, url: p.html_url, ref: p.number };
     }
     return undefined;
   }
 
   private async readRequestFile(requestId: string, ref: string): Promise<RequestFile> {
-    const res = await this.gh.rest.repos.getContent({ ...this.coords, path: `requests/${requestId}.json`, ref });
+    const res = await this.gh.rest.repos.getContent({
+      ...this.coords,
+      path: `requests/${requestId}.json`,
+      ref,
+    });
     const data = res.data as { type?: string; content?: string };
-    if (data.type !== "file" || typeof data.content !== "string") throw new ApprovalBackendError(`requests/${requestId}.json is not a file`);
+    if (data.type !== "file" || typeof data.content !== "string")
+      throw new ApprovalBackendError(`requests/${requestId}.json is not a file`);
     return parseRequestFile(Buffer.from(data.content, "base64").toString("utf8"));
   }
 
@@ -110,11 +149,18 @@ class GitHubBackend implements ApprovalBackend {
     }
     const base = this.baseBranch;
     const branch = branchFor(file.requestId);
-    const baseRef = await this.wrap(`read branch ${base}`, () => this.gh.rest.git.getRef({ ...this.coords, ref: `heads/${base}` }));
+    const baseRef = await this.wrap(`read branch ${base}`, () =>
+      this.gh.rest.git.getRef({ ...this.coords, ref: `heads/${base}` }),
+    );
     try {
-      await this.gh.rest.git.createRef({ ...this.coords, ref: `refs/heads/${branch}`, sha: baseRef.data.object.sha });
+      await this.gh.rest.git.createRef({
+        ...this.coords,
+        ref: `refs/heads/${branch}`,
+        sha: baseRef.data.object.sha,
+      });
     } catch (e) {
-      if ((e as { status?: number }).status === 422 && /already exists/i.test((e as Error).message)) throw new RequestIdTakenError(file.requestId);
+      if ((e as { status?: number }).status === 422 && /already exists/i.test((e as Error).message))
+        throw new RequestIdTakenError(file.requestId);
       await this.wrap(`create branch ${branch}`, () => Promise.reject(e));
     }
     await this.wrap(`add requests/${file.requestId}.json`, () =>
@@ -140,7 +186,11 @@ class GitHubBackend implements ApprovalBackend {
       this.gh.rest.pulls.update({
         ...this.coords,
         pull_number: pr.data.number,
-        body: pullRequestBody(file, `custos approve ${url} --key <your ed25519 key>`, `custos deny ${url} --key <your ed25519 key> --reason "..."`),
+        body: pullRequestBody(
+          file,
+          `custos approve ${url} --key <your ed25519 key>`,
+          `custos deny ${url} --key <your ed25519 key> --reason "..."`,
+        ),
       }),
     );
     // Request the group's reviewers by their CURRENT login, looked up from the immutable id.
@@ -156,15 +206,20 @@ class GitHubBackend implements ApprovalBackend {
     const author = pr.data.user?.id;
     const reviewers = logins.filter((_, i) => group.reviewers[i]?.githubId !== author);
     if (reviewers.length > 0) {
-      await this.gh.rest.pulls.requestReviewers({ ...this.coords, pull_number: pr.data.number, reviewers }).catch(() => undefined);
+      await this.gh.rest.pulls
+        .requestReviewers({ ...this.coords, pull_number: pr.data.number, reviewers })
+        .catch(() => undefined);
     }
     return { requestId: file.requestId, fingerprint: file.fingerprint, file, url, ref: pr.data.number };
   }
 
   async snapshot(h: RequestHandle): Promise<RequestSnapshot> {
     const pull_number = Number(h.ref);
-    const pr = await this.wrap(`read pull request #${pull_number}`, () => this.gh.rest.pulls.get({ ...this.coords, pull_number }));
-    if (pr.data.state !== "open") return { open: false, headSha: pr.data.head.sha, reviews: [], excludedIds: [] };
+    const pr = await this.wrap(`read pull request #${pull_number}`, () =>
+      this.gh.rest.pulls.get({ ...this.coords, pull_number }),
+    );
+    if (pr.data.state !== "open")
+      return { open: false, headSha: pr.data.head.sha, reviews: [], excludedIds: [] };
     const reviews = await this.wrap(`list reviews of #${pull_number}`, () =>
       this.gh.paginate(this.gh.rest.pulls.listReviews, { ...this.coords, pull_number, per_page: 100 }),
     );
@@ -172,7 +227,9 @@ class GitHubBackend implements ApprovalBackend {
       id: String(r.id),
       reviewerId: r.user ? Number(r.user.id) : null,
       login: r.user?.login ?? "ghost",
-      state: (["APPROVED", "CHANGES_REQUESTED", "DISMISSED", "COMMENTED", "PENDING"].includes(r.state) ? r.state : "COMMENTED") as ReviewState,
+      state: (["APPROVED", "CHANGES_REQUESTED", "DISMISSED", "COMMENTED", "PENDING"].includes(r.state)
+        ? r.state
+        : "COMMENTED") as ReviewState,
       commitId: r.commit_id,
       body: r.body ?? "",
       order: i,
@@ -183,7 +240,11 @@ class GitHubBackend implements ApprovalBackend {
     return { open: true, headSha: pr.data.head.sha, reviews: views, excludedIds };
   }
 
-  async finalize(h: RequestHandle, outcome: "granted" | "denied" | "expired", comment: string): Promise<void> {
+  async finalize(
+    h: RequestHandle,
+    outcome: "granted" | "denied" | "expired",
+    comment: string,
+  ): Promise<void> {
     const issue_number = Number(h.ref);
     const label = outcome === "granted" ? LABEL_GRANTED : outcome === "denied" ? LABEL_DENIED : LABEL_EXPIRED;
     await this.gh.rest.issues.addLabels({ ...this.coords, issue_number, labels: [label] });
@@ -212,7 +273,9 @@ export class GitHubApprovalService extends ApprovalCore {
     this.secret = gho.webhookSecret;
     if (gho.pollIntervalMs && gho.pollIntervalMs > 0) {
       this.timer = setInterval(() => {
-        this.reevaluate().catch((e: unknown) => this.log({ level: "warn", msg: "approvals: poll failed", error: (e as Error).message }));
+        this.reevaluate().catch((e: unknown) =>
+          this.log({ level: "warn", msg: "approvals: poll failed", error: (e as Error).message }),
+        );
       }, gho.pollIntervalMs);
       this.timer.unref();
     }
@@ -229,20 +292,33 @@ export class GitHubApprovalService extends ApprovalCore {
    * WebhookSignatureError and nothing is evaluated. pull_request_review and pull_request
    * events re-evaluate that pull request's request.
    */
-  async handleWebhook(headers: Record<string, string | string[] | undefined>, rawBody: string | Uint8Array): Promise<WebhookResult> {
+  async handleWebhook(
+    headers: Record<string, string | string[] | undefined>,
+    rawBody: string | Uint8Array,
+  ): Promise<WebhookResult> {
     const header = (name: string) => {
       const v = headers[name] ?? headers[name.toLowerCase()];
       return Array.isArray(v) ? v[0] : v;
     };
     const raw = typeof rawBody === "string" ? Buffer.from(rawBody, "utf8") : Buffer.from(rawBody);
-    if (!this.secret) throw new WebhookSignatureError("expected a webhook secret to be configured, found none; set one so deliveries can be verified", {});
+    if (!this.secret)
+      throw new WebhookSignatureError(
+        "expected a webhook secret to be configured, found none; set one so deliveries can be verified",
+        {},
+      );
     const sig = header("x-hub-signature-256") ?? "";
-    const expected = Buffer.from(`sha256=${createHmac("sha256", this.secret).update(raw).digest("hex")}`, "utf8");
+    const expected = Buffer.from(
+      `sha256=${createHmac("sha256", this.secret).update(raw).digest("hex")}`,
+      "utf8",
+    );
     const given = Buffer.from(sig, "utf8");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new WebhookSignatureError("expected X-Hub-Signature-256 to be the HMAC-SHA256 of the body under the webhook secret, found a mismatch; the delivery is refused (check the secret configured on the GitHub webhook)", {
-        present: sig !== "",
-      });
+      throw new WebhookSignatureError(
+        "expected X-Hub-Signature-256 to be the HMAC-SHA256 of the body under the webhook secret, found a mismatch; the delivery is refused (check the secret configured on the GitHub webhook)",
+        {
+          present: sig !== "",
+        },
+      );
     }
     const event = header("x-github-event") ?? "";
     let payload: { pull_request?: { number?: number }; repository?: { full_name?: string } };
@@ -253,8 +329,10 @@ export class GitHubApprovalService extends ApprovalCore {
     }
     const number = payload.pull_request?.number;
     const repoName = payload.repository?.full_name;
-    if ((event !== "pull_request_review" && event !== "pull_request") || typeof number !== "number") return { event, reevaluated: false };
-    if (repoName && repoName.toLowerCase() !== `${this.gho.owner}/${this.gho.repo}`.toLowerCase()) return { event, pullNumber: number, reevaluated: false };
+    if ((event !== "pull_request_review" && event !== "pull_request") || typeof number !== "number")
+      return { event, reevaluated: false };
+    if (repoName && repoName.toLowerCase() !== `${this.gho.owner}/${this.gho.repo}`.toLowerCase())
+      return { event, pullNumber: number, reevaluated: false };
     const known = this.trackedHandles().some((h) => h.ref === number);
     if (known) await this.reevaluate((h) => h.ref === number);
     return { event, pullNumber: number, reevaluated: known };
@@ -274,7 +352,12 @@ export class GitHubApprovalService extends ApprovalCore {
           (e: unknown) => {
             const forged = e instanceof WebhookSignatureError;
             res.writeHead(forged ? 401 : 500, { "content-type": "application/json" });
-            res.end(JSON.stringify({ code: (e as { code?: string }).code ?? "E_INTERNAL", message: (e as Error).message }));
+            res.end(
+              JSON.stringify({
+                code: (e as { code?: string }).code ?? "E_INTERNAL",
+                message: (e as Error).message,
+              }),
+            );
           },
         );
       });

@@ -4,9 +4,11 @@
  *   grants/<grantId>.json    the grant (written once, fsync'd)
  *   used/<grantId>           created with O_EXCL by the one call that consumes a single-use grant
  *   denials/<requestId>.json a signed denial, binding until the request's expiry
+ *   recorded/<sha256>        a review already written to evidence (no duplicates after a restart)
  * O_EXCL creation is atomic on local filesystems, so even two gateway processes sharing the
  * directory cannot both consume one grant. Without `dir` everything lives in memory (tests).
  */
+import { createHash } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Json } from "../../sdk/schema/config.ts";
@@ -57,12 +59,14 @@ export class GrantStore {
   private readonly grants = new Map<string, Grant>();
   private readonly used = new Set<string>();
   private readonly denials = new Map<string, Denial>();
+  private readonly recorded = new Set<string>();
   private readonly dir: string | undefined;
 
   constructor(opts: { dir?: string } = {}) {
     this.dir = opts.dir;
     if (this.dir) {
-      for (const sub of ["grants", "used", "denials"]) mkdirSync(join(this.dir, sub), { recursive: true, mode: 0o700 });
+      for (const sub of ["grants", "used", "denials", "recorded"])
+        mkdirSync(join(this.dir, sub), { recursive: true, mode: 0o700 });
       for (const f of readdirSync(join(this.dir, "grants"))) {
         if (!f.endsWith(".json")) continue;
         const g = JSON.parse(readFileSync(join(this.dir, "grants", f), "utf8")) as Grant;
@@ -77,7 +81,12 @@ export class GrantStore {
   }
 
   putGrant(g: Grant): void {
-    if (this.dir) writeDurable(join(this.dir, "grants", `${safe(g.grantId)}.json`), `${JSON.stringify(g, null, 2)}\n`, false);
+    if (this.dir)
+      writeDurable(
+        join(this.dir, "grants", `${safe(g.grantId)}.json`),
+        `${JSON.stringify(g, null, 2)}\n`,
+        false,
+      );
     this.grants.set(g.grantId, g);
   }
 
@@ -124,8 +133,25 @@ export class GrantStore {
     return writeDurable(join(this.dir, "used", safe(grantId)), `${now.toISOString()}\n`, true);
   }
 
+  /** Claim a one-time evidence step (e.g. one review's verdict): true the first time only, across restarts. */
+  markRecorded(key: string): boolean {
+    if (this.recorded.has(key)) return false;
+    this.recorded.add(key);
+    if (!this.dir) return true;
+    return writeDurable(
+      join(this.dir, "recorded", createHash("sha256").update(key).digest("hex")),
+      `${key}\n`,
+      true,
+    );
+  }
+
   putDenial(d: Denial): void {
-    if (this.dir) writeDurable(join(this.dir, "denials", `${safe(d.requestId)}.json`), `${JSON.stringify(d, null, 2)}\n`, false);
+    if (this.dir)
+      writeDurable(
+        join(this.dir, "denials", `${safe(d.requestId)}.json`),
+        `${JSON.stringify(d, null, 2)}\n`,
+        false,
+      );
     this.denials.set(d.requestId, d);
   }
 
@@ -144,6 +170,7 @@ export class GrantStore {
 }
 
 function safe(id: string): string {
-  if (!/^[A-Za-z0-9._-]+$/.test(id)) throw new Error(`expected a grant or request id of [A-Za-z0-9._-], found ${JSON.stringify(id)}`);
+  if (!/^[A-Za-z0-9._-]+$/.test(id))
+    throw new Error(`expected a grant or request id of [A-Za-z0-9._-], found ${JSON.stringify(id)}`);
   return id;
 }

@@ -43,7 +43,8 @@ export function loadCheckpoints(
   const findings: Finding[] = [];
   for (const input of inputs) {
     const r = checkpointClaim(input, allowed);
-    if ("error" in r) findings.push({ code: "CHECKPOINT_INVALID", commit: null, path: input.source, message: r.error });
+    if ("error" in r)
+      findings.push({ code: "CHECKPOINT_INVALID", commit: null, path: input.source, message: r.error });
     // a checkpoint at count 0 covers no commit and proves nothing
     else if (r.claim.count > 0) claims.push(r.claim);
   }

@@ -10,7 +10,8 @@ export const FINDING_CODES = {
   SIG_UNKNOWN_KEY: "a commit is signed by a key that is not in allowed_signers",
   SIG_NAMESPACE: "a signature was made for a namespace other than git, or the key is not allowed for git",
   COMMITTER_MISMATCH: "the committer email is not a principal of the signing key",
-  COMMIT_TRAILER_MISMATCH: "a commit's Custos-Last-Seq / Custos-Chain trailers disagree with the recomputed values",
+  COMMIT_TRAILER_MISMATCH:
+    "a commit's Custos-Last-Seq / Custos-Chain trailers disagree with the recomputed values",
   MERGE_COMMIT: "a merge commit: evidence history must be linear",
   HISTORY_BROKEN: "a commit's parent is not the previous commit of the branch",
   FILE_DELETED: "a file present in an earlier commit was deleted",
@@ -27,7 +28,8 @@ export const FINDING_CODES = {
   TIME_BACKWARDS: "a record's stageTimestamp is earlier than the previous record of its gateway",
   CHECKPOINT_INVALID: "a checkpoint cannot be parsed, or its signature is not from an allowed key",
   CHECKPOINT_NO_BRANCH: "a checkpoint names a gateway that has no evidence branch",
-  CHECKPOINT_NOT_IN_HISTORY: "a checkpoint's commit is not in the history of its gateway's branch (rewritten or rolled back)",
+  CHECKPOINT_NOT_IN_HISTORY:
+    "a checkpoint's commit is not in the history of its gateway's branch (rewritten or rolled back)",
   CHECKPOINT_ROLLBACK: "the branch holds fewer records than a checkpoint recorded earlier (rolled back)",
   CHECKPOINT_HASH_MISMATCH: "the records' chained hash differs from the checkpoint's (history rewritten)",
   CHECKPOINT_COUNT_MISMATCH: "the record count at the checkpoint's commit differs from the checkpoint's",

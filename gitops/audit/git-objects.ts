@@ -73,11 +73,15 @@ export class ObjectReader {
     this.proc.stderr.on("data", (chunk: Buffer) => {
       this.stderr += chunk.toString("utf8");
     });
-    this.proc.on("error", (err) => this.fail(new GitReadError("GIT_SPAWN", `cannot run git: ${err.message}`)));
+    this.proc.on("error", (err) =>
+      this.fail(new GitReadError("GIT_SPAWN", `cannot run git: ${err.message}`)),
+    );
     this.proc.on("exit", (code) => {
       if (this.queue.length > 0)
         this.fail(
-          new GitReadError("GIT_EXITED", `git cat-file exited (${code}) early: ${this.stderr.trim()}`, { code }),
+          new GitReadError("GIT_EXITED", `git cat-file exited (${code}) early: ${this.stderr.trim()}`, {
+            code,
+          }),
         );
     });
     this.proc.stdin.on("error", () => {
@@ -87,7 +91,8 @@ export class ObjectReader {
 
   read(oid: string): Promise<GitObject> {
     if (this.failed) return Promise.reject(this.failed);
-    if (!/^[0-9a-f]{40}$/.test(oid)) return Promise.reject(new ObjectIntegrityError(oid, "not a sha1 object id"));
+    if (!/^[0-9a-f]{40}$/.test(oid))
+      return Promise.reject(new ObjectIntegrityError(oid, "not a sha1 object id"));
     return new Promise<GitObject>((resolve, reject) => {
       this.queue.push({ oid, resolve, reject });
       this.proc.stdin.write(`${oid}\n`);
@@ -156,7 +161,8 @@ export class ObjectReader {
       if (pending) {
         if (this.checkHashes) {
           const h = createHash("sha1").update(`${type} ${body.length}\0`).update(body).digest("hex");
-          if (h !== pending.oid) pending.reject(new ObjectIntegrityError(pending.oid, `content hashes to ${h}`));
+          if (h !== pending.oid)
+            pending.reject(new ObjectIntegrityError(pending.oid, `content hashes to ${h}`));
           else pending.resolve({ oid: pending.oid, type, content: body });
         } else pending.resolve({ oid: pending.oid, type, content: body });
       }
@@ -257,7 +263,9 @@ async function git(gitDir: string, args: string[]): Promise<string> {
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new GitReadError("GIT_FAILED", `git ${args[0]} failed: ${(e.stderr ?? e.message).trim()}`, { args });
+    throw new GitReadError("GIT_FAILED", `git ${args[0]} failed: ${(e.stderr ?? e.message).trim()}`, {
+      args,
+    });
   }
 }
 
@@ -282,7 +290,12 @@ export async function resolveGitDir(repo: string): Promise<string> {
  * `refs/remotes/<remote>/evidence/<gatewayId>`.
  */
 export async function listEvidenceRefs(gitDir: string): Promise<(RefInfo & { gatewayId: string })[]> {
-  const out = await git(gitDir, ["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/evidence/", "refs/remotes/"]);
+  const out = await git(gitDir, [
+    "for-each-ref",
+    "--format=%(objectname) %(refname)",
+    "refs/heads/evidence/",
+    "refs/remotes/",
+  ]);
   const refs: (RefInfo & { gatewayId: string })[] = [];
   for (const line of out.split("\n")) {
     if (!line) continue;

@@ -9,7 +9,17 @@ import { type VerifyProgress, type VerifyResult, verifyEvidenceRepo } from "./ve
 
 export { type CheckpointInput, checkpointClaim, loadCheckpoints } from "./checkpoints.ts";
 export { FINDING_CODES, type Finding, type FindingCode } from "./findings.ts";
-export { GitReadError, ObjectIntegrityError } from "./git-objects.ts";
+export { GitReadError, ObjectIntegrityError, resolveGitDir } from "./git-objects.ts";
+export {
+  compileFilter,
+  type FoundRecord,
+  listSessions,
+  QueryInputError,
+  queryRecords,
+  type RecordFilter,
+  walkRecords,
+} from "./query.ts";
+export { type AuditReport, buildReport, type ReportOptions, reportMarkdown } from "./report.ts";
 export {
   type CheckpointClaim,
   type CheckpointStatus,
@@ -31,6 +41,8 @@ export interface AuditVerifyOptions {
   since?: string;
   onProgress?: (p: VerifyProgress) => void;
   maxFindingsPerCode?: number;
+  /** worker threads parsing records (0 = main thread only; default: automatic) */
+  workers?: number;
 }
 
 /** Verify an evidence repository clone: signatures, append-only, sequences, timestamps, checkpoints. */
@@ -49,5 +61,6 @@ export async function auditVerify(opts: AuditVerifyOptions): Promise<VerifyResul
   if (since !== undefined) vo.since = since;
   if (opts.onProgress) vo.onProgress = opts.onProgress;
   if (opts.maxFindingsPerCode !== undefined) vo.maxFindingsPerCode = opts.maxFindingsPerCode;
+  if (opts.workers !== undefined) vo.workers = opts.workers;
   return verifyEvidenceRepo(vo);
 }

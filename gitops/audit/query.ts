@@ -49,7 +49,8 @@ const SPILL_US = 2 * HOUR_US;
 function bound(field: string, v: string | undefined): number | null {
   if (v === undefined) return null;
   const us = parseTimestampMicros(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : v);
-  if (Number.isNaN(us)) throw new QueryInputError(field, v, "an RFC 3339 time (2026-11-25T10:00:00Z) or a date (2026-11-25)");
+  if (Number.isNaN(us))
+    throw new QueryInputError(field, v, "an RFC 3339 time (2026-11-25T10:00:00Z) or a date (2026-11-25)");
   return us;
 }
 
@@ -132,7 +133,8 @@ export async function* walkRecords(opts: WalkOptions): AsyncGenerator<FoundRecor
     const hourStart = (y: string, m = "01", d = "01", h = "00") =>
       Date.UTC(Number(y), Number(m) - 1, Number(d), Number(h)) * 1000;
     // a partition [start, end) is pruned when it cannot overlap [lo, until)
-    const keep = (start: number, end: number) => (lo === null || end > lo) && (until === null || start < until);
+    const keep = (start: number, end: number) =>
+      (lo === null || end > lo) && (until === null || start < until);
     const nextYear = (y: string) => hourStart(String(Number(y) + 1));
     const nextMonth = (y: string, m: string) =>
       Number(m) === 12 ? nextYear(y) : hourStart(y, String(Number(m) + 1).padStart(2, "0"));
@@ -146,16 +148,31 @@ export async function* walkRecords(opts: WalkOptions): AsyncGenerator<FoundRecor
     for (const y of [...years].sort()) {
       if (!keep(hourStart(y), nextYear(y))) continue;
       const yTrees = await Promise.all(roots.map((r) => subtree(reader, r.records, y)));
-      const months = new Set(yTrees.flat().filter((e) => e.isTree).map((e) => e.name));
+      const months = new Set(
+        yTrees
+          .flat()
+          .filter((e) => e.isTree)
+          .map((e) => e.name),
+      );
       for (const m of [...months].sort()) {
         if (!keep(hourStart(y, m), nextMonth(y, m))) continue;
         const mTrees = await Promise.all(yTrees.map((t) => subtree(reader, t, m)));
-        const days = new Set(mTrees.flat().filter((e) => e.isTree).map((e) => e.name));
+        const days = new Set(
+          mTrees
+            .flat()
+            .filter((e) => e.isTree)
+            .map((e) => e.name),
+        );
         for (const d of [...days].sort()) {
           const dStart = hourStart(y, m, d);
           if (!keep(dStart, dStart + 24 * HOUR_US)) continue;
           const dTrees = await Promise.all(mTrees.map((t) => subtree(reader, t, d)));
-          const hours = new Set(dTrees.flat().filter((e) => e.isTree).map((e) => e.name));
+          const hours = new Set(
+            dTrees
+              .flat()
+              .filter((e) => e.isTree)
+              .map((e) => e.name),
+          );
           for (const h of [...hours].sort()) {
             const hStart = hourStart(y, m, d, h);
             if (!keep(hStart, hStart + HOUR_US)) continue;
@@ -177,7 +194,13 @@ export async function* walkRecords(opts: WalkOptions): AsyncGenerator<FoundRecor
                   return; // verify reports malformed lines; query skips them
                 }
                 if (!filter(record)) return;
-                found.push({ record, gatewayId, path, line: j + 1, t: parseTimestampMicros(record.stageTimestamp) });
+                found.push({
+                  record,
+                  gatewayId,
+                  path,
+                  line: j + 1,
+                  t: parseTimestampMicros(record.stageTimestamp),
+                });
               });
             });
             found.sort((a, b) => a.t - b.t || (a.gatewayId < b.gatewayId ? -1 : 1) || a.line - b.line);
@@ -202,7 +225,9 @@ export async function* queryRecords(gitDir: string, filter: RecordFilter): Async
 }
 
 /** Session recordings (sessions/YYYY/MM/DD/<auditID>.cast) of the heads, in a date range. */
-export async function listSessions(opts: WalkOptions): Promise<{ gatewayId: string; path: string; auditID: string }[]> {
+export async function listSessions(
+  opts: WalkOptions,
+): Promise<{ gatewayId: string; path: string; auditID: string }[]> {
   const since = bound("since", opts.since);
   const until = bound("until", opts.until);
   const reader = new ObjectReader(opts.gitDir);
@@ -220,7 +245,11 @@ export async function listSessions(opts: WalkOptions): Promise<{ gatewayId: stri
             if (until !== null && dayStart >= until) continue;
             for (const f of parseTree(await reader.readType(d.oid, "tree"))) {
               if (f.isTree || !f.name.endsWith(".cast")) continue;
-              out.push({ gatewayId, path: `sessions/${y.name}/${m.name}/${d.name}/${f.name}`, auditID: f.name.slice(0, -5) });
+              out.push({
+                gatewayId,
+                path: `sessions/${y.name}/${m.name}/${d.name}/${f.name}`,
+                auditID: f.name.slice(0, -5),
+              });
             }
           }
         }

@@ -10,8 +10,10 @@
  * h_n = sha256(h_{n-1} || sha256(line_n)), h_0 = 32 zero bytes, that checkpoints commit to.
  * Reads are pipelined over one `git cat-file --batch`, a few commits ahead.
  */
-import { type AllowedSigner, CHAIN_ZERO, chainStep, principalMatches, verifyCommitSignature } from "../signer/index.ts";
+import * as nodeCrypto from "node:crypto";
+import { type AllowedSigner, CHAIN_ZERO, principalMatches, verifyCommitSignature } from "../signer/index.ts";
 import { checkpointClaim } from "./checkpoints.ts";
+import { createParsePool, defaultWorkers, inlineParser, type ParsePool } from "./parse-pool.ts";
 import type { Finding, FindingCode } from "./findings.ts";
 import {
   commitTrailers,
@@ -24,8 +26,14 @@ import {
   parseTree,
   type TreeEntry,
 } from "./git-objects.ts";
-import { checkRecordShape, parseRecordPath, parseTimestampMicros, splitLines } from "./records.ts";
-
+import {
+  type LineInfo,
+  type ParsedChunk,
+  parseRecordPath,
+  parseTimestampMicros,
+  splitLines,
+} from "./records.ts";
+import { SeqTracker } from "./sequence.ts";
 
 /** A checkpoint's claim about a gateway's history, after its signature has been checked. */
 export interface CheckpointClaim {
@@ -59,6 +67,11 @@ export interface VerifyOptions {
   /** verify the commits after this one (trusting it and its history, e.g. verified earlier) */
   since?: string;
   onProgress?: (p: VerifyProgress) => void;
+  /**
+   * worker threads that parse record lines (0 = parse on the main thread). Default: the
+   * cores left after the main thread and git, used for branches of 64 commits or more.
+   */
+  workers?: number;
   /** how many findings of one code to list before counting the rest as suppressed */
   maxFindingsPerCode?: number;
 }
@@ -79,8 +92,34 @@ export interface VerifyResult {
   findings: Finding[];
   suppressed: Partial<Record<FindingCode, number>>;
   gateways: GatewaySummary[];
-  checkpoints: { source: string; gatewayId: string; count: number; commit: string; status: CheckpointStatus }[];
-  stats: { refs: number; commits: number; records: number; bytes: number; seconds: number; recordsPerSecond: number };
+  checkpoints: {
+    source: string;
+    gatewayId: string;
+    count: number;
+    commit: string;
+    status: CheckpointStatus;
+  }[];
+  stats: {
+    refs: number;
+    commits: number;
+    records: number;
+    bytes: number;
+    seconds: number;
+    recordsPerSecond: number;
+  };
+}
+
+/**
+ * One step of the record chain, h_n = sha256(h_{n-1} || leaf_n) with leaf_n = sha256(line_n)
+ * (the signer's chainStep; the leaves are hashed with the parsing, in worker threads).
+ */
+const scratch = Buffer.alloc(64);
+function chainNext(prev: Uint8Array, leaf: Uint8Array): Uint8Array {
+  scratch.set(prev, 0);
+  scratch.set(leaf, 32);
+  return typeof nodeCrypto.hash === "function"
+    ? nodeCrypto.hash("sha256", scratch, "buffer")
+    : nodeCrypto.createHash("sha256").update(scratch).digest();
 }
 
 const hex = (h: Uint8Array | null): string | null => (h ? Buffer.from(h).toString("hex") : null);
@@ -98,6 +137,8 @@ interface Prepared {
   commit: ParsedCommit;
   changes: Change[];
   blobs: Map<string, Buffer>;
+  /** record files' new lines, parsed (in worker threads when a pool is in use) */
+  parsed: Map<string, Promise<ParsedChunk>>;
   error?: ObjectIntegrityError;
 }
 
@@ -164,36 +205,9 @@ async function diffTrees(
 interface ChainState {
   count: number;
   hash: Uint8Array | null;
-  /** next expected seq */
-  expected: number;
-  /** seqs seen, as sorted disjoint [lo, hi] intervals (normally exactly one) */
-  seen: [number, number][];
+  seq: SeqTracker;
   lastMicros: number;
   lastTimestamp: string;
-}
-
-function seenHas(seen: [number, number][], s: number): boolean {
-  for (const [lo, hi] of seen) if (s >= lo && s <= hi) return true;
-  return false;
-}
-
-function seenAdd(seen: [number, number][], s: number): void {
-  const last = seen[seen.length - 1];
-  if (last && s === last[1] + 1) {
-    last[1] = s;
-    return;
-  }
-  seen.push([s, s]);
-  seen.sort((x, y) => x[0] - y[0]);
-  // merge adjacent intervals
-  for (let i = seen.length - 1; i > 0; i--) {
-    const prev = seen[i - 1]!;
-    const cur = seen[i]!;
-    if (cur[0] <= prev[1] + 1) {
-      prev[1] = Math.max(prev[1], cur[1]);
-      seen.splice(i, 1);
-    }
-  }
 }
 
 export async function verifyEvidenceRepo(opts: VerifyOptions): Promise<VerifyResult> {
@@ -235,9 +249,18 @@ export async function verifyEvidenceRepo(opts: VerifyOptions): Promise<VerifyRes
 
   const reader = new ObjectReader(opts.gitDir);
   const sigCache = new Map<string, Finding[]>();
+  let pool: ParsePool | null = null;
+  const poolFor = (commits: number): ParsePool => {
+    if (opts.workers === 0) return inlineParser;
+    if (pool) return pool;
+    // a worker costs a few hundred ms to start: not worth it for a short branch
+    if (opts.workers === undefined && commits < 64) return inlineParser;
+    pool = createParsePool(opts.workers ?? defaultWorkers());
+    return pool;
+  };
   try {
     for (const ref of unique.values()) {
-      const res = await verifyBranch(ref, reader, opts, add, sigCache, claims);
+      const res = await verifyBranch(ref, reader, opts, add, sigCache, claims, poolFor);
       totalCommits += res.summary.commits;
       totalRecords += res.summary.records;
       totalBytes += res.bytes;
@@ -246,6 +269,7 @@ export async function verifyEvidenceRepo(opts: VerifyOptions): Promise<VerifyRes
     }
   } finally {
     reader.close();
+    await (pool as ParsePool | null)?.close();
   }
   for (const c of claims) {
     if (![...unique.values()].some((r) => r.gatewayId === c.gatewayId)) {
@@ -292,8 +316,13 @@ async function lastRecordInTree(
   const root = await cache.get(rootTree);
   const records = root.find((e) => e.name === "records" && e.isTree);
   if (!records) return null;
-  const walk = async (oid: string, depth: number): Promise<{ seq: number; micros: number; stageTimestamp: string } | null> => {
-    const entries = [...(await cache.get(oid))].sort((x, y) => (x.name < y.name ? 1 : x.name > y.name ? -1 : 0));
+  const walk = async (
+    oid: string,
+    depth: number,
+  ): Promise<{ seq: number; micros: number; stageTimestamp: string } | null> => {
+    const entries = [...(await cache.get(oid))].sort((x, y) =>
+      x.name < y.name ? 1 : x.name > y.name ? -1 : 0,
+    );
     if (depth < 4) {
       for (const e of entries) {
         if (!e.isTree) continue;
@@ -312,7 +341,11 @@ async function lastRecordInTree(
     const last = lines[lines.length - 1];
     if (!last) return null;
     const rec = JSON.parse(last) as { stageTimestamp: string; custos: { seq: number } };
-    return { seq: rec.custos.seq, micros: parseTimestampMicros(rec.stageTimestamp), stageTimestamp: rec.stageTimestamp };
+    return {
+      seq: rec.custos.seq,
+      micros: parseTimestampMicros(rec.stageTimestamp),
+      stageTimestamp: rec.stageTimestamp,
+    };
   };
   return walk(records.oid, 0);
 }
@@ -324,19 +357,20 @@ async function verifyBranch(
   add: (f: Finding) => void,
   sigCache: Map<string, Finding[]>,
   allClaims: CheckpointClaim[],
+  poolFor: (commits: number) => ParsePool,
 ): Promise<{ summary: GatewaySummary; bytes: number; checkpoints: VerifyResult["checkpoints"] }> {
   const gw = ref.gatewayId;
   const refName = ref.ref;
   const list = await firstParentChain(opts.gitDir, ref.oid);
   const claims = allClaims.filter((c) => c.gatewayId === gw);
   const inHistory = new Set(list);
+  const pool = poolFor(list.length);
   const cache = new TreeCache(reader);
 
   const state: ChainState = {
     count: 0,
     hash: CHAIN_ZERO,
-    expected: 1,
-    seen: [],
+    seq: new SeqTracker(),
     lastMicros: Number.NEGATIVE_INFINITY,
     lastTimestamp: "",
   };
@@ -354,7 +388,15 @@ async function verifyBranch(
         message: `--since ${opts.since} is not on ${refName}; pass a commit of that branch (git log ${refName}) or omit --since to verify everything`,
       });
       return {
-        summary: { gatewayId: gw, ref: refName, head: ref.oid, commits: 0, records: 0, lastSeq: 0, chainHash: null },
+        summary: {
+          gatewayId: gw,
+          ref: refName,
+          head: ref.oid,
+          commits: 0,
+          records: 0,
+          lastSeq: 0,
+          chainHash: null,
+        },
         bytes: 0,
         checkpoints: [],
       };
@@ -369,9 +411,8 @@ async function verifyBranch(
     const seed = claims.find((c) => c.commit === sinceOid);
     state.count = seed ? seed.count : (last?.seq ?? 0);
     state.hash = seed ? Buffer.from(seed.chain, "hex") : last ? null : CHAIN_ZERO;
-    state.expected = (last?.seq ?? 0) + 1;
+    state.seq = new SeqTracker(last?.seq ?? 0);
     if (last) {
-      state.seen.push([1, last.seq]);
       state.lastMicros = last.micros;
       state.lastTimestamp = last.stageTimestamp;
     }
@@ -415,10 +456,26 @@ async function verifyBranch(
       }
       const blobs = new Map<string, Buffer>();
       for (const o of await Promise.all([...want].map((w) => reader.read(w)))) blobs.set(o.oid, o.content);
-      return { commit, changes, blobs };
+      // start parsing new record lines now, so workers run while earlier commits are checked
+      const parsed = new Map<string, Promise<ParsedChunk>>();
+      for (const c of changes) {
+        if (!c.path.startsWith("records/") || !c.newOid || !blobs.has(c.newOid)) continue;
+        const content = blobs.get(c.newOid)!;
+        const old = c.kind === "modified" ? blobs.get(c.oldOid!) : undefined;
+        const bytes =
+          old === undefined ? content : isAppend(old, content) ? content.subarray(old.length) : null;
+        if (bytes) parsed.set(c.path, pool.parse(bytes));
+      }
+      return { commit, changes, blobs, parsed };
     } catch (err) {
       if (err instanceof ObjectIntegrityError)
-        return { commit: commit ?? parseCommit(oid, Buffer.alloc(0)), changes: [], blobs: new Map(), error: err };
+        return {
+          commit: commit ?? parseCommit(oid, Buffer.alloc(0)),
+          changes: [],
+          blobs: new Map(),
+          parsed: new Map(),
+          error: err,
+        };
       throw err;
     }
   };
@@ -477,7 +534,13 @@ async function verifyBranch(
     for (const f of sigFindings) add({ ...f, ref: refName });
 
     // file changes: only additions and appends
-    const newRecordLines: { path: string; firstSeq: number; partition: string; lineOffset: number; lines: string[] }[] = [];
+    const newRecordLines: {
+      path: string;
+      firstSeq: number;
+      partition: string;
+      lineOffset: number;
+      chunk: ParsedChunk;
+    }[] = [];
     for (const c of prep.changes) {
       if (c.kind === "deleted") {
         add({
@@ -500,7 +563,13 @@ async function verifyBranch(
         continue;
       }
       if (c.kind === "mode") {
-        add({ code: "FILE_MODIFIED", commit: oid, path: c.path, ref: refName, message: `file mode changed to ${c.mode}` });
+        add({
+          code: "FILE_MODIFIED",
+          commit: oid,
+          path: c.path,
+          ref: refName,
+          message: `file mode changed to ${c.mode}`,
+        });
         continue;
       }
       const rec = parseRecordPath(c.path);
@@ -511,11 +580,7 @@ async function verifyBranch(
       let lineOffset = 0;
       if (c.kind === "modified") {
         const old = prep.blobs.get(c.oldOid!)!;
-        const prefixOk =
-          content.length >= old.length &&
-          content.subarray(0, old.length).equals(old) &&
-          (old.length === 0 || old[old.length - 1] === 10);
-        if (!prefixOk) {
+        if (!isAppend(old, content)) {
           reportRewrite(c.path, old, content, isJsonl, oid, refName, add);
           continue;
         }
@@ -541,13 +606,13 @@ async function verifyBranch(
             ref: refName,
             message: `file belongs to gateway "${rec.gatewayId}" but is on branch evidence/${gw}`,
           });
-        const { lines, complete } = splitLines(appended.toString("utf8"));
-        if (!complete)
+        const chunk = await (prep.parsed.get(c.path) ?? pool.parse(appended));
+        if (appended.length > 0 && appended[appended.length - 1] !== 10)
           add({
             code: "RECORD_INVALID",
             commit: oid,
             path: c.path,
-            line: lineOffset + lines.length,
+            line: lineOffset + chunk.infos.length,
             ref: refName,
             message: "record file does not end with a newline (a partial line)",
           });
@@ -556,10 +621,13 @@ async function verifyBranch(
           firstSeq: rec.firstSeq,
           partition: c.path.slice(8, 21),
           lineOffset,
-          lines,
+          chunk,
         });
       } else if (c.path.startsWith("checkpoints/") && c.kind === "added") {
-        const parsed = checkpointClaim({ source: c.path, text: content.toString("utf8") }, opts.allowedSigners);
+        const parsed = checkpointClaim(
+          { source: c.path, text: content.toString("utf8") },
+          opts.allowedSigners,
+        );
         if ("error" in parsed)
           add({ code: "CHECKPOINT_INVALID", commit: oid, path: c.path, ref: refName, message: parsed.error });
         else if (parsed.claim.gatewayId !== gw)
@@ -570,6 +638,14 @@ async function verifyBranch(
             ref: refName,
             message: `checkpoint for gateway "${parsed.claim.gatewayId}" on branch evidence/${gw}`,
           });
+        else if (c.path !== `checkpoints/${gw}/${String(parsed.claim.count).padStart(12, "0")}.txt`)
+          add({
+            code: "CHECKPOINT_INVALID",
+            commit: oid,
+            path: c.path,
+            ref: refName,
+            message: `checkpoint covering ${parsed.claim.count} records is filed as ${c.path}, expected checkpoints/${gw}/${String(parsed.claim.count).padStart(12, "0")}.txt`,
+          });
         else if (parsed.claim.count > 0) repoCheckpoints.push({ claim: parsed.claim, commit: oid });
       }
     }
@@ -577,13 +653,14 @@ async function verifyBranch(
     // records: in file (firstSeq) order, then line order
     newRecordLines.sort((x, y) => x.firstSeq - y.firstSeq || (x.path < y.path ? -1 : 1));
     for (const f of newRecordLines) {
-      for (let j = 0; j < f.lines.length; j++) {
-        const line = f.lines[j]!;
+      const { infos, leaves } = f.chunk;
+      for (let j = 0; j < infos.length; j++) {
+        const info = infos[j]!;
         const lineNo = f.lineOffset + j + 1;
         state.count++;
-        if (state.hash) state.hash = chainStep(state.hash, line);
+        if (state.hash) state.hash = chainNext(state.hash, leaves.subarray(j * 32, j * 32 + 32));
         if (wantCounts.has(state.count)) hashAtCount.set(state.count, hex(state.hash));
-        checkRecord(line, lineNo, f, oid, refName, gw, state, add);
+        checkRecord(info, lineNo, f, oid, refName, gw, state, add);
       }
     }
     atCommit.set(oid, { count: state.count, chain: hex(state.hash) });
@@ -659,7 +736,7 @@ async function verifyBranch(
       head: ref.oid,
       commits,
       records: state.count - (atCommit.get(prevOid ?? "")?.count ?? 0),
-      lastSeq: state.expected - 1,
+      lastSeq: state.seq.last,
       chainHash: hex(state.hash),
     },
     bytes,
@@ -697,6 +774,15 @@ function checkClaimAt(
   return "consistent";
 }
 
+/** `content` is `old` with lines appended (old ends with a newline, or is empty). */
+function isAppend(old: Buffer, content: Buffer): boolean {
+  return (
+    content.length >= old.length &&
+    content.subarray(0, old.length).equals(old) &&
+    (old.length === 0 || old[old.length - 1] === 10)
+  );
+}
+
 function countLines(b: Buffer): number {
   let n = 0;
   let i = -1;
@@ -717,7 +803,13 @@ function reportRewrite(
   add: (f: Finding) => void,
 ): void {
   if (!isJsonl) {
-    add({ code: "FILE_MODIFIED", commit, path, ref, message: `${path} was rewritten; evidence files may only be appended to` });
+    add({
+      code: "FILE_MODIFIED",
+      commit,
+      path,
+      ref,
+      message: `${path} was rewritten; evidence files may only be appended to`,
+    });
     return;
   }
   const a = splitLines(old.toString("utf8")).lines;
@@ -759,7 +851,11 @@ function checkSignature(commit: ParsedCommit, allowed: AllowedSigner[]): Finding
     ];
   if (!r.ok) {
     const code: FindingCode =
-      r.reason === "untrusted-key" ? "SIG_UNKNOWN_KEY" : r.reason === "namespace" ? "SIG_NAMESPACE" : "SIG_INVALID";
+      r.reason === "untrusted-key"
+        ? "SIG_UNKNOWN_KEY"
+        : r.reason === "namespace"
+          ? "SIG_NAMESPACE"
+          : "SIG_INVALID";
     const fix =
       code === "SIG_UNKNOWN_KEY"
         ? "if this gateway key is legitimate, get its allowed_signers line from the operator (out of band) and add it"
@@ -790,17 +886,23 @@ function checkTrailers(
   const problems: string[] = [];
   if (t["Custos-Gateway"] !== undefined && t["Custos-Gateway"] !== gw)
     problems.push(`Custos-Gateway is ${t["Custos-Gateway"]}, branch is evidence/${gw}`);
-  if (t["Custos-Last-Seq"] !== undefined && Number(t["Custos-Last-Seq"]) !== state.expected - 1)
-    problems.push(`Custos-Last-Seq is ${t["Custos-Last-Seq"]}, recomputed ${state.expected - 1}`);
+  if (t["Custos-Last-Seq"] !== undefined && Number(t["Custos-Last-Seq"]) !== state.seq.last)
+    problems.push(`Custos-Last-Seq is ${t["Custos-Last-Seq"]}, recomputed ${state.seq.last}`);
   const chain = hex(state.hash);
   if (t["Custos-Chain"] !== undefined && chain !== null && t["Custos-Chain"] !== chain)
     problems.push(`Custos-Chain is ${t["Custos-Chain"]}, recomputed ${chain}`);
   if (problems.length > 0)
-    add({ code: "COMMIT_TRAILER_MISMATCH", commit: commit.oid, path: null, ref, message: problems.join("; ") });
+    add({
+      code: "COMMIT_TRAILER_MISMATCH",
+      commit: commit.oid,
+      path: null,
+      ref,
+      message: problems.join("; "),
+    });
 }
 
 function checkRecord(
-  line: string,
+  info: LineInfo,
   lineNo: number,
   f: { path: string; firstSeq: number; partition: string },
   commit: string,
@@ -809,20 +911,12 @@ function checkRecord(
   state: ChainState,
   add: (f: Finding) => void,
 ): void {
-  let rec: unknown;
-  try {
-    rec = JSON.parse(line);
-  } catch {
-    add({ code: "RECORD_INVALID", commit, path: f.path, line: lineNo, ref, message: "line is not valid JSON" });
+  if (info.problem !== null) {
+    add({ code: "RECORD_INVALID", commit, path: f.path, line: lineNo, ref, message: info.problem });
     return;
   }
-  const problem = checkRecordShape(rec);
-  if (problem) {
-    add({ code: "RECORD_INVALID", commit, path: f.path, line: lineNo, ref, message: problem });
-    return;
-  }
-  const r = rec as { stageTimestamp: string; custos: { gatewayId: string; seq: number } };
-  const seq = r.custos.seq;
+  const r = { stageTimestamp: info.stageTimestamp, custos: { gatewayId: info.gatewayId, seq: info.seq } };
+  const seq = info.seq;
   if (r.custos.gatewayId !== gw)
     add({
       code: "GATEWAY_MISMATCH",
@@ -834,7 +928,7 @@ function checkRecord(
     });
   if (lineNo === 1) {
     // the segment's hour directory is the UTC hour of its first record's stageTimestamp
-    const hour = new Date(Math.floor(parseTimestampMicros(r.stageTimestamp) / 1000)).toISOString();
+    const hour = new Date(Math.floor(info.micros / 1000)).toISOString();
     const want = `${hour.slice(0, 4)}/${hour.slice(5, 7)}/${hour.slice(8, 10)}/${hour.slice(11, 13)}`;
     if (want !== f.partition)
       add({
@@ -855,34 +949,36 @@ function checkRecord(
       ref,
       message: `file name says first seq ${f.firstSeq}, its first record has seq ${seq}`,
     });
-  if (seq === state.expected) {
-    seenAdd(state.seen, seq);
-    state.expected = seq + 1;
-  } else if (seq > state.expected) {
+  const before = state.seq.last;
+  const verdict = state.seq.observe(seq);
+  if (verdict === "gap")
     add({
       code: "SEQ_GAP",
       commit,
       path: f.path,
       line: lineNo,
       ref,
-      message: `seq ${seq} follows ${state.expected - 1}: records ${state.expected}..${seq - 1} are missing`,
+      message: `seq ${seq} follows ${before}: records ${before + 1}..${seq - 1} are missing`,
     });
-    seenAdd(state.seen, seq);
-    state.expected = seq + 1;
-  } else if (seenHas(state.seen, seq)) {
-    add({ code: "SEQ_REPEAT", commit, path: f.path, line: lineNo, ref, message: `seq ${seq} was already recorded` });
-  } else {
+  else if (verdict === "repeat")
+    add({
+      code: "SEQ_REPEAT",
+      commit,
+      path: f.path,
+      line: lineNo,
+      ref,
+      message: `seq ${seq} was already recorded`,
+    });
+  else if (verdict === "out-of-order")
     add({
       code: "SEQ_OUT_OF_ORDER",
       commit,
       path: f.path,
       line: lineNo,
       ref,
-      message: `seq ${seq} arrives after seq ${state.expected - 1}: records were reordered`,
+      message: `seq ${seq} arrives after seq ${before}: records were reordered`,
     });
-    seenAdd(state.seen, seq);
-  }
-  const micros = parseTimestampMicros(r.stageTimestamp);
+  const micros = info.micros;
   if (micros < state.lastMicros)
     add({
       code: "TIME_BACKWARDS",

@@ -14,8 +14,16 @@ import { fingerprint, formatAllowedSigner, formatOpenSshPrivateKey, nodeSigner }
 export async function run(argv: string[]): Promise<number> {
   const program = new Command("custos keygen")
     .description("make an ed25519 signing key (OpenSSH format) and print its allowed_signers line")
-    .option("--out <path>", "where to write the private key (the public key goes to <path>.pub)", "custos_ed25519")
-    .option("--principal <email>", "the principal (e-mail) the key signs as, e.g. <gatewayId>@custos.local", "custos@custos.local")
+    .option(
+      "--out <path>",
+      "where to write the private key (the public key goes to <path>.pub)",
+      "custos_ed25519",
+    )
+    .option(
+      "--principal <email>",
+      "the principal (e-mail) the key signs as, e.g. <gatewayId>@custos.local",
+      "custos@custos.local",
+    )
     .option("--json", "print a JSON object instead of the allowed_signers line")
     .option("--force", "overwrite existing key files")
     .exitOverride()
@@ -29,23 +37,35 @@ export async function run(argv: string[]): Promise<number> {
   const opts = program.opts<{ out: string; principal: string; json?: boolean; force?: boolean }>();
   const out = resolve(opts.out);
   if (/[\s,"]/.test(opts.principal) || opts.principal === "") {
-    process.stderr.write(`custos keygen: principal "${opts.principal}" must be non-empty without spaces, commas or quotes; pass --principal gw-1@custos.local\n`);
+    process.stderr.write(
+      `custos keygen: principal "${opts.principal}" must be non-empty without spaces, commas or quotes; pass --principal gw-1@custos.local\n`,
+    );
     return 2;
   }
   if (!opts.force && (existsSync(out) || existsSync(`${out}.pub`))) {
-    process.stderr.write(`custos keygen: ${out} or ${out}.pub already exists; choose another --out or pass --force to overwrite\n`);
+    process.stderr.write(
+      `custos keygen: ${out} or ${out}.pub already exists; choose another --out or pass --force to overwrite\n`,
+    );
     return 2;
   }
   const seed = new Uint8Array(randomBytes(32));
   const signer = nodeSigner(seed);
   const allowed = formatAllowedSigner(opts.principal, signer.publicKeyOpenSsh);
   try {
-    writeFileSync(out, formatOpenSshPrivateKey(seed, opts.principal), { mode: 0o600, flag: opts.force ? "w" : "wx" });
+    writeFileSync(out, formatOpenSshPrivateKey(seed, opts.principal), {
+      mode: 0o600,
+      flag: opts.force ? "w" : "wx",
+    });
     chmodSync(out, 0o600); // an existing file (--force) keeps its old mode otherwise
-    writeFileSync(`${out}.pub`, `${signer.publicKeyOpenSsh} ${opts.principal}\n`, { mode: 0o644, flag: opts.force ? "w" : "wx" });
+    writeFileSync(`${out}.pub`, `${signer.publicKeyOpenSsh} ${opts.principal}\n`, {
+      mode: 0o644,
+      flag: opts.force ? "w" : "wx",
+    });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? "";
-    process.stderr.write(`custos keygen: cannot write ${out} (${code}); check the directory exists and is writable\n`);
+    process.stderr.write(
+      `custos keygen: cannot write ${out} (${code}); check the directory exists and is writable\n`,
+    );
     return 3;
   }
   if (opts.json) {

@@ -56,7 +56,8 @@ export function acquireLock(fs: Fs, path: string): WriterLock {
     }
     const [pidText, host] = text.trim().split(" ");
     const pid = Number(pidText);
-    const stale = host === hostname() && Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid);
+    const stale =
+      host === hostname() && Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid);
     // an empty lock: its writer died between creating and filling it (or is doing so right now)
     const unreadable = text.trim() === "" && Date.now() - fs.statSync(path).mtimeMs > 2000;
     if (text.trim() === "" && !unreadable) {
@@ -77,5 +78,9 @@ export function acquireLock(fs: Fs, path: string): WriterLock {
       // someone else removed it first
     }
   }
-  throw new EvidenceError("EVIDENCE_REPO_LOCKED", `could not take the writer lock ${path}; another writer keeps taking it`, { path });
+  throw new EvidenceError(
+    "EVIDENCE_REPO_LOCKED",
+    `could not take the writer lock ${path}; another writer keeps taking it`,
+    { path },
+  );
 }

@@ -13,6 +13,8 @@ import { EvidenceError } from "./wal.ts";
 
 const deflateAsync = promisify(deflate);
 const ZERO = "0".repeat(40);
+// some hosts (GitHub) answer the smart protocol only to user agents that start with "git/"
+const USER_AGENT = "git/custos";
 const TYPE_CODE: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3, tag: 4 };
 
 export interface RemoteSpec {
@@ -20,7 +22,10 @@ export interface RemoteSpec {
   headers?: Record<string, string>;
 }
 
-export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body?: Uint8Array }) => Promise<{
+export type FetchLike = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: Uint8Array },
+) => Promise<{
   status: number;
   arrayBuffer(): Promise<ArrayBuffer>;
 }>;
@@ -50,11 +55,15 @@ export function parsePktLines(buf: Buffer): (Buffer | null)[] {
 /** Discover the remote's refs for receive-pack. */
 export async function remoteRefs(fetchFn: FetchLike, remote: RemoteSpec): Promise<Map<string, string>> {
   const url = `${remote.url.replace(/\/$/, "")}/info/refs?service=git-receive-pack`;
-  const res = await fetchFn(url, { method: "GET", headers: { ...remote.headers } });
+  const res = await fetchFn(url, { method: "GET", headers: { "user-agent": USER_AGENT, ...remote.headers } });
   if (res.status !== 200) {
-    throw new EvidenceError("EVIDENCE_PUSH_HTTP", `GET ${redact(url)} answered ${res.status}; expected 200 from a git smart-HTTP server`, {
-      status: res.status,
-    });
+    throw new EvidenceError(
+      "EVIDENCE_PUSH_HTTP",
+      `GET ${redact(url)} answered ${res.status}; expected 200 from a git smart-HTTP server`,
+      {
+        status: res.status,
+      },
+    );
   }
   const refs = new Map<string, string>();
   for (const line of parsePktLines(Buffer.from(await res.arrayBuffer()))) {
@@ -73,7 +82,26 @@ function redact(url: string): string {
 }
 
 /** Objects reachable from `head` and not from `base` (base null = everything), commits newest first. */
-export async function newObjects(store: ObjectStore, head: string, base: string | null, maxCommits = 1_000_000): Promise<string[]> {
+export async function newObjects(
+  store: ObjectStore,
+  head: string,
+  base: string | null,
+  maxCommits = 1_000_000,
+): Promise<string[]> {
+  const notFastForward = (): EvidenceError =>
+    new EvidenceError(
+      "EVIDENCE_PUSH_NOT_FAST_FORWARD",
+      `the remote branch is at ${base}, which is not in the local history; the remote was written by another writer: give each gateway its own gatewayId`,
+      { base, head },
+    );
+  if (base !== null) {
+    // a remote head we never wrote: fail at once instead of walking years of history
+    try {
+      await store.read(base);
+    } catch {
+      throw notFastForward();
+    }
+  }
   const commits: { oid: string; tree: string; parent: string | null }[] = [];
   let cur: string | null = head;
   while (cur !== null && cur !== base) {
@@ -86,13 +114,7 @@ export async function newObjects(store: ObjectStore, head: string, base: string 
     commits.push({ oid: cur, tree, parent });
     cur = parent;
   }
-  if (base !== null && cur !== base) {
-    throw new EvidenceError(
-      "EVIDENCE_PUSH_NOT_FAST_FORWARD",
-      `the remote branch is at ${base}, which is not in the local history; the remote was written by another writer: give each gateway its own gatewayId`,
-      { base, head },
-    );
-  }
+  if (base !== null && cur !== base) throw notFastForward();
   const out: string[] = [];
   const seen = new Set<string>();
   const treeOf = new Map(commits.map((c) => [c.oid, c.tree]));
@@ -111,12 +133,21 @@ export async function newObjects(store: ObjectStore, head: string, base: string 
   return out;
 }
 
-async function diffTree(store: ObjectStore, tree: string, old: string | null, out: string[], seen: Set<string>): Promise<void> {
+async function diffTree(
+  store: ObjectStore,
+  tree: string,
+  old: string | null,
+  out: string[],
+  seen: Set<string>,
+): Promise<void> {
   if (tree === old || seen.has(tree)) return;
   seen.add(tree);
   out.push(tree);
   const entries = parseTree((await store.read(tree)).content);
-  const oldEntries = old === null ? new Map<string, string>() : new Map(parseTree((await store.read(old)).content).map((e) => [e.name, e.oid]));
+  const oldEntries =
+    old === null
+      ? new Map<string, string>()
+      : new Map(parseTree((await store.read(old)).content).map((e) => [e.name, e.oid]));
   for (const e of entries) {
     const prev = oldEntries.get(e.name) ?? null;
     if (prev === e.oid) continue;
@@ -175,6 +206,7 @@ export async function receivePack(
   const res = await fetchFn(url, {
     method: "POST",
     headers: {
+      "user-agent": USER_AGENT,
       ...remote.headers,
       "content-type": "application/x-git-receive-pack-request",
       accept: "application/x-git-receive-pack-result",
@@ -183,7 +215,11 @@ export async function receivePack(
   });
   const answer = Buffer.from(await res.arrayBuffer());
   if (res.status !== 200) {
-    throw new EvidenceError("EVIDENCE_PUSH_HTTP", `POST ${redact(url)} answered ${res.status}; expected 200`, { status: res.status });
+    throw new EvidenceError(
+      "EVIDENCE_PUSH_HTTP",
+      `POST ${redact(url)} answered ${res.status}; expected 200`,
+      { status: res.status },
+    );
   }
   const lines = parsePktLines(answer)
     .filter((l): l is Buffer => l !== null)

@@ -24,13 +24,14 @@ the history is never rewritten.
 
 Every commit is signed with the gateway's ed25519 key (OpenSSH \`sshsig\`, namespace \`git\`).
 Get the gateway's public key from its operator out of band (never trust a key found in this
-repository), as an \`allowed_signers\` line. This gateway's line reads:
+repository), as an \`allowed_signers\` line. For comparison only, the line this branch was
+started with reads:
 
     ${principal} ${publicKeyOpenSsh}
 
 Then:
 
-    git clone <url> evidence && cd evidence
+    git clone --mirror <url> evidence.git && cd evidence.git   # --mirror: every gateway's branch
     git -c gpg.format=ssh -c gpg.ssh.allowedSignersFile=../allowed_signers \\
         log --show-signature evidence/${gatewayId}
     for c in $(git rev-list evidence/${gatewayId}); do

@@ -61,7 +61,8 @@ export class MutableTree {
         child = { kind: "dir", oid: "", node: TreeNode.empty() };
         node.children.set(name, child);
       }
-      if (child.kind !== "dir") throw new Error(`evidence tree: "${name}" is a file where a directory was expected`);
+      if (child.kind !== "dir")
+        throw new Error(`evidence tree: "${name}" is a file where a directory was expected`);
       node = await this.dir(child);
       chain.push(node);
     }
@@ -90,7 +91,8 @@ export class MutableTree {
     const name = parts.pop()!;
     const chain = (await this.walk(parts, true))!;
     const dir = chain[chain.length - 1]!;
-    if (dir.children.has(name)) throw new Error(`evidence tree: "${path}" already exists; evidence files are never rewritten`);
+    if (dir.children.has(name))
+      throw new Error(`evidence tree: "${path}" already exists; evidence files are never rewritten`);
     dir.children.set(name, { kind: "file", oid: blobOid });
     for (const n of chain) n.oid = null;
   }

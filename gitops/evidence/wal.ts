@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { type Fs, fsyncPath } from "./objects.ts";
 
 export type WalEntry =
-  | { kind: "R"; seq: number; line: string; file: number }
+  /** `bytes`: the record's canonical JSON line INCLUDING its trailing "\n" (a view into the WAL buffer) */
+  | { kind: "R"; seq: number; bytes: Buffer; file: number }
   | { kind: "A"; path: string; content: string; file: number };
 
 export class EvidenceError extends Error {
@@ -29,6 +30,7 @@ const NAME = /^(\d{10})\.wal$/;
 export class Wal {
   private fd = -1;
   private size = 0;
+  private readonly retired: number[] = [];
   fileNo = 0;
 
   private constructor(
@@ -56,13 +58,11 @@ export class Wal {
       const buf = await fs.promises.readFile(path);
       const end = buf.lastIndexOf(0x0a) + 1;
       if (end < buf.length) await fs.promises.truncate(path, end); // torn tail: never acknowledged
-      const text = buf.toString("utf8", 0, end);
       let start = 0;
-      while (start < text.length) {
-        const nl = text.indexOf("\n", start);
-        const line = text.slice(start, nl);
+      while (start < end) {
+        const nl = buf.indexOf(0x0a, start);
+        entries.push(parseLine(buf.subarray(start, nl + 1), n, path));
         start = nl + 1;
-        entries.push(parseLine(line, n, path));
       }
     }
     const wal = new Wal(fs, dir, opts.machine, opts.rotateBytes ?? 64 * 1024 * 1024);
@@ -90,23 +90,36 @@ export class Wal {
     return this.size >= this.rotateBytes;
   }
 
-  /** Close the current file (fsynced first in machine mode) and open the next one. */
+  /**
+   * Open the next file. In machine mode the old one is fsynced first, and kept open until
+   * `closeRetired()` because a group fsync started before the rotation may still be running on it.
+   */
   rotate(): void {
-    if (this.machine) this.fs.fdatasyncSync(this.fd);
-    this.fs.closeSync(this.fd);
+    if (this.machine) {
+      this.fs.fdatasyncSync(this.fd);
+      this.retired.push(this.fd);
+    } else {
+      this.fs.closeSync(this.fd);
+    }
     this.openFile(this.fileNo + 1);
   }
 
-  /** write(2) all of `text` to the current file */
-  writeSync(text: string): void {
-    const buf = Buffer.from(text, "utf8");
+  /** close files retired by rotate(); call when no fsync is in flight on them */
+  closeRetired(): void {
+    for (const fd of this.retired.splice(0)) this.fs.closeSync(fd);
+  }
+
+  /** write(2) all of `buf` to the current file */
+  writeSync(buf: Buffer): void {
     let off = 0;
     while (off < buf.length) off += this.fs.writeSync(this.fd, buf, off, buf.length - off);
     this.size += buf.length;
   }
 
   sync(): Promise<void> {
-    return new Promise((resolve, reject) => this.fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   /** delete WAL files numbered below `fileNo` (their entries are all committed) */
@@ -124,6 +137,7 @@ export class Wal {
   }
 
   close(): void {
+    this.closeRetired();
     if (this.fd >= 0) {
       if (this.machine) this.fs.fdatasyncSync(this.fd);
       this.fs.closeSync(this.fd);
@@ -136,22 +150,24 @@ function fileName(n: number): string {
   return `${String(n).padStart(10, "0")}.wal`;
 }
 
-function parseLine(line: string, file: number, path: string): WalEntry {
-  if (line.startsWith("R")) {
-    const sp = line.indexOf(" ");
-    const seq = Number(line.slice(1, sp));
-    if (sp > 1 && Number.isSafeInteger(seq) && seq > 0) return { kind: "R", seq, line: line.slice(sp + 1), file };
-  } else if (line.startsWith("A")) {
+function parseLine(line: Buffer, file: number, path: string): WalEntry {
+  if (line[0] === 0x52 /* R */) {
+    const sp = line.indexOf(0x20);
+    const seq = Number(line.toString("latin1", 1, sp));
+    if (sp > 1 && Number.isSafeInteger(seq) && seq > 0)
+      return { kind: "R", seq, bytes: line.subarray(sp + 1), file };
+  } else if (line[0] === 0x41 /* A */) {
     try {
-      const v = JSON.parse(line.slice(1)) as { path?: unknown; content?: unknown };
-      if (typeof v.path === "string" && typeof v.content === "string") return { kind: "A", path: v.path, content: v.content, file };
+      const v = JSON.parse(line.toString("utf8", 1)) as { path?: unknown; content?: unknown };
+      if (typeof v.path === "string" && typeof v.content === "string")
+        return { kind: "A", path: v.path, content: v.content, file };
     } catch {
       // fall through to the error below
     }
   }
   throw new EvidenceError(
     "EVIDENCE_WAL_CORRUPT",
-    `write-ahead log ${path} has a malformed line (${JSON.stringify(line.slice(0, 60))}); expected "R<seq> <json>" or "A<json>": inspect the file, it was changed outside custos`,
+    `write-ahead log ${path} has a malformed line (${JSON.stringify(line.toString("utf8", 0, 60))}); expected "R<seq> <json>" or "A<json>": inspect the file, it was changed outside custos`,
     { path },
   );
 }

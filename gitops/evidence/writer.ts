@@ -10,7 +10,15 @@ import { join } from "node:path";
 import git from "isomorphic-git";
 import type { EvidenceRecord, EvidenceSink } from "../../gateway/ports.ts";
 import { canonicalJson } from "../../sdk/lib/canonical.ts";
-import { CHAIN_ZERO, type Checkpoint, chainStep, parseCheckpoint, type Signer, signCheckpoint, signCommit } from "../signer/index.ts";
+import {
+  CHAIN_ZERO,
+  type Checkpoint,
+  chainSegment,
+  parseCheckpoint,
+  type Signer,
+  signCheckpoint,
+  signCommit,
+} from "../signer/index.ts";
 import { acquireLock, type WriterLock } from "./lock.ts";
 import { type Fs, fsyncPath, ObjectStore } from "./objects.ts";
 import { type FetchLike, newObjects, type RemoteSpec, receivePack, remoteRefs, buildPack } from "./push.ts";
@@ -39,11 +47,15 @@ export interface EvidenceRepoOptions {
   remote?: RemoteSpec;
   fetch?: FetchLike;
   onCheckpoint?: (text: string, checkpoint: Checkpoint) => void;
+  /** called after each record commit (metrics, benchmarks) */
+  onCommit?: (info: { oid: string; firstSeq: number; lastSeq: number }) => void;
   /** structured log sink; default JSON lines on stderr */
   log?: (entry: Record<string, unknown>) => void;
   /** WAL location; default `<gitdir>/custos/wal` */
   walDir?: string;
   walRotateBytes?: number;
+  /** appends wait while this many acknowledged records await their commit (default 200,000) */
+  maxQueuedRecords?: number;
   /** how long close() waits for a last push (ms, default 5000) */
   closePushTimeoutMs?: number;
 }
@@ -59,6 +71,8 @@ export interface WriterStats {
   checkpoints: number;
   lastCheckpointSeq: number;
   queued: number;
+  /** appends waiting for room (backpressure), not yet in the WAL */
+  held: number;
   remoteHead: string | null;
   pushes: number;
   pushFailures: number;
@@ -83,7 +97,13 @@ const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,200}$/;
 
 type Pending =
   | { kind: "R"; record: EvidenceRecord; resolve: (v: { seq: number }) => void; reject: (e: unknown) => void }
-  | { kind: "A"; path: string; content: string; resolve: (v: { seq: number }) => void; reject: (e: unknown) => void };
+  | {
+      kind: "A";
+      path: string;
+      content: string;
+      resolve: (v: { seq: number }) => void;
+      reject: (e: unknown) => void;
+    };
 
 interface Trailers {
   gateway?: string;
@@ -116,7 +136,8 @@ function defaultLog(entry: Record<string, unknown>): void {
 async function resolveGitdir(fs: Fs, dir: string): Promise<{ gitdir: string; created: boolean }> {
   const dotgit = join(dir, ".git");
   if (fs.existsSync(dotgit) && fs.statSync(dotgit).isDirectory()) return { gitdir: dotgit, created: false };
-  if (fs.existsSync(join(dir, "HEAD")) && fs.existsSync(join(dir, "objects"))) return { gitdir: dir, created: false };
+  if (fs.existsSync(join(dir, "HEAD")) && fs.existsSync(join(dir, "objects")))
+    return { gitdir: dir, created: false };
   if (fs.existsSync(dir) && (await fs.promises.readdir(dir)).length > 0) {
     throw new EvidenceError(
       "EVIDENCE_NOT_A_REPO",
@@ -129,9 +150,13 @@ async function resolveGitdir(fs: Fs, dir: string): Promise<{ gitdir: string; cre
 
 export async function openEvidenceRepo(opts: EvidenceRepoOptions): Promise<EvidenceWriter> {
   if (!GATEWAY_ID.test(opts.gatewayId)) {
-    throw new EvidenceError("EVIDENCE_GATEWAY_ID", `gatewayId "${opts.gatewayId}" must match ${GATEWAY_ID}; use letters, digits, ".", "_" or "-"`, {
-      gatewayId: opts.gatewayId,
-    });
+    throw new EvidenceError(
+      "EVIDENCE_GATEWAY_ID",
+      `gatewayId "${opts.gatewayId}" must match ${GATEWAY_ID}; use letters, digits, ".", "_" or "-"`,
+      {
+        gatewayId: opts.gatewayId,
+      },
+    );
   }
   const w = new Writer(opts);
   await w.start();
@@ -147,6 +172,7 @@ class Writer implements EvidenceWriter {
   private readonly machine: boolean;
   private readonly batchMax: number;
   private readonly batchDelay: number;
+  private readonly maxQueued: number;
   private readonly checkpointEvery: number;
   private readonly checkpointIntervalMs: number;
   private readonly log: (entry: Record<string, unknown>) => void;
@@ -159,6 +185,7 @@ class Writer implements EvidenceWriter {
   private lock: WriterLock | null = null;
 
   private head: string | null = null;
+  private refDirReady = false;
   private lastRecordCommit = "";
   private committedSeq = 0;
   private chain: Uint8Array = CHAIN_ZERO;
@@ -172,9 +199,14 @@ class Writer implements EvidenceWriter {
 
   // append side
   private pending: Pending[] = [];
+  private held: Pending[] = [];
   private flushScheduled = false;
   private syncing = false;
-  private awaitingSync: { resolve: (v: { seq: number }) => void; reject: (e: unknown) => void; seq: number }[] = [];
+  private awaitingSync: {
+    resolve: (v: { seq: number }) => void;
+    reject: (e: unknown) => void;
+    seq: number;
+  }[] = [];
   private failure: Error | null = null;
   private closing = false;
   private closed = false;
@@ -210,6 +242,7 @@ class Writer implements EvidenceWriter {
     this.machine = opts.durability === "machine";
     this.batchMax = Math.max(1, opts.batchMaxRecords ?? 1000);
     this.batchDelay = Math.max(0, opts.batchMaxDelayMs ?? 200);
+    this.maxQueued = Math.max(this.batchMax, opts.maxQueuedRecords ?? 200_000);
     this.checkpointEvery = Math.max(1, opts.checkpointEvery ?? 100_000);
     this.checkpointIntervalMs = opts.checkpointIntervalMs ?? 600_000;
     this.log = opts.log ?? defaultLog;
@@ -221,13 +254,21 @@ class Writer implements EvidenceWriter {
   async start(): Promise<void> {
     const { gitdir, created } = await resolveGitdir(this.fs, this.opts.dir);
     this.gitdir = gitdir;
-    if (created) await git.init({ fs: this.fs, dir: gitdir, gitdir, bare: true, defaultBranch: `evidence/${this.gatewayId}` });
+    if (created)
+      await git.init({
+        fs: this.fs,
+        dir: gitdir,
+        gitdir,
+        bare: true,
+        defaultBranch: `evidence/${this.gatewayId}`,
+      });
     const stateDir = join(gitdir, "custos");
     await this.fs.promises.mkdir(stateDir, { recursive: true });
     this.lock = acquireLock(this.fs, join(stateDir, "writer.lock"));
     try {
       await this.load();
     } catch (err) {
+      (this.wal as Wal | undefined)?.close(); // opened before the failure, or not
       this.lock.release();
       throw err;
     }
@@ -246,7 +287,12 @@ class Writer implements EvidenceWriter {
       const { content } = await this.store.read(head);
       const text = content.toString("utf8");
       const t = parseTrailers(text.slice(text.indexOf("\n\n") + 2));
-      if (t.gateway !== this.gatewayId || t.lastSeq === undefined || !Number.isSafeInteger(t.lastSeq) || !/^[0-9a-f]{64}$/.test(t.chain ?? "")) {
+      if (
+        t.gateway !== this.gatewayId ||
+        t.lastSeq === undefined ||
+        !Number.isSafeInteger(t.lastSeq) ||
+        !/^[0-9a-f]{64}$/.test(t.chain ?? "")
+      ) {
         throw new EvidenceError(
           "EVIDENCE_FOREIGN_HEAD",
           `${this.branch} head ${head} is not a custos evidence commit of gateway ${this.gatewayId} (no Custos-Gateway/Custos-Last-Seq/Custos-Chain trailers); use an evidence branch written by custos`,
@@ -269,7 +315,10 @@ class Writer implements EvidenceWriter {
     this.lastCheckpointAt = this.clock();
 
     const walDir = this.opts.walDir ?? join(this.gitdir, "custos", "wal");
-    const walOpts = this.opts.walRotateBytes !== undefined ? { machine: this.machine, rotateBytes: this.opts.walRotateBytes } : { machine: this.machine };
+    const walOpts =
+      this.opts.walRotateBytes !== undefined
+        ? { machine: this.machine, rotateBytes: this.opts.walRotateBytes }
+        : { machine: this.machine };
     const { wal, entries } = await Wal.open(this.fs, walDir, walOpts);
     this.wal = wal;
     this.walLow = entries[0]?.file ?? wal.fileNo;
@@ -296,15 +345,26 @@ class Writer implements EvidenceWriter {
     if (this.head === null) await this.commitInit();
     if (this.replayed > 0) {
       this.due = true;
-      this.log({ level: "info", msg: "replaying write-ahead log", entries: this.replayed, committedSeq: this.committedSeq });
+      this.log({
+        level: "info",
+        msg: "replaying write-ahead log",
+        entries: this.replayed,
+        committedSeq: this.committedSeq,
+      });
     }
     this.loopDone = this.commitLoop();
     if (this.checkpointIntervalMs > 0 && Number.isFinite(this.checkpointIntervalMs)) {
-      this.checkpointTimer = setInterval(() => {
-        if (this.committedSeq > this.lastCheckpointSeq && this.clock() - this.lastCheckpointAt >= this.checkpointIntervalMs) {
-          void this.serialized(() => this.writeCheckpoint()).catch((err) => this.fail(err));
-        }
-      }, Math.min(this.checkpointIntervalMs, 60_000));
+      this.checkpointTimer = setInterval(
+        () => {
+          if (
+            this.committedSeq > this.lastCheckpointSeq &&
+            this.clock() - this.lastCheckpointAt >= this.checkpointIntervalMs
+          ) {
+            void this.serialized(() => this.writeCheckpoint()).catch((err) => this.fail(err));
+          }
+        },
+        Math.min(this.checkpointIntervalMs, 60_000),
+      );
       this.checkpointTimer.unref();
     }
     this.kickPush();
@@ -341,17 +401,25 @@ class Writer implements EvidenceWriter {
     return new Promise((resolve, reject) => {
       const err = this.refusal();
       if (err) return reject(err);
-      this.pending.push({ kind: "R", record, resolve, reject });
-      this.scheduleWalFlush();
+      this.admit({ kind: "R", record, resolve, reject });
     });
   }
 
-  appendArtifact(artifact: { kind: "session"; name: string; content: string; auditID: string }): Promise<void> {
+  appendArtifact(artifact: {
+    kind: "session";
+    name: string;
+    content: string;
+    auditID: string;
+  }): Promise<void> {
     if (!SAFE_NAME.test(artifact.auditID)) {
       return Promise.reject(
-        new EvidenceError("EVIDENCE_ARTIFACT_NAME", `auditID "${artifact.auditID}" is not a safe file name; expected ${SAFE_NAME}`, {
-          auditID: artifact.auditID,
-        }),
+        new EvidenceError(
+          "EVIDENCE_ARTIFACT_NAME",
+          `auditID "${artifact.auditID}" is not a safe file name; expected ${SAFE_NAME}`,
+          {
+            auditID: artifact.auditID,
+          },
+        ),
       );
     }
     const d = new Date(this.clock());
@@ -375,7 +443,11 @@ class Writer implements EvidenceWriter {
     }
     if (typeof hash !== "string" || !/^sha256:[0-9a-f]{64}$/.test(hash)) {
       return Promise.reject(
-        new EvidenceError("EVIDENCE_POLICY_HASH", 'recordPolicy expects a compiled GatewayConfig JSON with "policyHash": "sha256:<64 hex>"', {}),
+        new EvidenceError(
+          "EVIDENCE_POLICY_HASH",
+          'recordPolicy expects a compiled GatewayConfig JSON with "policyHash": "sha256:<64 hex>"',
+          {},
+        ),
       );
     }
     return this.appendFile(`policies/${hash.slice("sha256:".length)}.json`, content);
@@ -385,18 +457,48 @@ class Writer implements EvidenceWriter {
     return new Promise((resolve, reject) => {
       const err = this.refusal();
       if (err) return reject(err);
-      this.pending.push({ kind: "A", path, content, resolve: () => resolve(), reject });
-      this.scheduleWalFlush();
+      this.admit({ kind: "A", path, content, resolve: () => resolve(), reject });
     });
+  }
+
+  /**
+   * Backpressure: while more than `maxQueuedRecords` written records wait for their commit, new
+   * appends wait (in order) before reaching the WAL, so a slow disk bounds memory instead of
+   * growing it; the calls they belong to are answered later, never dropped.
+   */
+  private admit(p: Pending): void {
+    if (this.held.length > 0 || this.queue.length >= this.maxQueued) {
+      this.held.push(p);
+      return;
+    }
+    this.pending.push(p);
+    this.scheduleWalFlush();
+  }
+
+  private releaseHeld(all = false): void {
+    if (this.held.length === 0) return;
+    const room = all ? this.held.length : this.maxQueued - this.queue.length;
+    if (room <= 0) return;
+    for (const p of this.held.splice(0, room)) this.pending.push(p);
+    this.scheduleWalFlush();
   }
 
   private refusal(): Error | null {
     if (this.failure) {
-      return new EvidenceError("EVIDENCE_WRITER_FAILED", `the evidence writer failed earlier (${this.failure.message}); restart it to replay the log`, {
-        cause: this.failure.message,
-      });
+      return new EvidenceError(
+        "EVIDENCE_WRITER_FAILED",
+        `the evidence writer failed earlier (${this.failure.message}); restart it to replay the log`,
+        {
+          cause: this.failure.message,
+        },
+      );
     }
-    if (this.closing) return new EvidenceError("EVIDENCE_CLOSED", "the evidence writer is closed; open it again to append", {});
+    if (this.closing)
+      return new EvidenceError(
+        "EVIDENCE_CLOSED",
+        "the evidence writer is closed; open it again to append",
+        {},
+      );
     return null;
   }
 
@@ -419,41 +521,72 @@ class Writer implements EvidenceWriter {
     }
     const entries: WalEntry[] = [];
     const seqs: number[] = [];
-    let text = "";
+    const pieces: Buffer[] = [];
+    const accepted: boolean[] = [];
     try {
-      if (this.wal.needsRotation && !this.syncing) {
-        this.wal.rotate(); // fsyncs the old file in machine mode
+      if (this.wal.needsRotation) {
+        this.wal.rotate(); // fsyncs the old file in machine mode: everything written so far is durable
         for (const a of this.awaitingSync.splice(0)) a.resolve({ seq: a.seq });
+        if (!this.syncing) this.wal.closeRetired();
       }
       const file = this.wal.fileNo;
       let seq = this.nextSeq;
       for (const p of batch) {
         if (p.kind === "R") {
-          const rec = { ...p.record, custos: { ...p.record.custos, gatewayId: this.gatewayId, seq } };
-          const line = canonicalJson(rec);
-          text += formatRecordLine(seq, line);
-          entries.push({ kind: "R", seq, line, file });
+          let line: string;
+          try {
+            line = canonicalJson({
+              ...p.record,
+              custos: { ...p.record.custos, gatewayId: this.gatewayId, seq },
+            });
+          } catch (err) {
+            // a record that cannot be serialised (BigInt, cycle) fails its own call, not the writer
+            accepted.push(false);
+            p.reject(
+              new EvidenceError(
+                "EVIDENCE_RECORD_INVALID",
+                `the evidence record cannot be serialised as JSON: ${(err as Error).message}`,
+                {
+                  auditID: p.record.auditID,
+                },
+              ),
+            );
+            continue;
+          }
+          accepted.push(true);
+          const piece = Buffer.from(formatRecordLine(seq, line), "utf8");
+          pieces.push(piece);
+          // the segment file later takes these bytes as they are: encoded once, never re-encoded
+          entries.push({ kind: "R", seq, bytes: piece.subarray(piece.indexOf(0x20) + 1), file });
           seqs.push(seq);
           seq++;
         } else {
-          text += formatArtifactLine(p.path, p.content);
+          accepted.push(true);
+          pieces.push(Buffer.from(formatArtifactLine(p.path, p.content), "utf8"));
           entries.push({ kind: "A", path: p.path, content: p.content, file });
           seqs.push(seq - 1);
         }
       }
-      this.wal.writeSync(text);
+      if (pieces.length > 0) this.wal.writeSync(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
       this.nextSeq = seq;
     } catch (err) {
       this.fail(err);
-      for (const p of batch) p.reject(this.refusal());
+      batch.forEach((p, i) => {
+        if (accepted[i] !== false) p.reject(this.refusal());
+      });
       return;
     }
     for (const e of entries) this.enqueue(e);
+    const ok = batch.filter((_, i) => accepted[i]);
     if (this.machine) {
-      batch.forEach((p, i) => this.awaitingSync.push({ resolve: p.resolve, reject: p.reject, seq: seqs[i]! }));
+      ok.forEach((p, i) => {
+        this.awaitingSync.push({ resolve: p.resolve, reject: p.reject, seq: seqs[i]! });
+      });
       this.startSync();
     } else {
-      batch.forEach((p, i) => p.resolve({ seq: seqs[i]! }));
+      ok.forEach((p, i) => {
+        p.resolve({ seq: seqs[i]! });
+      });
     }
   }
 
@@ -466,6 +599,7 @@ class Writer implements EvidenceWriter {
     this.wal.sync().then(
       () => {
         this.syncing = false;
+        this.wal.closeRetired();
         for (const a of group) a.resolve({ seq: a.seq });
         this.startSync();
       },
@@ -482,8 +616,14 @@ class Writer implements EvidenceWriter {
   private fail(err: unknown): void {
     if (this.failure) return;
     this.failure = err instanceof Error ? err : new Error(String(err));
-    this.log({ level: "error", msg: "evidence writer failed", code: (err as { code?: string }).code, error: this.failure.message });
+    this.log({
+      level: "error",
+      msg: "evidence writer failed",
+      code: (err as { code?: string }).code,
+      error: this.failure.message,
+    });
     for (const w of this.flushWaiters.splice(0)) w.reject(this.refusal());
+    for (const p of this.held.splice(0)) p.reject(this.refusal());
     this.kickCommitter();
   }
 
@@ -492,8 +632,9 @@ class Writer implements EvidenceWriter {
   private enqueue(e: WalEntry): void {
     this.queue.push(e);
     this.enqueued++;
-    if (this.queue.length >= this.batchMax) this.kickCommitter();
-    else if (!this.delayTimer && !this.due) {
+    // `due`: an earlier delay expired, so whatever is queued is late: commit without waiting again
+    if (this.queue.length >= this.batchMax || this.due) this.kickCommitter();
+    else if (!this.delayTimer) {
       this.delayTimer = setTimeout(() => {
         this.delayTimer = null;
         this.due = true;
@@ -529,9 +670,11 @@ class Writer implements EvidenceWriter {
         }
         this.committed += batch.length;
         if (this.queue.length === 0) this.due = false;
+        this.releaseHeld();
         this.resolveFlushWaiters();
         try {
-          if (this.committedSeq - this.lastCheckpointSeq >= this.checkpointEvery) await this.serialized(() => this.writeCheckpoint());
+          if (this.committedSeq - this.lastCheckpointSeq >= this.checkpointEvery)
+            await this.serialized(() => this.writeCheckpoint());
           await this.cleanupWal();
         } catch (err) {
           this.fail(err);
@@ -562,12 +705,20 @@ class Writer implements EvidenceWriter {
 
   private resolveFlushWaiters(): void {
     const keep: typeof this.flushWaiters = [];
-    for (const w of this.flushWaiters) (this.committed >= w.target ? w.resolve : () => keep.push(w))();
+    for (const w of this.flushWaiters) {
+      if (this.committed >= w.target) w.resolve();
+      else keep.push(w);
+    }
     this.flushWaiters = keep;
   }
 
   private person(): { name: string; email: string; timestamp: number; timezoneOffset: number } {
-    return { name: `custos gateway ${this.gatewayId}`, email: this.principal, timestamp: Math.floor(this.clock() / 1000), timezoneOffset: 0 };
+    return {
+      name: `custos gateway ${this.gatewayId}`,
+      email: this.principal,
+      timestamp: Math.floor(this.clock() / 1000),
+      timezoneOffset: 0,
+    };
   }
 
   private message(subject: string, kind: string, extra: string[]): string {
@@ -585,20 +736,30 @@ class Writer implements EvidenceWriter {
 
   private async writeCommit(tree: string, message: string): Promise<string> {
     const who = this.person();
-    const raw = signCommit(this.opts.signer, { tree, parents: this.head ? [this.head] : [], author: who, committer: who, message });
+    const raw = signCommit(this.opts.signer, {
+      tree,
+      parents: this.head ? [this.head] : [],
+      author: who,
+      committer: who,
+      message,
+    });
     const oid = await this.store.write("commit", Buffer.from(raw, "utf8"));
     const refPath = join(this.gitdir, this.branch);
-    await this.fs.promises.mkdir(join(refPath, ".."), { recursive: true });
+    if (!this.refDirReady) {
+      this.fs.mkdirSync(join(refPath, ".."), { recursive: true }); // may be missing after `git pack-refs`
+      this.refDirReady = true;
+    }
     await this.writeFileAtomic(refPath, `${oid}\n`);
     this.head = oid;
     this.commits++;
     return oid;
   }
 
+  /** write + rename: readers (git, a crash) see the old or the new content, never a torn one */
   private async writeFileAtomic(path: string, content: string): Promise<void> {
     const tmp = `${path}.tmp-${process.pid}`;
-    await this.fs.promises.writeFile(tmp, content);
-    await this.fs.promises.rename(tmp, path);
+    this.fs.writeFileSync(tmp, content);
+    this.fs.renameSync(tmp, path);
   }
 
   private async commitInit(): Promise<void> {
@@ -626,7 +787,7 @@ class Writer implements EvidenceWriter {
 
   private async commitBatch(batch: WalEntry[]): Promise<void> {
     let changed = false;
-    const lines: string[] = [];
+    const lines: Buffer[] = [];
     let first = 0;
     let last = 0;
     for (const e of batch) {
@@ -636,22 +797,26 @@ class Writer implements EvidenceWriter {
       }
       if (e.seq <= this.committedSeq) continue; // committed before a crash
       if (e.seq !== (last === 0 ? this.committedSeq + 1 : last + 1)) {
-        throw new EvidenceError("EVIDENCE_SEQ_ORDER", `internal: record seq ${e.seq} does not follow ${last || this.committedSeq}`, {
-          seq: e.seq,
-        });
+        throw new EvidenceError(
+          "EVIDENCE_SEQ_ORDER",
+          `internal: record seq ${e.seq} does not follow ${last || this.committedSeq}`,
+          {
+            seq: e.seq,
+          },
+        );
       }
       if (first === 0) first = e.seq;
       last = e.seq;
-      lines.push(e.line);
+      lines.push(e.bytes);
     }
     if (lines.length > 0) {
-      let chain = this.chain;
-      for (const l of lines) chain = chainStep(chain, l);
-      const firstLine = lines[0]!;
+      const segment = lines.length === 1 ? lines[0]! : Buffer.concat(lines);
+      const chain = chainSegment(this.chain, segment);
+      const firstLine = lines[0]!.toString("utf8");
       const ts = Date.parse((JSON.parse(firstLine) as { stageTimestamp?: string }).stageTimestamp ?? "");
       const d = new Date(Number.isFinite(ts) ? ts : this.clock());
       const path = `records/${d.getUTCFullYear()}/${pad2(d.getUTCMonth() + 1)}/${pad2(d.getUTCDate())}/${pad2(d.getUTCHours())}/${this.gatewayId}-${pad12(first)}.jsonl`;
-      const blob = await this.store.write("blob", Buffer.from(`${lines.join("\n")}\n`, "utf8"));
+      const blob = await this.store.write("blob", segment);
       await this.tree.add(path, blob);
       const tree = await this.tree.write();
       this.committedSeq = last;
@@ -660,6 +825,11 @@ class Writer implements EvidenceWriter {
         tree,
         this.message(`records ${first}..${last}`, "records", [`Custos-First-Seq: ${first}`]),
       );
+      try {
+        this.opts.onCommit?.({ oid: this.lastRecordCommit, firstSeq: first, lastSeq: last });
+      } catch (err) {
+        this.log({ level: "warn", msg: "onCommit callback threw", error: (err as Error).message });
+      }
       if (this.commits % 64 === 0) {
         const keep = [path, `checkpoints/${this.gatewayId}/x`];
         this.tree.prune((p) => keep.some((k) => k.startsWith(`${p}/`)));
@@ -671,7 +841,12 @@ class Writer implements EvidenceWriter {
   }
 
   private async writeCheckpoint(): Promise<string | null> {
-    if (this.committedSeq === this.lastCheckpointSeq || this.committedSeq === 0 || this.lastRecordCommit === "") return null;
+    if (
+      this.committedSeq === this.lastCheckpointSeq ||
+      this.committedSeq === 0 ||
+      this.lastRecordCommit === ""
+    )
+      return null;
     const text = signCheckpoint(this.opts.signer, this.principal, {
       gatewayId: this.gatewayId,
       count: this.committedSeq,
@@ -723,14 +898,16 @@ class Writer implements EvidenceWriter {
       const head = this.head;
       if (head === null || head === this.remoteHead) continue;
       try {
-        if (this.remoteHead === undefined) this.remoteHead = (await remoteRefs(this.fetchFn, remote)).get(this.branch) ?? null;
+        if (this.remoteHead === undefined)
+          this.remoteHead = (await remoteRefs(this.fetchFn, remote)).get(this.branch) ?? null;
         if (this.remoteHead !== head) {
           const oids = await newObjects(this.store, head, this.remoteHead);
           const pack = await buildPack(this.store, oids);
           await receivePack(this.fetchFn, remote, this.branch, this.remoteHead, head, pack);
           this.remoteHead = head;
           this.pushes++;
-          if (this.pushFailures > 0) this.log({ level: "info", msg: "evidence push recovered", failures: this.pushFailures });
+          if (this.pushFailures > 0)
+            this.log({ level: "info", msg: "evidence push recovered", failures: this.pushFailures });
           this.pushFailures = 0;
           this.lastPushError = null;
         }
@@ -738,9 +915,16 @@ class Writer implements EvidenceWriter {
         this.remoteHead = undefined; // rediscover: the push may have landed
         this.pushFailures++;
         this.lastPushError = (err as Error).message;
-        this.log({ level: "warn", msg: "evidence push failed; will retry", code: (err as { code?: string }).code, error: this.lastPushError, failures: this.pushFailures });
+        this.log({
+          level: "warn",
+          msg: "evidence push failed; will retry",
+          code: (err as { code?: string }).code,
+          error: this.lastPushError,
+          failures: this.pushFailures,
+        });
         this.pushWanted = true;
-        const delay = Math.min(30_000, 250 * 2 ** Math.min(this.pushFailures - 1, 7)) * (0.75 + Math.random() / 2);
+        const delay =
+          Math.min(30_000, 250 * 2 ** Math.min(this.pushFailures - 1, 7)) * (0.75 + Math.random() / 2);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             this.pushSleep = null;
@@ -761,7 +945,13 @@ class Writer implements EvidenceWriter {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pushIdle = this.pushIdle.filter((w) => w !== done);
-        reject(new EvidenceError("EVIDENCE_PUSH_TIMEOUT", `the remote did not reach ${this.head} within ${timeoutMs} ms: ${this.lastPushError ?? "no error yet"}`, {}));
+        reject(
+          new EvidenceError(
+            "EVIDENCE_PUSH_TIMEOUT",
+            `the remote did not reach ${this.head} within ${timeoutMs} ms: ${this.lastPushError ?? "no error yet"}`,
+            {},
+          ),
+        );
       }, timeoutMs);
       const done = (): void => {
         clearTimeout(timer);
@@ -775,14 +965,20 @@ class Writer implements EvidenceWriter {
   // ---------------------------------------------------------------- control
 
   async flush(): Promise<void> {
-    this.walFlush();
-    if (this.failure) throw this.refusal();
-    const target = this.enqueued;
-    if (this.committed >= target) return;
-    await new Promise<void>((resolve, reject) => {
-      this.flushWaiters.push({ target, resolve, reject });
-      this.kickCommitter();
-    });
+    for (;;) {
+      this.walFlush();
+      if (this.failure) throw this.refusal();
+      const target = this.enqueued;
+      if (this.committed < target) {
+        await new Promise<void>((resolve, reject) => {
+          this.flushWaiters.push({ target, resolve, reject });
+          this.kickCommitter();
+        });
+      }
+      // appends held back by backpressure were appended before this call too
+      if (this.held.length === 0 && this.pending.length === 0 && this.committed >= this.enqueued) return;
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   async checkpoint(): Promise<string | null> {
@@ -790,8 +986,15 @@ class Writer implements EvidenceWriter {
     return this.serialized(() => this.writeCheckpoint());
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  private closePromise: Promise<void> | null = null;
+
+  close(): Promise<void> {
+    this.closePromise ??= this.doClose();
+    return this.closePromise;
+  }
+
+  private async doClose(): Promise<void> {
+    this.releaseHeld(true); // appended before close: they go in
     this.walFlush();
     this.closing = true;
     while (this.syncing || this.awaitingSync.length > 0) {
@@ -830,7 +1033,8 @@ class Writer implements EvidenceWriter {
       commits: this.commits,
       checkpoints: this.checkpoints,
       lastCheckpointSeq: this.lastCheckpointSeq,
-      queued: this.queue.length + this.pending.length,
+      queued: this.queue.length + this.pending.length + this.held.length,
+      held: this.held.length,
       remoteHead: this.remoteHead ?? null,
       pushes: this.pushes,
       pushFailures: this.pushFailures,

@@ -107,7 +107,11 @@ export function parseAllowedSigners(text: string): AllowedSigner[] {
       try {
         entry.publicKey = parseOpenSshPublicKey(entry.publicKeyOpenSsh).publicKey;
       } catch (err) {
-        throw new AllowedSignersError(index + 1, raw, err instanceof KeyError ? err.message : "bad ssh-ed25519 key");
+        throw new AllowedSignersError(
+          index + 1,
+          raw,
+          err instanceof KeyError ? err.message : "bad ssh-ed25519 key",
+        );
       }
     }
     out.push(entry);
@@ -116,9 +120,17 @@ export function parseAllowedSigners(text: string): AllowedSigner[] {
 }
 
 /** One allowed_signers line: `<principal> namespaces="git,custos-checkpoint" ssh-ed25519 AAAA...` */
-export function formatAllowedSigner(principal: string, publicKeyOpenSsh: string, namespaces?: string[]): string {
+export function formatAllowedSigner(
+  principal: string,
+  publicKeyOpenSsh: string,
+  namespaces?: string[],
+): string {
   if (/[\s,"]/.test(principal) || principal === "") {
-    throw new AllowedSignersError(0, principal, `principal "${principal}" must be non-empty, without spaces, commas or quotes`);
+    throw new AllowedSignersError(
+      0,
+      principal,
+      `principal "${principal}" must be non-empty, without spaces, commas or quotes`,
+    );
   }
   const key = publicKeyOpenSsh.trim().split(/\s+/).slice(0, 2).join(" ");
   const opts = namespaces && namespaces.length > 0 ? ` namespaces="${namespaces.join(",")}"` : "";
@@ -131,7 +143,12 @@ export function principalMatches(patterns: string[], principal: string): boolean
   for (const p of patterns) {
     const negate = p.startsWith("!");
     const pat = negate ? p.slice(1) : p;
-    const re = new RegExp(`^${pat.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+    const re = new RegExp(
+      `^${pat
+        .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+        .replace(/\*/g, ".*")
+        .replace(/\?/g, ".")}$`,
+    );
     if (re.test(principal)) {
       if (negate) return false;
       matched = true;
@@ -141,7 +158,11 @@ export function principalMatches(patterns: string[], principal: string): boolean
 }
 
 /** the principals (exact strings, no wildcards) that `publicKey` may sign as, for a namespace */
-export function principalsForKey(signers: AllowedSigner[], publicKey: Uint8Array, namespace?: string): AllowedSigner[] {
+export function principalsForKey(
+  signers: AllowedSigner[],
+  publicKey: Uint8Array,
+  namespace?: string,
+): AllowedSigner[] {
   return signers.filter((s) => {
     if (!s.publicKey || s.options["cert-authority"]) return false;
     if (namespace !== undefined && s.namespaces && !s.namespaces.includes(namespace)) return false;

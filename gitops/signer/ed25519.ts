@@ -4,7 +4,14 @@
  * CLI, browsers). ed25519 signatures are deterministic (RFC 8032 section 5.1.6), so both give
  * byte-identical output for the same seed and message; a golden test holds them to it.
  */
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign as nodeSign, verify as nodeVerify } from "node:crypto";
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  sign as nodeSign,
+  verify as nodeVerify,
+} from "node:crypto";
 import nacl from "tweetnacl";
 import { bytesEqual, SshReader, SshWriter, WireFormatError } from "./wire.ts";
 
@@ -36,9 +43,13 @@ const SPKI_ED25519_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
 
 function checkSeed(seed: Uint8Array): void {
   if (seed.length !== 32) {
-    throw new KeyError("ED25519_SEED_LENGTH", `an ed25519 seed is 32 bytes, found ${seed.length}; pass the seed, not the 64-byte secret key`, {
-      length: seed.length,
-    });
+    throw new KeyError(
+      "ED25519_SEED_LENGTH",
+      `an ed25519 seed is 32 bytes, found ${seed.length}; pass the seed, not the 64-byte secret key`,
+      {
+        length: seed.length,
+      },
+    );
   }
 }
 
@@ -49,11 +60,19 @@ export function nodePrivateKeyFromSeed(seed: Uint8Array): KeyObject {
 
 export function nodePublicKeyFromRaw(publicKey: Uint8Array): KeyObject {
   if (publicKey.length !== 32) {
-    throw new KeyError("ED25519_PUBLIC_KEY_LENGTH", `an ed25519 public key is 32 bytes, found ${publicKey.length}`, {
-      length: publicKey.length,
-    });
+    throw new KeyError(
+      "ED25519_PUBLIC_KEY_LENGTH",
+      `an ed25519 public key is 32 bytes, found ${publicKey.length}`,
+      {
+        length: publicKey.length,
+      },
+    );
   }
-  return createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]), format: "der", type: "spki" });
+  return createPublicKey({
+    key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]),
+    format: "der",
+    type: "spki",
+  });
 }
 
 function rawPublicKeyOf(key: KeyObject): Uint8Array {
@@ -75,23 +94,35 @@ export function parseOpenSshPublicKey(text: string): { publicKey: Uint8Array; co
   const parts = text.trim().split(/\s+/);
   const [type, b64, ...rest] = parts;
   if (type !== SSH_ED25519 || b64 === undefined) {
-    throw new KeyError("SSH_PUBLIC_KEY_TYPE", `expected an "ssh-ed25519 AAAA..." public key, found "${type ?? ""}"`, {
-      type: type ?? "",
-    });
+    throw new KeyError(
+      "SSH_PUBLIC_KEY_TYPE",
+      `expected an "ssh-ed25519 AAAA..." public key, found "${type ?? ""}"`,
+      {
+        type: type ?? "",
+      },
+    );
   }
-  return { publicKey: publicKeyFromBlob(new Uint8Array(Buffer.from(b64, "base64"))), comment: rest.join(" ") };
+  return {
+    publicKey: publicKeyFromBlob(new Uint8Array(Buffer.from(b64, "base64"))),
+    comment: rest.join(" "),
+  };
 }
 
 export function publicKeyFromBlob(blob: Uint8Array): Uint8Array {
   const r = new SshReader(blob, "ssh-ed25519 public key blob");
   const type = r.text();
   if (type !== SSH_ED25519) {
-    throw new KeyError("SSH_PUBLIC_KEY_TYPE", `expected key type ssh-ed25519, found "${type}"; custos signs and verifies ed25519 only`, {
-      type,
-    });
+    throw new KeyError(
+      "SSH_PUBLIC_KEY_TYPE",
+      `expected key type ssh-ed25519, found "${type}"; custos signs and verifies ed25519 only`,
+      {
+        type,
+      },
+    );
   }
   const key = r.string();
-  if (key.length !== 32 || r.remaining !== 0) throw new WireFormatError("ssh-ed25519 public key blob", "bad key length");
+  if (key.length !== 32 || r.remaining !== 0)
+    throw new WireFormatError("ssh-ed25519 public key blob", "bad key length");
   return new Uint8Array(key);
 }
 
@@ -105,9 +136,13 @@ export function fingerprint(publicKey: Uint8Array): string {
 export function nodeSigner(privateKey: Uint8Array | KeyObject): Signer {
   const key = privateKey instanceof Uint8Array ? nodePrivateKeyFromSeed(privateKey) : privateKey;
   if (key.asymmetricKeyType !== "ed25519") {
-    throw new KeyError("SIGNER_KEY_TYPE", `expected an ed25519 private key, found ${key.asymmetricKeyType ?? key.type}`, {
-      type: key.asymmetricKeyType ?? key.type,
-    });
+    throw new KeyError(
+      "SIGNER_KEY_TYPE",
+      `expected an ed25519 private key, found ${key.asymmetricKeyType ?? key.type}`,
+      {
+        type: key.asymmetricKeyType ?? key.type,
+      },
+    );
   }
   const publicKey = rawPublicKeyOf(key);
   return {

@@ -34,7 +34,8 @@ function tz(minutes: number): string {
 }
 
 function person(p: GitPerson): string {
-  if (/[<>\n]/.test(p.name + p.email)) throw new Error(`git identity "${p.name} <${p.email}>" must not contain <, > or newlines`);
+  if (/[<>\n]/.test(p.name + p.email))
+    throw new Error(`git identity "${p.name} <${p.email}>" must not contain <, > or newlines`);
   return `${p.name} <${p.email}> ${Math.floor(p.timestamp)} ${tz(p.timezoneOffset ?? 0)}`;
 }
 
@@ -98,7 +99,17 @@ export function verifyCommitSignature(
 ): SshsigVerifyResult & { signed: boolean; payload: string } {
   const { payload, signature } = splitSignedCommit(raw);
   if (signature === null) {
-    return { ok: false, signed: false, payload, publicKey: "", fingerprint: "", principals: [], namespace: "", reason: "malformed", detail: "the commit is not signed" };
+    return {
+      ok: false,
+      signed: false,
+      payload,
+      publicKey: "",
+      fingerprint: "",
+      principals: [],
+      namespace: "",
+      reason: "malformed",
+      detail: "the commit is not signed",
+    };
   }
   return { ...sshsigVerify(signature, payload, "git", allowed), signed: true, payload };
 }

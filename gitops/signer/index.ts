@@ -18,6 +18,7 @@ export {
   type CheckpointBody,
   CheckpointError,
   type CheckpointVerifyResult,
+  chainSegment,
   chainStep,
   checkpointSignedText,
   parseCheckpoint,

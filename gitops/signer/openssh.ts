@@ -40,17 +40,23 @@ export function parseOpenSshPrivateKey(text: string): OpenSshPrivateKey {
   const priv = new SshReader(r.string(), "openssh private key section");
   const check1 = priv.uint32();
   const check2 = priv.uint32();
-  if (check1 !== check2) throw new WireFormatError("openssh private key", "check integers differ (corrupt file)");
+  if (check1 !== check2)
+    throw new WireFormatError("openssh private key", "check integers differ (corrupt file)");
   const type = priv.text();
   if (type !== SSH_ED25519) {
-    throw new KeyError("SSH_KEY_TYPE", `expected an ssh-ed25519 key, found ${type}; make one with "ssh-keygen -t ed25519" or "custos keygen"`, {
-      type,
-    });
+    throw new KeyError(
+      "SSH_KEY_TYPE",
+      `expected an ssh-ed25519 key, found ${type}; make one with "ssh-keygen -t ed25519" or "custos keygen"`,
+      {
+        type,
+      },
+    );
   }
   const publicKey = new Uint8Array(priv.string());
   const secret = priv.string();
   const comment = priv.text();
-  if (publicKey.length !== 32 || secret.length !== 64) throw new WireFormatError("openssh private key", "bad ed25519 key lengths");
+  if (publicKey.length !== 32 || secret.length !== 64)
+    throw new WireFormatError("openssh private key", "bad ed25519 key lengths");
   const seed = new Uint8Array(secret.subarray(0, 32));
   if (!bytesEqual(secret.subarray(32), publicKey) || !bytesEqual(publicKeyOfSeed(seed), publicKey)) {
     throw new WireFormatError("openssh private key", "the public key does not match the private key");

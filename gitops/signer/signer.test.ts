@@ -5,6 +5,8 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  CHAIN_ZERO,
+  chainSegment,
   chainStep,
   formatAllowedSigner,
   formatOpenSshPrivateKey,
@@ -88,9 +90,13 @@ describe("sshsig verify", () => {
     const allowedFile = join(dir, "allowed_signers");
     writeFileSync(sigFile, ours);
     writeFileSync(allowedFile, `${formatAllowedSigner("gw-1@custos.local", signer.publicKeyOpenSsh)}\n`);
-    const out = spawnSync("ssh-keygen", ["-Y", "verify", "-f", allowedFile, "-I", "gw-1@custos.local", "-n", "git", "-s", sigFile], {
-      input: msg,
-    });
+    const out = spawnSync(
+      "ssh-keygen",
+      ["-Y", "verify", "-f", allowedFile, "-I", "gw-1@custos.local", "-n", "git", "-s", sigFile],
+      {
+        input: msg,
+      },
+    );
     expect(out.status, out.stderr.toString()).toBe(0);
   });
 
@@ -131,23 +137,42 @@ describe("signed git commits", () => {
   it("real git verify-commit accepts a commit we sign; split gives back the payload", () => {
     const repo = join(dir, "repo");
     execFileSync("git", ["init", "-q", "--bare", repo]);
-    const tree = execFileSync("git", ["-C", repo, "hash-object", "-t", "tree", "-w", "--stdin"], { input: "" }).toString().trim();
+    const tree = execFileSync("git", ["-C", repo, "hash-object", "-t", "tree", "-w", "--stdin"], {
+      input: "",
+    })
+      .toString()
+      .trim();
     const signer = nodeSigner(seed);
     const who = { name: "custos gateway gw-1", email: "gw-1@custos.local", timestamp: 1767225600 };
     const raw = signCommit(signer, { tree, parents: [], author: who, committer: who, message: "hello\n" });
-    const oid = execFileSync("git", ["-C", repo, "hash-object", "-t", "commit", "-w", "--stdin"], { input: raw }).toString().trim();
+    const oid = execFileSync("git", ["-C", repo, "hash-object", "-t", "commit", "-w", "--stdin"], {
+      input: raw,
+    })
+      .toString()
+      .trim();
     const allowedFile = join(dir, "allowed_signers_git");
     writeFileSync(allowedFile, `${formatAllowedSigner("gw-1@custos.local", signer.publicKeyOpenSsh)}\n`);
     const res = spawnSync(
       "git",
-      ["-C", repo, "-c", "gpg.format=ssh", "-c", `gpg.ssh.allowedSignersFile=${allowedFile}`, "verify-commit", oid],
+      [
+        "-C",
+        repo,
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        `gpg.ssh.allowedSignersFile=${allowedFile}`,
+        "verify-commit",
+        oid,
+      ],
       { encoding: "utf8" },
     );
     expect(res.status, res.stderr).toBe(0);
     expect(res.stderr).toContain('Good "git" signature for gw-1@custos.local');
     const stored = execFileSync("git", ["-C", repo, "cat-file", "commit", oid]).toString();
     expect(stored).toBe(raw);
-    expect(verifyCommitSignature(stored, parseAllowedSigners(`gw-1@custos.local ${signer.publicKeyOpenSsh}`)).ok).toBe(true);
+    expect(
+      verifyCommitSignature(stored, parseAllowedSigners(`gw-1@custos.local ${signer.publicKeyOpenSsh}`)).ok,
+    ).toBe(true);
     const tampered = stored.replace("hello", "hullo");
     expect(verifyCommitSignature(tampered, [signer.publicKeyOpenSsh]).ok).toBe(false);
     expect(splitSignedCommit(stored).payload).not.toContain("gpgsig");
@@ -171,6 +196,26 @@ describe("allowed_signers", () => {
 });
 
 describe("checkpoints", () => {
+  it("chainSegment over a segment equals chainStep line by line (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.string({ unit: "grapheme" }).filter((s) => !s.includes("\n")),
+          { minLength: 1, maxLength: 20 },
+        ),
+        (lines) => {
+          let h: Uint8Array = CHAIN_ZERO;
+          for (const l of lines) h = chainStep(h, l);
+          const seg = Buffer.from(`${lines.join("\n")}\n`);
+          expect(Buffer.from(chainSegment(CHAIN_ZERO, seg)).toString("hex")).toBe(
+            Buffer.from(h).toString("hex"),
+          );
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
   it("signs, parses and verifies; any changed byte fails", () => {
     const s = nodeSigner(seed);
     let h: Uint8Array = new Uint8Array(32);
@@ -187,7 +232,9 @@ describe("checkpoints", () => {
     expect(res.ok).toBe(true);
     expect(parseCheckpoint(text).count).toBe(2);
     expect(verifyCheckpoint(text.replace("\n2\n", "\n3\n"), allowed).reason).toBe("bad-signature");
-    expect(verifyCheckpoint(text.replace("gw-1@custos.local", "gw-2@custos.local"), allowed).reason).toBe("unknown-principal");
+    expect(verifyCheckpoint(text.replace("gw-1@custos.local", "gw-2@custos.local"), allowed).reason).toBe(
+      "unknown-principal",
+    );
     expect(verifyCheckpoint("nonsense", allowed).reason).toBe("malformed");
   });
 });

@@ -30,14 +30,19 @@ function toBytes(message: Uint8Array | string): Uint8Array {
 }
 
 /** the bytes the key actually signs (PROTOCOL.sshsig, "Signed Data") */
-export function sshsigSignedData(message: Uint8Array | string, namespace: string, hashAlgorithm = HASH): Uint8Array {
+export function sshsigSignedData(
+  message: Uint8Array | string,
+  namespace: string,
+  hashAlgorithm = HASH,
+): Uint8Array {
   const digest = createHash(hashAlgorithm).update(toBytes(message)).digest();
   return new SshWriter().raw(MAGIC).string(namespace).string("").string(hashAlgorithm).string(digest).bytes();
 }
 
 /** Sign `message` as `ssh-keygen -Y sign -n <namespace>` does; returns the armoured text ending in "\n". */
 export function sshsigSign(signer: Signer, message: Uint8Array | string, namespace: string): string {
-  if (namespace === "") throw new SshsigError("SSHSIG_NAMESPACE", "the SSHSIG namespace must not be empty (git uses \"git\")", {});
+  if (namespace === "")
+    throw new SshsigError("SSHSIG_NAMESPACE", 'the SSHSIG namespace must not be empty (git uses "git")', {});
   const signature = signer.sign(sshsigSignedData(message, namespace));
   const blob = new SshWriter()
     .raw(MAGIC)
@@ -86,7 +91,9 @@ export function parseSshsig(armored: string): ParsedSshsig {
   const sig = new SshReader(r.string(), "SSH signature value");
   const sigType = sig.text();
   if (sigType !== SSH_ED25519) {
-    throw new SshsigError("SSHSIG_KEY_TYPE", `expected an ssh-ed25519 signature, found ${sigType}`, { sigType });
+    throw new SshsigError("SSHSIG_KEY_TYPE", `expected an ssh-ed25519 signature, found ${sigType}`, {
+      sigType,
+    });
   }
   const signature = new Uint8Array(sig.string());
   return { publicKey, namespace, hashAlgorithm, signature };
@@ -137,17 +144,36 @@ export function sshsigVerify(
     namespace: parsed.namespace,
   };
   if (parsed.namespace !== namespace) {
-    return { ok: false, ...base, principals: [], reason: "namespace", detail: `signed for namespace "${parsed.namespace}", expected "${namespace}"` };
+    return {
+      ok: false,
+      ...base,
+      principals: [],
+      reason: "namespace",
+      detail: `signed for namespace "${parsed.namespace}", expected "${namespace}"`,
+    };
   }
   if (parsed.hashAlgorithm !== "sha512" && parsed.hashAlgorithm !== "sha256") {
-    return { ok: false, ...base, principals: [], reason: "hash", detail: `unsupported hash ${parsed.hashAlgorithm}` };
+    return {
+      ok: false,
+      ...base,
+      principals: [],
+      reason: "hash",
+      detail: `unsupported hash ${parsed.hashAlgorithm}`,
+    };
   }
   const valid = verifyEd25519(
     parsed.publicKey,
     sshsigSignedData(message, parsed.namespace, parsed.hashAlgorithm),
     parsed.signature,
   );
-  if (!valid) return { ok: false, ...base, principals: [], reason: "bad-signature", detail: "the signature does not match the message" };
+  if (!valid)
+    return {
+      ok: false,
+      ...base,
+      principals: [],
+      reason: "bad-signature",
+      detail: "the signature does not match the message",
+    };
   const entries = allowedKeys.filter((k): k is AllowedSigner => typeof k !== "string");
   const principals = principalsForKey(entries, parsed.publicKey, namespace).flatMap((e) => e.principals);
   const bareMatch = allowedKeys.some((k) => {
@@ -159,7 +185,13 @@ export function sshsigVerify(
     }
   });
   if (principals.length === 0 && !bareMatch) {
-    return { ok: false, ...base, principals: [], reason: "untrusted-key", detail: `key ${base.fingerprint} is not among the allowed signers` };
+    return {
+      ok: false,
+      ...base,
+      principals: [],
+      reason: "untrusted-key",
+      detail: `key ${base.fingerprint} is not among the allowed signers`,
+    };
   }
   return { ok: true, ...base, principals };
 }

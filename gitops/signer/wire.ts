@@ -50,7 +50,10 @@ export class SshReader {
 
   raw(n: number): Uint8Array {
     if (n < 0 || this.off + n > this.buf.length) {
-      throw new WireFormatError(this.what, `needed ${n} more bytes at offset ${this.off}, found ${this.remaining}`);
+      throw new WireFormatError(
+        this.what,
+        `needed ${n} more bytes at offset ${this.off}, found ${this.remaining}`,
+      );
     }
     const out = this.buf.subarray(this.off, this.off + n);
     this.off += n;
@@ -75,7 +78,9 @@ export class WireFormatError extends Error {
   readonly code = "SSH_WIRE_FORMAT";
   readonly data: { what: string; detail: string };
   constructor(what: string, detail: string) {
-    super(`malformed ${what}: ${detail}; expected the OpenSSH wire format (RFC 4251) — regenerate or re-export it`);
+    super(
+      `malformed ${what}: ${detail}; expected the OpenSSH wire format (RFC 4251) — regenerate or re-export it`,
+    );
     this.name = "WireFormatError";
     this.data = { what, detail };
   }

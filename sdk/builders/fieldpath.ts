@@ -7,7 +7,9 @@ export class FieldPathError extends Error {
   readonly code = "INVALID_FIELD_PATH" as const;
   readonly data: { path: string; at: number };
   constructor(path: string, at: number, what: string) {
-    super(`field path ${JSON.stringify(path)}: expected ${what} at offset ${at}; write paths like spec.containers[*].env[*].value or metadata.annotations["a/b"]`);
+    super(
+      `field path ${JSON.stringify(path)}: expected ${what} at offset ${at}; write paths like spec.containers[*].env[*].value or metadata.annotations["a/b"]`,
+    );
     this.name = "FieldPathError";
     this.data = { path, at };
   }
@@ -47,7 +49,8 @@ export function parseFieldPath(path: string): string[] {
     let j = i;
     while (j < n && path[j] !== "." && path[j] !== "[") j++;
     const name = path.slice(i, j);
-    if (!/^(\*|[A-Za-z0-9_$-]+)$/.test(name)) throw new FieldPathError(path, i, "a field name (letters, digits, _ $ -) or *");
+    if (!/^(\*|[A-Za-z0-9_$-]+)$/.test(name))
+      throw new FieldPathError(path, i, "a field name (letters, digits, _ $ -) or *");
     out.push(name);
     i = j;
     expectName = false;

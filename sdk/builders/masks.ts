@@ -1,7 +1,7 @@
-import type { MaskStrategy } from "../schema/config.ts";
+import type { MaskStrategy, SourceLocation } from "../schema/config.ts";
 import { parseFieldPath } from "./fieldpath.ts";
 import { callerLocation } from "./source.ts";
-import type { DetectorDef, FieldDef, MaskDef, MaskSpec } from "./types.ts";
+import type { DetectorDef, FieldDef, LibraryDetector, MaskDef, MaskSpec } from "./types.ts";
 
 /** Replace the value with `[MASKED:<label>]`. @example field("data.*", redact()) */
 export function redact(): MaskStrategy {
@@ -60,7 +60,10 @@ function quoted(key: string): string {
  * @example annotation("kubectl.kubernetes.io/last-applied-configuration", drop())
  */
 export function annotation(key: string, strategy: MaskStrategy, options: FieldOptions = {}): FieldDef {
-  return field(`metadata.annotations[${quoted(key)}]`, strategy, { label: options.label ?? `annotation:${key}`, ...options });
+  return field(`metadata.annotations[${quoted(key)}]`, strategy, {
+    label: options.label ?? `annotation:${key}`,
+    ...options,
+  });
 }
 
 /**
@@ -68,7 +71,10 @@ export function annotation(key: string, strategy: MaskStrategy, options: FieldOp
  * @example label("clinic.example/patient", pseudonymize())
  */
 export function label(key: string, strategy: MaskStrategy, options: FieldOptions = {}): FieldDef {
-  return field(`metadata.labels[${quoted(key)}]`, strategy, { label: options.label ?? `label:${key}`, ...options });
+  return field(`metadata.labels[${quoted(key)}]`, strategy, {
+    label: options.label ?? `label:${key}`,
+    ...options,
+  });
 }
 
 /**
@@ -82,10 +88,30 @@ export function label(key: string, strategy: MaskStrategy, options: FieldOptions
  * })
  */
 export function mask(id: string, spec: MaskSpec): MaskDef {
-  return Object.freeze({ kind: "mask", id, spec: structuredClone(spec), source: callerLocation() });
+  const source = callerLocation();
+  const { detectors, ...rest } = structuredClone(spec);
+  const out: MaskDef["spec"] =
+    detectors === undefined ? rest : { ...rest, detectors: detectors.map((d) => asDetectorDef(d, source)) };
+  return Object.freeze({ kind: "mask", id, spec: out, source });
 }
 
-export interface DetectorSpec {
+/** Library detectors (plain `Detector` data) become DetectorDefs located where they are used. */
+export function asDetectorDef<T extends DetectorDef | LibraryDetector | string>(
+  d: T,
+  source: SourceLocation,
+): DetectorDef | Extract<T, string> {
+  if (typeof d === "string") return d as Extract<T, string>;
+  if ((d as DetectorDef).kind === "detector") return d as DetectorDef;
+  const { validate, ...rest } = structuredClone(d) as LibraryDetector;
+  return Object.freeze({
+    ...rest,
+    ...(validate === undefined ? {} : { validate }),
+    kind: "detector",
+    source,
+  });
+}
+
+export interface DetectorBuilderSpec {
   /** Safe Harbor category: ssn, mrn, phone, fax, email, date, zip, address, url, ip, account, health-plan, device, vehicle, licence, ... */
   category: string;
   pattern: RegExp;
@@ -102,7 +128,7 @@ export interface DetectorSpec {
  * @example
  * detector("mrn", { category: "mrn", pattern: /\bMRN[-: ]?\d{6,10}\b/i, strategy: pseudonymize() })
  */
-export function detector(id: string, spec: DetectorSpec): DetectorDef {
+export function detector(id: string, spec: DetectorBuilderSpec): DetectorDef {
   const flags = [...new Set(spec.pattern.flags.replace(/[gy]/g, ""))].sort().join("");
   const def: DetectorDef = {
     kind: "detector",

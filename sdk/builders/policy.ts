@@ -1,5 +1,15 @@
 import { callerLocation } from "./source.ts";
-import type { ApprovalGroupDef, DetectorDef, IdentityDef, MaskDef, PolicyDef, PurposeDef, RuleDef } from "./types.ts";
+import { asDetectorDef } from "./masks.ts";
+import type {
+  ApprovalGroupDef,
+  DetectorDef,
+  IdentityDef,
+  LibraryDetector,
+  MaskDef,
+  PolicyDef,
+  PurposeDef,
+  RuleDef,
+} from "./types.ts";
 
 type Many<T> = readonly T[] | Readonly<Record<string, T>>;
 
@@ -14,8 +24,8 @@ export interface PolicySpec {
   /** in order: the first matching rule decides; no match is a deny */
   rules: readonly RuleDef[];
   masks?: readonly MaskDef[];
-  /** detectors to compile in (those listed by masks are included automatically) */
-  detectors?: readonly DetectorDef[];
+  /** detectors to compile in (those listed by masks are included automatically); `detectors.hipaaSafeHarbor()` gives the default set */
+  detectors?: readonly (DetectorDef | LibraryDetector)[];
 }
 
 function list<T>(many: Many<T> | undefined): T[] {
@@ -36,6 +46,7 @@ function list<T>(many: Many<T> | undefined): T[] {
  * });
  */
 export function policy(spec: PolicySpec): PolicyDef {
+  const source = callerLocation();
   const def: PolicyDef = {
     kind: "policy",
     name: spec.name,
@@ -45,8 +56,8 @@ export function policy(spec: PolicySpec): PolicyDef {
     approvalGroups: list(spec.approvalGroups),
     rules: [...spec.rules],
     masks: [...(spec.masks ?? [])],
-    detectors: [...(spec.detectors ?? [])],
-    source: callerLocation(),
+    detectors: (spec.detectors ?? []).map((d) => asDetectorDef(d, source)),
+    source,
   };
   return Object.freeze(def);
 }
@@ -67,13 +78,14 @@ export function extendPolicy(
     rulesBefore?: readonly RuleDef[];
     rulesAfter?: readonly RuleDef[];
     masks?: readonly MaskDef[];
-    detectors?: readonly DetectorDef[];
+    detectors?: readonly (DetectorDef | LibraryDetector)[];
     identities?: Many<IdentityDef>;
     purposes?: Many<PurposeDef>;
     approvalGroups?: Many<ApprovalGroupDef>;
     phiNamespaces?: readonly string[];
   },
 ): PolicyDef {
+  const source = callerLocation();
   return Object.freeze({
     ...base,
     name: add.name ?? base.name,
@@ -83,6 +95,6 @@ export function extendPolicy(
     approvalGroups: [...base.approvalGroups, ...list(add.approvalGroups)],
     rules: [...(add.rulesBefore ?? []), ...base.rules, ...(add.rulesAfter ?? [])],
     masks: [...base.masks, ...(add.masks ?? [])],
-    detectors: [...base.detectors, ...(add.detectors ?? [])],
+    detectors: [...base.detectors, ...(add.detectors ?? []).map((d) => asDetectorDef(d, source))],
   });
 }

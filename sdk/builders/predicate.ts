@@ -6,6 +6,7 @@
  */
 import type { Json, Predicate } from "../schema/config.ts";
 import type { KindName, KindTypes } from "../kube/resources.ts";
+import { parseFieldPath } from "./fieldpath.ts";
 
 export type { Predicate } from "../schema/config.ts";
 
@@ -39,7 +40,9 @@ export type ObjectExpr<T> = Common<T> & { readonly [K in keyof T]-?: Expr<NonNul
   /** all members (for maps such as labels or data) */
   each(): Expr<T[keyof T]>;
 };
-export type LeafExpr<T> = Common<T> & (T extends string ? StringOps : unknown) & (T extends number ? NumberOps : unknown);
+export type LeafExpr<T> = Common<T> &
+  (T extends string ? StringOps : unknown) &
+  (T extends number ? NumberOps : unknown);
 
 /** A typed path into a body. */
 export type Expr<T> = [T] extends [readonly (infer E)[]]
@@ -50,7 +53,7 @@ export type Expr<T> = [T] extends [readonly (infer E)[]]
       ? ObjectExpr<T>
       : LeafExpr<T>;
 
-const METHODS = new Set(["exists", "eq", "in", "glob", "gt", "lt", "some", "every", "at", "each"]);
+const METHODS = new Set(["exists", "eq", "in", "glob", "gt", "lt", "some", "every", "at", "each", "get"]);
 
 function expr(path: readonly string[]): unknown {
   const p = [...path];
@@ -61,13 +64,18 @@ function expr(path: readonly string[]): unknown {
     glob: (pattern: string): Predicate => ({ op: "glob", path: need(p), pattern }),
     gt: (value: number): Predicate => ({ op: "gt", path: need(p), value }),
     lt: (value: number): Predicate => ({ op: "lt", path: need(p), value }),
-    some: (where: (e: unknown) => Predicate): Predicate => ({ op: "some", path: need(p), where: where(expr([])) }),
+    some: (where: (e: unknown) => Predicate): Predicate => ({
+      op: "some",
+      path: need(p),
+      where: where(expr([])),
+    }),
     every: (where: (e: unknown) => Predicate): Predicate => ({
       op: "not",
       arg: { op: "some", path: need(p), where: not(where(expr([]))) },
     }),
     at: (index: number) => expr([...p, String(index)]),
     each: () => expr([...p, "*"]),
+    get: (fieldPath: string) => expr([...p, ...parseFieldPath(fieldPath)]),
   };
   return new Proxy(Object.freeze({}), {
     get(_t, prop) {
@@ -79,7 +87,8 @@ function expr(path: readonly string[]): unknown {
 }
 
 function need(path: string[]): string[] {
-  if (path.length === 0) throw new TypeError("a body predicate needs a field path: compare a field, not the whole element");
+  if (path.length === 0)
+    throw new TypeError("a body predicate needs a field path: compare a field, not the whole element");
   return [...path];
 }
 
@@ -95,26 +104,29 @@ function json(value: unknown): Json {
  * @example
  * when("RoleBinding", (rb) => rb.roleRef.name.eq("cluster-admin"))
  */
-export function when<K extends KindName>(_kind: K, build: (object: Expr<KindTypes[K]>) => Predicate): Predicate {
+export function when<K extends KindName>(
+  _kind: K,
+  build: (object: Expr<KindTypes[K]>) => Predicate,
+): Predicate {
   return build(expr([]) as Expr<KindTypes[K]>);
 }
 
 /**
- * An untyped predicate over any JSON body (custom resources).
+ * An untyped predicate over any JSON body (custom resources); walk it with `get(path)`.
  * @example
- * body((o) => o.spec.replicas.gt(10))
+ * body((o) => o.get("spec.replicas").gt(10))
  */
 export function body(build: (object: UntypedExpr) => Predicate): Predicate {
   return build(expr([]) as UntypedExpr);
 }
-export type UntypedExpr = { readonly [k: string]: UntypedExpr } & Common<Json> &
-  StringOps &
-  NumberOps & {
-    some(where: (e: UntypedExpr) => Predicate): Predicate;
-    every(where: (e: UntypedExpr) => Predicate): Predicate;
-    at(index: number): UntypedExpr;
-    each(): UntypedExpr;
-  };
+export interface UntypedExpr extends Common<Json>, StringOps, NumberOps {
+  /** a field path below this one, e.g. get("spec.template.spec.containers[*].image") */
+  get(fieldPath: string): UntypedExpr;
+  some(where: (e: UntypedExpr) => Predicate): Predicate;
+  every(where: (e: UntypedExpr) => Predicate): Predicate;
+  at(index: number): UntypedExpr;
+  each(): UntypedExpr;
+}
 
 /** All of them hold. @example and(a, b) */
 export function and(...args: Predicate[]): Predicate {

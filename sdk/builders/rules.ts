@@ -10,11 +10,17 @@ import type {
   RuleDef,
 } from "./types.ts";
 
-/** Read verbs: get, list, watch. */
+/** Read verbs: get, list, watch. @example allow("reads", { verbs: READ, resources: ["pods"], reason: "..." }) */
 export const READ: readonly Verb[] = Object.freeze(["get", "list", "watch"]);
-/** Write verbs: create, update, patch, delete, deletecollection. */
-export const WRITE: readonly Verb[] = Object.freeze(["create", "update", "patch", "delete", "deletecollection"]);
-/** Every resource verb. */
+/** Write verbs: create, update, patch, delete, deletecollection. @example requireApproval("pv", { verbs: WRITE, resources: ["persistentvolumes"], approval, reason: "..." }) */
+export const WRITE: readonly Verb[] = Object.freeze([
+  "create",
+  "update",
+  "patch",
+  "delete",
+  "deletecollection",
+]);
+/** Every resource verb. @example allow("admins", { who: [ids.admins], verbs: ALL_VERBS, reason: "..." }) */
 export const ALL_VERBS: readonly Verb[] = Object.freeze([...READ, ...WRITE]);
 
 /**
@@ -102,7 +108,9 @@ export interface IdentitySpec {
  * });
  * allow("ci-reads", { who: [ids.ci], verbs: READ, resources: ["pods"], reason: "..." })
  */
-export function identities<const T extends Record<string, IdentitySpec>>(specs: T): { readonly [K in keyof T]: IdentityDef } {
+export function identities<const T extends Record<string, IdentitySpec>>(
+  specs: T,
+): { readonly [K in keyof T]: IdentityDef } {
   const source = callerLocation();
   const out: Record<string, IdentityDef> = {};
   for (const [name, spec] of Object.entries(specs)) {
@@ -117,7 +125,9 @@ export function identities<const T extends Record<string, IdentitySpec>>(specs: 
  * const why = purposes({ treatment: "Treatment of a patient", operations: "Health care operations" });
  * allow("phi-reads", { purpose: [why.treatment], phi: true, verbs: READ, reason: "..." })
  */
-export function purposes<const T extends Record<string, string>>(descriptions: T): { readonly [K in keyof T]: PurposeDef } {
+export function purposes<const T extends Record<string, string>>(
+  descriptions: T,
+): { readonly [K in keyof T]: PurposeDef } {
   const source = callerLocation();
   const out: Record<string, PurposeDef> = {};
   for (const [name, description] of Object.entries(descriptions)) {
@@ -140,6 +150,14 @@ export function reviewer(r: Reviewer): Reviewer {
  * @example
  * const security = approvalGroup("security", { reviewers: [reviewer({ githubId: 1, login: "a", keys: [key] })] });
  */
-export function approvalGroup(name: string, spec: { description?: string; reviewers: readonly Reviewer[] }): ApprovalGroupDef {
-  return Object.freeze({ kind: "approvalGroup", name, ...copy(spec), source: callerLocation() }) as ApprovalGroupDef;
+export function approvalGroup(
+  name: string,
+  spec: { description?: string; reviewers: readonly Reviewer[] },
+): ApprovalGroupDef {
+  return Object.freeze({
+    kind: "approvalGroup",
+    name,
+    ...copy(spec),
+    source: callerLocation(),
+  }) as ApprovalGroupDef;
 }

@@ -3,6 +3,7 @@
  * the GatewayConfig through a table of handlers, one per kind.
  */
 import type {
+  Detector,
   FrameworkRef,
   Json,
   MaskStrategy,
@@ -133,6 +134,9 @@ export interface DetectorDef {
   readonly source: SourceLocation;
 }
 
+/** A detector from the `detectors` library (plain data without `kind`/`source`). */
+export type LibraryDetector = Omit<Detector, "source">;
+
 export interface MaskSpec {
   readonly description?: string;
   readonly framework?: FrameworkRef;
@@ -144,14 +148,14 @@ export interface MaskSpec {
   /** the object's labels must include these (matchLabels) */
   readonly labels?: Readonly<Record<string, string>>;
   readonly fields?: readonly FieldDef[];
-  /** content detectors to run over every string of matched objects and streams */
-  readonly detectors?: readonly (DetectorDef | string)[];
+  /** content detectors to run over every string of matched objects and streams: built with detector(), from the `detectors` library, or an id */
+  readonly detectors?: readonly (DetectorDef | LibraryDetector | string)[];
 }
 
 export interface MaskDef {
   readonly kind: "mask";
   readonly id: string;
-  readonly spec: MaskSpec;
+  readonly spec: Omit<MaskSpec, "detectors"> & { readonly detectors?: readonly (DetectorDef | string)[] };
   readonly source: SourceLocation;
 }
 
@@ -169,4 +173,12 @@ export interface PolicyDef {
 }
 
 /** Every kind of definition the compiler handles. */
-export type Definition = IdentityDef | PurposeDef | ApprovalGroupDef | RuleDef | MaskDef | FieldDef | DetectorDef | PolicyDef;
+export type Definition =
+  | IdentityDef
+  | PurposeDef
+  | ApprovalGroupDef
+  | RuleDef
+  | MaskDef
+  | FieldDef
+  | DetectorDef
+  | PolicyDef;

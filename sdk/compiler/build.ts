@@ -73,14 +73,20 @@ function registerIdentity(ctx: Ctx, def: IdentityDef, path: string): void {
   const prior = ctx.identities.get(def.name);
   if (prior !== undefined) {
     if (!sameDef(prior.def, def)) {
-      ctx.problems.add("DEFINITION_CONFLICT", path, `identity "${def.name}" is defined twice, differently; give one of them another name`, ctx.loc(def.source));
+      ctx.problems.add(
+        "DEFINITION_CONFLICT",
+        path,
+        `identity "${def.name}" is defined twice, differently; give one of them another name`,
+        ctx.loc(def.source),
+      );
     }
     return;
   }
   const out: NamedIdentity = { source: ctx.loc(def.source) };
   if (def.subjects !== undefined) out.subjects = [...def.subjects];
   if (def.groups !== undefined) out.groups = [...def.groups];
-  if (def.claims !== undefined) out.claims = Object.fromEntries(Object.entries(def.claims).map(([k, v]) => [k, [...v]]));
+  if (def.claims !== undefined)
+    out.claims = Object.fromEntries(Object.entries(def.claims).map(([k, v]) => [k, [...v]]));
   if (def.description !== undefined) out.description = def.description;
   ctx.identities.set(def.name, { def, out });
 }
@@ -89,7 +95,12 @@ function registerPurpose(ctx: Ctx, def: PurposeDef, path: string): void {
   const prior = ctx.purposes.get(def.name);
   if (prior !== undefined) {
     if (!sameDef(prior.def, def)) {
-      ctx.problems.add("DEFINITION_CONFLICT", path, `purpose "${def.name}" is defined twice, differently`, ctx.loc(def.source));
+      ctx.problems.add(
+        "DEFINITION_CONFLICT",
+        path,
+        `purpose "${def.name}" is defined twice, differently`,
+        ctx.loc(def.source),
+      );
     }
     return;
   }
@@ -102,7 +113,12 @@ function registerGroup(ctx: Ctx, def: ApprovalGroupDef, path: string): void {
   const prior = ctx.groups.get(def.name);
   if (prior !== undefined) {
     if (!sameDef(prior.def, def)) {
-      ctx.problems.add("DEFINITION_CONFLICT", path, `approval group "${def.name}" is defined twice, differently`, ctx.loc(def.source));
+      ctx.problems.add(
+        "DEFINITION_CONFLICT",
+        path,
+        `approval group "${def.name}" is defined twice, differently`,
+        ctx.loc(def.source),
+      );
     }
     return;
   }
@@ -120,7 +136,11 @@ function registerGroup(ctx: Ctx, def: ApprovalGroupDef, path: string): void {
     });
   });
   const out: ApprovalGroup = {
-    reviewers: def.reviewers.map((r) => ({ githubId: r.githubId, login: r.login, keys: r.keys.map((k) => k.trim()) })),
+    reviewers: def.reviewers.map((r) => ({
+      githubId: r.githubId,
+      login: r.login,
+      keys: r.keys.map((k) => k.trim()),
+    })),
     source: ctx.loc(def.source),
   };
   if (def.description !== undefined) out.description = def.description;
@@ -131,18 +151,34 @@ function registerDetector(ctx: Ctx, def: DetectorDef, path: string): void {
   const prior = ctx.detectors.get(def.id);
   if (prior !== undefined) {
     if (!sameDef(prior.def, def)) {
-      ctx.problems.add("DUPLICATE_ID", path, `detector id "${def.id}" is used by two different detectors`, ctx.loc(def.source));
+      ctx.problems.add(
+        "DUPLICATE_ID",
+        path,
+        `detector id "${def.id}" is used by two different detectors`,
+        ctx.loc(def.source),
+      );
     }
     return;
   }
-  if (!ID.test(def.id)) ctx.problems.add("SCHEMA_INVALID", path, `detector id "${def.id}" must match ${ID}`, ctx.loc(def.source));
+  if (!ID.test(def.id))
+    ctx.problems.add("SCHEMA_INVALID", path, `detector id "${def.id}" must match ${ID}`, ctx.loc(def.source));
   try {
     const re = new RegExp(def.pattern, `g${def.flags}`);
     if (re.test("")) {
-      ctx.problems.add("INVALID_PATTERN", path, `detector "${def.id}" matches the empty string; anchor it or require at least one character`, ctx.loc(def.source));
+      ctx.problems.add(
+        "INVALID_PATTERN",
+        path,
+        `detector "${def.id}" matches the empty string; anchor it or require at least one character`,
+        ctx.loc(def.source),
+      );
     }
   } catch (e) {
-    ctx.problems.add("INVALID_PATTERN", path, `detector "${def.id}": ${(e as Error).message}`, ctx.loc(def.source));
+    ctx.problems.add(
+      "INVALID_PATTERN",
+      path,
+      `detector "${def.id}": ${(e as Error).message}`,
+      ctx.loc(def.source),
+    );
   }
   const out: Detector = {
     id: def.id,
@@ -161,7 +197,12 @@ function registerDetector(ctx: Ctx, def: DetectorDef, path: string): void {
 function identityName(ctx: Ctx, ref: IdentityDef | string, path: string, loc: SourceLocation): string {
   if (typeof ref === "string") {
     if (!ctx.identities.has(ref)) {
-      ctx.problems.add("UNKNOWN_IDENTITY", path, `no identity named "${ref}"; declare it with identities({ ${ref}: {...} }) and pass it to policy({ identities })`, loc);
+      ctx.problems.add(
+        "UNKNOWN_IDENTITY",
+        path,
+        `no identity named "${ref}"; declare it with identities({ ${ref}: {...} }) and pass it to policy({ identities })`,
+        loc,
+      );
     }
     return ref;
   }
@@ -169,15 +210,27 @@ function identityName(ctx: Ctx, ref: IdentityDef | string, path: string, loc: So
   return ref.name;
 }
 
-function purposeMatch(ctx: Ctx, spec: RuleDef["spec"]["purpose"], path: string, loc: SourceLocation): PurposeMatch | undefined {
+function purposeMatch(
+  ctx: Ctx,
+  spec: RuleDef["spec"]["purpose"],
+  path: string,
+  loc: SourceLocation,
+): PurposeMatch | undefined {
   if (spec === undefined) return undefined;
   if (spec === "required") return { kind: "present" };
   if (spec === "absent") return { kind: "absent" };
-  const refs = Array.isArray(spec) ? (spec as readonly (PurposeDef | string)[]) : [spec as PurposeDef | string];
+  const refs = Array.isArray(spec)
+    ? (spec as readonly (PurposeDef | string)[])
+    : [spec as PurposeDef | string];
   const ids = refs.map((r, i) => {
     if (typeof r === "string") {
       if (!ctx.purposes.has(r)) {
-        ctx.problems.add("UNKNOWN_PURPOSE", `${path}[${i}]`, `no purpose named "${r}"; declare it with purposes({ ${r}: "..." })`, loc);
+        ctx.problems.add(
+          "UNKNOWN_PURPOSE",
+          `${path}[${i}]`,
+          `no purpose named "${r}"; declare it with purposes({ ${r}: "..." })`,
+          loc,
+        );
       }
       return r;
     }
@@ -185,18 +238,33 @@ function purposeMatch(ctx: Ctx, spec: RuleDef["spec"]["purpose"], path: string, 
     return r.name;
   });
   if (ids.length === 0) {
-    ctx.problems.add("SCHEMA_INVALID", path, `purpose: expected "required", "absent" or at least one purpose, found []`, loc);
+    ctx.problems.add(
+      "SCHEMA_INVALID",
+      path,
+      `purpose: expected "required", "absent" or at least one purpose, found []`,
+      loc,
+    );
     return undefined;
   }
   return { kind: "anyOf", ids: [...new Set(ids)] };
 }
 
-function approvalRequirement(ctx: Ctx, a: ApprovalSpec, path: string, loc: SourceLocation): ApprovalRequirement {
+function approvalRequirement(
+  ctx: Ctx,
+  a: ApprovalSpec,
+  path: string,
+  loc: SourceLocation,
+): ApprovalRequirement {
   let group: string;
   if (typeof a.group === "string") {
     group = a.group;
     if (!ctx.groups.has(group)) {
-      ctx.problems.add("UNKNOWN_APPROVAL_GROUP", `${path}.group`, `no approval group named "${group}"; declare it with approvalGroup("${group}", {...})`, loc);
+      ctx.problems.add(
+        "UNKNOWN_APPROVAL_GROUP",
+        `${path}.group`,
+        `no approval group named "${group}"; declare it with approvalGroup("${group}", {...})`,
+        loc,
+      );
     }
   } else {
     registerGroup(ctx, a.group, `${path}.group`);
@@ -205,7 +273,12 @@ function approvalRequirement(ctx: Ctx, a: ApprovalSpec, path: string, loc: Sourc
   const duration = (d: Duration, field: string): number => {
     const s = durationSeconds(d);
     if (s === undefined) {
-      ctx.problems.add("INVALID_DURATION", `${path}.${field}`, `expected a duration like 30s, 15m, 8h, 7d or whole seconds > 0, found ${JSON.stringify(d)}`, loc);
+      ctx.problems.add(
+        "INVALID_DURATION",
+        `${path}.${field}`,
+        `expected a duration like 30s, 15m, 8h, 7d or whole seconds > 0, found ${JSON.stringify(d)}`,
+        loc,
+      );
       return 1;
     }
     return s;
@@ -223,7 +296,8 @@ function approvalRequirement(ctx: Ctx, a: ApprovalSpec, path: string, loc: Sourc
 function buildRule(def: RuleDef, ctx: Ctx, path: string): void {
   const loc = ctx.loc(def.source);
   const s = def.spec;
-  if (ctx.ruleIds.has(def.id)) ctx.problems.add("DUPLICATE_ID", path, `rule id "${def.id}" is used twice; rule ids must be unique`, loc);
+  if (ctx.ruleIds.has(def.id))
+    ctx.problems.add("DUPLICATE_ID", path, `rule id "${def.id}" is used twice; rule ids must be unique`, loc);
   ctx.ruleIds.add(def.id);
   const match: Match = {};
   if (s.verbs !== undefined) match.verbs = [...s.verbs];
@@ -233,7 +307,8 @@ function buildRule(def: RuleDef, ctx: Ctx, path: string): void {
   if (s.phi !== undefined) match.phi = s.phi;
   if (s.names !== undefined) match.names = [...s.names];
   if (s.nonResourceURLs !== undefined) match.nonResourceURLs = [...s.nonResourceURLs];
-  if (s.who !== undefined) match.identities = [...new Set(s.who.map((w, i) => identityName(ctx, w, `${path}.who[${i}]`, loc)))];
+  if (s.who !== undefined)
+    match.identities = [...new Set(s.who.map((w, i) => identityName(ctx, w, `${path}.who[${i}]`, loc)))];
   const pm = purposeMatch(ctx, s.purpose, `${path}.purpose`, loc);
   if (pm !== undefined) match.purpose = pm;
   if (s.body !== undefined) match.body = s.body;
@@ -251,16 +326,31 @@ function buildRule(def: RuleDef, ctx: Ctx, path: string): void {
   if (s.recordSession !== undefined) rule.recordSession = s.recordSession;
   if (def.decision === "requireApproval") {
     if (s.approval === undefined) {
-      ctx.problems.add("MISSING_APPROVAL", path, `rule "${def.id}" requires approval but names no approval: add approval: { group, count, ttl }`, loc);
+      ctx.problems.add(
+        "MISSING_APPROVAL",
+        path,
+        `rule "${def.id}" requires approval but names no approval: add approval: { group, count, ttl }`,
+        loc,
+      );
     } else rule.approval = approvalRequirement(ctx, s.approval, `${path}.approval`, loc);
   } else if (s.approval !== undefined) {
-    ctx.problems.add("UNEXPECTED_APPROVAL", `${path}.approval`, `rule "${def.id}" is "${def.decision}" but carries an approval; use requireApproval()`, loc);
+    ctx.problems.add(
+      "UNEXPECTED_APPROVAL",
+      `${path}.approval`,
+      `rule "${def.id}" is "${def.decision}" but carries an approval; use requireApproval()`,
+      loc,
+    );
   }
   ctx.rules.push(rule);
 }
 
 function buildField(def: FieldDef, ctx: Ctx, _path: string): FieldMask {
-  const out: FieldMask = { path: def.path, segments: [...def.segments], strategy: def.strategy, label: def.label ?? def.path };
+  const out: FieldMask = {
+    path: def.path,
+    segments: [...def.segments],
+    strategy: def.strategy,
+    label: def.label ?? def.path,
+  };
   if (def.base64 !== undefined) out.base64 = def.base64;
   void ctx;
   return out;
@@ -269,12 +359,18 @@ function buildField(def: FieldDef, ctx: Ctx, _path: string): FieldMask {
 function buildMask(def: MaskDef, ctx: Ctx, path: string): void {
   const loc = ctx.loc(def.source);
   const s = def.spec;
-  if (ctx.maskIds.has(def.id)) ctx.problems.add("DUPLICATE_ID", path, `mask id "${def.id}" is used twice; mask ids must be unique`, loc);
+  if (ctx.maskIds.has(def.id))
+    ctx.problems.add("DUPLICATE_ID", path, `mask id "${def.id}" is used twice; mask ids must be unique`, loc);
   ctx.maskIds.add(def.id);
   const detectorIds = (s.detectors ?? []).map((d, i) => {
     if (typeof d === "string") {
       if (!ctx.detectors.has(d)) {
-        ctx.problems.add("UNKNOWN_DETECTOR", `${path}.detectors[${i}]`, `no detector with id "${d}"; add it to policy({ detectors }) or pass the detector itself`, loc);
+        ctx.problems.add(
+          "UNKNOWN_DETECTOR",
+          `${path}.detectors[${i}]`,
+          `no detector with id "${d}"; add it to policy({ detectors }) or pass the detector itself`,
+          loc,
+        );
       }
       return d;
     }
@@ -299,7 +395,9 @@ function buildMask(def: MaskDef, ctx: Ctx, path: string): void {
 }
 
 /** One handler per kind of definition. */
-const HANDLERS: { [K in Definition["kind"]]: (def: Extract<Definition, { kind: K }>, ctx: Ctx, path: string) => void } = {
+const HANDLERS: {
+  [K in Definition["kind"]]: (def: Extract<Definition, { kind: K }>, ctx: Ctx, path: string) => void;
+} = {
   identity: (def, ctx, path) => registerIdentity(ctx, def, path),
   purpose: (def, ctx, path) => registerPurpose(ctx, def, path),
   approvalGroup: (def, ctx, path) => registerGroup(ctx, def, path),
@@ -307,16 +405,32 @@ const HANDLERS: { [K in Definition["kind"]]: (def: Extract<Definition, { kind: K
   rule: buildRule,
   mask: buildMask,
   field: (def, ctx, path) => {
-    ctx.problems.add("NOT_A_POLICY", path, `a field() belongs inside mask({ fields: [...] })`, ctx.loc(def.source));
+    ctx.problems.add(
+      "NOT_A_POLICY",
+      path,
+      `a field() belongs inside mask({ fields: [...] })`,
+      ctx.loc(def.source),
+    );
   },
   policy: (def, ctx, path) => {
-    ctx.problems.add("NOT_A_POLICY", path, `a policy() cannot be nested; use extendPolicy()`, ctx.loc(def.source));
+    ctx.problems.add(
+      "NOT_A_POLICY",
+      path,
+      `a policy() cannot be nested; use extendPolicy()`,
+      ctx.loc(def.source),
+    );
   },
 };
 
-function handle(def: unknown, ctx: Ctx, path: string, expected: Definition["kind"], policyLoc: SourceLocation): void {
+function handle(
+  def: unknown,
+  ctx: Ctx,
+  path: string,
+  expected: Definition["kind"],
+  policyLoc: SourceLocation,
+): void {
   const kind = (def as { kind?: unknown } | null)?.kind;
-  if (kind !== expected || !Object.hasOwn(HANDLERS, kind)) {
+  if (kind !== expected || typeof kind !== "string" || !Object.hasOwn(HANDLERS, kind)) {
     ctx.problems.add(
       "NOT_A_POLICY",
       path,
@@ -334,7 +448,11 @@ export interface BuildResult {
 }
 
 /** Build and validate the config from a policy definition. `config` is absent when there are errors. */
-export function buildConfig(def: PolicyDef, options: BuildOptions = {}, problems = new Problems()): BuildResult {
+export function buildConfig(
+  def: PolicyDef,
+  options: BuildOptions = {},
+  problems = new Problems(),
+): BuildResult {
   const loc = options.relocate ?? ((l: SourceLocation) => l);
   const ctx: Ctx = {
     problems,
@@ -349,15 +467,29 @@ export function buildConfig(def: PolicyDef, options: BuildOptions = {}, problems
     maskIds: new Set(),
   };
   const policyLoc = loc(def.source);
-  def.identities.forEach((d, i) => handle(d, ctx, `identities[${i}]`, "identity", policyLoc));
-  def.purposes.forEach((d, i) => handle(d, ctx, `purposes[${i}]`, "purpose", policyLoc));
-  def.approvalGroups.forEach((d, i) => handle(d, ctx, `approvalGroups[${i}]`, "approvalGroup", policyLoc));
-  def.detectors.forEach((d, i) => handle(d, ctx, `detectors[${i}]`, "detector", policyLoc));
-  def.rules.forEach((d, i) => handle(d, ctx, `rules[${i}]`, "rule", policyLoc));
-  def.masks.forEach((d, i) => handle(d, ctx, `masks[${i}]`, "mask", policyLoc));
+  def.identities.forEach((d, i) => {
+    handle(d, ctx, `identities[${i}]`, "identity", policyLoc);
+  });
+  def.purposes.forEach((d, i) => {
+    handle(d, ctx, `purposes[${i}]`, "purpose", policyLoc);
+  });
+  def.approvalGroups.forEach((d, i) => {
+    handle(d, ctx, `approvalGroups[${i}]`, "approvalGroup", policyLoc);
+  });
+  def.detectors.forEach((d, i) => {
+    handle(d, ctx, `detectors[${i}]`, "detector", policyLoc);
+  });
+  def.rules.forEach((d, i) => {
+    handle(d, ctx, `rules[${i}]`, "rule", policyLoc);
+  });
+  def.masks.forEach((d, i) => {
+    handle(d, ctx, `masks[${i}]`, "mask", policyLoc);
+  });
 
   const sorted = <T>(m: Map<string, { out: T }>) =>
-    Object.fromEntries([...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, v.out]));
+    Object.fromEntries(
+      [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, v.out]),
+    );
   const body = {
     schemaVersion: SCHEMA_VERSION,
     name: def.name,
@@ -374,7 +506,10 @@ export function buildConfig(def: PolicyDef, options: BuildOptions = {}, problems
   const parsed = GatewayConfigSchema.safeParse(candidate);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
-      const p = issue.path.map((s) => (typeof s === "number" ? `[${s}]` : `.${String(s)}`)).join("").replace(/^\./, "");
+      const p = issue.path
+        .map((s) => (typeof s === "number" ? `[${s}]` : `.${String(s)}`))
+        .join("")
+        .replace(/^\./, "");
       problems.add("SCHEMA_INVALID", p, `${issue.message}`, locationFor(candidate, issue.path) ?? policyLoc);
     }
   }

@@ -63,6 +63,7 @@ export class Problems {
 
 /** `file:line:col: error CODE: message (at path)` — the form editors and CI annotate. */
 export function formatProblem(p: Problem): string {
-  const where = p.location === undefined ? "" : `${p.location.file}:${p.location.line}:${p.location.column}: `;
+  const where =
+    p.location === undefined ? "" : `${p.location.file}:${p.location.line}:${p.location.column}: `;
   return `${where}${p.severity} ${p.code}: ${p.message}${p.path === "" ? "" : ` (at ${p.path})`}`;
 }

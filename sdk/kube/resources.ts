@@ -18,7 +18,7 @@ export interface ResourceInfo {
   group: string;
   kind: string;
   namespaced: boolean;
-  /** `module#Type` in kubernetes-types, used by the analyser to check mask paths */
+  /** `module#Type` in kubernetes-types (the analyser reaches the same types through KindTypes) */
   type: string;
   subresources: readonly string[];
 }
@@ -30,15 +30,44 @@ export const RESOURCES = {
     kind: "Pod",
     namespaced: true,
     type: "core/v1#Pod",
-    subresources: ["exec", "attach", "portforward", "log", "proxy", "status", "ephemeralcontainers", "eviction", "binding", "resize"],
+    subresources: [
+      "exec",
+      "attach",
+      "portforward",
+      "log",
+      "proxy",
+      "status",
+      "ephemeralcontainers",
+      "eviction",
+      "binding",
+      "resize",
+    ],
   },
   configmaps: { group: "", kind: "ConfigMap", namespaced: true, type: "core/v1#ConfigMap", subresources: [] },
   secrets: { group: "", kind: "Secret", namespaced: true, type: "core/v1#Secret", subresources: [] },
-  services: { group: "", kind: "Service", namespaced: true, type: "core/v1#Service", subresources: ["proxy", "status"] },
+  services: {
+    group: "",
+    kind: "Service",
+    namespaced: true,
+    type: "core/v1#Service",
+    subresources: ["proxy", "status"],
+  },
   endpoints: { group: "", kind: "Endpoints", namespaced: true, type: "core/v1#Endpoints", subresources: [] },
   events: { group: "", kind: "Event", namespaced: true, type: "core/v1#Event", subresources: [] },
-  namespaces: { group: "", kind: "Namespace", namespaced: false, type: "core/v1#Namespace", subresources: ["status", "finalize"] },
-  nodes: { group: "", kind: "Node", namespaced: false, type: "core/v1#Node", subresources: ["proxy", "status"] },
+  namespaces: {
+    group: "",
+    kind: "Namespace",
+    namespaced: false,
+    type: "core/v1#Namespace",
+    subresources: ["status", "finalize"],
+  },
+  nodes: {
+    group: "",
+    kind: "Node",
+    namespaced: false,
+    type: "core/v1#Node",
+    subresources: ["proxy", "status"],
+  },
   persistentvolumes: {
     group: "",
     kind: "PersistentVolume",
@@ -53,7 +82,13 @@ export const RESOURCES = {
     type: "core/v1#PersistentVolumeClaim",
     subresources: ["status"],
   },
-  serviceaccounts: { group: "", kind: "ServiceAccount", namespaced: true, type: "core/v1#ServiceAccount", subresources: ["token"] },
+  serviceaccounts: {
+    group: "",
+    kind: "ServiceAccount",
+    namespaced: true,
+    type: "core/v1#ServiceAccount",
+    subresources: ["token"],
+  },
   replicationcontrollers: {
     group: "",
     kind: "ReplicationController",
@@ -61,13 +96,55 @@ export const RESOURCES = {
     type: "core/v1#ReplicationController",
     subresources: ["scale", "status"],
   },
-  limitranges: { group: "", kind: "LimitRange", namespaced: true, type: "core/v1#LimitRange", subresources: [] },
-  resourcequotas: { group: "", kind: "ResourceQuota", namespaced: true, type: "core/v1#ResourceQuota", subresources: ["status"] },
-  podtemplates: { group: "", kind: "PodTemplate", namespaced: true, type: "core/v1#PodTemplate", subresources: [] },
-  deployments: { group: "apps", kind: "Deployment", namespaced: true, type: "apps/v1#Deployment", subresources: ["scale", "status"] },
-  statefulsets: { group: "apps", kind: "StatefulSet", namespaced: true, type: "apps/v1#StatefulSet", subresources: ["scale", "status"] },
-  daemonsets: { group: "apps", kind: "DaemonSet", namespaced: true, type: "apps/v1#DaemonSet", subresources: ["status"] },
-  replicasets: { group: "apps", kind: "ReplicaSet", namespaced: true, type: "apps/v1#ReplicaSet", subresources: ["scale", "status"] },
+  limitranges: {
+    group: "",
+    kind: "LimitRange",
+    namespaced: true,
+    type: "core/v1#LimitRange",
+    subresources: [],
+  },
+  resourcequotas: {
+    group: "",
+    kind: "ResourceQuota",
+    namespaced: true,
+    type: "core/v1#ResourceQuota",
+    subresources: ["status"],
+  },
+  podtemplates: {
+    group: "",
+    kind: "PodTemplate",
+    namespaced: true,
+    type: "core/v1#PodTemplate",
+    subresources: [],
+  },
+  deployments: {
+    group: "apps",
+    kind: "Deployment",
+    namespaced: true,
+    type: "apps/v1#Deployment",
+    subresources: ["scale", "status"],
+  },
+  statefulsets: {
+    group: "apps",
+    kind: "StatefulSet",
+    namespaced: true,
+    type: "apps/v1#StatefulSet",
+    subresources: ["scale", "status"],
+  },
+  daemonsets: {
+    group: "apps",
+    kind: "DaemonSet",
+    namespaced: true,
+    type: "apps/v1#DaemonSet",
+    subresources: ["status"],
+  },
+  replicasets: {
+    group: "apps",
+    kind: "ReplicaSet",
+    namespaced: true,
+    type: "apps/v1#ReplicaSet",
+    subresources: ["scale", "status"],
+  },
   controllerrevisions: {
     group: "apps",
     kind: "ControllerRevision",
@@ -76,7 +153,13 @@ export const RESOURCES = {
     subresources: [],
   },
   jobs: { group: "batch", kind: "Job", namespaced: true, type: "batch/v1#Job", subresources: ["status"] },
-  cronjobs: { group: "batch", kind: "CronJob", namespaced: true, type: "batch/v1#CronJob", subresources: ["status"] },
+  cronjobs: {
+    group: "batch",
+    kind: "CronJob",
+    namespaced: true,
+    type: "batch/v1#CronJob",
+    subresources: ["status"],
+  },
   horizontalpodautoscalers: {
     group: "autoscaling",
     kind: "HorizontalPodAutoscaler",
@@ -84,7 +167,13 @@ export const RESOURCES = {
     type: "autoscaling/v2#HorizontalPodAutoscaler",
     subresources: ["status"],
   },
-  ingresses: { group: "networking.k8s.io", kind: "Ingress", namespaced: true, type: "networking/v1#Ingress", subresources: ["status"] },
+  ingresses: {
+    group: "networking.k8s.io",
+    kind: "Ingress",
+    namespaced: true,
+    type: "networking/v1#Ingress",
+    subresources: ["status"],
+  },
   networkpolicies: {
     group: "networking.k8s.io",
     kind: "NetworkPolicy",
@@ -106,7 +195,13 @@ export const RESOURCES = {
     type: "policy/v1#PodDisruptionBudget",
     subresources: ["status"],
   },
-  roles: { group: "rbac.authorization.k8s.io", kind: "Role", namespaced: true, type: "rbac/v1#Role", subresources: [] },
+  roles: {
+    group: "rbac.authorization.k8s.io",
+    kind: "Role",
+    namespaced: true,
+    type: "rbac/v1#Role",
+    subresources: [],
+  },
   rolebindings: {
     group: "rbac.authorization.k8s.io",
     kind: "RoleBinding",
@@ -222,6 +317,10 @@ export interface KindTypes {
   ServiceAccount: coreV1.ServiceAccount;
   ReplicationController: coreV1.ReplicationController;
   PodTemplate: coreV1.PodTemplate;
+  LimitRange: coreV1.LimitRange;
+  ResourceQuota: coreV1.ResourceQuota;
+  ControllerRevision: appsV1.ControllerRevision;
+  IngressClass: networkingV1.IngressClass;
   Deployment: appsV1.Deployment;
   StatefulSet: appsV1.StatefulSet;
   DaemonSet: appsV1.DaemonSet;
@@ -244,5 +343,7 @@ export interface KindTypes {
 export type KindName = keyof KindTypes;
 
 export function resourceInfo(resource: string): ResourceInfo | undefined {
-  return Object.hasOwn(RESOURCES, resource) ? (RESOURCES as Record<string, ResourceInfo>)[resource] : undefined;
+  return Object.hasOwn(RESOURCES, resource)
+    ? (RESOURCES as Record<string, ResourceInfo>)[resource]
+    : undefined;
 }

@@ -17,7 +17,11 @@ export interface TestKey {
 export function sshKeygen(dir: string, name: string): TestKey {
   const path = join(dir, name);
   execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", name, "-f", path], { stdio: "ignore" });
-  return { path, publicLine: readFileSync(`${path}.pub`, "utf8").trim(), key: parsePrivateKey(readFileSync(path, "utf8")) };
+  return {
+    path,
+    publicLine: readFileSync(`${path}.pub`, "utf8").trim(),
+    key: parsePrivateKey(readFileSync(path, "utf8")),
+  };
 }
 
 export function tempDir(prefix = "custos-approvals-"): string {
@@ -37,9 +41,17 @@ export class MemorySink implements EvidenceSink {
   }
 }
 
-export function operation(overrides: Partial<ApprovalOperation> = {}, claims: Record<string, string> = {}): ApprovalOperation {
+export function operation(
+  overrides: Partial<ApprovalOperation> = {},
+  claims: Record<string, string> = {},
+): ApprovalOperation {
   return {
-    identity: { subject: "system:serviceaccount:ci:deployer", groups: ["ci", "agents"], claims: { repository: "acme/app", run_id: "42", ...claims }, source: "oidc" },
+    identity: {
+      subject: "system:serviceaccount:ci:deployer",
+      groups: ["ci", "agents"],
+      claims: { repository: "acme/app", run_id: "42", ...claims },
+      source: "oidc",
+    },
     request: {
       isResourceRequest: true,
       path: "/apis/rbac.authorization.k8s.io/v1/namespaces/phi-records/rolebindings",
@@ -55,7 +67,12 @@ export function operation(overrides: Partial<ApprovalOperation> = {}, claims: Re
     },
     purpose: "incident-response",
     bodySha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-    maskedBody: { apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", metadata: { name: "debug-access", namespace: "phi-records" }, subjects: [{ kind: "User", name: "[MASKED:email]" }] },
+    maskedBody: {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "debug-access", namespace: "phi-records" },
+      subjects: [{ kind: "User", name: "[MASKED:email]" }],
+    },
     ruleId: "rbac-needs-approval",
     policyHash: `sha256:${"ab".repeat(32)}`,
     ...overrides,
@@ -63,7 +80,15 @@ export function operation(overrides: Partial<ApprovalOperation> = {}, claims: Re
 }
 
 export function requirement(overrides: Partial<ApprovalRequirement> = {}): ApprovalRequirement {
-  return { group: "security", count: 2, ttlSeconds: 600, use: "once", wait: null, allowUnsigned: false, ...overrides };
+  return {
+    group: "security",
+    count: 2,
+    ttlSeconds: 600,
+    use: "once",
+    wait: null,
+    allowUnsigned: false,
+    ...overrides,
+  };
 }
 
 export function group(reviewers: { githubId: number; login: string; keys: string[] }[]): ApprovalGroup {

@@ -12,7 +12,7 @@
  * Paths are served both at the root (api.github.com style) and under /api/v3 (GitHub
  * Enterprise style), so baseUrl handling is exercised too.
  */
-import { createHash, createHmac, randomUUID } from "node:crypto";
+import { createHash, createHmac, createPublicKey, type KeyObject, randomUUID, verify } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
@@ -87,7 +87,12 @@ class HttpError extends Error {
 
 const require = createRequire(import.meta.url);
 const repoFixture = (
-  JSON.parse(readFileSync(require.resolve("@octokit/fixtures/scenarios/api.github.com/get-repository/normalized-fixture.json"), "utf8")) as {
+  JSON.parse(
+    readFileSync(
+      require.resolve("@octokit/fixtures/scenarios/api.github.com/get-repository/normalized-fixture.json"),
+      "utf8",
+    ),
+  ) as {
     response: Record<string, unknown>;
   }[]
 )[0]!.response;
@@ -105,6 +110,9 @@ export class GitHubStandIn {
   private readonly deliveries: Promise<void>[] = [];
   /** every webhook delivery's HTTP status, in order */
   readonly deliveryStatuses: number[] = [];
+  private readonly apps = new Map<number, { appId: string; publicKey: KeyObject; botId: number }>();
+  /** installation tokens handed out (GitHub App auth) */
+  tokenExchanges = 0;
   /** every API request, "METHOD /path" */
   readonly requests: string[] = [];
   clock: () => Date = () => new Date();
@@ -113,7 +121,10 @@ export class GitHubStandIn {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((e: unknown) => {
         const status = e instanceof HttpError ? e.status : 500;
-        this.send(res, status, { message: (e as Error).message, documentation_url: "https://docs.github.com/rest" });
+        this.send(res, status, {
+          message: (e as Error).message,
+          documentation_url: "https://docs.github.com/rest",
+        });
       });
     });
     await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
@@ -139,6 +150,44 @@ export class GitHubStandIn {
     const token = `ghs_${randomUUID().replace(/-/g, "")}`;
     this.tokens.set(token, u.id);
     return { ...u, token };
+  }
+
+  /** Register a GitHub App installed on the stand-in; its installation tokens act as `<slug>[bot]`. */
+  addApp(appId: string, publicKeyPem: string, installationId: number, slug: string): StandInUser {
+    const bot = this.addUser(`${slug}[bot]`, "Bot");
+    this.apps.set(installationId, { appId, publicKey: createPublicKey(publicKeyPem), botId: bot.id });
+    return bot;
+  }
+
+  /** POST /app/installations/{id}/access_tokens: verify the App's RS256 JWT, mint a token. */
+  private installationToken(req: IncomingMessage, installationId: number): S["installation-token"] {
+    const app = this.apps.get(installationId);
+    if (!app) throw new HttpError(404, "Not Found");
+    const jwt = (req.headers.authorization ?? "").match(/^bearer\s+(.+)$/i)?.[1] ?? "";
+    const [h, p, sig] = jwt.split(".");
+    if (!h || !p || !sig) throw new HttpError(401, "A JSON web token could not be decoded");
+    if (!verify("sha256", Buffer.from(`${h}.${p}`), app.publicKey, Buffer.from(sig, "base64url"))) {
+      throw new HttpError(401, "A JSON web token could not be decoded");
+    }
+    const claims = JSON.parse(Buffer.from(p, "base64url").toString()) as {
+      iat: number;
+      exp: number;
+      iss: string;
+    };
+    const now = Math.floor(this.clock().getTime() / 1000);
+    if (claims.iss !== app.appId) throw new HttpError(401, "'Issuer' claim ('iss') must be an Integer");
+    if (claims.exp <= now || claims.iat > now + 60 || claims.exp - claims.iat > 660) {
+      throw new HttpError(401, "'Expiration time' claim ('exp') is too far in the future");
+    }
+    const token = `ghs_inst_${randomUUID().replace(/-/g, "")}`;
+    this.tokens.set(token, app.botId);
+    this.tokenExchanges++;
+    return {
+      token,
+      expires_at: new Date(this.clock().getTime() + 3_600_000).toISOString(),
+      permissions: { contents: "write", pull_requests: "write", issues: "write" },
+      repository_selection: "selected",
+    };
   }
 
   renameUser(id: number, login: string): void {
@@ -168,7 +217,13 @@ export class GitHubStandIn {
     const repo = this.repo(owner, name);
     const c = this.commitOn(repo, branch, path, content, `update ${path}`);
     for (const p of repo.pulls) {
-      if (p.headRef === branch && p.state === "open") this.emit(repo, "pull_request", { action: "synchronize", pull_request: this.pullJson(repo, p) }, p.userId);
+      if (p.headRef === branch && p.state === "open")
+        this.emit(
+          repo,
+          "pull_request",
+          { action: "synchronize", pull_request: this.pullJson(repo, p) },
+          p.userId,
+        );
     }
     return c.sha;
   }
@@ -205,25 +260,35 @@ export class GitHubStandIn {
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks).toString("utf8");
     const body = (raw ? JSON.parse(raw) : {}) as Record<string, unknown>;
+    const appMatch = path.match(/^\/app\/installations\/(\d+)\/access_tokens$/);
+    if (method === "POST" && appMatch)
+      return this.send(res, 201, this.installationToken(req, Number(appMatch[1])));
     const me = this.auth(req);
     const q = url.searchParams;
-    let m: RegExpMatchArray | null;
+    const userMatch = path.match(/^\/user\/(\d+)$/);
+    const usersMatch = path.match(/^\/users\/([^/]+)$/);
+    const repoMatch = path.match(/^\/repos\/([^/]+)\/([^/]+)(\/.*)?$/);
 
     if (method === "GET" && path === "/user") return this.send(res, 200, this.publicUser(me));
-    if (method === "GET" && (m = path.match(/^\/user\/(\d+)$/))) return this.send(res, 200, this.publicUser(this.userById(Number(m[1]))));
-    if (method === "GET" && (m = path.match(/^\/users\/([^/]+)$/))) {
-      const u = [...this.users.values()].find((x) => x.login.toLowerCase() === decodeURIComponent(m![1]!).toLowerCase());
+    if (method === "GET" && userMatch)
+      return this.send(res, 200, this.publicUser(this.userById(Number(userMatch[1]))));
+    if (method === "GET" && usersMatch) {
+      const login = decodeURIComponent(usersMatch[1]!).toLowerCase();
+      const u = [...this.users.values()].find((x) => x.login.toLowerCase() === login);
       if (!u) throw new HttpError(404, "Not Found");
       return this.send(res, 200, this.publicUser(u));
     }
-    if (!(m = path.match(/^\/repos\/([^/]+)\/([^/]+)(\/.*)?$/))) throw new HttpError(404, "Not Found");
-    const [owner, name, rest = ""] = [m[1]!, m[2]!, m[3]];
+    if (!repoMatch) throw new HttpError(404, "Not Found");
+    const [owner, name, rest = ""] = [repoMatch[1]!, repoMatch[2]!, repoMatch[3]];
+    const refMatch = rest.match(/^\/git\/ref\/(.+)$/);
+    const contentsMatch = rest.match(/^\/contents\/(.+)$/);
+    const pullMatch = rest.match(/^\/(pulls|issues)\/(\d+)(\/.*)?$/);
     const repo = this.repo(owner, name);
 
     if (method === "GET" && rest === "") return this.send(res, 200, this.repoJson(repo));
-    if (method === "GET" && (m = rest.match(/^\/git\/ref\/(.+)$/))) {
+    if (method === "GET" && refMatch) {
       // octokit percent-encodes the slash in "heads/main"
-      const ref = decodeURIComponent(m[1]!);
+      const ref = decodeURIComponent(refMatch[1]!);
       const branch = ref.startsWith("heads/") ? ref.slice("heads/".length) : "";
       const sha = repo.refs.get(branch);
       if (!sha) throw new HttpError(404, "Not Found");
@@ -232,22 +297,29 @@ export class GitHubStandIn {
     if (method === "POST" && rest === "/git/refs") {
       const ref = String(body.ref ?? "");
       const sha = String(body.sha ?? "");
-      if (!ref.startsWith("refs/heads/")) throw new HttpError(422, "Reference name must start with refs/heads/");
+      if (!ref.startsWith("refs/heads/"))
+        throw new HttpError(422, "Reference name must start with refs/heads/");
       const branch = ref.slice("refs/heads/".length);
       if (repo.refs.has(branch)) throw new HttpError(422, "Reference already exists");
       if (!repo.commits.has(sha)) throw new HttpError(422, "Object does not exist");
       repo.refs.set(branch, sha);
       return this.send(res, 201, this.refJson(repo, branch, sha));
     }
-    if ((m = rest.match(/^\/contents\/(.+)$/))) {
-      const filePath = decodeURIComponent(m[1]!);
+    if (contentsMatch) {
+      const filePath = decodeURIComponent(contentsMatch[1]!);
       if (method === "PUT") {
         const branch = String(body.branch ?? repo.defaultBranch);
         if (!repo.refs.has(branch)) throw new HttpError(404, `Branch ${branch} not found`);
         const content = Buffer.from(String(body.content ?? ""), "base64").toString("utf8");
         const c = this.commitOn(repo, branch, filePath, content, String(body.message ?? "update"));
         for (const p of repo.pulls) {
-          if (p.headRef === branch && p.state === "open") this.emit(repo, "pull_request", { action: "synchronize", pull_request: this.pullJson(repo, p) }, me.id);
+          if (p.headRef === branch && p.state === "open")
+            this.emit(
+              repo,
+              "pull_request",
+              { action: "synchronize", pull_request: this.pullJson(repo, p) },
+              me.id,
+            );
         }
         return this.send(res, 201, this.fileCommitJson(repo, filePath, content, c));
       }
@@ -291,12 +363,18 @@ export class GitHubStandIn {
         .filter((p) => state === "all" || p.state === state)
         .filter((p) => !headFilter || headFilter === `${this.userById(repo.ownerId).login}:${p.headRef}`)
         .sort((a, b) => b.number - a.number);
-      return this.sendPage(req, res, q, list.map((p) => this.pullJson(repo, p)));
+      return this.sendPage(
+        req,
+        res,
+        q,
+        list.map((p) => this.pullJson(repo, p)),
+      );
     }
-    if (!(m = rest.match(/^\/(pulls|issues)\/(\d+)(\/.*)?$/))) throw new HttpError(404, "Not Found");
-    const p = repo.pulls.find((x) => x.number === Number(m![2]));
+    if (!pullMatch) throw new HttpError(404, "Not Found");
+    const p = repo.pulls.find((x) => x.number === Number(pullMatch[2]));
     if (!p) throw new HttpError(404, "Not Found");
-    const sub = `${m[1]}${m[3] ?? ""}`;
+    const sub = `${pullMatch[1]}${pullMatch[3] ?? ""}`;
+    const dismissMatch = sub.match(/^pulls\/reviews\/(\d+)\/dismissals$/);
 
     if (sub === "pulls" && method === "GET") return this.send(res, 200, this.pullJson(repo, p));
     if (sub === "pulls" && method === "PATCH") {
@@ -313,18 +391,37 @@ export class GitHubStandIn {
     if (sub === "pulls/requested_reviewers" && method === "POST") {
       for (const login of (body.reviewers as string[] | undefined) ?? []) {
         const u = [...this.users.values()].find((x) => x.login.toLowerCase() === login.toLowerCase());
-        if (!u) throw new HttpError(422, `Reviews may only be requested from collaborators. One or more of the users or teams you specified is not a collaborator of the ${owner}/${name} repository.`);
+        if (!u)
+          throw new HttpError(
+            422,
+            `Reviews may only be requested from collaborators. One or more of the users or teams you specified is not a collaborator of the ${owner}/${name} repository.`,
+          );
         if (!p.requested.includes(u.id)) p.requested.push(u.id);
       }
       return this.send(res, 201, this.pullJson(repo, p));
     }
-    if (sub === "pulls/reviews" && method === "GET") return this.sendPage(req, res, q, p.reviews.map((r) => this.reviewJson(repo, p, r)));
+    if (sub === "pulls/reviews" && method === "GET")
+      return this.sendPage(
+        req,
+        res,
+        q,
+        p.reviews.map((r) => this.reviewJson(repo, p, r)),
+      );
     if (sub === "pulls/reviews" && method === "POST") {
       const event = String(body.event ?? "");
-      const states: Record<string, Review["state"]> = { APPROVE: "APPROVED", REQUEST_CHANGES: "CHANGES_REQUESTED", COMMENT: "COMMENTED" };
+      const states: Record<string, Review["state"]> = {
+        APPROVE: "APPROVED",
+        REQUEST_CHANGES: "CHANGES_REQUESTED",
+        COMMENT: "COMMENTED",
+      };
       const state = states[event];
-      if (!state) throw new HttpError(422, "Unprocessable Entity: event must be APPROVE, REQUEST_CHANGES or COMMENT in this stand-in");
-      if (p.userId === me.id && state !== "COMMENTED") throw new HttpError(422, "Unprocessable Entity: Can not approve your own pull request");
+      if (!state)
+        throw new HttpError(
+          422,
+          "Unprocessable Entity: event must be APPROVE, REQUEST_CHANGES or COMMENT in this stand-in",
+        );
+      if (p.userId === me.id && state !== "COMMENTED")
+        throw new HttpError(422, "Unprocessable Entity: Can not approve your own pull request");
       if (p.state !== "open") throw new HttpError(422, "Unprocessable Entity: pull request is closed");
       const headSha = repo.refs.get(p.headRef)!;
       const r: Review = {
@@ -335,29 +432,57 @@ export class GitHubStandIn {
         commitId: typeof body.commit_id === "string" ? body.commit_id : headSha,
         submittedAt: this.clock().toISOString(),
       };
-      if (!repo.commits.has(r.commitId)) throw new HttpError(422, "Unprocessable Entity: commit_id is not part of the pull request");
+      if (!repo.commits.has(r.commitId))
+        throw new HttpError(422, "Unprocessable Entity: commit_id is not part of the pull request");
       p.reviews.push(r);
       p.requested = p.requested.filter((id) => id !== me.id);
-      this.emit(repo, "pull_request_review", { action: "submitted", review: this.reviewJson(repo, p, r), pull_request: this.pullJson(repo, p) }, me.id);
+      this.emit(
+        repo,
+        "pull_request_review",
+        { action: "submitted", review: this.reviewJson(repo, p, r), pull_request: this.pullJson(repo, p) },
+        me.id,
+      );
       return this.send(res, 200, this.reviewJson(repo, p, r));
     }
-    if ((m = sub.match(/^pulls\/reviews\/(\d+)\/dismissals$/)) && method === "PUT") {
-      const r = p.reviews.find((x) => x.id === Number(m![1]));
+    if (dismissMatch && method === "PUT") {
+      const r = p.reviews.find((x) => x.id === Number(dismissMatch[1]));
       if (!r) throw new HttpError(404, "Not Found");
-      if (r.state !== "APPROVED" && r.state !== "CHANGES_REQUESTED") throw new HttpError(422, "Can not dismiss a commented pull request review");
+      if (r.state !== "APPROVED" && r.state !== "CHANGES_REQUESTED")
+        throw new HttpError(422, "Can not dismiss a commented pull request review");
       r.state = "DISMISSED";
-      this.emit(repo, "pull_request_review", { action: "dismissed", review: this.reviewJson(repo, p, r), pull_request: this.pullJson(repo, p) }, me.id);
+      this.emit(
+        repo,
+        "pull_request_review",
+        { action: "dismissed", review: this.reviewJson(repo, p, r), pull_request: this.pullJson(repo, p) },
+        me.id,
+      );
       return this.send(res, 200, this.reviewJson(repo, p, r));
     }
     if (sub === "issues/comments" && method === "POST") {
-      const c = { id: this.nextId++, userId: me.id, body: String(body.body ?? ""), createdAt: this.clock().toISOString() };
+      const c = {
+        id: this.nextId++,
+        userId: me.id,
+        body: String(body.body ?? ""),
+        createdAt: this.clock().toISOString(),
+      };
       p.comments.push(c);
       return this.send(res, 201, this.commentJson(repo, p, c));
     }
-    if (sub === "issues/comments" && method === "GET") return this.sendPage(req, res, q, p.comments.map((c) => this.commentJson(repo, p, c)));
+    if (sub === "issues/comments" && method === "GET")
+      return this.sendPage(
+        req,
+        res,
+        q,
+        p.comments.map((c) => this.commentJson(repo, p, c)),
+      );
     if (sub === "issues/labels" && method === "POST") {
-      for (const l of (body.labels as string[] | undefined) ?? []) if (!p.labels.includes(l)) p.labels.push(l);
-      return this.send(res, 200, p.labels.map((l) => this.labelJson(repo, l)));
+      for (const l of (body.labels as string[] | undefined) ?? [])
+        if (!p.labels.includes(l)) p.labels.push(l);
+      return this.send(
+        res,
+        200,
+        p.labels.map((l) => this.labelJson(repo, l)),
+      );
     }
     throw new HttpError(404, "Not Found");
   }
@@ -384,7 +509,9 @@ export class GitHubStandIn {
 
   private newCommit(parent: Commit | null, files: Map<string, string>, message: string): Commit {
     const sha = createHash("sha1")
-      .update(`${parent?.sha ?? ""}\n${message}\n${++this.shaCounter}\n${[...files].map(([k, v]) => `${k}\0${v}`).join("\n")}`)
+      .update(
+        `${parent?.sha ?? ""}\n${message}\n${++this.shaCounter}\n${[...files].map(([k, v]) => `${k}\0${v}`).join("\n")}`,
+      )
       .digest("hex");
     return { sha, parent: parent?.sha ?? null, files, message };
   }
@@ -400,7 +527,11 @@ export class GitHubStandIn {
   }
 
   private emit(repo: Repo, event: string, payload: Record<string, unknown>, senderId: number): void {
-    const body = JSON.stringify({ ...payload, repository: this.repoJson(repo), sender: this.simpleUser(this.userById(senderId)) });
+    const body = JSON.stringify({
+      ...payload,
+      repository: this.repoJson(repo),
+      sender: this.simpleUser(this.userById(senderId)),
+    });
     for (const hook of this.hooks) {
       this.deliveries.push(
         fetch(hook.url, {
@@ -426,9 +557,18 @@ export class GitHubStandIn {
     }
   }
 
-  private send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  private send(
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void {
     const text = JSON.stringify(body);
-    res.writeHead(status, { "content-type": "application/json; charset=utf-8", "x-github-media-type": "github.v3; format=json", ...headers });
+    res.writeHead(status, {
+      "content-type": "application/json; charset=utf-8",
+      "x-github-media-type": "github.v3; format=json",
+      ...headers,
+    });
     res.end(text);
   }
 
@@ -505,7 +645,15 @@ export class GitHubStandIn {
       .replaceAll("https://github.com", this.baseUrl)
       .replaceAll("octokit-fixture-org/hello-world", full);
     const base = JSON.parse(text) as S["full-repository"];
-    return { ...base, id: repo.id, name: repo.name, full_name: full, owner: this.simpleUser(owner), default_branch: repo.defaultBranch, private: true };
+    return {
+      ...base,
+      id: repo.id,
+      name: repo.name,
+      full_name: full,
+      owner: this.simpleUser(owner),
+      default_branch: repo.defaultBranch,
+      private: true,
+    };
   }
 
   private refJson(repo: Repo, branch: string, sha: string): S["git-ref"] {
@@ -520,7 +668,9 @@ export class GitHubStandIn {
 
   private fileCommitJson(repo: Repo, path: string, content: string, c: Commit): S["file-commit"] {
     const full = `${this.userById(repo.ownerId).login}/${repo.name}`;
-    const blobSha = createHash("sha1").update(`blob ${Buffer.byteLength(content)}\0${content}`).digest("hex");
+    const blobSha = createHash("sha1")
+      .update(`blob ${Buffer.byteLength(content)}\0${content}`)
+      .digest("hex");
     return {
       content: {
         name: path.split("/").pop()!,
@@ -532,7 +682,11 @@ export class GitHubStandIn {
         git_url: this.api(`/repos/${full}/git/blobs/${blobSha}`),
         download_url: `${this.baseUrl}/raw/${full}/${c.sha}/${path}`,
         type: "file",
-        _links: { self: this.api(`/repos/${full}/contents/${path}`), git: this.api(`/repos/${full}/git/blobs/${blobSha}`), html: `${this.baseUrl}/${full}/blob/${c.sha}/${path}` },
+        _links: {
+          self: this.api(`/repos/${full}/contents/${path}`),
+          git: this.api(`/repos/${full}/git/blobs/${blobSha}`),
+          html: `${this.baseUrl}/${full}/blob/${c.sha}/${path}`,
+        },
       },
       commit: {
         sha: c.sha,
@@ -540,7 +694,15 @@ export class GitHubStandIn {
         url: this.api(`/repos/${full}/git/commits/${c.sha}`),
         html_url: `${this.baseUrl}/${full}/commit/${c.sha}`,
         message: c.message,
-        parents: c.parent ? [{ url: this.api(`/repos/${full}/git/commits/${c.parent}`), html_url: `${this.baseUrl}/${full}/commit/${c.parent}`, sha: c.parent }] : [],
+        parents: c.parent
+          ? [
+              {
+                url: this.api(`/repos/${full}/git/commits/${c.parent}`),
+                html_url: `${this.baseUrl}/${full}/commit/${c.parent}`,
+                sha: c.parent,
+              },
+            ]
+          : [],
         tree: { url: this.api(`/repos/${full}/git/trees/${c.sha}`), sha: c.sha },
       },
     };
@@ -548,7 +710,9 @@ export class GitHubStandIn {
 
   private contentJson(repo: Repo, path: string, content: string, ref: string): S["content-file"] {
     const full = `${this.userById(repo.ownerId).login}/${repo.name}`;
-    const blobSha = createHash("sha1").update(`blob ${Buffer.byteLength(content)}\0${content}`).digest("hex");
+    const blobSha = createHash("sha1")
+      .update(`blob ${Buffer.byteLength(content)}\0${content}`)
+      .digest("hex");
     const url = this.api(`/repos/${full}/contents/${path}?ref=${ref}`);
     return {
       type: "file",
@@ -556,13 +720,19 @@ export class GitHubStandIn {
       size: Buffer.byteLength(content),
       name: path.split("/").pop()!,
       path,
-      content: Buffer.from(content).toString("base64").replace(/(.{60})/g, "$1\n"),
+      content: Buffer.from(content)
+        .toString("base64")
+        .replace(/(.{60})/g, "$1\n"),
       sha: blobSha,
       url,
       git_url: this.api(`/repos/${full}/git/blobs/${blobSha}`),
       html_url: `${this.baseUrl}/${full}/blob/${ref}/${path}`,
       download_url: `${this.baseUrl}/raw/${full}/${ref}/${path}`,
-      _links: { self: url, git: this.api(`/repos/${full}/git/blobs/${blobSha}`), html: `${this.baseUrl}/${full}/blob/${ref}/${path}` },
+      _links: {
+        self: url,
+        git: this.api(`/repos/${full}/git/blobs/${blobSha}`),
+        html: `${this.baseUrl}/${full}/blob/${ref}/${path}`,
+      },
     };
   }
 
@@ -604,8 +774,20 @@ export class GitHubStandIn {
       assignees: [],
       requested_reviewers: p.requested.map((id) => this.simpleUser(this.userById(id))),
       requested_teams: [],
-      head: { label: `${owner.login}:${p.headRef}`, ref: p.headRef, repo: repoJson, sha: repo.refs.get(p.headRef)!, user: this.simpleUser(owner) },
-      base: { label: `${owner.login}:${p.baseRef}`, ref: p.baseRef, repo: repoJson, sha: repo.refs.get(p.baseRef)!, user: this.simpleUser(owner) },
+      head: {
+        label: `${owner.login}:${p.headRef}`,
+        ref: p.headRef,
+        repo: repoJson,
+        sha: repo.refs.get(p.headRef)!,
+        user: this.simpleUser(owner),
+      },
+      base: {
+        label: `${owner.login}:${p.baseRef}`,
+        ref: p.baseRef,
+        repo: repoJson,
+        sha: repo.refs.get(p.baseRef)!,
+        user: this.simpleUser(owner),
+      },
       _links: {
         comments: link(`${issue}/comments`),
         commits: link(`${url}/commits`),
@@ -652,7 +834,11 @@ export class GitHubStandIn {
     };
   }
 
-  private commentJson(repo: Repo, p: Pull, c: { id: number; userId: number; body: string; createdAt: string }): S["issue-comment"] {
+  private commentJson(
+    repo: Repo,
+    p: Pull,
+    c: { id: number; userId: number; body: string; createdAt: string },
+  ): S["issue-comment"] {
     const full = `${this.userById(repo.ownerId).login}/${repo.name}`;
     return {
       id: c.id,

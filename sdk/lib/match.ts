@@ -1,11 +1,23 @@
 /**
- * Matching primitives shared by the decision stage and the sdk's tools (explain, policy
- * test, diff): globs, RBAC resource forms, identity selectors, namespace classes and body
- * predicates. Pure functions over the compiled config.
+ * Matching primitives shared by the gateway's decision stage and the compiler's analyser:
+ * globs, RBAC resource forms, identity selectors, namespace classes and body predicates.
+ * Pure functions over the compiled config (sdk/lib: the gateway may import it).
  */
 import picomatch from "picomatch";
-import type { FieldPath, GatewayConfig, IdentitySelector, Json, Predicate } from "../../sdk/schema/config.ts";
-import type { Identity, RequestInfo } from "../ports.ts";
+import type { FieldPath, GatewayConfig, IdentitySelector, Json, Predicate } from "../schema/config.ts";
+
+/** The parts of a caller that selectors look at (gateway/ports.ts Identity is assignable). */
+export interface IdentityLike {
+  subject: string;
+  groups: readonly string[];
+  claims: Readonly<Record<string, string>>;
+}
+/** The parts of a request that namespace classification looks at (gateway/ports.ts RequestInfo is assignable). */
+export interface RequestLike {
+  isResourceRequest: boolean;
+  namespace: string;
+  resource: string;
+}
 
 export type StringTest = (value: string) => boolean;
 
@@ -63,8 +75,8 @@ export function compileResources(
 }
 
 /** Does a caller match a named identity selector? Every given part must hold; within a part, any entry. */
-export function compileIdentitySelector(sel: IdentitySelector): (id: Identity) => boolean {
-  const checks: ((id: Identity) => boolean)[] = [];
+export function compileIdentitySelector(sel: IdentitySelector): (id: IdentityLike) => boolean {
+  const checks: ((id: IdentityLike) => boolean)[] = [];
   if (sel.subjects !== undefined) {
     const t = compileGlobs(sel.subjects);
     checks.push((id) => t(id.subject));
@@ -134,7 +146,7 @@ export type NamespaceClass = "phi" | "non-phi" | "cluster" | "all-namespaces";
 
 export function compileNamespaceClassifier(
   config: Pick<GatewayConfig, "phiNamespaces">,
-): (req: Pick<RequestInfo, "isResourceRequest" | "namespace" | "resource">) => NamespaceClass {
+): (req: RequestLike) => NamespaceClass {
   const phi = compileGlobs(config.phiNamespaces);
   return (req) => {
     if (!req.isResourceRequest) return "cluster";

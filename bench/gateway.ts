@@ -1,0 +1,383 @@
+/**
+ * Gateway overhead: added latency (p50/p99) and throughput for a small GET (one Pod) and a
+ * 500-item Pod list, through (a) the upstream directly, (b) the real `kubectl proxy` (Go),
+ * (c) the custos gateway without mask rules, (d) the gateway with the masking stage busy
+ * (a field mask on pods + an SSN detector) — all against the same loopback HTTPS upstream,
+ * in the same run; each gateway runs as its own `custos gateway` process. Evidence goes to a JSON-lines file, written before each answer; with
+ * --fsync also fsync'ed (group commit) before each answer.
+ *
+ *   node --import tsx bench/gateway.ts [--quick] [--fsync]
+ *
+ * Prints a JSON summary and a human table.
+ */
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { stringify as yamlStringify } from "yaml";
+import { canonicalJson, sha256Hex } from "../sdk/lib/canonical.ts";
+import type { GatewayConfig } from "../sdk/schema/config.ts";
+import { ensureTls } from "../gateway/tls/ca.ts";
+
+const quick = process.argv.includes("--quick");
+/** fsync every evidence batch before answering (the JSON-lines sink's default) or only write(2) it */
+const fsync = process.argv.includes("--fsync");
+const LAT_N = { small: quick ? 300 : 2000, list: quick ? 60 : 300 };
+const TPUT_MS = quick ? 1000 : 3000;
+const CONCURRENCY = 16;
+const UP_TOKEN = "bench-upstream-token";
+const AGENT = "bench-agent-token";
+const SRC = { file: "bench", line: 1, column: 1 };
+
+function pod(i: number) {
+  return {
+    kind: "Pod",
+    apiVersion: "v1",
+    metadata: {
+      name: `web-${i}`,
+      namespace: "default",
+      uid: `uid-${i}`,
+      resourceVersion: String(1000 + i),
+      labels: { app: "web", tier: "frontend" },
+      annotations: { note: `patient ssn 123-45-${String(6789 + i).slice(-4)}` },
+    },
+    spec: {
+      containers: [
+        {
+          name: "main",
+          image: "nginx:1.27",
+          env: [
+            { name: "PATIENT_NAME", value: "Jane Roe" },
+            { name: "MODE", value: "prod" },
+          ],
+          ports: [{ containerPort: 80 }],
+        },
+      ],
+      nodeName: "node-1",
+    },
+    status: {
+      phase: "Running",
+      podIP: `10.0.${i >> 8}.${i & 255}`,
+      conditions: [{ type: "Ready", status: "True" }],
+    },
+  };
+}
+
+function policy(masking: boolean): GatewayConfig {
+  const c = {
+    schemaVersion: "custos.dev/v1alpha1" as const,
+    name: "bench",
+    defaultDecision: "deny" as const,
+    phiNamespaces: ["phi-*"],
+    identities: { agents: { groups: ["agents"], source: SRC } },
+    purposes: {},
+    approvalGroups: {},
+    rules: [
+      {
+        id: "read",
+        decision: "allow" as const,
+        reason: "bench",
+        enforcement: "enforce" as const,
+        match: { verbs: ["get" as const, "list" as const], identities: ["agents"] },
+        source: SRC,
+      },
+    ],
+    masks: masking
+      ? [
+          {
+            id: "pod-env",
+            match: { resources: ["pods"] },
+            fields: [
+              {
+                path: "spec.containers[*].env[*].value",
+                segments: ["spec", "containers", "*", "env", "*", "value"],
+                strategy: { kind: "redact" as const },
+                label: "env",
+              },
+            ],
+            detectors: ["ssn"],
+            source: SRC,
+          },
+        ]
+      : [],
+    detectors: masking
+      ? [
+          {
+            id: "ssn",
+            category: "ssn",
+            pattern: "\\b\\d{3}-\\d{2}-\\d{4}\\b",
+            flags: "",
+            strategy: { kind: "redact" as const },
+            label: "ssn",
+            scope: "masks" as const,
+            source: SRC,
+          },
+        ]
+      : [],
+  };
+  return { ...c, policyHash: `sha256:${sha256Hex(canonicalJson(c))}` } as GatewayConfig;
+}
+
+const kubeconfig = (server: string, caPem: string, token: string) =>
+  yamlStringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [
+      { name: "c", cluster: { server, "certificate-authority-data": Buffer.from(caPem).toString("base64") } },
+    ],
+    users: [{ name: "u", user: { token } }],
+    contexts: [{ name: "c", context: { cluster: "c", user: "u" } }],
+    "current-context": "c",
+  });
+
+interface Target {
+  name: string;
+  get(p: string): Promise<number>;
+}
+
+function target(name: string, base: string, o: { token?: string; ca?: string }): Target {
+  const u = new URL(base);
+  const isHttps = u.protocol === "https:";
+  const agent = isHttps
+    ? new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: o.ca })
+    : new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const mod = isHttps ? https : http;
+  return {
+    name,
+    get: (p) =>
+      new Promise<number>((resolve, reject) => {
+        const req = mod.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path: p,
+            agent,
+            headers: {
+              accept: "application/json",
+              ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+            },
+          },
+          (res) => {
+            let n = 0;
+            res.on("data", (c: Buffer) => {
+              n += c.length;
+            });
+            res.on("end", () =>
+              res.statusCode === 200 ? resolve(n) : reject(new Error(`${name} ${p}: HTTP ${res.statusCode}`)),
+            );
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      }),
+  };
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function latency(
+  t: Target,
+  p: string,
+  n: number,
+): Promise<{ p50: number; p99: number; bytes: number }> {
+  let bytes = 0;
+  for (let i = 0; i < Math.min(20, n); i++) bytes = await t.get(p); // warm up
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = process.hrtime.bigint();
+    await t.get(p);
+    xs.push(Number(process.hrtime.bigint() - s) / 1e6);
+  }
+  xs.sort((a, b) => a - b);
+  return { p50: pct(xs, 50), p99: pct(xs, 99), bytes };
+}
+
+async function throughput(t: Target, p: string, ms: number): Promise<number> {
+  const end = Date.now() + ms;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (Date.now() < end) {
+        await t.get(p);
+        done++;
+      }
+    }),
+  );
+  return done / (ms / 1000);
+}
+
+async function startKubectlProxy(kcFile: string): Promise<{ url: string; stop(): void }> {
+  const child = spawn("kubectl", ["proxy", "--port=0", "--kubeconfig", kcFile, "--accept-hosts=.*"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+      const m = /Starting to serve on ([\d.]+:\d+)/.exec(out);
+      if (m) resolve(`http://${m[1]}`);
+    });
+    child.on("exit", (code) => reject(new Error(`kubectl proxy exited ${code}`)));
+    setTimeout(() => reject(new Error("kubectl proxy did not start")), 10_000);
+  });
+  return { url, stop: () => child.kill("SIGTERM") };
+}
+
+async function startGatewayProcess(cwd: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const bin = path.resolve(import.meta.dirname, "..", "bin", "custos.mjs");
+  const child = spawn(process.execPath, [bin, "gateway", "--config", "gateway.yaml"], {
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (c: Buffer) => {
+      out += c.toString();
+      const m = /listening on (https:\/\/\S+)/.exec(out);
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      err += c.toString();
+    });
+    child.on("exit", (code) => reject(new Error(`custos gateway exited ${code}: ${err}`)));
+    setTimeout(() => reject(new Error(`custos gateway did not start: ${err}`)), 30_000);
+  });
+  return {
+    url,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+async function main() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "custos-bench-"));
+  const tls = await ensureTls(path.join(dir, "tls"));
+  const one = Buffer.from(JSON.stringify(pod(0)));
+  const list = Buffer.from(
+    JSON.stringify({
+      kind: "PodList",
+      apiVersion: "v1",
+      metadata: { resourceVersion: "2000" },
+      items: Array.from({ length: 500 }, (_, i) => pod(i)),
+    }),
+  );
+  const upstream = https.createServer({ cert: tls.cert, key: tls.key }, (req, res) => {
+    if (req.headers.authorization !== `Bearer ${UP_TOKEN}`) {
+      res.writeHead(401).end();
+      return;
+    }
+    const body = req.url?.startsWith("/api/v1/namespaces/default/pods/web-0")
+      ? one
+      : req.url?.startsWith("/api/v1/namespaces/default/pods")
+        ? list
+        : undefined;
+    if (!body) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/json", "content-length": String(body.length) });
+    res.end(body);
+  });
+  upstream.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+  const upUrl = `https://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  const kcFile = path.join(dir, "upstream.kubeconfig");
+  await writeFile(kcFile, kubeconfig(upUrl, tls.caPem, UP_TOKEN));
+
+  // Each gateway runs as its own process (the `custos gateway` command), as kubectl proxy does:
+  // the load generator and the upstream share this process and must not share the gateway's thread.
+  const gateways: { url: string; stop(): Promise<void> }[] = [];
+  for (const masking of [false, true]) {
+    const gdir = path.join(dir, `gw-${masking}`);
+    await mkdir(gdir, { recursive: true });
+    await writeFile(path.join(gdir, "policy.json"), JSON.stringify(policy(masking)));
+    await writeFile(path.join(gdir, "tokens.csv"), `${AGENT},bench,u1,"agents"\n`);
+    await writeFile(path.join(gdir, "server.crt"), tls.cert);
+    await writeFile(path.join(gdir, "server.key"), tls.key);
+    await writeFile(path.join(gdir, "ca.crt"), tls.caPem);
+    await writeFile(
+      path.join(gdir, "gateway.yaml"),
+      [
+        "listen: 127.0.0.1:0",
+        "stateDir: state",
+        "tls: { certFile: server.crt, keyFile: server.key, caFile: ca.crt }",
+        "policy: policy.json",
+        `upstream: { kubeconfig: ${kcFile} }`,
+        "auth: { tokenFile: tokens.csv }",
+        `evidence: { kind: jsonl, file: evidence.jsonl, fsync: ${fsync} }`,
+        "",
+      ].join("\n"),
+    );
+    gateways.push(await startGatewayProcess(gdir));
+  }
+  const proxy = await startKubectlProxy(kcFile);
+
+  const targets: Target[] = [
+    target("direct", upUrl, { token: UP_TOKEN, ca: tls.caPem }),
+    target("kubectl proxy", proxy.url, {}),
+    target("custos (no mask rules)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
+    target("custos (masking)", gateways[1]!.url, { token: AGENT, ca: tls.caPem }),
+  ];
+  const cases = [
+    { name: "small GET (1 pod)", path: "/api/v1/namespaces/default/pods/web-0", n: LAT_N.small },
+    { name: "list 500 pods", path: "/api/v1/namespaces/default/pods?limit=500", n: LAT_N.list },
+  ];
+  const results: Record<
+    string,
+    Record<string, { p50: number; p99: number; rps: number; bytes: number }>
+  > = {};
+  for (const c of cases) {
+    results[c.name] = {};
+    for (const t of targets) {
+      const l = await latency(t, c.path, c.n);
+      const rps = await throughput(t, c.path, TPUT_MS);
+      results[c.name]![t.name] = { ...l, rps };
+    }
+  }
+  proxy.stop();
+  for (const g of gateways) await g.stop();
+  upstream.closeAllConnections();
+  upstream.close();
+  await rm(dir, { recursive: true, force: true });
+
+  const machine = {
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? "?",
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+  };
+  process.stdout.write(
+    `${JSON.stringify({ machine, concurrency: CONCURRENCY, evidenceFsync: fsync, results }, null, 2)}\n\n`,
+  );
+  const rows: string[] = [];
+  rows.push(
+    `machine: ${machine.cpus} x ${machine.cpu}, ${machine.node}; throughput at concurrency ${CONCURRENCY}; evidence fsync ${fsync ? "on" : "off"}`,
+  );
+  for (const [c, byT] of Object.entries(results)) {
+    const direct = byT.direct!;
+    rows.push(
+      "",
+      c,
+      `${"path".padEnd(24)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"+p50 ms".padStart(8)} ${"req/s".padStart(8)} ${"vs direct".padStart(9)}`,
+    );
+    for (const [t, r] of Object.entries(byT))
+      rows.push(
+        `${t.padEnd(24)} ${r.p50.toFixed(3).padStart(8)} ${r.p99.toFixed(3).padStart(8)} ${(r.p50 - direct.p50).toFixed(3).padStart(8)} ${r.rps.toFixed(0).padStart(8)} ${(r.rps / direct.rps).toFixed(2).padStart(9)}`,
+      );
+  }
+  process.stdout.write(`${rows.join("\n")}\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack}\n`);
+  process.exitCode = 3;
+});

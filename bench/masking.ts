@@ -1,0 +1,257 @@
+/**
+ * Masking throughput and memory.
+ *   node --import tsx bench/masking.ts            (or: npm run bench -- masking)
+ *
+ * - large list: a PodList of 5,000 pods (~50 MB: env, annotations with planted identifiers,
+ *   last-applied, managedFields) -> JSON.parse + maskJson + JSON.stringify, beside the
+ *   JSON.parse + JSON.stringify baseline. Wall time and CPU time of this process (the machine
+ *   may be shared: CPU time is the fairer figure).
+ * - watch stream: the same pods as WatchEvent JSON lines in 64 KiB chunks through watchStream().
+ * - logs / exec: 20 MB of log lines (lines mode) and of exec output (chunks of 1-4 KiB).
+ * - typical get: one pod (~10 KB): added milliseconds (median, p99) of masking.
+ * - peak RSS: a child process masks the 50 MB list (and a baseline child only parses and
+ *   serialises it); `process.resourceUsage().maxRSS`.
+ * Prints a JSON summary line, then a table.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createMasker } from "../gateway/masking/index.ts";
+import type { Json } from "../sdk/schema/config.ts";
+import { ctx, makeConfig, patient, pod, rng } from "../test/masking-fixtures.ts";
+
+const PODS = Number(process.env.MASK_BENCH_PODS ?? 5000);
+const ENV = Number(process.env.MASK_BENCH_ENV ?? 60);
+const KEY = new Uint8Array(32).fill(3);
+
+function bigList(): Json {
+  const r = rng(7);
+  const items: Json[] = [];
+  for (let i = 0; i < PODS; i++)
+    items.push(pod(i, patient(r, i), i % 3 === 0 ? "default" : "phi-a", { envCount: ENV }));
+  return { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "999" }, items };
+}
+
+interface Timing {
+  wallMs: number;
+  cpuMs: number;
+}
+
+function time(f: () => void): Timing {
+  const c = process.cpuUsage();
+  const t = performance.now();
+  f();
+  const wallMs = performance.now() - t;
+  const d = process.cpuUsage(c);
+  return { wallMs, cpuMs: (d.user + d.system) / 1000 };
+}
+
+function best(n: number, f: () => void): Timing {
+  let b: Timing | null = null;
+  for (let i = 0; i < n; i++) {
+    const t = time(f);
+    if (b === null || t.cpuMs < b.cpuMs) b = t;
+  }
+  return b!;
+}
+
+const mbps = (bytes: number, ms: number) => Math.round((bytes / 1e6 / (ms / 1000)) * 10) / 10;
+
+// ---- child mode: peak RSS --------------------------------------------------------------------
+const child = process.argv.find((a) => a.startsWith("--child="))?.slice(8);
+if (child !== undefined) {
+  const file = process.argv[process.argv.indexOf(`--child=${child}`) + 1]!;
+  const text = readFileSync(file, "utf8");
+  const masker = createMasker(makeConfig(), { pseudonymKey: KEY });
+  const v = JSON.parse(text) as Json;
+  const out = child === "mask" ? masker.maskJson(v, ctx({ verb: "list", namespace: "" })).value : v;
+  const s = JSON.stringify(out);
+  process.stdout.write(
+    JSON.stringify({ maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024), outBytes: s.length }),
+  );
+  process.exit(0);
+}
+
+// ---- main ------------------------------------------------------------------------------------
+const masker = createMasker(makeConfig(), { pseudonymKey: KEY });
+const listCtx = ctx({ verb: "list", namespace: "" });
+const list = bigList();
+const text = JSON.stringify(list);
+const bytes = Buffer.byteLength(text);
+
+const parseT = best(3, () => JSON.parse(text));
+const parsed = JSON.parse(text) as Json;
+const maskT = best(3, () => masker.maskJson(parsed, listCtx));
+const masked = masker.maskJson(parsed, listCtx);
+const stringifyBase = best(3, () => JSON.stringify(parsed));
+const stringifyMasked = best(3, () => JSON.stringify(masked.value));
+const listBaseline = {
+  wallMs: parseT.wallMs + stringifyBase.wallMs,
+  cpuMs: parseT.cpuMs + stringifyBase.cpuMs,
+};
+const listTotal = {
+  wallMs: parseT.wallMs + maskT.wallMs + stringifyMasked.wallMs,
+  cpuMs: parseT.cpuMs + maskT.cpuMs + stringifyMasked.cpuMs,
+};
+
+// same list, only field masks (no detectors): what the walk itself costs
+const fieldsOnly = createMasker(
+  makeConfig({ detectors: [], masks: makeConfig().masks.map((m) => ({ ...m, detectors: [] })) }),
+  { pseudonymKey: KEY },
+);
+const fieldsOnlyT = best(3, () => fieldsOnly.maskJson(parsed, listCtx));
+
+// watch stream
+const items = (list as { items: Json[] }).items;
+const watchBody = items.map((o) => JSON.stringify({ type: "MODIFIED", object: o }) + "\n").join("");
+const watchBytes = Buffer.byteLength(watchBody);
+const chunks: string[] = [];
+for (let i = 0; i < watchBody.length; i += 65536) chunks.push(watchBody.slice(i, i + 65536));
+const watchT = best(2, () => {
+  const w = masker.watchStream(ctx({ verb: "watch" }));
+  for (const c of chunks) w.push(c);
+  w.end();
+});
+const watchBase = best(2, () => {
+  let buf = "";
+  for (const c of chunks) {
+    buf += c;
+    let nl = buf.indexOf("\n");
+    while (nl !== -1) {
+      JSON.stringify(JSON.parse(buf.slice(0, nl)));
+      buf = buf.slice(nl + 1);
+      nl = buf.indexOf("\n");
+    }
+  }
+});
+
+// logs and exec
+const r = rng(11);
+const logLines: string[] = [];
+let logLen = 0;
+for (let i = 0; logLen < 20e6; i++) {
+  const p = patient(r, i);
+  const line =
+    i % 10 === 0
+      ? `2024-03-12T10:00:${String(i % 60).padStart(2, "0")}.123Z INFO intake patient SSN ${p.ssn} MRN: ${p.mrn} phone ${p.phone}\n`
+      : `2024-03-12T10:00:${String(i % 60).padStart(2, "0")}.123Z INFO GET /api/v1/items/${i} 200 ${i % 97}ms user-agent=kube-probe/1.30 request_id=${(i * 2654435761).toString(16)}\n`;
+  logLines.push(line);
+  logLen += line.length;
+}
+const logBody = logLines.join("");
+const logChunks: string[] = [];
+for (let i = 0; i < logBody.length; ) {
+  const n = 1024 + ((i * 7) % 3072);
+  logChunks.push(logBody.slice(i, i + n));
+  i += n;
+}
+const logsT = best(2, () => {
+  const t = masker.textStream(ctx({ subresource: "log" }));
+  for (const c of logChunks) t.push(c);
+  t.end();
+});
+const execT = best(2, () => {
+  const t = masker.textStream(ctx({ subresource: "exec" }));
+  for (const c of logChunks) t.push(c);
+  t.end();
+});
+
+// typical get
+const one = JSON.stringify(pod(1, patient(rng(5), 1), "phi-a", { envCount: 24 }));
+const getCtx = ctx();
+const samples = (f: () => void) => {
+  const out: number[] = [];
+  for (let i = 0; i < 300; i++) f(); // warm
+  for (let i = 0; i < 2000; i++) {
+    const t = performance.now();
+    f();
+    out.push(performance.now() - t);
+  }
+  out.sort((a, b) => a - b);
+  return { median: out[1000]!, p99: out[1980]! };
+};
+const getBase = samples(() => JSON.stringify(JSON.parse(one)));
+const getMasked = samples(() => JSON.stringify(masker.maskJson(JSON.parse(one) as Json, getCtx).value));
+
+// peak RSS (children)
+const dir = mkdtempSync(join(tmpdir(), "custos-bench-"));
+const file = join(dir, "list.json");
+writeFileSync(file, text);
+const self = fileURLToPath(import.meta.url);
+const rss = (mode: string) => {
+  const c = spawnSync(process.execPath, ["--import", "tsx", self, `--child=${mode}`, file], {
+    encoding: "utf8",
+    maxBuffer: 1 << 20,
+  });
+  if (c.status !== 0) throw new Error(`child ${mode} failed: ${c.stderr}`);
+  return JSON.parse(c.stdout) as { maxRssMB: number };
+};
+const rssMask = rss("mask").maxRssMB;
+const rssBase = rss("base").maxRssMB;
+rmSync(dir, { recursive: true, force: true });
+
+const summary = {
+  list: {
+    pods: PODS,
+    mb: Math.round(bytes / 1e5) / 10,
+    parseMs: Math.round(parseT.cpuMs),
+    maskMs: Math.round(maskT.cpuMs),
+    stringifyMs: Math.round(stringifyMasked.cpuMs),
+    totalMBps_cpu: mbps(bytes, listTotal.cpuMs),
+    totalMBps_wall: mbps(bytes, listTotal.wallMs),
+    baselineMBps_cpu: mbps(bytes, listBaseline.cpuMs),
+    maskOnlyMBps_cpu: mbps(bytes, maskT.cpuMs),
+    fieldsOnlyMaskMBps_cpu: mbps(bytes, fieldsOnlyT.cpuMs),
+    masked: masked.summary.counts,
+  },
+  watch: {
+    mb: Math.round(watchBytes / 1e5) / 10,
+    events: items.length,
+    MBps_cpu: mbps(watchBytes, watchT.cpuMs),
+    baselineMBps_cpu: mbps(watchBytes, watchBase.cpuMs),
+  },
+  logs: {
+    mb: Math.round(logBody.length / 1e5) / 10,
+    linesMBps_cpu: mbps(logBody.length, logsT.cpuMs),
+    execMBps_cpu: mbps(logBody.length, execT.cpuMs),
+  },
+  get: {
+    podKB: Math.round(one.length / 100) / 10,
+    baselineMedianMs: Math.round(getBase.median * 1000) / 1000,
+    maskedMedianMs: Math.round(getMasked.median * 1000) / 1000,
+    addedMedianMs: Math.round((getMasked.median - getBase.median) * 1000) / 1000,
+    addedP99Ms: Math.round((getMasked.p99 - getBase.p99) * 1000) / 1000,
+  },
+  peakRss: { listMB: Math.round(bytes / 1e6), maskMB: rssMask, baselineMB: rssBase },
+};
+process.stdout.write(JSON.stringify(summary) + "\n\n");
+const rows: [string, string][] = [
+  [
+    `list ${PODS} pods, ${summary.list.mb} MB: parse+mask+stringify`,
+    `${summary.list.totalMBps_cpu} MB/s (cpu), ${summary.list.totalMBps_wall} MB/s (wall)`,
+  ],
+  ["  baseline parse+stringify", `${summary.list.baselineMBps_cpu} MB/s (cpu)`],
+  [
+    "  maskJson alone (fields + detectors)",
+    `${summary.list.maskOnlyMBps_cpu} MB/s (cpu), ${summary.list.maskMs} ms`,
+  ],
+  ["  maskJson alone (field masks only)", `${summary.list.fieldsOnlyMaskMBps_cpu} MB/s (cpu)`],
+  [
+    `watch stream, ${summary.watch.events} events`,
+    `${summary.watch.MBps_cpu} MB/s (baseline ${summary.watch.baselineMBps_cpu})`,
+  ],
+  [`logs (lines), ${summary.logs.mb} MB`, `${summary.logs.linesMBps_cpu} MB/s`],
+  ["exec (chunks)", `${summary.logs.execMBps_cpu} MB/s`],
+  [
+    `typical get (${summary.get.podKB} KB pod)`,
+    `+${summary.get.addedMedianMs} ms median, +${summary.get.addedP99Ms} ms p99`,
+  ],
+  [
+    `peak RSS, ${summary.peakRss.listMB} MB list`,
+    `${rssMask} MB masked vs ${rssBase} MB parse+stringify only`,
+  ],
+];
+const w = Math.max(...rows.map((r) => r[0].length));
+for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);

@@ -1,0 +1,129 @@
+/**
+ * The gateway's own runtime configuration (YAML, `custos gateway --config`): where to listen,
+ * TLS, the compiled policy, the upstream, token sources, evidence, keys and limits. Relative
+ * paths are resolved against the config file's directory.
+ */
+import path from "node:path";
+import { z } from "zod";
+
+const OidcProvider = z.object({
+  issuer: z.string().url(),
+  audience: z.union([z.string(), z.array(z.string()).min(1)]),
+  jwksUrl: z.string().url().optional(),
+  jwksFile: z.string().optional(),
+  algorithms: z.array(z.string()).optional(),
+  usernameClaim: z.string().optional(),
+  usernamePrefix: z.string().optional(),
+  groupsClaim: z.string().optional(),
+  groupsPrefix: z.string().optional(),
+  extraGroups: z.array(z.string()).optional(),
+  claimMap: z.record(z.string(), z.string()).optional(),
+  clockToleranceSeconds: z.number().int().nonnegative().optional(),
+});
+
+export const GatewayFileConfig = z
+  .object({
+    /** host:port, e.g. "127.0.0.1:8443" or "0.0.0.0:8443" */
+    listen: z.string().default("127.0.0.1:8443"),
+    /** where generated TLS material, the login key and defaults live */
+    stateDir: z.string().default(".custos/gateway"),
+    /** extra DNS names / IPs for the generated server certificate */
+    hosts: z.array(z.string()).default([]),
+    tls: z.object({ certFile: z.string(), keyFile: z.string(), caFile: z.string().optional() }).optional(),
+    /** the compiled policy (JSON from `custos compile`) */
+    policy: z.string(),
+    upstream: z
+      .object({
+        kubeconfig: z.string().optional(),
+        inCluster: z.boolean().default(false),
+        context: z.string().optional(),
+        timeoutSeconds: z.number().positive().default(30),
+        impersonate: z.boolean().default(false),
+      })
+      .refine((u) => u.inCluster || u.kubeconfig !== undefined, {
+        message: "give upstream.kubeconfig or upstream.inCluster: true",
+      }),
+    auth: z
+      .object({
+        tokenFile: z.string().optional(),
+        oidc: z.array(OidcProvider).default([]),
+        tokenReview: z.boolean().default(false),
+        /** secret for `custos login` tokens (>= 32 bytes); generated in stateDir when absent */
+        loginKeyFile: z.string().optional(),
+        login: z.boolean().default(true),
+      })
+      .default({ oidc: [], tokenReview: false, login: true }),
+    evidence: z
+      .discriminatedUnion("kind", [
+        z.object({ kind: z.literal("jsonl"), file: z.string(), fsync: z.boolean().default(true) }),
+        z.object({ kind: z.literal("git"), dir: z.string(), principal: z.string().optional() }),
+      ])
+      .default({ kind: "jsonl", file: ".custos/gateway/evidence.jsonl", fsync: true }),
+    /** OpenSSH ed25519 private key that signs evidence commits (evidence.kind git) */
+    signingKey: z.string().optional(),
+    /** the deployment's pseudonym key (>= 16 bytes, raw or base64 text); generated in stateDir when absent */
+    pseudonymKey: z.string().optional(),
+    gatewayId: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
+      .default("gw-1"),
+    limits: z
+      .object({
+        maxBodyBytes: z.number().int().positive().optional(),
+        maxResponseBytes: z.number().int().positive().optional(),
+      })
+      .default({}),
+    /** hold calls waiting for approval (poll interval, ms) */
+    approvalPollMs: z.number().int().positive().default(2000),
+  })
+  .strict();
+export type GatewayFileConfig = z.infer<typeof GatewayFileConfig>;
+
+export class GatewayConfigFileError extends Error {
+  readonly code = "GATEWAY_CONFIG_INVALID";
+  readonly data: { issues: { path: string; message: string }[] };
+  constructor(file: string, issues: { path: string; message: string }[]) {
+    super(
+      `${file}: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}; fix the gateway config (see custos gateway --help)`,
+    );
+    this.data = { issues };
+  }
+}
+
+export function parseGatewayFileConfig(value: unknown, file: string): GatewayFileConfig {
+  const r = GatewayFileConfig.safeParse(value ?? {});
+  if (!r.success)
+    throw new GatewayConfigFileError(
+      file,
+      r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    );
+  const base = path.dirname(path.resolve(file));
+  const abs = (p: string | undefined) => (p === undefined ? undefined : path.resolve(base, p));
+  const c = r.data;
+  c.stateDir = abs(c.stateDir)!;
+  c.policy = abs(c.policy)!;
+  if (c.tls)
+    c.tls = {
+      certFile: abs(c.tls.certFile)!,
+      keyFile: abs(c.tls.keyFile)!,
+      ...(c.tls.caFile ? { caFile: abs(c.tls.caFile)! } : {}),
+    };
+  if (c.upstream.kubeconfig) c.upstream.kubeconfig = abs(c.upstream.kubeconfig)!;
+  if (c.auth.tokenFile) c.auth.tokenFile = abs(c.auth.tokenFile)!;
+  if (c.auth.loginKeyFile) c.auth.loginKeyFile = abs(c.auth.loginKeyFile)!;
+  for (const o of c.auth.oidc) if (o.jwksFile) o.jwksFile = abs(o.jwksFile)!;
+  if (c.evidence.kind === "jsonl") c.evidence.file = abs(c.evidence.file)!;
+  else c.evidence.dir = abs(c.evidence.dir)!;
+  if (c.signingKey) c.signingKey = abs(c.signingKey)!;
+  if (c.pseudonymKey) c.pseudonymKey = abs(c.pseudonymKey)!;
+  return c;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  if (!m)
+    throw new GatewayConfigFileError("listen", [
+      { path: "listen", message: `expected host:port, found "${listen}"` },
+    ]);
+  return { host: (m[1] ?? m[2])!, port: Number(m[3]) };
+}

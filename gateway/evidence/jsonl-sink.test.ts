@@ -1,0 +1,53 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { callRecord } from "./record.ts";
+import { JsonlEvidenceSink } from "./jsonl-sink.ts";
+
+const rec = (id: string) =>
+  callRecord({
+    auditID: id,
+    requestURI: "/api",
+    method: "GET",
+    sourceIP: "127.0.0.1",
+    received: new Date("2026-01-01T00:00:00.123Z"),
+    completed: new Date("2026-01-01T00:00:00.456Z"),
+    code: 200,
+    decision: "allow",
+    effective: "allow",
+    enforcement: "enforce",
+    ruleId: "r",
+    reason: "ok",
+    policyHash: "sha256:00",
+  });
+
+describe("JSON-lines evidence sink", () => {
+  it("writes one line per record with gap-free sequence numbers that continue after reopen", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "custos-sink-"));
+    try {
+      const file = path.join(dir, "e.jsonl");
+      const s = await JsonlEvidenceSink.open({ file, gatewayId: "gw-a" });
+      const seqs = await Promise.all(Array.from({ length: 50 }, (_, i) => s.append(rec(`a${i}`))));
+      expect(seqs.map((x) => x.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+      await s.close();
+      await expect(s.append(rec("late"))).rejects.toMatchObject({ code: "EVIDENCE_WRITE_FAILED" });
+      const s2 = await JsonlEvidenceSink.open({ file, gatewayId: "gw-a" });
+      expect((await s2.append(rec("b"))).seq).toBe(51);
+      await s2.close();
+      const lines = (await readFile(file, "utf8"))
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(lines.length).toBe(51);
+      expect(lines[0]).toMatchObject({
+        kind: "Event",
+        apiVersion: "audit.k8s.io/v1",
+        requestReceivedTimestamp: "2026-01-01T00:00:00.123000Z",
+        custos: { gatewayId: "gw-a", seq: 1 },
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,151 @@
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { describe, expect, it } from "vitest";
+import { GatewayError } from "../errors.ts";
+import { Authenticator, splitPurposePrefix } from "./index.ts";
+import { mintLoginToken, verifyLoginToken } from "./login-token.ts";
+import { OidcProvider } from "./oidc.ts";
+import { parseCsvLine, TokenFileAuthenticator, TokenFileError } from "./token-file.ts";
+
+const NOW = new Date("2026-01-01T00:00:00Z");
+const key = new Uint8Array(32).fill(7);
+
+describe("token file", () => {
+  it("parses kube-apiserver's CSV format with quoted groups", () => {
+    expect(parseCsvLine('t,u,1,"a,b"')).toEqual(["t", "u", "1", "a,b"]);
+    const a = new TokenFileAuthenticator('# comment\n\ntok1,alice,uid-1,"dev,ops"\ntok2,bob,uid-2\n');
+    expect(a.size).toBe(2);
+    expect(a.authenticate("tok1")).toEqual({
+      subject: "alice",
+      groups: ["dev", "ops"],
+      claims: { uid: "uid-1" },
+      source: "token-file",
+    });
+    expect(a.authenticate("tok2")?.groups).toEqual([]);
+    expect(a.authenticate("tok3")).toBeUndefined();
+  });
+  it("rejects lines without a user", () => {
+    expect(() => new TokenFileAuthenticator("tok-only\n")).toThrow(TokenFileError);
+  });
+});
+
+describe("login tokens", () => {
+  it("round-trips identity and purpose; expiry, wrong key and long ttl are refused", async () => {
+    const identity = {
+      subject: "alice",
+      groups: ["dev"],
+      claims: { repository: "acme/app" },
+      source: "oidc" as const,
+    };
+    const { token } = await mintLoginToken({ key, identity, purpose: "deploy", ttlSeconds: 600, now: NOW });
+    const c = await verifyLoginToken(token, key, new Date(NOW.getTime() + 1000));
+    expect(c.purpose).toBe("deploy");
+    expect(c.identity).toMatchObject({
+      subject: "alice",
+      groups: ["dev"],
+      source: "login",
+      claims: { repository: "acme/app", loginSource: "oidc" },
+    });
+    await expect(verifyLoginToken(token, key, new Date(NOW.getTime() + 601_000))).rejects.toThrow();
+    await expect(verifyLoginToken(token, new Uint8Array(32).fill(8), NOW)).rejects.toThrow();
+    await expect(
+      mintLoginToken({ key, identity, purpose: "x", ttlSeconds: 10 ** 7, now: NOW }),
+    ).rejects.toMatchObject({ code: "LOGIN_TTL_INVALID" });
+  });
+});
+
+describe("OIDC", async () => {
+  const { publicKey, privateKey } = await generateKeyPair("ES256");
+  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256" };
+  const provider = new OidcProvider({
+    issuer: "https://token.actions.githubusercontent.com",
+    audience: "custos",
+    jwks: { keys: [jwk] },
+    algorithms: ["ES256"],
+    usernamePrefix: "github:",
+    extraGroups: ["ci"],
+  });
+  const sign = (claims: Record<string, unknown>, o: { aud?: string; exp?: number; iss?: string } = {}) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setIssuer(o.iss ?? "https://token.actions.githubusercontent.com")
+      .setAudience(o.aud ?? "custos")
+      .setSubject("repo:acme/app:ref:refs/heads/main")
+      .setIssuedAt(Math.floor(NOW.getTime() / 1000))
+      .setExpirationTime(o.exp ?? Math.floor(NOW.getTime() / 1000) + 300)
+      .sign(privateKey);
+  const auth = new Authenticator({ oidc: [provider], loginKey: key });
+
+  it("maps GitHub Actions claims to the identity", async () => {
+    const t = await sign({
+      repository: "acme/app",
+      workflow: "deploy",
+      ref: "refs/heads/main",
+      run_id: "42",
+      sha: "abc",
+      job_workflow_ref: "acme/app/.github/workflows/d.yml@refs/heads/main",
+    });
+    const a = await auth.authenticate(`Bearer ${t}`, NOW);
+    expect(a.identity).toEqual({
+      subject: "github:repo:acme/app:ref:refs/heads/main",
+      groups: ["ci"],
+      source: "oidc",
+      claims: {
+        issuer: "https://token.actions.githubusercontent.com",
+        repository: "acme/app",
+        workflow: "deploy",
+        ref: "refs/heads/main",
+        runId: "42",
+        sha: "abc",
+        jobWorkflowRef: "acme/app/.github/workflows/d.yml@refs/heads/main",
+      },
+    });
+  });
+  it("401 for wrong audience, expired, unknown issuer, alg none, HMAC-signed and garbage", async () => {
+    const bad = [
+      await sign({}, { aud: "other" }),
+      await sign({}, { exp: Math.floor(NOW.getTime() / 1000) - 100 }),
+      await sign({}, { iss: "https://evil.example" }),
+      `${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from(JSON.stringify({ iss: "https://token.actions.githubusercontent.com", aud: "custos", sub: "x", exp: 9e9 })).toString("base64url")}.`,
+      await new SignJWT({})
+        .setProtectedHeader({ alg: "HS256" })
+        .setIssuer("https://token.actions.githubusercontent.com")
+        .setAudience("custos")
+        .setSubject("x")
+        .setExpirationTime(9e9)
+        .sign(key),
+      "not-a-token",
+    ];
+    for (const t of bad) {
+      const e = await auth.authenticate(`Bearer ${t}`, NOW).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(GatewayError);
+      expect((e as GatewayError).httpStatus).toBe(401);
+      expect((e as GatewayError).message).not.toContain(t.slice(0, 40));
+    }
+    await expect(auth.authenticate(undefined, NOW)).rejects.toMatchObject({ httpStatus: 401 });
+    await expect(auth.authenticate("Basic abc", NOW)).rejects.toMatchObject({ httpStatus: 401 });
+  });
+  it("accepts custos login tokens and reports their purpose", async () => {
+    const { token } = await mintLoginToken({
+      key,
+      identity: { subject: "bob", groups: [], claims: {}, source: "token-file" },
+      purpose: "deploy",
+      ttlSeconds: 60,
+      now: NOW,
+    });
+    const a = await auth.authenticate(`Bearer ${token}`, NOW);
+    expect(a.tokenPurpose).toBe("deploy");
+    expect(a.identity.subject).toBe("bob");
+  });
+});
+
+describe("purpose path prefix", () => {
+  it("strips /purpose/<id> and keeps the query", () => {
+    expect(splitPurposePrefix("/purpose/deploy/api/v1/pods?limit=1")).toEqual({
+      purpose: "deploy",
+      url: "/api/v1/pods?limit=1",
+    });
+    expect(splitPurposePrefix("/purpose/deploy")).toEqual({ purpose: "deploy", url: "/" });
+    expect(splitPurposePrefix("/api/v1/pods")).toEqual({ url: "/api/v1/pods" });
+    expect(splitPurposePrefix("/purpose/../api")).toEqual({ url: "/purpose/../api" });
+  });
+});

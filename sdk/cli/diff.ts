@@ -1,0 +1,429 @@
+/**
+ * The semantic difference between two compiled configs: every combination of identity x
+ * purpose x verb x resource x namespace class that the two configs' matchers mention is
+ * decided by both, and the combinations whose decision changes are reported; so are masks
+ * that disappear or lose fields, and approvals that get weaker. Reason, description and
+ * source-line edits change nothing here: text-only changes give an empty diff.
+ *
+ * Limits: request bodies are not enumerated (body predicates are evaluated on no body), and
+ * resource names only as one sample name per resource.
+ */
+import { deciderFor } from "../../gateway/decision/index.ts";
+import type { DecisionInput } from "../../gateway/ports.ts";
+import { parseRequestInfo } from "../../gateway/requestinfo/index.ts";
+import { canonicalJson } from "../lib/canonical.ts";
+import { RESOURCES, type ResourceInfo } from "../kube/resources.ts";
+import type { GatewayConfig, Mask } from "../schema/config.ts";
+import { identityFor } from "./common.ts";
+
+const RESOURCE_VERBS = [
+  "get",
+  "list",
+  "watch",
+  "create",
+  "update",
+  "patch",
+  "delete",
+  "deletecollection",
+] as const;
+const CONNECT = new Set(["exec", "attach", "portforward"]);
+const BASE_RESOURCES = [
+  "pods",
+  "pods/log",
+  "pods/exec",
+  "configmaps",
+  "secrets",
+  "namespaces",
+  "nodes",
+  "persistentvolumes",
+  "deployments",
+  "rolebindings",
+  "clusterrolebindings",
+];
+const TABLE = RESOURCES as Record<string, ResourceInfo>;
+
+export interface AccessChange {
+  identity: string;
+  purposes: string[];
+  verbs: string[];
+  resource: string;
+  apiGroup: string;
+  namespace: string;
+  namespaceClass: string;
+  before: { decision: string; rule: string };
+  after: { decision: string; rule: string };
+}
+export interface MaskChange {
+  id: string;
+  change: "removed" | "weakened" | "changed" | "added";
+  details: string[];
+}
+export interface ApprovalChange {
+  rule: string;
+  details: string[];
+}
+export interface PolicyDiff {
+  before: { name: string; policyHash: string };
+  after: { name: string; policyHash: string };
+  access: AccessChange[];
+  masks: MaskChange[];
+  approvals: ApprovalChange[];
+  /** true when effective access, masks and approvals are unchanged */
+  empty: boolean;
+}
+
+interface Target {
+  resource: string;
+  sub: string;
+  group: string;
+  namespaced: boolean;
+}
+
+function sample(glob: string): string {
+  return glob.replace(/\*\*?/g, "sample").replace(/[?[\]{}()!]/g, "x");
+}
+
+function targets(configs: GatewayConfig[]): Target[] {
+  const out = new Map<string, Target>();
+  const add = (res: string, sub: string, group: string | undefined) => {
+    const info = Object.hasOwn(TABLE, res) ? TABLE[res] : undefined;
+    const g = info?.group ?? group;
+    if (g === undefined || /[*?{]/.test(res) || /[*?{]/.test(sub)) return;
+    out.set(`${g}|${res}|${sub}`, { resource: res, sub, group: g, namespaced: info?.namespaced ?? true });
+  };
+  const expand = (r: string, groups: readonly string[] | undefined) => {
+    const slash = r.indexOf("/");
+    const res = slash < 0 ? r : r.slice(0, slash);
+    const sub = slash < 0 ? "" : r.slice(slash + 1);
+    const literalGroups = (groups ?? []).filter((g) => !/[*?{]/.test(g));
+    if (res === "*" && sub !== "" && sub !== "*") {
+      for (const [name, info] of Object.entries(TABLE))
+        if (info.subresources.includes(sub)) add(name, sub, undefined);
+      return;
+    }
+    if (res === "*") return;
+    if (sub === "*") {
+      add(res, "", undefined);
+      for (const s of TABLE[res]?.subresources ?? []) add(res, s, undefined);
+      return;
+    }
+    if (literalGroups.length === 0) add(res, sub, undefined);
+    for (const g of literalGroups) add(res, sub, g);
+  };
+  for (const r of BASE_RESOURCES) expand(r, undefined);
+  for (const c of configs) {
+    for (const rule of c.rules) for (const r of rule.match.resources ?? []) expand(r, rule.match.apiGroups);
+    for (const m of c.masks) for (const r of m.match.resources ?? []) expand(r, m.match.apiGroups);
+  }
+  return [...out.values()].sort((a, b) =>
+    `${a.group}|${a.resource}|${a.sub}`.localeCompare(`${b.group}|${b.resource}|${b.sub}`),
+  );
+}
+
+function verbsFor(t: Target): readonly string[] {
+  if (t.group === "" && t.resource === "pods" && CONNECT.has(t.sub)) return ["create"];
+  if (t.sub === "log") return ["get"];
+  if (t.sub !== "") return ["get", "create", "update", "patch", "delete"];
+  return RESOURCE_VERBS;
+}
+
+function urlFor(t: Target, verb: string, namespace: string | undefined): { method: string; url: string } {
+  const prefix = t.group === "" ? "/api/v1" : `/apis/${t.group}/${t.group === "autoscaling" ? "v2" : "v1"}`;
+  const named = !["list", "watch", "deletecollection"].includes(verb) && !(verb === "create" && t.sub === "");
+  let url = prefix;
+  if (t.resource === "namespaces") {
+    url += named ? `/namespaces/${namespace ?? "sample"}` : "/namespaces";
+  } else {
+    if (t.namespaced && namespace !== undefined) url += `/namespaces/${namespace}`;
+    url += `/${t.resource}`;
+    if (named) url += "/sample";
+  }
+  if (t.sub !== "") url += `/${t.sub}`;
+  const method = {
+    get: "GET",
+    list: "GET",
+    watch: "GET",
+    create: "POST",
+    update: "PUT",
+    patch: "PATCH",
+    delete: "DELETE",
+    deletecollection: "DELETE",
+  }[verb]!;
+  return { method, url: verb === "watch" ? `${url}?watch=true` : url };
+}
+
+function namespacesFor(configs: GatewayConfig[]): string[] {
+  const set = new Set<string>();
+  for (const c of configs) {
+    for (const g of c.phiNamespaces) set.add(sample(g));
+    for (const r of c.rules) for (const n of r.match.namespaces ?? []) set.add(sample(n));
+  }
+  set.add("default");
+  return [...set].sort();
+}
+
+function maskKey(m: Mask): string {
+  const { source: _s, description: _d, ...rest } = m;
+  return canonicalJson({ ...rest, fields: m.fields.map(({ label: _l, ...f }) => f) });
+}
+
+function diffMasks(before: GatewayConfig, after: GatewayConfig): MaskChange[] {
+  const out: MaskChange[] = [];
+  const afterById = new Map(after.masks.map((m) => [m.id, m]));
+  const beforeIds = new Set(before.masks.map((m) => m.id));
+  for (const m of before.masks) {
+    const n = afterById.get(m.id);
+    if (n === undefined) {
+      out.push({ id: m.id, change: "removed", details: [`was ${m.source.file}:${m.source.line}`] });
+      continue;
+    }
+    if (maskKey(m) === maskKey(n)) continue;
+    const details: string[] = [];
+    const nf = new Set(
+      n.fields.map((f) => canonicalJson({ p: f.segments, s: f.strategy, b: f.base64 ?? false })),
+    );
+    for (const f of m.fields)
+      if (!nf.has(canonicalJson({ p: f.segments, s: f.strategy, b: f.base64 ?? false })))
+        details.push(`field ${f.path} no longer masked as before`);
+    for (const d of m.detectors) if (!n.detectors.includes(d)) details.push(`detector ${d} no longer runs`);
+    if (canonicalJson(m.match) !== canonicalJson(n.match))
+      details.push(`applies to ${canonicalJson(n.match)} (was ${canonicalJson(m.match)})`);
+    if (details.length > 0) out.push({ id: m.id, change: "weakened", details });
+  }
+  for (const n of after.masks)
+    if (!beforeIds.has(n.id))
+      out.push({ id: n.id, change: "added", details: [`${n.source.file}:${n.source.line}`] });
+  const afterDetectors = new Map(after.detectors.map((d) => [d.id, d]));
+  for (const d of before.detectors) {
+    const n = afterDetectors.get(d.id);
+    if (d.scope === "everywhere" && (n === undefined || n.scope !== "everywhere")) {
+      out.push({
+        id: `detector:${d.id}`,
+        change: "removed",
+        details: [n === undefined ? "detector removed" : "no longer runs everywhere"],
+      });
+    } else if (
+      n !== undefined &&
+      (n.pattern !== d.pattern ||
+        n.flags !== d.flags ||
+        canonicalJson(n.strategy) !== canonicalJson(d.strategy))
+    ) {
+      out.push({
+        id: `detector:${d.id}`,
+        change: "changed",
+        details: ["pattern, flags or strategy changed: review what it still finds"],
+      });
+    }
+  }
+  return out;
+}
+
+function diffApprovals(before: GatewayConfig, after: GatewayConfig): ApprovalChange[] {
+  const out: ApprovalChange[] = [];
+  const afterRules = new Map(after.rules.map((r) => [r.id, r]));
+  for (const r of before.rules) {
+    const a = r.approval;
+    const n = afterRules.get(r.id)?.approval;
+    if (a === undefined || n === undefined) continue;
+    const d: string[] = [];
+    if (n.count < a.count) d.push(`count ${a.count} -> ${n.count}`);
+    if (n.ttlSeconds > a.ttlSeconds) d.push(`grant ttl ${a.ttlSeconds}s -> ${n.ttlSeconds}s`);
+    if (a.use === "once" && n.use === "ttl") d.push("single-use grants became reusable");
+    if (!a.allowUnsigned && n.allowUnsigned) d.push("unsigned reviews now count");
+    if (a.group !== n.group) d.push(`group ${a.group} -> ${n.group}`);
+    if (d.length > 0) out.push({ rule: r.id, details: d });
+  }
+  for (const [name, g] of Object.entries(after.approvalGroups)) {
+    const old = Object.hasOwn(before.approvalGroups, name) ? before.approvalGroups[name] : undefined;
+    const oldIds = new Set(old?.reviewers.map((r) => r.githubId) ?? []);
+    const added = g.reviewers.filter((r) => !oldIds.has(r.githubId));
+    const keysChanged = g.reviewers.filter((r) => {
+      const o = old?.reviewers.find((x) => x.githubId === r.githubId);
+      return o !== undefined && r.keys.some((k) => !o.keys.includes(k));
+    });
+    if (old !== undefined && added.length > 0)
+      out.push({
+        rule: `group ${name}`,
+        details: added.map((r) => `reviewer added: ${r.login} (${r.githubId})`),
+      });
+    if (keysChanged.length > 0)
+      out.push({
+        rule: `group ${name}`,
+        details: keysChanged.map((r) => `new key registered for ${r.login} (${r.githubId})`),
+      });
+  }
+  return out;
+}
+
+export function diffConfigs(before: GatewayConfig, after: GatewayConfig): PolicyDiff {
+  const configs = [before, after];
+  const db = deciderFor(before);
+  const da = deciderFor(after);
+  const identityNames = [
+    ...new Set([...Object.keys(after.identities), ...Object.keys(before.identities)]),
+  ].sort();
+  const purposes: (string | undefined)[] = [
+    undefined,
+    ...[...new Set([...Object.keys(before.purposes), ...Object.keys(after.purposes)])].sort(),
+  ];
+  const namespaces = namespacesFor(configs);
+  const raw: AccessChange[] = [];
+  const callers = [
+    ...identityNames.map((n) => ({
+      label: n,
+      id: identityFor(Object.hasOwn(after.identities, n) ? after : before, { as: n }).identity,
+    })),
+    {
+      label: "(anyone else)",
+      id: { subject: "someone-else", groups: [], claims: {}, source: "token-file" as const },
+    },
+  ];
+  const decide = (input: DecisionInput) => {
+    const b = db.evaluate(input);
+    const a = da.evaluate(input);
+    return { b, a };
+  };
+  for (const caller of callers) {
+    for (const purpose of purposes) {
+      for (const t of targets(configs)) {
+        for (const verb of verbsFor(t)) {
+          const nsList: (string | undefined)[] =
+            t.resource === "namespaces" && t.group === ""
+              ? [...namespaces, undefined]
+              : !t.namespaced
+                ? [undefined]
+                : [...namespaces, ...(["list", "watch"].includes(verb) ? [undefined] : [])];
+          for (const ns of nsList) {
+            const { method, url } = urlFor(t, verb, ns);
+            const input: DecisionInput = { identity: caller.id, request: parseRequestInfo(method, url) };
+            if (purpose !== undefined) input.purpose = purpose;
+            const { b, a } = decide(input);
+            if (b.decision === a.decision) continue;
+            raw.push({
+              identity: caller.label,
+              purposes: [purpose ?? "(none)"],
+              verbs: [input.request.verb],
+              resource: t.sub === "" ? t.resource : `${t.resource}/${t.sub}`,
+              apiGroup: t.group,
+              namespace: ns ?? (t.namespaced ? "(all namespaces)" : "(cluster)"),
+              namespaceClass: a.namespaceClass,
+              before: { decision: b.decision, rule: b.ruleId },
+              after: { decision: a.decision, rule: a.ruleId },
+            });
+          }
+        }
+      }
+    }
+    // non-resource URLs named by either config
+    const urls = new Set<string>();
+    for (const c of configs)
+      for (const r of c.rules)
+        for (const u of r.match.nonResourceURLs ?? [])
+          urls.add(u.endsWith("*") ? `${u.slice(0, -1)}sample` : sample(u));
+    for (const purpose of purposes) {
+      for (const u of [...urls].sort()) {
+        for (const method of ["GET", "POST"]) {
+          const input: DecisionInput = {
+            identity: caller.id,
+            request: parseRequestInfo(method, u.startsWith("/") ? u : `/${u}`),
+          };
+          if (purpose !== undefined) input.purpose = purpose;
+          const { b, a } = decide(input);
+          if (b.decision === a.decision) continue;
+          raw.push({
+            identity: caller.label,
+            purposes: [purpose ?? "(none)"],
+            verbs: [input.request.verb],
+            resource: input.request.path,
+            apiGroup: "",
+            namespace: "(non-resource)",
+            namespaceClass: "cluster",
+            before: { decision: b.decision, rule: b.ruleId },
+            after: { decision: a.decision, rule: a.ruleId },
+          });
+        }
+      }
+    }
+  }
+  const access = merge(merge(raw, "verbs"), "purposes");
+  const masks = diffMasks(before, after);
+  const approvals = diffApprovals(before, after);
+  return {
+    before: { name: before.name, policyHash: before.policyHash },
+    after: { name: after.name, policyHash: after.policyHash },
+    access,
+    masks,
+    approvals,
+    empty: access.length === 0 && masks.every((m) => m.change === "added") && approvals.length === 0,
+  };
+}
+
+/** Collapse rows that differ only in `field` into one row listing its values. */
+function merge(rows: AccessChange[], field: "verbs" | "purposes"): AccessChange[] {
+  const out = new Map<string, AccessChange>();
+  for (const r of rows) {
+    const { [field]: _omit, ...rest } = r;
+    const key = canonicalJson(rest);
+    const prior = out.get(key);
+    if (prior === undefined) out.set(key, { ...r, [field]: [...r[field]] });
+    else for (const v of r[field]) if (!prior[field].includes(v)) prior[field].push(v);
+  }
+  return [...out.values()];
+}
+
+function cell(s: string): string {
+  return s.replaceAll("|", "\\|");
+}
+
+export function formatDiffMarkdown(d: PolicyDiff, opts: { maxRows?: number } = {}): string {
+  const max = opts.maxRows ?? 200;
+  const lines: string[] = [];
+  const short = (h: string) => h.replace(/^sha256:/, "").slice(0, 12);
+  lines.push(
+    `## custos policy diff: \`${d.before.name}\` ${short(d.before.policyHash)} → \`${d.after.name}\` ${short(d.after.policyHash)}`,
+    "",
+  );
+  if (d.empty) {
+    lines.push(
+      "No change in effective access: every identity, verb, resource and namespace class is decided as before, and no mask or approval got weaker.",
+    );
+    const added = d.masks.filter((m) => m.change === "added");
+    if (added.length > 0) lines.push("", `Masks added: ${added.map((m) => `\`${m.id}\``).join(", ")}.`);
+    return `${lines.join("\n")}\n`;
+  }
+  if (d.access.length > 0) {
+    const widened = d.access.filter((c) => rank(c.after.decision) > rank(c.before.decision)).length;
+    lines.push(`### Effective access: ${d.access.length} change(s), ${widened} widening`, "");
+    lines.push(
+      "| identity | purpose | verbs | resource | namespace | before | after |",
+      "| --- | --- | --- | --- | --- | --- | --- |",
+    );
+    for (const c of d.access.slice(0, max)) {
+      const res = c.apiGroup === "" ? c.resource : `${c.resource}.${c.apiGroup}`;
+      const after =
+        rank(c.after.decision) > rank(c.before.decision) ? `**${c.after.decision}**` : c.after.decision;
+      lines.push(
+        `| ${cell(c.identity)} | ${cell(c.purposes.join(", "))} | ${c.verbs.join(", ")} | ${cell(res)} | ${cell(c.namespace)} (${c.namespaceClass}) | ${c.before.decision} (\`${c.before.rule}\`) | ${after} (\`${c.after.rule}\`) |`,
+      );
+    }
+    if (d.access.length > max) lines.push("", `… and ${d.access.length - max} more (use --json for all).`);
+    lines.push("");
+  }
+  const masks = d.masks.filter((m) => m.change !== "added");
+  if (masks.length > 0) {
+    lines.push("### Masks and detectors removed, weakened or changed", "");
+    for (const m of masks) lines.push(`- \`${m.id}\` ${m.change}: ${m.details.join("; ")}`);
+    lines.push("");
+  }
+  if (d.approvals.length > 0) {
+    lines.push("### Approvals", "");
+    for (const a of d.approvals) lines.push(`- \`${a.rule}\`: ${a.details.join("; ")}`);
+    lines.push("");
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** deny < requireApproval < allow: a higher rank after means more access. */
+function rank(decision: string): number {
+  return decision === "allow" ? 2 : decision === "requireApproval" ? 1 : 0;
+}

@@ -1,0 +1,264 @@
+/**
+ * Shared fixtures for the masking tests and bench/masking.ts: a config with the default
+ * HIPAA Safe Harbor detectors and typical masks, request contexts, and synthetic patients
+ * (generated, never real) planted into Kubernetes-shaped objects.
+ */
+import type { Detector, GatewayConfig, Json, Mask } from "../sdk/schema/config.ts";
+import { hipaaSafeHarbor } from "../sdk/detectors/index.ts";
+import type { MaskContext, RequestInfo } from "../gateway/ports.ts";
+
+const src = { file: "policy.ts", line: 1, column: 1 };
+
+export function detectors(): Detector[] {
+  return hipaaSafeHarbor().map((d) => ({ ...d, source: src }));
+}
+
+export function baseMasks(): Mask[] {
+  return [
+    {
+      id: "phi-pod-env",
+      match: { resources: ["pods"], phi: true },
+      fields: [
+        {
+          path: "spec.containers[*].env[*].value",
+          segments: ["spec", "containers", "*", "env", "*", "value"],
+          strategy: { kind: "redact" },
+          label: "env",
+        },
+      ],
+      detectors: [],
+      source: src,
+    },
+    {
+      id: "patient-labels",
+      match: { resources: ["pods", "configmaps"], labels: { "custos.dev/patient": "true" } },
+      fields: [
+        {
+          path: "metadata.annotations.patient-name",
+          segments: ["metadata", "annotations", "patient-name"],
+          strategy: { kind: "pseudonymize" },
+          label: "name",
+        },
+        {
+          path: "data.patient",
+          segments: ["data", "patient"],
+          strategy: { kind: "drop" },
+          label: "patient",
+        },
+      ],
+      detectors: [],
+      source: src,
+    },
+    {
+      id: "phi-secrets",
+      match: { resources: ["secrets"], phi: true },
+      fields: [
+        {
+          path: "data.ssn",
+          segments: ["data", "ssn"],
+          strategy: { kind: "partial", keepFirst: 0, keepLast: 4 },
+          label: "ssn",
+          base64: true,
+        },
+        {
+          path: "data.mrn",
+          segments: ["data", "mrn"],
+          strategy: { kind: "drop" },
+          label: "mrn",
+          base64: true,
+        },
+      ],
+      detectors: [],
+      source: src,
+    },
+    {
+      id: "phi-logs",
+      match: { resources: ["pods/log", "pods/exec", "pods/attach"], phi: true },
+      fields: [],
+      detectors: ["ip"],
+      source: src,
+    },
+    {
+      id: "patients-crd",
+      match: { apiGroups: ["clinic.example.com"], resources: ["patients"] },
+      fields: [
+        { path: "spec.name", segments: ["spec", "name"], strategy: { kind: "pseudonymize" }, label: "name" },
+        { path: "spec.mrn", segments: ["spec", "mrn"], strategy: { kind: "redact" }, label: "mrn" },
+      ],
+      detectors: [],
+      source: src,
+    },
+  ];
+}
+
+export function makeConfig(over: Partial<GatewayConfig> = {}): GatewayConfig {
+  return {
+    schemaVersion: "custos.dev/v1alpha1",
+    policyHash: `sha256:${"ab".repeat(32)}`,
+    name: "masking-test",
+    defaultDecision: "deny",
+    phiNamespaces: ["phi-*"],
+    identities: {},
+    purposes: {},
+    approvalGroups: {},
+    rules: [],
+    masks: baseMasks(),
+    detectors: detectors(),
+    ...over,
+  };
+}
+
+export function request(over: Partial<RequestInfo> = {}): RequestInfo {
+  return {
+    isResourceRequest: true,
+    path: "/api/v1/namespaces/phi-a/pods",
+    verb: "get",
+    apiPrefix: "api",
+    apiGroup: "",
+    apiVersion: "v1",
+    namespace: "phi-a",
+    resource: "pods",
+    subresource: "",
+    name: "",
+    query: {},
+    ...over,
+  };
+}
+
+export function ctx(over: Partial<RequestInfo> = {}): MaskContext {
+  return { request: request(over), identity: { subject: "agent", groups: [], claims: {}, source: "oidc" } };
+}
+
+// ---- synthetic identifiers ---------------------------------------------------------------------
+/** a deterministic PRNG so the bench and tests are reproducible */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const pad = (n: number, w: number) => String(n).padStart(w, "0");
+
+export interface Patient {
+  ssn: string;
+  mrn: string;
+  phone: string;
+  email: string;
+  dob: string;
+  name: string;
+}
+
+export function patient(r: () => number, i: number): Patient {
+  const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
+  return {
+    ssn: `${pad(int(1, 665), 3)}-${pad(int(1, 99), 2)}-${pad(int(1, 9999), 4)}`,
+    mrn: String(int(10_000_000, 99_999_999)),
+    phone: `(${int(2, 9)}${pad(int(0, 99), 2)}) ${int(2, 9)}${pad(int(0, 99), 2)}-${pad(int(0, 9999), 4)}`,
+    email: `patient.${i}.${int(100, 999)}@mail.example.org`,
+    dob: `${int(1930, 2010)}-${pad(int(1, 12), 2)}-${pad(int(1, 28), 2)}`,
+    name: `Patient Number${i}`,
+  };
+}
+
+/** A realistic pod (~10 KB) in a PHI namespace with planted identifiers in env and annotations. */
+export function pod(i: number, p: Patient, ns = "phi-a", opts: { envCount?: number } = {}): Json {
+  const env: Json[] = [];
+  for (let e = 0; e < (opts.envCount ?? 24); e++)
+    env.push({ name: `SETTING_${e}`, value: `value-${e}-${i}` });
+  env.push({ name: "PATIENT_SSN", value: p.ssn });
+  const spec = {
+    containers: [
+      {
+        name: "app",
+        image: `registry.example.com/clinic/app:1.${i % 20}.3@sha256:${"0123456789abcdef".repeat(4)}`,
+        ports: [{ containerPort: 8080, protocol: "TCP" }],
+        env,
+        resources: { limits: { cpu: "500m", memory: "256Mi" }, requests: { cpu: "100m", memory: "128Mi" } },
+        volumeMounts: [
+          {
+            name: "kube-api-access",
+            mountPath: "/var/run/secrets/kubernetes.io/serviceaccount",
+            readOnly: true,
+          },
+        ],
+      },
+    ],
+    nodeName: `node-${i % 7}`,
+    serviceAccountName: "default",
+    restartPolicy: "Always",
+  };
+  return {
+    metadata: {
+      name: `intake-${i}`,
+      namespace: ns,
+      uid: `4f1c2a6e-${pad(i % 10000, 4)}-4b1e-9a3d-0c2d5e6f7a8b`,
+      resourceVersion: String(100000 + i),
+      creationTimestamp: "2024-03-12T10:00:00Z",
+      generation: 1,
+      labels: {
+        app: "intake",
+        "pod-template-hash": "7d9f8b6c5",
+        "custos.dev/patient": i % 2 === 0 ? "true" : "false",
+      },
+      annotations: {
+        "clinic.example.com/note": `Seen by Dr. Who. Patient SSN ${p.ssn}, MRN: ${p.mrn}, phone ${p.phone}, email ${p.email}, DOB ${p.dob}.`,
+        "patient-name": p.name,
+        "kubectl.kubernetes.io/last-applied-configuration": `${JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name: `intake-${i}`, namespace: ns, annotations: { "clinic.example.com/note": `MRN: ${p.mrn}` } }, spec })}\n`,
+      },
+      managedFields: [
+        {
+          manager: "kubectl-client-side-apply",
+          operation: "Update",
+          apiVersion: "v1",
+          time: "2024-03-12T10:00:00Z",
+          fieldsType: "FieldsV1",
+          fieldsV1: {
+            "f:metadata": { "f:annotations": { ".": {}, "f:clinic.example.com/note": {} } },
+            "f:spec": { "f:containers": { 'k:{"name":"app"}': { ".": {}, "f:env": {} } } },
+          },
+        },
+      ],
+    },
+    spec,
+    status: {
+      phase: "Running",
+      podIP: `10.244.${i % 250}.${(i * 7) % 250}`,
+      hostIP: `192.168.1.${i % 250}`,
+      startTime: "2024-03-12T10:00:01Z",
+      conditions: [
+        { type: "Ready", status: "True", lastProbeTime: null, lastTransitionTime: "2024-03-12T10:00:05Z" },
+      ],
+      containerStatuses: [
+        {
+          name: "app",
+          ready: true,
+          restartCount: 0,
+          image: `registry.example.com/clinic/app:1.${i % 20}.3`,
+          imageID: `registry.example.com/clinic/app@sha256:${"fedcba9876543210".repeat(4)}`,
+          containerID: `containerd://${"a1b2c3d4e5f60718".repeat(4)}`,
+          state: { running: { startedAt: "2024-03-12T10:00:04Z" } },
+        },
+      ],
+    },
+  };
+}
+
+export function podList(n: number, seed = 1, ns = "phi-a"): { list: Json; patients: Patient[] } {
+  const r = rng(seed);
+  const items: Json[] = [];
+  const patients: Patient[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = patient(r, i);
+    patients.push(p);
+    items.push(pod(i, p, ns));
+  }
+  return {
+    list: { kind: "PodList", apiVersion: "v1", metadata: { resourceVersion: "999999" }, items },
+    patients,
+  };
+}
