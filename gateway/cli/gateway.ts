@@ -66,6 +66,14 @@ export function gatewayCommand(): Command {
     .option("--evidence-repo <dir>", "git evidence repository (signed commits; needs --signing-key)")
     .option("--signing-key <file>", "OpenSSH ed25519 private key that signs evidence commits")
     .option(
+      "--durability <level>",
+      "git evidence: process (default: a record is in the write-ahead log before the call proceeds) or machine (also fsync'd)",
+    )
+    .option(
+      "--approvals-local <dir>",
+      "local approvals repository (reviewers run: custos approve <id> --local <dir> --key <key>); GitHub approvals: see the config file",
+    )
+    .option(
       "--pseudonym-key <file>",
       "key for pseudonymising masked values (default <state-dir>/pseudonym.key, created if missing)",
     )
@@ -75,7 +83,20 @@ export function gatewayCommand(): Command {
       "refuse request bodies larger than this with 413 (default 3 MiB)",
       positiveInt,
     )
-    .option("--no-watch-policy", "do not reload when the policy file changes (SIGHUP still reloads)");
+    .option("--no-watch-policy", "do not reload when the policy file changes (SIGHUP still reloads)")
+    .addHelpText(
+      "after",
+      `
+Config file sections (see gateway/config/example-gateway.yaml and docs/operations.md):
+  evidence:  { kind: git, dir, durability: process|machine, remote: { url, tokenEnv },
+               checkpointEvery, checkpointIntervalSeconds, checkpointsFile }
+  approvals: { kind: none } (default: calls needing approval are refused)
+             { kind: local, dir, pollIntervalSeconds, recheckIntervalSeconds }
+             { kind: github, owner, repo, baseUrl, tokenEnv | app: { appId, privateKeyFile, installationId },
+               webhookSecretEnv, webhook: { listen, path, tls }, pollIntervalSeconds, recheckIntervalSeconds }
+
+Exit codes: 0 stopped cleanly (SIGINT/SIGTERM), 2 bad usage or config, 3 could not start.`,
+    );
 }
 
 interface Flags {
@@ -98,6 +119,8 @@ interface Flags {
   evidence?: string;
   evidenceRepo?: string;
   signingKey?: string;
+  durability?: string;
+  approvalsLocal?: string;
   pseudonymKey?: string;
   gatewayId?: string;
   maxBodyBytes?: number;
@@ -131,6 +154,11 @@ function mergeFlags(raw: Record<string, unknown>, f: Flags, fileDir: string): Re
   if (f.evidence) out.evidence = { kind: "jsonl", file: rel(f.evidence), fsync: true };
   if (f.evidenceRepo) out.evidence = { kind: "git", dir: rel(f.evidenceRepo) };
   if (f.signingKey) out.signingKey = rel(f.signingKey);
+  if (f.durability) {
+    const ev = (out.evidence as Record<string, unknown> | undefined) ?? {};
+    out.evidence = { ...ev, durability: f.durability };
+  }
+  if (f.approvalsLocal) out.approvals = { kind: "local", dir: rel(f.approvalsLocal) };
   if (f.pseudonymKey) out.pseudonymKey = rel(f.pseudonymKey);
   if (f.gatewayId) out.gatewayId = f.gatewayId;
   if (f.maxBodyBytes)
@@ -163,7 +191,7 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   // loaded after argument parsing, so that --help stays fast
-  const { compose, loadPolicy } = await import("../config/compose.ts");
+  const { compose, loadPolicyFile } = await import("../config/compose.ts");
   const { startGateway } = await import("../server/gateway.ts");
   let composed: Awaited<ReturnType<typeof compose>>;
   let policyFile: string;
@@ -182,16 +210,21 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(
       `custos gateway: could not start: ${(e as Error).message}; check --listen and the TLS files\n`,
     );
-    await composed.sink.close();
+    await composed.close();
     return 3;
   }
+  composed.bind(gw);
   process.stdout.write(`custos gateway listening on ${gw.url} (policy ${gw.config().policyHash})\n`);
+  if (composed.approval?.webhookUrl)
+    process.stdout.write(`custos gateway: GitHub webhook endpoint ${composed.approval.webhookUrl}\n`);
 
   const reload = async (why: string) => {
     try {
-      const next = await loadPolicy(policyFile);
-      if (next.policyHash === gw.config().policyHash) return;
-      await gw.reload(next, `custos-gateway (${why})`);
+      const next = await loadPolicyFile(policyFile);
+      if (next.config.policyHash === gw.config().policyHash) return;
+      // the new policy goes into the evidence repo before it is in force
+      await composed.recordPolicy(next.text);
+      await gw.reload(next.config, `custos-gateway (${why})`);
     } catch (e) {
       logger.error("policy reload refused; the previous policy stays in force", {
         reason: (e as Error).message.slice(0, 500),
@@ -213,7 +246,7 @@ export async function run(argv: string[]): Promise<number> {
       logger.info("stopping", { signal: sig });
       watcher?.close();
       await gw.stop();
-      await composed.sink.close();
+      await composed.close();
       resolve(0);
     };
     process.once("SIGINT", () => void stop("SIGINT"));

@@ -21,6 +21,95 @@ const OidcProvider = z.object({
   clockToleranceSeconds: z.number().int().nonnegative().optional(),
 });
 
+const GitEvidence = z
+  .object({
+    kind: z.literal("git"),
+    dir: z.string(),
+    /** committer e-mail and checkpoint principal (default <gatewayId>@custos.local) */
+    principal: z.string().optional(),
+    /**
+     * process (default): a record is durable once written to the WAL (survives a gateway crash);
+     * machine: also fsync'd before the call proceeds (survives a power loss; slower)
+     */
+    durability: z.enum(["process", "machine"]).default("process"),
+    /** smart-HTTP git remote the evidence branch is fast-forward pushed to */
+    remote: z
+      .object({
+        url: z.string().url(),
+        /** env var holding a token sent as HTTP Basic password (GitHub: a token with contents:write) */
+        tokenEnv: z.string().optional(),
+        /** Basic user name sent with the token (default x-access-token, as GitHub expects) */
+        username: z.string().default("x-access-token"),
+      })
+      .strict()
+      .optional(),
+    /** write a signed checkpoint every N records (default 100000) ... */
+    checkpointEvery: z.number().int().positive().optional(),
+    /** ... or every N seconds (default 600) */
+    checkpointIntervalSeconds: z.number().int().positive().optional(),
+    /** published checkpoints are appended here (default <stateDir>/checkpoints.txt) */
+    checkpointsFile: z.string().optional(),
+  })
+  .strict();
+
+const Approvals = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("none") }).strict(),
+  z
+    .object({
+      kind: z.literal("local"),
+      /** the local approvals git repository (created if missing); reviewers run custos approve --local <dir> */
+      dir: z.string(),
+      /** re-read open requests every N seconds in the background (default 2; 0: only when a call checks) */
+      pollIntervalSeconds: z.number().nonnegative().default(2),
+      /** while a request is pending, a call re-reads its reviews at most every N seconds (default 0) */
+      recheckIntervalSeconds: z.number().nonnegative().default(0),
+      /** how long a request stays open for review (default 86400) */
+      requestTtlSeconds: z.number().int().positive().default(86_400),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal("github"),
+      /** REST API base: https://api.github.com (default) or https://<host>/api/v3 (GitHub Enterprise) */
+      baseUrl: z.string().url().default("https://api.github.com"),
+      owner: z.string().min(1),
+      repo: z.string().min(1),
+      /** branch requests are opened against (default: the repository's default branch) */
+      baseBranch: z.string().optional(),
+      /** env var holding a token with contents + pull requests: write (default GITHUB_TOKEN; unused with app) */
+      tokenEnv: z.string().default("GITHUB_TOKEN"),
+      /** GitHub App credentials instead of a token */
+      app: z
+        .object({
+          appId: z.union([z.string().min(1), z.number().int().positive()]),
+          privateKeyFile: z.string(),
+          installationId: z.number().int().positive(),
+        })
+        .strict()
+        .optional(),
+      /** env var holding the webhook secret; without it webhooks are not served (polling only) */
+      webhookSecretEnv: z.string().optional(),
+      /** the webhook endpoint: a separate listener (host:port), path, and whether it speaks TLS */
+      webhook: z
+        .object({
+          listen: z.string().default("127.0.0.1:8444"),
+          path: z.string().startsWith("/").default("/custos/v1/github-webhook"),
+          /** true (default): HTTPS with the gateway's certificate; false: plain HTTP behind a TLS proxy */
+          tls: z.boolean().default(true),
+        })
+        .strict()
+        .default({ listen: "127.0.0.1:8444", path: "/custos/v1/github-webhook", tls: true }),
+      /** re-read open requests every N seconds (default 30; webhooks make it faster) */
+      pollIntervalSeconds: z.number().nonnegative().default(30),
+      /** while a request is pending, a call re-reads its reviews at most every N seconds (default 10) */
+      recheckIntervalSeconds: z.number().nonnegative().default(10),
+      requestTtlSeconds: z.number().int().positive().default(86_400),
+      /** grants and used grants persist here (default <stateDir>/approvals) */
+      stateDir: z.string().optional(),
+    })
+    .strict(),
+]);
+
 export const GatewayFileConfig = z
   .object({
     /** host:port, e.g. "127.0.0.1:8443" or "0.0.0.0:8443" */
@@ -56,9 +145,11 @@ export const GatewayFileConfig = z
     evidence: z
       .discriminatedUnion("kind", [
         z.object({ kind: z.literal("jsonl"), file: z.string(), fsync: z.boolean().default(true) }),
-        z.object({ kind: z.literal("git"), dir: z.string(), principal: z.string().optional() }),
+        GitEvidence,
       ])
       .default({ kind: "jsonl", file: ".custos/gateway/evidence.jsonl", fsync: true }),
+    /** where approval requests go (rules with decision requireApproval); none: such calls are refused */
+    approvals: Approvals.default({ kind: "none" }),
     /** OpenSSH ed25519 private key that signs evidence commits (evidence.kind git) */
     signingKey: z.string().optional(),
     /** the deployment's pseudonym key (>= 16 bytes, raw or base64 text); generated in stateDir when absent */
@@ -113,7 +204,15 @@ export function parseGatewayFileConfig(value: unknown, file: string): GatewayFil
   if (c.auth.loginKeyFile) c.auth.loginKeyFile = abs(c.auth.loginKeyFile)!;
   for (const o of c.auth.oidc) if (o.jwksFile) o.jwksFile = abs(o.jwksFile)!;
   if (c.evidence.kind === "jsonl") c.evidence.file = abs(c.evidence.file)!;
-  else c.evidence.dir = abs(c.evidence.dir)!;
+  else {
+    c.evidence.dir = abs(c.evidence.dir)!;
+    c.evidence.checkpointsFile = abs(c.evidence.checkpointsFile) ?? path.join(c.stateDir, "checkpoints.txt");
+  }
+  if (c.approvals.kind === "local") c.approvals.dir = abs(c.approvals.dir)!;
+  if (c.approvals.kind === "github") {
+    c.approvals.stateDir = abs(c.approvals.stateDir) ?? path.join(c.stateDir, "approvals");
+    if (c.approvals.app) c.approvals.app.privateKeyFile = abs(c.approvals.app.privateKeyFile)!;
+  }
   if (c.signingKey) c.signingKey = abs(c.signingKey)!;
   if (c.pseudonymKey) c.pseudonymKey = abs(c.pseudonymKey)!;
   return c;

@@ -17,6 +17,10 @@ export interface RecordFilter {
   verb?: string;
   decision?: string;
   gatewayId?: string;
+  /** custos.approval.requestId / fingerprint / grantId: a call and its approval trail */
+  requestId?: string;
+  fingerprint?: string;
+  grantId?: string;
   /** RFC 3339 bounds on stageTimestamp: since inclusive, until exclusive */
   since?: string;
   until?: string;
@@ -79,6 +83,9 @@ export function compileFilter(f: RecordFilter): (r: EvidenceRecord) => boolean {
   add(matcher(f.verb), (r) => r.verb);
   add(matcher(f.decision), (r) => r.custos?.decision);
   add(matcher(f.gatewayId), (r) => r.custos?.gatewayId);
+  add(matcher(f.requestId), (r) => r.custos?.approval?.requestId);
+  add(matcher(f.fingerprint), (r) => r.custos?.approval?.fingerprint);
+  add(matcher(f.grantId), (r) => r.custos?.approval?.grantId);
   if (since !== null || until !== null)
     checks.push((r) => {
       const t = parseTimestampMicros(r.stageTimestamp);

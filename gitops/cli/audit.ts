@@ -3,7 +3,8 @@
  *
  *   custos audit verify <repo> --allowed-signers <file> [--checkpoint <file>]... [--since <commit>] [--json]
  *   custos audit query  <repo> [--resource r] [--namespace ns] [--name n] [--user u] [--verb v]
- *                              [--decision d] [--gateway id] [--since t] [--until t] [--limit n] [--json]
+ *                              [--decision d] [--gateway id] [--request-id id] [--fingerprint fp] [--grant-id id]
+ *                              [--since t] [--until t] [--limit n] [--json]
  *   custos audit report <repo> [--since t] [--until t] [--format md|json]
  *
  * Exit codes: 0 ok, 1 verify found something, 2 bad usage or input, 3 runtime failure (git, I/O).
@@ -163,7 +164,19 @@ async function queryCommand(
 ): Promise<number> {
   const gitDir = await resolveGitDir(repo);
   const filter: RecordFilter = {};
-  for (const k of ["resource", "namespace", "name", "user", "verb", "decision", "since", "until"] as const)
+  for (const k of [
+    "resource",
+    "namespace",
+    "name",
+    "user",
+    "verb",
+    "decision",
+    "since",
+    "until",
+    "requestId",
+    "fingerprint",
+    "grantId",
+  ] as const)
     if (o[k] !== undefined) filter[k] = o[k];
   if (o.gateway !== undefined) filter.gatewayId = o.gateway;
   if (
@@ -257,6 +270,12 @@ export async function run(argv: string[]): Promise<number> {
     .option("--verb <v>", "get, list, watch, create, update, patch, delete, ...")
     .option("--decision <d>", "allow | deny | requireApproval")
     .option("--gateway <id>", "only this gateway's records")
+    .option(
+      "--request-id <id>",
+      "custos.approval.requestId: a call needing approval and its approval records",
+    )
+    .option("--fingerprint <fp>", "custos.approval.fingerprint (sha256:...): every record of one operation")
+    .option("--grant-id <id>", "custos.approval.grantId: the grant and the call that used it")
     .option("--since <time>", "stageTimestamp >= time (RFC 3339 or YYYY-MM-DD)")
     .option("--until <time>", "stageTimestamp < time")
     .option("--limit <n>", "stop after n records")

