@@ -13,22 +13,49 @@ export interface CommandEntry {
 }
 
 export const commands: Record<string, CommandEntry> = {
-  compile: { summary: "compile a TypeScript policy into a gateway config", load: () => import("../sdk/cli/compile.ts") },
+  compile: {
+    summary: "compile a TypeScript policy into a gateway config",
+    load: () => import("../sdk/cli/compile.ts"),
+  },
   policy: { summary: "policy test | policy diff", load: () => import("../sdk/cli/policy.ts") },
   explain: { summary: "explain the decision for one request", load: () => import("../sdk/cli/explain.ts") },
-  gateway: { summary: "run the gateway (HTTPS proxy to the Kubernetes API)", load: () => import("../gateway/cli/gateway.ts") },
-  login: { summary: "mint a short-lived purpose-bound gateway token", load: () => import("../gateway/cli/login.ts") },
-  demo: { summary: "run simulator + gateway + HIPAA template locally", load: () => import("../gateway/cli/demo.ts") },
-  keygen: { summary: "make an ed25519 signing key and print its allowed_signers line", load: () => import("../gitops/cli/keygen.ts") },
-  audit: { summary: "audit verify | query | report on an evidence repo", load: () => import("../gitops/cli/audit.ts") },
-  approve: { summary: "sign and submit an approval for a pending request", load: () => import("../gitops/cli/approve.ts") },
-  deny: { summary: "sign and submit a denial for a pending request", load: () => import("../gitops/cli/deny.ts") },
+  gateway: {
+    summary: "run the gateway (HTTPS proxy to the Kubernetes API)",
+    load: () => import("../gateway/cli/gateway.ts"),
+  },
+  login: {
+    summary: "mint a short-lived purpose-bound gateway token",
+    load: () => import("../gateway/cli/login.ts"),
+  },
+  demo: { summary: "run simulator + gateway + HIPAA template locally", load: () => import("./demo.ts") },
+  keygen: {
+    summary: "make an ed25519 signing key and print its allowed_signers line",
+    load: () => import("../gitops/cli/keygen.ts"),
+  },
+  audit: {
+    summary: "audit verify | query | report on an evidence repo",
+    load: () => import("../gitops/cli/audit.ts"),
+  },
+  approve: {
+    summary: "sign and submit an approval for a pending request",
+    load: () => import("../gitops/cli/approve.ts"),
+  },
+  deny: {
+    summary: "sign and submit a denial for a pending request",
+    load: () => import("../gitops/cli/deny.ts"),
+  },
 };
 
 export function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return ["usage: custos <command> [options]   (custos <command> --help for each)", "", "commands:", ...lines, ""].join("\n");
+  return [
+    "usage: custos <command> [options]   (custos <command> --help for each)",
+    "",
+    "commands:",
+    ...lines,
+    "",
+  ].join("\n");
 }
 
 export async function main(argv: string[]): Promise<number> {

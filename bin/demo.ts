@@ -21,29 +21,32 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
-import { LocalApprovalService } from "../../gitops/approvals/index.ts";
-import { openEvidenceRepo } from "../../gitops/evidence/index.ts";
+import {
+  agentKubeconfig,
+  ensureTls,
+  loadKubeConfig,
+  loadOrCreateKey,
+  startGateway,
+  stderrLogger,
+  TokenFileAuthenticator,
+  Upstream,
+} from "../gateway/index.ts";
+import { createMasker } from "../gateway/masking/index.ts";
+import { LocalApprovalService } from "../gitops/approvals/index.ts";
+import { openEvidenceRepo } from "../gitops/evidence/index.ts";
 import {
   createSigner,
   formatAllowedSigner,
   formatOpenSshPrivateKey,
   parseOpenSshPrivateKey,
-} from "../../gitops/signer/index.ts";
-import { formatExplanation } from "../../sdk/cli/explain.ts";
-import { explainRequest, parseRequestWords } from "../../sdk/cli/common.ts";
-import { compilePolicyFile, formatProblem } from "../../sdk/compiler/index.ts";
-import { loadSeed, startSimulator } from "../../simulator/index.ts";
-import { DEMO_SEED_PATH } from "../../simulator/seed/planted.ts";
-import { loadOrCreateKey } from "../config/compose.ts";
-import { agentKubeconfig } from "../config/kubeconfig.ts";
-import { TokenFileAuthenticator } from "../identity/token-file.ts";
-import { createMasker } from "../masking/index.ts";
-import { startGateway } from "../server/gateway.ts";
-import { stderrLogger } from "../server/runtime.ts";
-import { ensureTls } from "../tls/ca.ts";
-import { loadKubeConfig, Upstream } from "../upstream/index.ts";
+} from "../gitops/signer/index.ts";
+import { explainRequest, parseRequestWords } from "../sdk/cli/common.ts";
+import { formatExplanation } from "../sdk/cli/explain.ts";
+import { compilePolicyFile, formatProblem } from "../sdk/compiler/index.ts";
+import { loadSeed, startSimulator } from "../simulator/index.ts";
+import { DEMO_SEED_PATH } from "../simulator/seed/planted.ts";
 
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL("../", import.meta.url));
 const BASELINE = path.join(REPO_ROOT, "templates", "hipaa", "baseline.ts");
 const BIN = path.join(REPO_ROOT, "bin", "custos.mjs");
 
