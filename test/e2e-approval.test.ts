@@ -189,7 +189,9 @@ describe("approval end to end (local backend, git evidence)", () => {
     expect(upstream.code).toBe(0);
     expect(JSON.parse(upstream.stdout).subjects[0].name).toBe("debug-bot");
 
-    // the single-use grant is spent: the identical operation needs a new approval
+    // the single-use grant is spent: the identical operation (same bytes: the object is gone
+    // again, so kubectl apply sends the same create) needs a new approval
+    expect((await kubectl(simKc, ["delete", "rolebinding", "debug-access", "-n", "default"])).code).toBe(0);
     const reuse = await applyRoleBinding("debug-access");
     expect(reuse.code).not.toBe(0);
     const nextId = pendingId(reuse.stderr);
@@ -267,8 +269,8 @@ describe("approval end to end (local backend, git evidence)", () => {
     const kind = (r: EvidenceRecord) =>
       r.custos.type === "approval" ? String(r.custos.extra?.event) : `call:${r.responseStatus?.code}`;
     expect(recs.map(kind)).toEqual([
-      "call:403",
       "request-opened",
+      "call:403",
       "call:403",
       "review",
       "granted",
@@ -296,7 +298,10 @@ describe("approval end to end (local backend, git evidence)", () => {
     expect(recs.find((r) => kind(r) === "used")!.custos.approval!.grantId).toBe(grantId);
     const call = recs.at(-1)!;
     expect(call.custos.approval!.grantId).toBe(grantId);
-    expect(call.custos.effective).toBe("allow");
+    // decided requireApproval, executed under the grant: 201 from the API server
+    expect(call.custos.decision).toBe("requireApproval");
+    expect(call.custos.ruleId).toBe("rbac-changes");
+    expect(call.responseStatus?.code).toBe(201);
     expect(call.verb).toBe("create");
     expect(call.objectRef).toMatchObject({ resource: "rolebindings", namespace: "default" });
     expect(call.custos.bodySha256).toBe(granted.custos.bodySha256);

@@ -60,6 +60,19 @@ const EVENT_TIMES = new Set([
   "deprecatedLastTimestamp",
 ]);
 
+/**
+ * Maps whose KEYS are data (a ConfigMap entry named "record-MRN-00481516.json", a Secret key
+ * "MRN-00481516", an annotation key): detectors scan their keys too, and a key that holds an
+ * identifier is renamed to its masked form (also in the summary's pointers).
+ */
+const KEYED_MAPS = new Set(["data", "binaryData", "stringData", "annotations", "labels"]);
+
+function renameKeys(obj: JsonObject, renames: ReadonlyMap<string, string>): JsonObject {
+  const out: JsonObject = {};
+  for (const k of Object.keys(obj)) out[renames.get(k) ?? k] = obj[k]!;
+  return out;
+}
+
 function skipForDetectors(key: string, parentKey: string | number | undefined): boolean {
   if (SKIP_ANYWHERE.has(key)) return true;
   const parents = SKIP_UNDER.get(key);
@@ -296,11 +309,12 @@ export class JsonMaskRun {
 
   private annotations(ann: JsonObject, nodes: TrieNode[] | null, a: Applied): Json {
     let out: JsonObject | null = null;
+    const renames = this.maskKeys(ann, a);
     for (const k of Object.keys(ann)) {
       const child = ann[k]!;
       const cn = childNodes(nodes, k);
       let r: Json | Dropped;
-      this.path.push(k);
+      this.path.push(renames?.get(k) ?? k);
       if (k === LAST_APPLIED && typeof child === "string" && terminalOf(cn) === null)
         r = this.lastApplied(child, a);
       else r = this.walk(child, cn, a, k, true);
@@ -311,6 +325,7 @@ export class JsonMaskRun {
         else out[k] = r;
       }
     }
+    if (renames !== null) return renameKeys(out ?? ann, renames);
     return out ?? ann;
   }
 
@@ -348,13 +363,14 @@ export class JsonMaskRun {
   /** Secret `data` / ConfigMap `binaryData`: base64 values, decoded for masks and detectors. */
   private base64Map(map: JsonObject, nodes: TrieNode[] | null, a: Applied): Json {
     let out: JsonObject | null = null;
+    const renames = this.maskKeys(map, a);
     for (const k of Object.keys(map)) {
       const child = map[k]!;
       if (typeof child !== "string") continue;
       const cn = childNodes(nodes, k);
       const term = terminalOf(cn);
       let r: Json | Dropped = child;
-      this.path.push(k);
+      this.path.push(renames?.get(k) ?? k);
       if (term !== null) {
         const decoded = decodeBase64Text(child) ?? child;
         const rep = applyStrategy(term.strategy, term.label, decoded, this.key, true);
@@ -374,7 +390,32 @@ export class JsonMaskRun {
         else out[k] = r;
       }
     }
+    if (renames !== null) return renameKeys(out ?? map, renames);
     return out ?? map;
+  }
+
+  /**
+   * Keys of a data map that hold an identifier -> their masked form (unique within the map),
+   * or null when no key does. Recorded in the summary at the renamed key's pointer.
+   */
+  private maskKeys(map: JsonObject, a: Applied): Map<string, string> | null {
+    if (a.detectors.empty) return null;
+    let renames: Map<string, string> | null = null;
+    for (const k of Object.keys(map)) {
+      const spans = a.detectors.find(k);
+      if (spans === null) continue;
+      const r = renderSpans(k, spans, this.key, false);
+      let nk = r === DROP ? redactToken("key") : r;
+      renames ??= new Map();
+      const taken = new Set(renames.values());
+      for (let n = 2; nk in map || taken.has(nk); n++) nk = `${r === DROP ? redactToken("key") : r}#${n}`;
+      renames.set(k, nk);
+      for (const sp of spans) this.sum.hit(sp.det.id, sp.det.id, null);
+      this.path.push(nk);
+      this.sum.addPath(this.path);
+      this.path.pop();
+    }
+    return renames;
   }
 
   /** Run detectors over a string; record hits at the current path. */
@@ -478,11 +519,12 @@ export class JsonMaskRun {
       return dropped ? (out.filter((x) => x !== DROP) as Json[]) : (out as Json[]);
     }
     let out: JsonObject | null = null;
+    const renames = typeof key === "string" && KEYED_MAPS.has(key) ? this.maskKeys(v, a) : null;
     for (const k of Object.keys(v)) {
       const child = v[k]!;
       const cn = childNodes(nodes, k);
       if (cn === null && (a.detectors.empty || skipForDetectors(k, key))) continue;
-      this.path.push(k);
+      this.path.push(renames?.get(k) ?? k);
       const r = this.walk(child, cn, a, k, true, key);
       this.path.pop();
       if (r !== child) {
@@ -491,6 +533,7 @@ export class JsonMaskRun {
         else out[k] = r;
       }
     }
+    if (renames !== null) return renameKeys(out ?? v, renames);
     return out ?? v;
   }
 

@@ -34,8 +34,11 @@ export function luhn(candidate: string): boolean {
 }
 
 /**
- * SSA rules for issued numbers (SSA "Social Security Number Randomization", 2011): area
- * 001-899 except 666, group 01-99, serial 0001-9999.
+ * SSA rules (SSA "Social Security Number Randomization", 2011): area 001-999 except 666,
+ * group 01-99, serial 0001-9999. Areas 900-999 are never issued as SSNs, but they are ITINs
+ * (tax identifiers of people) and the numbers synthetic and test patient data use: in a
+ * response about patients they are masked too (fail closed); only the impossible shapes
+ * (area 000 or 666, group 00, serial 0000) are left alone.
  */
 export function ssn(candidate: string): boolean {
   const d = digitsOf(candidate);
@@ -43,7 +46,7 @@ export function ssn(candidate: string): boolean {
   const area = Number(d.slice(0, 3));
   const group = Number(d.slice(3, 5));
   const serial = Number(d.slice(5));
-  return area !== 0 && area !== 666 && area < 900 && group !== 0 && serial !== 0;
+  return area !== 0 && area !== 666 && group !== 0 && serial !== 0;
 }
 
 const MONTHS: Record<string, number> = {

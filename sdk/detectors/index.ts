@@ -98,13 +98,14 @@ export function ssn(o: DetectorOptions = {}): DetectorSpec {
 }
 
 // ---- (H) medical record numbers ------------------------------------------------------------
-/** "MRN: 12345678", "Medical Record Number 0012345" (optional 1-3 letter prefix). */
+/** "MRN: 12345678", "Medical Record Number 0012345" (optional 1-3 letter prefix), "MRN-00481516". */
 export function mrn(o: DetectorOptions = {}): DetectorSpec {
   return make(
     {
       id: "mrn",
       category: "mrn",
-      pattern: labelled("mrn|medical record|med rec|chart", "[A-Z]{0,3}\\d{6,10}(?![\\w-])"),
+      // "MRN: 12345678", and the record-id form "MRN-00481516" (masked whole)
+      pattern: `${labelled("mrn|medical record|med rec|chart", "[A-Z]{0,3}\\d{6,10}(?![\\w-])")}|\\bMRN-\\d{6,10}(?![\\w-])`,
       flags: "i",
       strategy: REDACT,
       label: "mrn",
@@ -269,7 +270,7 @@ export function zip(o: DetectorOptions = {}): DetectorSpec {
   );
 }
 
-/** Street addresses ("221B Baker Street", "10 N. Main St, Apt 4") and PO boxes. */
+/** Street addresses ("221B Baker Street", "10 N. Main St, Apt 4", "7 Sample Court, Springfield 99903") and PO boxes. */
 export function streetAddress(o: DetectorOptions = {}): DetectorSpec {
   return make(
     {
@@ -277,6 +278,8 @@ export function streetAddress(o: DetectorOptions = {}): DetectorSpec {
       category: "address",
       pattern:
         `(?<![\\w.:/-])\\d{1,6}[A-Z]? +(?:[NSEW]\\.? +)?(?:[A-Z][A-Za-z'-]* +){1,4}${STREET_SUFFIX}\\.?(?![\\w-])(?:,? +(?:Apt|Suite|Ste|Unit|#)\\.? *[A-Za-z0-9-]+)?` +
+        // the rest of the address: ", Springfield 99903", ", Boston, MA 02139", ", 99902"
+        `(?:, *(?:[A-Z][A-Za-z'-]+(?: [A-Z][A-Za-z'-]+){0,2},? +)?(?:${STATES},? +)?\\d{5}(?:-\\d{4})?(?![\\w-]))?` +
         `|\\bP\\.? ?O\\.? +Box +\\d+\\b`,
       flags: "",
       strategy: REDACT,
