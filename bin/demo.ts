@@ -48,7 +48,6 @@ import { DEMO_SEED_PATH } from "../simulator/seed/planted.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("../", import.meta.url));
 const BASELINE = path.join(REPO_ROOT, "templates", "hipaa", "baseline.ts");
-const BIN = path.join(REPO_ROOT, "bin", "custos.mjs");
 
 /** The demo reviewer, registered in the demo policy's approval group by immutable id. */
 export const DEMO_REVIEWER = { githubId: 4242, login: "demo-reviewer" } as const;
@@ -250,7 +249,7 @@ export async function run(argv: string[]): Promise<number> {
       const r = path.relative(process.cwd(), p);
       return r === "" ? "." : r.startsWith("..") ? p : r;
     };
-    const custos = `node ${rel(BIN)}`;
+    const custos = "npx custos";
 
     if (o.json) {
       process.stdout.write(

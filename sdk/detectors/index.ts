@@ -104,8 +104,9 @@ export function mrn(o: DetectorOptions = {}): DetectorSpec {
     {
       id: "mrn",
       category: "mrn",
-      // "MRN: 12345678", and the record-id form "MRN-00481516" (masked whole)
-      pattern: `${labelled("mrn|medical record|med rec|chart", "[A-Z]{0,3}\\d{6,10}(?![\\w-])")}|\\bMRN-\\d{6,10}(?![\\w-])`,
+      // "MRN: 12345678", and the record-id form "MRN-00481516" (masked whole; no word boundary
+      // before it: "\\nMRN-..." inside JSON text embedded in a string is still caught)
+      pattern: `${labelled("mrn|medical record|med rec|chart", "[A-Z]{0,3}\\d{6,10}(?![\\w-])")}|MRN-\\d{6,10}(?![\\w-])`,
       flags: "i",
       strategy: REDACT,
       label: "mrn",
