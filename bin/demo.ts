@@ -294,9 +294,7 @@ export async function run(argv: string[]): Promise<number> {
       say("  kubectl auth can-i --list                          # answered from custos policy");
       say();
       say("Approve a pending request as the demo reviewer (the 403 message names <id>):");
-      say(
-        `  ${custos} approve --local ${rel(path.join(dir, "approvals"))} --key ${rel(path.join(dir, "reviewer.key"))} <id>`,
-      );
+      say(`  ${custos} approve --key ${rel(path.join(dir, "reviewer.key"))} <id>`);
       say();
       say("Audit what happened (evidence is committed every 200 ms):");
       say(

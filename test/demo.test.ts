@@ -118,11 +118,10 @@ describe("custos demo", () => {
     expect(id, first.out).toBeTruthy();
     expect(first.out).toContain(`custos approve ${id}`);
 
-    const approve = await run(
-      process.execPath,
-      [BIN, "approve", "--local", ready.approvals, "--key", ready.reviewerKey, id!, "--yes"],
-      { timeout: 30_000 },
-    );
+    // exactly as the demo tells a newcomer: the approvals repo is found beside the key
+    const approve = await run(process.execPath, [BIN, "approve", "--key", ready.reviewerKey, id!, "--yes"], {
+      timeout: 30_000,
+    });
     expect(approve.stdout).toContain(`approved request ${id}`);
 
     const second = await kubectl(exec);

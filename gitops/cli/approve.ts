@@ -9,13 +9,15 @@
  * and submits the review (GitHub: APPROVE / REQUEST_CHANGES on the PR's head commit; local:
  * a commit in the approvals repository). `custos deny` is the same with --reason.
  *
- * Backend: --local <dir>, else the CUSTOS_APPROVALS environment variable (a directory), else
- * GitHub (from the PR URL, or --repo with --github-url for a bare id).
+ * Backend: --local <dir>, else GitHub when the target is a PR URL or --repo is given, else the
+ * CUSTOS_APPROVALS environment variable (a directory), else an `approvals/` folder beside the
+ * key file (the `custos demo` layout, so `custos approve --key <dir>/reviewer.key <id>` works).
  * Exit codes: 0 submitted; 1 not submitted (request closed/expired, altered file, declined);
  * 2 bad usage or input; 3 runtime failure (network, I/O).
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { userInfo } from "node:os";
+import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, CommanderError } from "commander";
 import { terminalSummary } from "../approvals/body.ts";
@@ -82,7 +84,10 @@ export async function runDecision(
     .option("--repo <owner/name>", "the approvals repository, when <target> is a request id")
     .option("--github-url <url>", "GitHub REST base URL (https://<host>/api/v3 for GitHub Enterprise)")
     .option("--token-env <name>", "environment variable holding your GitHub token", "GITHUB_TOKEN")
-    .option("--local <dir>", "a local approvals repository instead of GitHub (default: $CUSTOS_APPROVALS)")
+    .option(
+      "--local <dir>",
+      "a local approvals repository instead of GitHub (default: $CUSTOS_APPROVALS, else an approvals/ folder beside --key, as custos demo lays it out)",
+    )
     .option(
       "--reviewer-id <n>",
       "local only: your numeric GitHub id as registered in the policy (default: found by your key)",
@@ -120,8 +125,14 @@ export async function runDecision(
       `cannot read --key ${o.key} (${(e as NodeJS.ErrnoException).code ?? "error"}); pass the path of your private key file`,
     );
   }
+  const githubTarget = Boolean(o.repo || parsePullUrl(target));
+  // last resort for a local setup such as `custos demo`: an approvals repository beside the key
+  const besideKey = path.join(path.dirname(path.resolve(o.key)), "approvals");
   const localDir =
-    o.local ?? (o.repo || parsePullUrl(target) ? undefined : io.env.CUSTOS_APPROVALS || undefined);
+    o.local ??
+    (githubTarget
+      ? undefined
+      : io.env.CUSTOS_APPROVALS || (existsSync(path.join(besideKey, "requests")) ? besideKey : undefined));
   const note = decision === "approve" ? o.comment : o.reason;
   try {
     let fetched: FetchedRequest;
