@@ -3,7 +3,8 @@
  * 500-item Pod list, through (a) the upstream directly, (b) the real `kubectl proxy` (Go),
  * (c) the custos gateway without mask rules, (d) the gateway with the masking stage busy
  * (a field mask on pods + an SSN detector) — all against the same loopback HTTPS upstream,
- * in the same run; each gateway runs as its own `custos gateway` process. Evidence goes to a JSON-lines file, written before each answer; with
+ * in the same run; each gateway runs as its own `custos gateway` process; (c) and (d) are measured
+ * over HTTP/1.1 (https.Agent, the fallback) and over HTTP/2 (one multiplexed session, as client-go). Evidence goes to a JSON-lines file, written before each answer; with
  * --fsync also fsync'ed (group commit) before each answer.
  *
  *   node --import tsx bench/gateway.ts [--quick] [--fsync]
@@ -13,6 +14,7 @@
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
+import http2 from "node:http2";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -176,6 +178,43 @@ function target(name: string, base: string, o: { token?: string; ca?: string }):
   };
 }
 
+/** HTTP/2 (ALPN h2) client: one session, concurrent requests multiplexed as streams, like client-go */
+function targetH2(name: string, base: string, o: { token: string; ca: string }): Target {
+  let session: http2.ClientHttp2Session | undefined;
+  const s = () => {
+    if (!session || session.closed || session.destroyed) {
+      session = http2.connect(base, { ca: o.ca });
+      session.on("error", () => {});
+      session.unref();
+    }
+    return session;
+  };
+  return {
+    name,
+    get: (p) =>
+      new Promise<number>((resolve, reject) => {
+        const req = s().request({
+          ":path": p,
+          accept: "application/json",
+          authorization: `Bearer ${o.token}`,
+        });
+        let status = 0;
+        let n = 0;
+        req.on("response", (h) => {
+          status = Number(h[":status"]);
+        });
+        req.on("data", (c: Buffer) => {
+          n += c.length;
+        });
+        req.on("end", () =>
+          status === 200 ? resolve(n) : reject(new Error(`${name} ${p}: HTTP ${status}`)),
+        );
+        req.on("error", reject);
+        req.end();
+      }),
+  };
+}
+
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
@@ -326,6 +365,8 @@ async function main() {
     target("kubectl proxy", proxy.url, {}),
     target("custos (no mask rules)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
     target("custos (masking)", gateways[1]!.url, { token: AGENT, ca: tls.caPem }),
+    targetH2("custos h2 (no mask)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
+    targetH2("custos h2 (masking)", gateways[1]!.url, { token: AGENT, ca: tls.caPem }),
   ];
   const cases = [
     { name: "small GET (1 pod)", path: "/api/v1/namespaces/default/pods/web-0", n: LAT_N.small },

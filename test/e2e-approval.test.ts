@@ -44,7 +44,7 @@ function custos(args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-function compileHipaa(reviewerPub: string, wait: string | false): { text: string; policyHash: string } {
+function compileHipaa(reviewerPub: string, wait: "20s" | false): { text: string; policyHash: string } {
   const r = compilePolicy(
     hipaaBaseline({
       reviewers: [{ githubId: REVIEWER_ID, login: "rita", keys: [reviewerPub] }],
@@ -151,6 +151,7 @@ async function applyRoleBinding(name: string) {
 const pendingId = (stderr: string) => /request (\S+) is pending/.exec(stderr)?.[1];
 
 let firstRequestId = "";
+let heldRequestId = "";
 
 describe("approval end to end (local backend, git evidence)", () => {
   it("kubectl is told to get approval; custos approve signs; the retry succeeds", async () => {
@@ -216,6 +217,7 @@ describe("approval end to end (local backend, git evidence)", () => {
       id = repo.listRequestIds().find((x) => !before.has(x));
     }
     expect(id).toBeDefined();
+    heldRequestId = id!;
     const approve = await custos(["approve", "--local", approvalsDir, "--key", reviewerKey, id!, "--yes"]);
     expect(approve.code).toBe(0);
     const r = await held;
@@ -225,6 +227,35 @@ describe("approval end to end (local backend, git evidence)", () => {
     expect(Date.now() - started).toBeLessThan(20_000);
     expect((await kubectl(simKc, ["get", "rolebinding", "held-access", "-n", "default"])).code).toBe(0);
   }, 40_000);
+
+  it("kubectl retries a create answered 429 + Retry-After silently (what a held call's slice relies on)", async () => {
+    const f = path.join(dir, "retry.yaml");
+    await writeFile(f, roleBinding("retry-access"));
+    const before = sim.requests.length;
+    const remove = sim.injectFault({
+      method: "POST",
+      path: /rolebindings/,
+      times: 2,
+      action: {
+        kind: "status",
+        status: 429,
+        reason: "TooManyRequests",
+        message: "custos: request x is still pending",
+        headers: { "retry-after": "1" },
+      },
+    });
+    try {
+      const r = await kubectl(simKc, ["apply", "-f", f]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+    } finally {
+      remove();
+    }
+    const posts = sim.requests
+      .slice(before)
+      .filter((q) => q.method === "POST" && q.url.includes("rolebindings"));
+    expect(posts).toHaveLength(3);
+  }, 20_000);
 
   it("the evidence repo verifies and links operation -> request -> signed review -> grant -> use -> call", async () => {
     await gw.stop();
@@ -305,6 +336,14 @@ describe("approval end to end (local backend, git evidence)", () => {
     expect(call.verb).toBe("create");
     expect(call.objectRef).toMatchObject({ resource: "rolebindings", namespace: "default" });
     expect(call.custos.bodySha256).toBe(granted.custos.bodySha256);
+    // the held call: one record, no 403 in between, executed under its grant
+    const held = await custos(["audit", "query", evidenceDir, "--request-id", heldRequestId, "--json"]);
+    const heldRecs = held.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as EvidenceRecord);
+    expect(heldRecs.map(kind)).toEqual(["request-opened", "review", "granted", "used", "call:201"]);
+    expect(heldRecs.at(-1)!.custos.policyHash).not.toBe(call.custos.policyHash); // decided by the reloaded policy
     // the same trail by fingerprint and by grant id
     const byGrant = await custos(["audit", "query", evidenceDir, "--grant-id", grantId, "--json"]);
     expect(

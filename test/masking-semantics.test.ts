@@ -461,10 +461,19 @@ describe("text streams", () => {
     out += t.end();
     expect(out).toBe("cat f\r\nSSN [MASKED:ssn]\r\n");
   });
-  it("exec: flush() emits held text (idle TTY)", () => {
+  it("exec: flush() emits held text (idle TTY), but not a number in progress", () => {
     const t = m.textStream(ctx({ subresource: "exec" }));
     expect(t.push("typing 555")).toBe("typing ");
-    expect(t.flush()).toBe("555");
+    expect(t.flush()).toBe("");
+    expect(t.push("x")).toBe("");
+    expect(t.flush()).toBe("555x");
+    // an SSN split across an idle gap is still caught whole
+    const u = m.textStream(ctx({ subresource: "exec" }));
+    let out = u.push("SSN 987-6");
+    out += u.flush();
+    out += u.push("5-4320 ok");
+    out += u.flush();
+    expect(out + u.end()).toBe("SSN [MASKED:ssn] ok");
   });
 });
 

@@ -107,6 +107,45 @@ describe("approval stage", () => {
     expect(r.ok).toBe(false);
     expect(s.checks).toBe(4);
   });
+  it("holds one attempt at most holdSliceMs, then 429 + Retry-After; retries do not extend the wait", async () => {
+    const s = scripted(["pending"]);
+    const c = clock();
+    const deps = { service: s, ...c, pollMs: 2000, holdSliceMs: 50_000 };
+    const rule = req({ wait: { timeoutSeconds: 300 } });
+    const answers: { at: number; status: number; retryAfter?: string }[] = [];
+    for (let attempt = 0; attempt < 12; attempt++) {
+      const r = await approvalStage(deps, op, rule);
+      if (r.ok) throw new Error("expected pending");
+      const retryAfter = r.error.headers["retry-after"];
+      answers.push({ at: c.now(), status: r.error.httpStatus, ...(retryAfter ? { retryAfter } : {}) });
+      expect(r.approval).toEqual({ requestId: "q1", fingerprint: "f", url: "https://x/pr/1" });
+      if (r.error.httpStatus === 403) {
+        expect(r.error.code).toBe("APPROVAL_PENDING");
+        break;
+      }
+      expect(r.error.code).toBe("APPROVAL_PENDING_RETRY");
+      expect(r.error.reason).toBe("TooManyRequests");
+      expect(r.error.message).toContain("custos approve q1");
+      await c.sleep(Number(retryAfter) * 1000); // the client waits Retry-After, then retries
+    }
+    // 429 after each 50 s slice, 403 once 300 s have passed since the FIRST attempt
+    expect(answers.map((a) => a.status)).toEqual([429, 429, 429, 429, 429, 403]);
+    expect(answers.slice(0, 5).every((a) => a.retryAfter === "1")).toBe(true);
+    expect(answers.at(-1)!.at).toBe(300_000);
+    // after the wait timed out, a later attempt starts a fresh wait
+    const again = await approvalStage(deps, op, rule);
+    expect(!again.ok && again.error.httpStatus).toBe(429);
+  });
+  it("a held call granted in a later attempt proceeds", async () => {
+    const s = scripted(["pending", "pending", "pending", "granted"]);
+    const c = clock();
+    const deps = { service: s, ...c, pollMs: 10_000, holdSliceMs: 15_000 };
+    const rule = req({ wait: { timeoutSeconds: 60 } });
+    const first = await approvalStage(deps, op, rule);
+    expect(!first.ok && first.error.httpStatus).toBe(429);
+    const second = await approvalStage(deps, op, rule);
+    expect(second.ok).toBe(true);
+  });
   it("single-use grants are consumed; a failed consume refuses the call", async () => {
     const ok = scripted(["granted"]);
     expect((await approvalStage({ service: ok, ...clock() }, op, req({ use: "once" }))).ok).toBe(true);

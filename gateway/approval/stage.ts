@@ -3,6 +3,12 @@
  * grant. Granted: single-use grants are consumed first (a failed consume refuses the call).
  * Pending: answer 403 naming the request and how to review it, or — if the rule asks to
  * wait — hold the call and poll until granted, denied or the wait times out.
+ *
+ * A held call is held at most `holdSliceMs` (default 50 s: below the 60 s idle timeouts of
+ * common proxies and load balancers) per attempt; then the gateway answers 429 with
+ * `Retry-After`, which client-go (kubectl, controllers) retries silently, up to 10 times. The
+ * rule's wait timeout counts from the first attempt on the request, so retries do not extend
+ * it; once it has passed, the answer is the 403 naming the request.
  */
 import type { ApprovalRequirement } from "../../sdk/schema/config.ts";
 import { GatewayError } from "../errors.ts";
@@ -23,6 +29,23 @@ export interface ApprovalStageDeps {
   pollMs?: number;
   /** the client went away: stop holding */
   signal?: AbortSignal;
+  /** hold one attempt at most this long, then answer 429 + Retry-After (default 50 000) */
+  holdSliceMs?: number;
+  /** the Retry-After of that 429, seconds (default 1) */
+  retryAfterSeconds?: number;
+}
+
+export const DEFAULT_HOLD_SLICE_MS = 50_000;
+
+/** When the wait on a request began (its first held attempt), per approval service. */
+const waitStarts = new WeakMap<ApprovalService, Map<string, number>>();
+function waitStartsOf(service: ApprovalService): Map<string, number> {
+  let m = waitStarts.get(service);
+  if (!m) {
+    m = new Map();
+    waitStarts.set(service, m);
+  }
+  return m;
 }
 
 function ref(o: ApprovalOutcome): ApprovalRef {
@@ -37,7 +60,11 @@ export async function approvalStage(
   op: ApprovalOperation,
   requirement: ApprovalRequirement,
 ): Promise<ApprovalResult> {
-  const deadline = deps.now() + (requirement.wait ? requirement.wait.timeoutSeconds * 1000 : 0);
+  const started = deps.now();
+  const waitMs = requirement.wait ? requirement.wait.timeoutSeconds * 1000 : 0;
+  const sliceMs = deps.holdSliceMs ?? DEFAULT_HOLD_SLICE_MS;
+  const starts = waitStartsOf(deps.service);
+  let startKey: string | undefined;
   for (;;) {
     let outcome: ApprovalOutcome;
     try {
@@ -53,6 +80,7 @@ export async function approvalStage(
         ),
       };
     }
+    if (outcome.status !== "pending" && startKey) starts.delete(startKey);
     if (outcome.status === "granted") {
       if (requirement.use === "once") {
         let consumed = false;
@@ -88,9 +116,19 @@ export async function approvalStage(
           { requestId: outcome.requestId },
         ),
       };
-    // pending
-    const remaining = deadline - deps.now();
-    if (!requirement.wait || remaining <= 0 || deps.signal?.aborted)
+    // pending: the wait runs from the first attempt on this request (retries do not extend it;
+    // a wait abandoned long ago starts afresh)
+    const now = deps.now();
+    if (requirement.wait && startKey === undefined) {
+      startKey = `${outcome.requestId}\n${op.ruleId}`;
+      const first = starts.get(startKey);
+      if (first === undefined || now - first > waitMs + 10 * 60_000) starts.set(startKey, started);
+      for (const [k, t] of starts) if (now - t > waitMs + 10 * 60_000) starts.delete(k);
+    }
+    const deadline = (startKey !== undefined ? (starts.get(startKey) ?? started) : started) + waitMs;
+    const remaining = deadline - now;
+    if (!requirement.wait || remaining <= 0 || deps.signal?.aborted) {
+      if (startKey !== undefined && remaining <= 0) starts.delete(startKey);
       return {
         ok: false,
         approval: ref(outcome),
@@ -102,6 +140,23 @@ export async function approvalStage(
           { requestId: outcome.requestId, fingerprint: outcome.fingerprint },
         ),
       };
-    await deps.sleep(Math.min(deps.pollMs ?? 2000, remaining));
+    }
+    const sliceLeft = started + sliceMs - now;
+    if (sliceLeft <= 0) {
+      const retryAfter = deps.retryAfterSeconds ?? 1;
+      return {
+        ok: false,
+        approval: ref(outcome),
+        error: new GatewayError(
+          "APPROVAL_PENDING_RETRY",
+          429,
+          "TooManyRequests",
+          `custos: rule ${op.ruleId} requires approval; request ${outcome.requestId} is still pending${outcome.url ? ` at ${outcome.url}` : ""} (${Math.ceil(remaining / 1000)} s of the rule's wait left). Retry after ${retryAfter} s (kubectl retries by itself). A reviewer runs: ${outcome.reviewCommand}`,
+          { requestId: outcome.requestId, fingerprint: outcome.fingerprint },
+          { "retry-after": String(retryAfter) },
+        ),
+      };
+    }
+    await deps.sleep(Math.min(deps.pollMs ?? 2000, remaining, sliceLeft));
   }
 }

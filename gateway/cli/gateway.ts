@@ -156,6 +156,10 @@ function mergeFlags(raw: Record<string, unknown>, f: Flags, fileDir: string): Re
   if (f.signingKey) out.signingKey = rel(f.signingKey);
   if (f.durability) {
     const ev = (out.evidence as Record<string, unknown> | undefined) ?? {};
+    if (ev.kind !== "git")
+      throw new Error(
+        "--durability applies to a git evidence repository; give --evidence-repo (or evidence.kind: git)",
+      );
     out.evidence = { ...ev, durability: f.durability };
   }
   if (f.approvalsLocal) out.approvals = { kind: "local", dir: rel(f.approvalsLocal) };

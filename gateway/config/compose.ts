@@ -332,8 +332,8 @@ export async function composeApprovals(
     requestTtlSeconds: a.requestTtlSeconds,
     recheckIntervalMs: a.recheckIntervalSeconds * 1000,
     log: approvalsLog(d.logger),
-    evidenceLink: ({ seq, grantId }: { requestId: string; grantId?: string; seq: number }) =>
-      `evidence branch evidence/${c.gatewayId}, record seq ${seq}${grantId ? ` (grant ${grantId})` : ""}; find it with \`custos audit query <evidence repo> --request-id <id>\``,
+    evidenceLink: ({ requestId, seq, grantId }: { requestId: string; grantId?: string; seq: number }) =>
+      `evidence branch evidence/${c.gatewayId}, record seq ${seq}${grantId ? ` (grant ${grantId})` : ""}; the whole trail: \`custos audit query <evidence repo> --request-id ${requestId}\``,
   };
   const { GrantStore, GitHubApprovalService, LocalApprovalService, createOctokit } = await import(
     "../../gitops/approvals/index.ts"

@@ -69,6 +69,11 @@ interface GateEntry {
   needWords: boolean;
 }
 
+/** strings up to this length have their detector results cached (per DetectorSet) */
+const FIND_CACHE_MAX_LEN = 256;
+/** strings per cache generation (two generations per DetectorSet: at most ~50 MB of strings) */
+const FIND_CACHE_ENTRIES = 50_000;
+
 export class DetectorSet {
   readonly key: string;
   readonly dets: readonly CompiledDetector[];
@@ -82,8 +87,28 @@ export class DetectorSet {
   private readonly always: boolean[];
   private readonly cache = new Map<number, GateEntry>();
 
+  /**
+   * ASCII characters one of which every match of every detector contains (the digits, plus one
+   * required character of each digit-free gate alternative); null when some detector has an
+   * alternative that needs neither (then no string can be ruled out this cheaply).
+   */
+  private readonly trigger: Uint8Array | null;
+
   constructor(dets: readonly CompiledDetector[]) {
     this.dets = dets;
+    let trigger: Uint8Array | null = new Uint8Array(128);
+    for (let c = 48; c <= 57; c++) trigger[c] = 1;
+    for (const d of dets) {
+      if (d.gate.always) trigger = null;
+      for (const g of d.gate.groups) {
+        if (trigger === null) break;
+        if (g.digits > 0 || g.run > 0) continue;
+        const c = g.chars.length > 0 ? g.chars.charCodeAt(0) : 128;
+        if (c >= 128) trigger = null;
+        else trigger[c] = 1;
+      }
+    }
+    this.trigger = trigger;
     this.key = dets.map((d) => d.id).join(",");
     const words = dets.flatMap((d) => d.gate.words);
     this.scanner = words.length > 0 ? new WordScanner(words) : null;
@@ -175,7 +200,44 @@ export class DetectorSet {
     return this.evaluate(run, digits, mask, words).base;
   }
 
-  /** Non-overlapping validated spans in `s`, in order; null when none. */
+  /**
+   * `find`, with results for short
+   * strings are cached: a list repeats the same names, labels, env names and images in every
+   * item (and last-applied-configuration repeats the object), so most lookups are hits. The
+   * returned spans are shared: callers must not mutate them.
+   */
+  findCached(s: string): readonly Span[] | null {
+    if (this.dets.length === 0 || s.length === 0) return null;
+    if (this.trigger !== null) {
+      // most strings of an object (names, labels, enum values) hold no digit and none of the
+      // characters a digit-free match needs ("@" of an e-mail, ":" of a URL): no detector can match
+      const t = this.trigger;
+      let i = 0;
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 128 || t[c] === 1) break;
+      }
+      if (i === s.length) return null;
+    }
+    if (s.length > FIND_CACHE_MAX_LEN) return this.find(s);
+    let r = this.found.get(s);
+    if (r !== undefined) return r;
+    r = this.older.get(s);
+    if (r === undefined) r = this.find(s);
+    // two generations: when the young one is full it becomes the old one, so strings still in
+    // use survive (a cheap LRU) and a list larger than the cache does not thrash it
+    if (this.found.size >= FIND_CACHE_ENTRIES) {
+      this.older = this.found;
+      this.found = new Map();
+    }
+    this.found.set(s, r);
+    return r;
+  }
+
+  private found = new Map<string, readonly Span[] | null>();
+  private older = new Map<string, readonly Span[] | null>();
+
+  /** Non-overlapping validated spans in `s`, in order; null when none (uncached: streams). */
   find(s: string): Span[] | null {
     if (this.dets.length === 0 || s.length === 0) return null;
     const dets = this.candidates(s);

@@ -26,24 +26,21 @@ export const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 /**
  * Kubernetes-owned values detectors never look at (they are not PHI and look like it:
  * timestamps look like dates, digests and uids hold digit runs). Field masks still reach them
- * if a policy names them explicitly.
+ * if a policy names them explicitly. `true`: skipped anywhere; a set: only under those parents.
  */
-const SKIP_ANYWHERE = new Set([
-  "uid",
-  "resourceVersion",
-  "creationTimestamp",
-  "deletionTimestamp",
-  "selfLink",
-  "lastTransitionTime",
-  "lastProbeTime",
-  "lastHeartbeatTime",
-  "lastUpdateTime",
-  "image",
-  "imageID",
-  "containerID",
-]);
-/** skipped only under a given parent key */
-const SKIP_UNDER = new Map<string, ReadonlySet<string>>([
+const SKIP = new Map<string, true | ReadonlySet<string>>([
+  ["uid", true],
+  ["resourceVersion", true],
+  ["creationTimestamp", true],
+  ["deletionTimestamp", true],
+  ["selfLink", true],
+  ["lastTransitionTime", true],
+  ["lastProbeTime", true],
+  ["lastHeartbeatTime", true],
+  ["lastUpdateTime", true],
+  ["image", true],
+  ["imageID", true],
+  ["containerID", true],
   ["startedAt", new Set(["running", "terminated"])],
   ["finishedAt", new Set(["terminated"])],
   ["startTime", new Set(["status"])],
@@ -74,9 +71,9 @@ function renameKeys(obj: JsonObject, renames: ReadonlyMap<string, string>): Json
 }
 
 function skipForDetectors(key: string, parentKey: string | number | undefined): boolean {
-  if (SKIP_ANYWHERE.has(key)) return true;
-  const parents = SKIP_UNDER.get(key);
-  return parents !== undefined && typeof parentKey === "string" && parents.has(parentKey);
+  const s = SKIP.get(key);
+  if (s === undefined) return false;
+  return s === true || (typeof parentKey === "string" && s.has(parentKey));
 }
 
 function isObject(v: Json | undefined): v is JsonObject {
@@ -251,7 +248,7 @@ export class JsonMaskRun {
     const nodes = a.trie === null ? null : [a.trie];
     const eventish = isEvent(obj, kindHint);
     let out: JsonObject | null = null;
-    for (const k of Object.keys(obj)) {
+    for (const k in obj) {
       const child = obj[k]!;
       const cn = childNodes(nodes, k);
       let r: Json | Dropped;
@@ -278,7 +275,7 @@ export class JsonMaskRun {
 
   private metadata(meta: JsonObject, nodes: TrieNode[] | null, a: Applied): Json {
     let out: JsonObject | null = null;
-    for (const k of Object.keys(meta)) {
+    for (const k in meta) {
       const child = meta[k]!;
       const cn = childNodes(nodes, k);
       let r: Json | Dropped;
@@ -310,7 +307,7 @@ export class JsonMaskRun {
   private annotations(ann: JsonObject, nodes: TrieNode[] | null, a: Applied): Json {
     let out: JsonObject | null = null;
     const renames = this.maskKeys(ann, a);
-    for (const k of Object.keys(ann)) {
+    for (const k in ann) {
       const child = ann[k]!;
       const cn = childNodes(nodes, k);
       let r: Json | Dropped;
@@ -364,7 +361,7 @@ export class JsonMaskRun {
   private base64Map(map: JsonObject, nodes: TrieNode[] | null, a: Applied): Json {
     let out: JsonObject | null = null;
     const renames = this.maskKeys(map, a);
-    for (const k of Object.keys(map)) {
+    for (const k in map) {
       const child = map[k]!;
       if (typeof child !== "string") continue;
       const cn = childNodes(nodes, k);
@@ -401,8 +398,8 @@ export class JsonMaskRun {
   private maskKeys(map: JsonObject, a: Applied): Map<string, string> | null {
     if (a.detectors.empty) return null;
     let renames: Map<string, string> | null = null;
-    for (const k of Object.keys(map)) {
-      const spans = a.detectors.find(k);
+    for (const k in map) {
+      const spans = a.detectors.findCached(k);
       if (spans === null) continue;
       const r = renderSpans(k, spans, this.key, false);
       let nk = r === DROP ? redactToken("key") : r;
@@ -420,7 +417,7 @@ export class JsonMaskRun {
 
   /** Run detectors over a string; record hits at the current path. */
   private str(s: string, a: Applied, canDrop: boolean): string | Dropped {
-    const spans = a.detectors.find(s);
+    const spans = a.detectors.findCached(s);
     if (spans === null) return s;
     const r = renderSpans(s, spans, this.key, canDrop);
     for (const sp of spans) this.sum.hit(sp.det.id, sp.det.id, null);
@@ -520,7 +517,7 @@ export class JsonMaskRun {
     }
     let out: JsonObject | null = null;
     const renames = typeof key === "string" && KEYED_MAPS.has(key) ? this.maskKeys(v, a) : null;
-    for (const k of Object.keys(v)) {
+    for (const k in v) {
       const child = v[k]!;
       const cn = childNodes(nodes, k);
       if (cn === null && (a.detectors.empty || skipForDetectors(k, key))) continue;

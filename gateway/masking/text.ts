@@ -30,9 +30,11 @@ export interface TextStreamOptions {
 /** A text stream masker that can also be flushed when the stream goes idle. */
 export interface FlushableTextStreamMasker extends TextStreamMasker {
   /**
-   * Emit everything held now (e.g. after ~50 ms without output on an interactive TTY).
-   * Trades protection against an identifier split exactly across the idle gap for
-   * interactivity; never needed for correctness of complete lines.
+   * Emit what is held now (e.g. after ~50 ms without output on an interactive TTY), except a
+   * number in progress (digits, dashes, parentheses: the start of an SSN, phone, MRN, date),
+   * which stays held until a non-digit arrives. Trades protection against a word-shaped
+   * identifier (an e-mail) split exactly across the idle gap for interactivity; never needed
+   * for correctness of complete lines.
    */
   flush(): string;
 }
@@ -93,6 +95,9 @@ const TAIL_RE = new RegExp(
     ")$",
   "i",
 );
+
+/** a number that may still be growing into an identifier (SSN, phone, MRN, date, card) */
+const NUMBER_TAIL = /(?<![A-Za-z0-9_])(?:MRN-?[0-9]*|[0-9(+][0-9()+\- ./]*)$/i;
 
 /** characters of already-emitted text kept as context (labels such as "Medical Record Number: ") */
 const CONTEXT = 64;
@@ -180,7 +185,12 @@ export class StreamMasker implements FlushableTextStreamMasker {
   }
 
   flush(): string {
-    return this.emit(this.buf.length);
+    // an idle gap is no proof an identifier is complete ("SSN 987-6" | pause | "5-4320"): a
+    // number in progress stays held (typed digits show with the next non-digit); the rest goes
+    const m = NUMBER_TAIL.exec(
+      this.buf.length > this.tailWindow ? this.buf.slice(-this.tailWindow) : this.buf,
+    );
+    return this.emit(m === null ? this.buf.length : this.buf.length - m[0].length);
   }
 
   summary(): MaskSummary {

@@ -1,13 +1,21 @@
 /**
  * Request bodies: read with a size limit (413), hashed (the approval fingerprint and the
- * evidence bind the exact bytes), and decoded for the decision (JSON, YAML, apply-patch);
- * a body the policy cannot read is refused with 415 rather than forwarded unseen.
+ * evidence bind the exact bytes), and decoded for the decision (JSON, YAML, apply-patch, and
+ * the Kubernetes protobuf of kubectl's `create` generators); a body the policy cannot read is
+ * refused with 415 rather than forwarded unseen. A protobuf body is forwarded as the JSON the
+ * decision read (`application/json`), never as the original bytes.
  */
 import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { parse as parseYaml } from "yaml";
 import type { Json } from "../../sdk/schema/config.ts";
-import { badRequest, bodyTooLarge, unsupportedMediaType } from "../errors.ts";
+import {
+  decodeObject,
+  PROTOBUF_MEDIA_TYPE,
+  ProtobufMalformedError,
+  ProtobufUnsupportedError,
+} from "../codec/protobuf.ts";
+import { badRequest, bodyTooLarge, GatewayError, unsupportedMediaType } from "../errors.ts";
 
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"] ?? Number.NaN);
@@ -37,7 +45,7 @@ const JSON_TYPES = new Set([
   "application/json-patch+json",
 ]);
 const YAML_TYPES = new Set(["application/yaml", "application/apply-patch+yaml"]);
-export const PROTOBUF_TYPE = "application/vnd.kubernetes.protobuf";
+export const PROTOBUF_TYPE = PROTOBUF_MEDIA_TYPE;
 
 /** Decode a request body for the decision stage. Empty body: undefined. */
 export function decodeBody(buf: Buffer, contentType: string | undefined): Json | undefined {
@@ -65,5 +73,39 @@ export function decodeBody(buf: Buffer, contentType: string | undefined): Json |
       );
     }
   }
+  if (mt === PROTOBUF_TYPE) return decodeProtobuf(buf);
   throw unsupportedMediaType(mt);
+}
+
+/** What goes upstream for a decoded body: protobuf is re-encoded as the JSON the policy read. */
+export function forwardBody(
+  raw: Buffer,
+  contentType: string | undefined,
+  body: Json | undefined,
+): { bytes: Buffer; contentType?: string } {
+  if (raw.length === 0 || mediaType(contentType) !== PROTOBUF_TYPE) return { bytes: raw };
+  return { bytes: Buffer.from(JSON.stringify(body)), contentType: "application/json" };
+}
+
+/** kubectl's protobuf request bodies (create generators) -> the JSON a JSON client would send. */
+export function decodeProtobuf(buf: Buffer): Json {
+  try {
+    return decodeObject(buf) as Json;
+  } catch (e) {
+    if (e instanceof ProtobufUnsupportedError)
+      throw new GatewayError(
+        "PROTOBUF_UNSUPPORTED",
+        415,
+        "UnsupportedMediaType",
+        `custos: the protobuf request body cannot be read by the policy (${e.message}); it was not forwarded. Send the object as JSON or YAML instead: write it with "kubectl create ... --dry-run=client -o yaml > obj.yaml" and run "kubectl apply -f obj.yaml" (or "kubectl create -f obj.yaml")`,
+        { contentType: PROTOBUF_TYPE, kind: e.data.kind, path: e.data.path },
+      );
+    if (e instanceof ProtobufMalformedError)
+      throw badRequest(
+        "BODY_MALFORMED",
+        `custos: the request body is not a valid Kubernetes protobuf message (${e.message}, ${buf.length} bytes); send JSON or YAML`,
+        { path: e.data.path },
+      );
+    throw e;
+  }
 }

@@ -4,8 +4,9 @@
  * the CLI and the demo are the composition roots that read files and the environment.
  */
 import { randomUUID } from "node:crypto";
-import https from "node:https";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo, Socket } from "node:net";
 import { canonicalJson, sha256Hex } from "../../sdk/lib/canonical.ts";
 import { GatewayConfig } from "../../sdk/schema/config.ts";
 import { NoApprovalBackend } from "../approval/local.ts";
@@ -119,18 +120,44 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   if (o.auth.loginKey) rt.loginKey = o.auth.loginKey;
 
   const wss = createWebSocketServer();
-  const server = https.createServer(
-    { cert: o.tls.cert, key: o.tls.key, requestTimeout: 0, headersTimeout: 30_000 },
+  // HTTP/2 (ALPN h2) like kube-apiserver, so client-go can cancel a watch at once (RST_STREAM)
+  // instead of waiting for the next byte on an HTTP/1.1 connection; HTTP/1.1 stays for clients
+  // that need it and for the WebSocket upgrades of exec/attach/port-forward.
+  const server = http2.createSecureServer(
+    { cert: o.tls.cert, key: o.tls.key, allowHTTP1: true },
     (req, res) => {
-      void handleHttp(rt, req, res);
+      void handleHttp(rt, req as unknown as IncomingMessage, res as unknown as ServerResponse);
     },
   );
-  server.keepAliveTimeout = 65_000;
-  server.on("upgrade", (req, socket, head) => {
+  // the HTTP/1.1 side: no overall request deadline (watches and logs -f are long), bounded headers
+  const h1 = server as unknown as {
+    requestTimeout: number;
+    headersTimeout: number;
+    keepAliveTimeout: number;
+  };
+  h1.requestTimeout = 0;
+  h1.headersTimeout = 30_000;
+  h1.keepAliveTimeout = 65_000;
+  // stop() must end keep-alive connections and HTTP/2 sessions too
+  const sockets = new Set<Socket>();
+  server.on("connection", (s: Socket) => {
+    // like http.createServer's default: no Nagle (it stalls multi-chunk bodies ~40 ms on delayed ACKs)
+    s.setNoDelay(true);
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+    s.on("error", () => {});
+  });
+  server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
     void handleUpgrade(rt, wss, req, socket, head);
   });
-  // malformed HTTP (the parser refused it): a Status, then close; nothing reached the stages
-  server.on("clientError", (_err, socket) => {
+  // malformed HTTP/1.1 (the parser refused it): a Status, then close; nothing reached the stages
+  // (an HTTP/1.1 server event, emitted by the HTTP/2 server for its allowHTTP1 connections)
+  (server as unknown as NodeJS.EventEmitter).on("clientError", (_err: Error, socket: Socket) => {
     if (socket.destroyed || !socket.writable) return;
     const body = JSON.stringify(
       statusBody(
@@ -188,7 +215,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const s of rt.live) s.destroy();
-        server.closeAllConnections();
+        for (const s of sessions) s.destroy();
+        for (const s of sockets) s.destroy();
       });
       for (const c of wss.clients) c.terminate();
       o.upstream.close();

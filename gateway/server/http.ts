@@ -11,14 +11,15 @@ import {
   badGateway,
   badRequest,
   evidenceUnavailable,
-  type GatewayError,
+  GatewayError,
+  statusBody,
   toStatus,
 } from "../errors.ts";
 import { mintLoginToken } from "../identity/login-token.ts";
 import type { MaskContext } from "../ports.ts";
 import { answerSelfReview, readSelfReview, selfReviewKind } from "../selfreview/index.ts";
 import { upstreamHeaders } from "../upstream/headers.ts";
-import { decodeBody, mediaType, PROTOBUF_TYPE, readBody, sha256 } from "./body.ts";
+import { decodeBody, forwardBody, mediaType, PROTOBUF_TYPE, readBody, sha256 } from "./body.ts";
 import { Call } from "./call.ts";
 import {
   classify,
@@ -32,6 +33,17 @@ import {
 import type { Runtime } from "./runtime.ts";
 
 export const LOGIN_PATH = "/custos/v1/login";
+
+/** how long a watch may wait for the upstream's response headers before the gateway starts the stream */
+export const WATCH_EARLY_HEADERS_MS = 300;
+
+function statusBodyFor(code: number): Json {
+  return statusBody(
+    code,
+    "InternalError",
+    `the upstream refused the watch with HTTP ${code}`,
+  ) as unknown as Json;
+}
 
 function send(
   res: ServerResponse,
@@ -65,12 +77,24 @@ async function refuse(
   err: GatewayError,
   closeConnection = false,
 ): Promise<void> {
-  const extra: OutgoingHttpHeaders = closeConnection ? { connection: "close" } : {};
+  // HTTP/2 has no Connection header (the stream is reset instead, see handleHttp)
+  const extra: OutgoingHttpHeaders = closeConnection && !isHttp2(res) ? { connection: "close" } : {};
   if (!(await call.finish(rt, err.httpStatus, err))) {
     sendStatus(res, evidenceUnavailable("sink refused the record"), extra);
     return;
   }
   sendStatus(res, err, extra);
+}
+
+function isHttp2(res: ServerResponse): boolean {
+  return (res.req as IncomingMessage | undefined)?.httpVersionMajor === 2;
+}
+
+/** HTTP/2 pseudo-headers (`:path`, `:authority`, ...) are never forwarded as headers */
+function plainHeaders(h: IncomingMessage["headers"]): IncomingMessage["headers"] {
+  const out: IncomingMessage["headers"] = {};
+  for (const [k, v] of Object.entries(h)) if (!k.startsWith(":")) out[k] = v;
+  return out;
 }
 
 export async function handleHttp(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -88,6 +112,11 @@ export async function handleHttp(rt: Runtime, req: IncomingMessage, res: ServerR
       });
     if (res.headersSent) {
       await call.finish(rt, res.statusCode, err);
+      // a watch whose headers went out early ends with an ERROR event, like kube-apiserver's
+      if (call.request?.verb === "watch" && !res.writableEnded) {
+        res.end(`${JSON.stringify({ type: "ERROR", object: toStatus(err) })}\n`);
+        return;
+      }
       res.destroy();
       return;
     }
@@ -122,6 +151,9 @@ async function serve(
   const review = selfReviewKind(request);
   const isProtobuf = mediaType(ct) === PROTOBUF_TYPE;
   if (!(review && isProtobuf)) body = decodeBody(raw, ct);
+  // a protobuf object goes upstream as the JSON the decision read, never as unread bytes
+  const forward = review ? { bytes: raw } : forwardBody(raw, ct, body);
+  if (forward.contentType) call.annotations["custos.dev/request-encoding"] = "protobuf-as-json";
 
   if (review) {
     const parsed = readSelfReview(review, raw, body, isProtobuf);
@@ -149,12 +181,53 @@ async function serve(
   await call.decide(rt, body, signal);
 
   // Upstream.
-  const headers = upstreamHeaders(req.headers, {
+  const headers = upstreamHeaders(plainHeaders(req.headers), {
     impersonate: rt.impersonate,
     identity,
-    ...(hasBody ? { contentLength: raw.length } : {}),
+    ...(hasBody ? { contentLength: forward.bytes.length } : {}),
   });
-  const up = await rt.upstream.request(method, call.url, headers, hasBody ? raw : undefined, signal);
+  if (forward.contentType) headers["content-type"] = forward.contentType;
+  // A watch whose upstream holds its response headers back until the first event would keep
+  // client-go waiting (it can only drop a watch once the response has started): after a short
+  // grace the gateway starts the stream itself; a later upstream error becomes an ERROR event.
+  const watching = request.verb === "watch" && method === "GET";
+  const early = watching
+    ? setTimeout(() => {
+        if (res.headersSent || res.writableEnded) return;
+        res.writeHead(200, { "content-type": "application/json", "cache-control": "no-cache, private" });
+        res.flushHeaders();
+      }, WATCH_EARLY_HEADERS_MS)
+    : undefined;
+  let up: IncomingMessage;
+  try {
+    up = await rt.upstream.request(method, call.url, headers, hasBody ? forward.bytes : undefined, signal);
+  } finally {
+    clearTimeout(early);
+  }
+  if (watching && res.headersSent && up.statusCode !== 200) {
+    // the stream already started: the upstream's refusal goes to the client as an ERROR event
+    const status = up.statusCode ?? 502;
+    const buf = await readAll(decoded(up), 1024 * 1024, rt.upstream.timeoutMs);
+    const ctxE: MaskContext = { request, identity };
+    let object: Json = statusBodyFor(status);
+    try {
+      object = call.snap.masker.maskJson(JSON.parse(buf.toString("utf8")) as Json, ctxE).value;
+    } catch {
+      // not a readable Status: keep the generic one (never pass an unread body through)
+    }
+    const err = new GatewayError(
+      "UPSTREAM_WATCH_REFUSED",
+      status,
+      "BadGateway",
+      `custos: the upstream refused the watch with HTTP ${status}`,
+    );
+    if (!(await call.finish(rt, status, err))) {
+      res.destroy();
+      return;
+    }
+    res.end(`${JSON.stringify({ type: "ERROR", object })}\n`);
+    return;
+  }
   rt.live.add(up);
   res.on("close", () => rt.live.delete(up));
   const ctx: MaskContext = { request, identity };
@@ -183,9 +256,11 @@ async function serve(
         `custos: the log stream's content type "${ctUp}" cannot be masked; it was refused`,
       );
     }
-    const h: OutgoingHttpHeaders = { ...downstreamFor(up), "content-type": ctUp || "text/plain" };
-    res.writeHead(status, h);
-    res.flushHeaders();
+    if (!res.headersSent) {
+      const h: OutgoingHttpHeaders = { ...downstreamFor(up), "content-type": ctUp || "text/plain" };
+      res.writeHead(status, h);
+      res.flushHeaders();
+    }
     await new Promise<void>((resolve) => {
       const done = async (r: StreamResult) => {
         if (r.summary) call.masking = r.summary;

@@ -1,0 +1,89 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { GatewayConfigFileError, parseGatewayFileConfig } from "./file.ts";
+
+const here = import.meta.dirname;
+const base = { policy: "p.json", upstream: { kubeconfig: "k" } };
+const at = (v: unknown) => parseGatewayFileConfig(v, "/etc/custos/gateway.yaml");
+
+describe("gateway config file: evidence and approvals", () => {
+  it("the shipped example parses, with GitHub approvals and git evidence", () => {
+    const f = path.join(here, "example-gateway.yaml");
+    const c = parseGatewayFileConfig(parse(readFileSync(f, "utf8")), f);
+    expect(c.approvals).toMatchObject({
+      kind: "github",
+      owner: "acme",
+      repo: "approvals",
+      tokenEnv: "GITHUB_TOKEN",
+      webhookSecretEnv: "CUSTOS_WEBHOOK_SECRET",
+      webhook: { listen: "0.0.0.0:8444", path: "/custos/v1/github-webhook", tls: true },
+    });
+    expect(c.evidence).toMatchObject({ kind: "git", durability: "process", checkpointEvery: 100000 });
+    if (c.evidence.kind === "git")
+      expect(c.evidence.checkpointsFile).toBe(path.join(here, "checkpoints.txt"));
+  });
+
+  it("defaults: no approvals backend; git evidence durability process, checkpoints in the state dir", () => {
+    const c = at({ ...base, stateDir: "state", evidence: { kind: "git", dir: "ev.git" } });
+    expect(c.approvals).toEqual({ kind: "none" });
+    expect(c.evidence).toMatchObject({
+      kind: "git",
+      dir: "/etc/custos/ev.git",
+      durability: "process",
+      checkpointsFile: "/etc/custos/state/checkpoints.txt",
+    });
+  });
+
+  it("local approvals: dir resolved against the config file, poll defaults", () => {
+    const c = at({ ...base, approvals: { kind: "local", dir: "approvals" } });
+    expect(c.approvals).toEqual({
+      kind: "local",
+      dir: "/etc/custos/approvals",
+      pollIntervalSeconds: 2,
+      recheckIntervalSeconds: 0,
+      requestTtlSeconds: 86400,
+    });
+  });
+
+  it("github approvals: app key path resolved, grants under the state dir", () => {
+    const c = at({
+      ...base,
+      approvals: {
+        kind: "github",
+        owner: "o",
+        repo: "r",
+        app: { appId: 1, privateKeyFile: "app.pem", installationId: 2 },
+      },
+    });
+    expect(c.approvals).toMatchObject({
+      kind: "github",
+      baseUrl: "https://api.github.com",
+      app: { privateKeyFile: "/etc/custos/app.pem" },
+      stateDir: "/etc/custos/.custos/gateway/approvals",
+      pollIntervalSeconds: 30,
+      recheckIntervalSeconds: 10,
+    });
+  });
+
+  it("refuses unknown keys, unknown kinds and bad durability, naming the path", () => {
+    const bad = [
+      { ...base, approvals: { kind: "gitlab" } },
+      { ...base, approvals: { kind: "local" } },
+      { ...base, approvals: { kind: "local", dir: "d", tokenEnv: "X" } },
+      { ...base, evidence: { kind: "git", dir: "d", durability: "disk" } },
+      { ...base, evidence: { kind: "git", dir: "d", remote: { url: "not a url" } } },
+    ];
+    for (const v of bad) {
+      let err: unknown;
+      try {
+        at(v);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(GatewayConfigFileError);
+      expect((err as GatewayConfigFileError).message).toMatch(/approvals|evidence/);
+    }
+  });
+});
