@@ -183,8 +183,11 @@ function targetH2(name: string, base: string, o: { token: string; ca: string }):
   let session: http2.ClientHttp2Session | undefined;
   const s = () => {
     if (!session || session.closed || session.destroyed) {
-      session = http2.connect(base, { ca: o.ca });
+      // flow-control windows like Go's HTTP/2 transport (4 MiB per stream, 1 GiB per connection)
+      session = http2.connect(base, { ca: o.ca, settings: { initialWindowSize: 4 << 20 } });
       session.on("error", () => {});
+      const sess = session;
+      sess.on("connect", () => sess.setLocalWindowSize(1 << 30));
       session.unref();
     }
     return session;

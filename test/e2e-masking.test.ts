@@ -463,6 +463,9 @@ describe("what custos stored", () => {
     // (a session recording holds what the session printed: free-text names, see STRICT)
     const recordText = JSON.stringify(await records());
     expect(names(recordText)).toEqual([]);
+    // the approvals repository (requests, reviews) is a git repository too
+    expect(leaks(allGitObjects(approvalsDir))).toEqual([]);
+    expect(names(allGitObjects(approvalsDir))).toEqual([]);
     const files = await storedText(root);
     expect(leaks(files)).toEqual([]);
     expect(logLines.length).toBeGreaterThan(0);

@@ -16,6 +16,9 @@ import { encodeObject } from "../gateway/codec/encoder.ts";
 import {
   AGENT_TOKEN,
   call,
+  json,
+  startRecordingUpstream,
+  upstreamFor,
   kubectl,
   SRC,
   startTestGateway,
@@ -277,5 +280,61 @@ describe("HTTP/2", () => {
     });
     expect(r.stdout).toContain("successfully rolled out");
     expect(Date.now() - t0).toBeLessThan(8000);
+  });
+});
+
+describe("a watch whose upstream holds its headers back", () => {
+  it("is started by the gateway; a late upstream refusal arrives as an ERROR event", async () => {
+    const tls = await testTls();
+    const up = await startRecordingUpstream({
+      token: "up-token-watch-123",
+      routes: [
+        async (req, res) => {
+          if (!req.url.includes("watch=true")) return false;
+          await new Promise((r) => setTimeout(r, 900));
+          return json(res, 410, {
+            kind: "Status",
+            apiVersion: "v1",
+            status: "Failure",
+            code: 410,
+            reason: "Expired",
+            message: "too old resource version",
+          });
+        },
+      ],
+    });
+    const g = await startTestGateway(upstreamFor(up.url, tls.caPem, "up-token-watch-123"));
+    try {
+      const t0 = Date.now();
+      let headersAt = 0;
+      const s = http2.connect(g.gw.url, { ca: tls.caPem });
+      const body = await new Promise<string>((resolve, reject) => {
+        const q = s.request({
+          ":path": "/api/v1/namespaces/default/pods?watch=true",
+          authorization: `Bearer ${AGENT_TOKEN}`,
+        });
+        let b = "";
+        q.on("response", (h) => {
+          headersAt = Date.now() - t0;
+          expect(h[":status"]).toBe(200);
+        });
+        q.on("data", (c: Buffer) => {
+          b += c.toString();
+        });
+        q.on("end", () => resolve(b));
+        q.on("error", reject);
+      });
+      s.close();
+      expect(headersAt).toBeLessThan(800);
+      const ev = JSON.parse(body.trim()) as { type: string; object: { code: number; message: string } };
+      expect(ev.type).toBe("ERROR");
+      expect(ev.object.code).toBe(410);
+      expect(ev.object.message).toBe("too old resource version");
+      const rec = (await g.records()).at(-1);
+      expect(rec?.responseStatus?.code).toBe(410);
+    } finally {
+      await g.close();
+      await up.close();
+    }
   });
 });

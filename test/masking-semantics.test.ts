@@ -332,6 +332,57 @@ describe("Kubernetes duplicates of data", () => {
     expect(r.summary.paths).toEqual(expect.arrayContaining(["/data/ssn", "/data/mrn", "/data/note"]));
   });
 
+  it("keys of data maps that hold identifiers are renamed, in the value and in the summary", () => {
+    const cm = {
+      kind: "ConfigMap",
+      apiVersion: "v1",
+      metadata: {
+        name: "c",
+        namespace: "default",
+        annotations: { "note-MRN-00481516": "x" },
+        labels: { "MRN-00623420": "y" },
+      },
+      data: { "record-MRN-00481516.json": "{}", "MRN-00481516": "a", "[MASKED:mrn]": "b", plain: "c" },
+    };
+    const r = m.maskJson(cm, ctx({ resource: "configmaps", namespace: "default" }));
+    const out = JSON.stringify(r.value);
+    expect(out).not.toContain("00481516");
+    expect(out).not.toContain("00623420");
+    expect(Object.keys(get(r.value, "data") as O)).toEqual([
+      "record-[MASKED:mrn].json",
+      "[MASKED:mrn]#2",
+      "[MASKED:mrn]",
+      "plain",
+    ]);
+    expect((get(r.value, "data") as O)["[MASKED:mrn]"]).toBe("b"); // an existing key is never overwritten
+    expect(JSON.stringify(r.summary)).not.toContain("00481516");
+    expect(r.summary.paths).toEqual(
+      expect.arrayContaining(["/data/record-[MASKED:mrn].json", "/metadata/labels/[MASKED:mrn]"]),
+    );
+    expect(r.summary.counts.mrn).toBe(4);
+    // a map without identifier keys is returned as it was (same reference)
+    const clean = { kind: "ConfigMap", metadata: { name: "d", namespace: "default" }, data: { a: "b" } };
+    expect(m.maskJson(clean, ctx({ resource: "configmaps", namespace: "default" })).value).toBe(clean);
+  });
+
+  it("record ids, ITIN-range SSNs and a street address with city and ZIP are masked whole", () => {
+    const cm = {
+      kind: "ConfigMap",
+      metadata: { name: "c", namespace: "default" },
+      data: {
+        a: "GET /patients/MRN-00481516 ok",
+        b: "SSN 900-12-3456; 987-65-4320",
+        c: "moved to 7 Sample Court, Springfield 99903 today; 404 Notfound Avenue, 99902",
+      },
+    };
+    const d = get(m.maskJson(cm, ctx({ resource: "configmaps", namespace: "default" })).value, "data") as O;
+    expect(d).toEqual({
+      a: "GET /patients/[MASKED:mrn] ok",
+      b: "SSN [MASKED:ssn]; [MASKED:ssn]",
+      c: "moved to [MASKED:address] today; [MASKED:address]",
+    });
+  });
+
   it("last-applied-configuration: parsed, masked with the same rules, re-serialised; unparseable is redacted", () => {
     const inner = {
       apiVersion: "v1",

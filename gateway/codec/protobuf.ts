@@ -589,7 +589,13 @@ function decodeMessage(buf: Uint8Array, schema: Schema, path: string, ctx: Ctx):
       if (out[def.name] === undefined) out[def.name] = {};
       const obj = out[def.name] as JsonObject;
       if (Object.hasOwn(obj, key)) throw new ProtobufMalformedError(`duplicate map key "${key}"`, fpath);
-      obj[key] = t.map === "bytes" ? base64(val) : text(val, `${fpath}.${key}`);
+      // defineProperty: a "__proto__" key is data, never the prototype
+      Object.defineProperty(obj, key, {
+        value: t.map === "bytes" ? base64(val) : text(val, `${fpath}.${key}`),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
       continue;
     }
     const v = decodeValue(fl, def, fpath, ctx);
@@ -598,7 +604,8 @@ function decodeMessage(buf: Uint8Array, schema: Schema, path: string, ctx: Ctx):
       (out[def.name] as JsonValue[]).push(v);
       continue;
     }
-    if (typeof t === "object") {
+    if (typeof t === "object" || t === "intOrString") {
+      // messages (and IntOrString, a struct in Go) are kept as sent, like Go's JSON keeps structs
       out[def.name] = v;
       continue;
     }

@@ -53,6 +53,9 @@ describe("detector gates", () => {
       "Serial No: SN00412345",
       "License: D1234567",
       "10.1.2.3",
+      "MRN-00481516",
+      "7 Sample Court, Springfield 99903",
+      "900-12-3456",
     ];
     const alphabet = fc.constantFrom(...fragments);
     fc.assert(
@@ -60,6 +63,8 @@ describe("detector gates", () => {
         fc.array(alphabet, { maxLength: 12 }).map((a) => a.join("")),
         (s) => {
           const gated = new Set(set.candidates(s).map((d) => d.id));
+          // the cached path (with its one-pass character trigger) finds exactly what find does
+          expect(set.findCached(s)).toEqual(set.find(s));
           for (const d of dets) {
             d.re.lastIndex = 0;
             if (d.re.test(s)) {
