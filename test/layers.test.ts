@@ -22,7 +22,7 @@ function sources(dir: string): string[] {
 }
 
 /** Repo-relative targets of every relative import, export-from and dynamic import in a file. */
-export function importsOf(file: string, text = readFileSync(path.join(root, file), "utf8")): string[] {
+function importsOf(file: string, text = readFileSync(path.join(root, file), "utf8")): string[] {
   const re =
     /(?:import|export)\s[^"'`]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|import\s*["']([^"']+)["']/g;
   return [...text.matchAll(re)]

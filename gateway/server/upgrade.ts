@@ -312,6 +312,7 @@ async function relay(
       upstream.terminate();
     }
   });
+  const interactive = (request.query.tty?.[0] ?? "") === "true";
   const fromUpstream = (data: Buffer | Buffer[] | ArrayBuffer) => {
     const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
     if (portforward || buf.length === 0) {
@@ -323,9 +324,11 @@ async function relay(
       const m = channelMasker(ch);
       const out = m.t.push(m.dec.write(buf.subarray(1)));
       emitText(ch, out);
-      // an interactive session must not wait on a held-back tail: flush it after a short idle gap
+      // an interactive (tty) session must not wait on a held-back tail: flush it after a short
+      // idle gap. Non-tty streams keep holding it, so an identifier split across a pause is
+      // still masked whole (the tail is flushed at the end of the stream).
       clearTimeout(m.idle);
-      if (m.t.flush)
+      if (interactive && m.t.flush)
         m.idle = setTimeout(() => {
           try {
             emitText(ch, m.t.flush?.() ?? "");
