@@ -331,6 +331,8 @@ describe("approval end to end (local backend, git evidence)", () => {
     expect(call.custos.approval!.grantId).toBe(grantId);
     // decided requireApproval, executed under the grant: 201 from the API server
     expect(call.custos.decision).toBe("requireApproval");
+    expect(call.custos.effective).toBe("allow");
+    expect(recs[1]!.custos.effective).toBe("deny"); // the first attempt, refused while pending
     expect(call.custos.ruleId).toBe("rbac-changes");
     expect(call.responseStatus?.code).toBe(201);
     expect(call.verb).toBe("create");

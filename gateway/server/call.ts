@@ -137,7 +137,13 @@ export class Call {
     if (signal) deps.signal = signal;
     const result = await approvalStage(deps, op, requirement);
     if (result.approval) this.approval = result.approval;
-    if (!result.ok) throw result.error;
+    if (!result.ok) {
+      // a refusal (denied, expired, service down) is what the gateway did; a hold (429) stays pending
+      if (result.error.httpStatus !== 429) this.outcome = { ...outcome, effective: "deny" };
+      throw result.error;
+    }
+    // a grant was used: the call goes ahead, and the record says so next to the rule's decision
+    this.outcome = { ...outcome, effective: "allow" };
   }
 
   record(rt: Runtime, code: number, err?: GatewayError): EvidenceRecord {
