@@ -99,7 +99,21 @@ beforeAll(async () => {
       (r, res) =>
         r.method === "POST" &&
         r.url.startsWith("/api/v1/namespaces/default/configmaps") &&
-        json(res, 201, JSON.parse(r.body)),
+        (() => {
+          try {
+            return json(res, 201, JSON.parse(r.body));
+          } catch {
+            // what kube-apiserver answers a body it cannot decode
+            return json(res, 400, {
+              kind: "Status",
+              apiVersion: "v1",
+              status: "Failure",
+              code: 400,
+              reason: "BadRequest",
+              message: "the body of the request was in an unknown format",
+            });
+          }
+        })(),
       (r, res) => r.url === "/version" && json(res, 200, { major: "1", minor: "32", gitVersion: "v1.32.0" }),
     ],
   });
@@ -386,6 +400,16 @@ describe("refusals", () => {
       body: "a=b",
     });
     expect(u.status).toBe(415);
+    // an empty body under an unreadable media type is refused too, not forwarded unseen
+    const before = up.seen.length;
+    const e = await call(t.gw.url, "POST", "/api/v1/namespaces/default/configmaps", {
+      token: AGENT_TOKEN,
+      headers: { "content-type": "text/plain" },
+      body: "",
+    });
+    expect(e.status).toBe(415);
+    expect(JSON.parse(e.body).reason).toBe("UnsupportedMediaType");
+    expect(up.seen.length).toBe(before);
     const m = await call(t.gw.url, "POST", "/api/v1/namespaces/default/configmaps", {
       token: AGENT_TOKEN,
       headers: { "content-type": "application/json" },

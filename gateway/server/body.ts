@@ -49,8 +49,12 @@ export const PROTOBUF_TYPE = PROTOBUF_MEDIA_TYPE;
 
 /** Decode a request body for the decision stage. Empty body: undefined. */
 export function decodeBody(buf: Buffer, contentType: string | undefined): Json | undefined {
-  if (buf.length === 0) return undefined;
   const mt = mediaType(contentType);
+  // a declared media type the policy could not read is refused even when the body is empty,
+  // so what the decision saw and what the API server is told always agree
+  if (mt !== "" && !JSON_TYPES.has(mt) && !YAML_TYPES.has(mt) && mt !== PROTOBUF_TYPE)
+    throw unsupportedMediaType(mt);
+  if (buf.length === 0) return undefined;
   const text = buf.toString("utf8");
   if (JSON_TYPES.has(mt) || mt === "") {
     try {
@@ -73,8 +77,7 @@ export function decodeBody(buf: Buffer, contentType: string | undefined): Json |
       );
     }
   }
-  if (mt === PROTOBUF_TYPE) return decodeProtobuf(buf);
-  throw unsupportedMediaType(mt);
+  return decodeProtobuf(buf);
 }
 
 /** What goes upstream for a decoded body: protobuf is re-encoded as the JSON the policy read. */

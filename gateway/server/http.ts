@@ -150,7 +150,7 @@ async function serve(
   }
   const review = selfReviewKind(request);
   const isProtobuf = mediaType(ct) === PROTOBUF_TYPE;
-  if (!(review && isProtobuf)) body = decodeBody(raw, ct);
+  if (hasBody && !(review && isProtobuf)) body = decodeBody(raw, ct);
   // a protobuf object goes upstream as the JSON the decision read, never as unread bytes
   const forward = review ? { bytes: raw } : forwardBody(raw, ct, body);
   if (forward.contentType) call.annotations["custos.dev/request-encoding"] = "protobuf-as-json";
