@@ -107,6 +107,12 @@ export function hipaaBaseline(options: HipaaBaselineOptions): PolicyDef {
   const safeHarbor = detectors.hipaaSafeHarbor(
     options.detectorStrategy === undefined ? {} : { strategy: options.detectorStrategy },
   );
+  // on objects, pod/host/cluster IPs are infrastructure, not PHI: the ip detector (scope
+  // "masks") is listed only where a client's address can appear (logs, exec, events)
+  const objectDetectors = detectors.hipaaSafeHarbor({
+    ...(options.detectorStrategy === undefined ? {} : { strategy: options.detectorStrategy }),
+    except: ["ip"],
+  });
   const strategy = options.detectorStrategy ?? redact();
   const lastApplied = annotation("kubectl.kubernetes.io/last-applied-configuration", drop());
   const workloadGroups = ["", "apps", "batch"];
@@ -363,7 +369,7 @@ export function hipaaBaseline(options: HipaaBaselineOptions): PolicyDef {
         resources: ["*"],
         phi: true,
         fields: [lastApplied, ...(options.phiAnnotations ?? []).map((key) => annotation(key, strategy))],
-        detectors: safeHarbor,
+        detectors: objectDetectors,
         framework: hipaa("164.514(b)(2)"),
       }),
       mask("logs-exec-and-events", {

@@ -1,10 +1,11 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { compilePolicyFile } from "../../sdk/compiler/index.ts";
+import { createMasker } from "../../gateway/masking/index.ts";
 import { run } from "../../sdk/cli/policy.ts";
+import { compilePolicy, compilePolicyFile } from "../../sdk/compiler/index.ts";
+import { ctx } from "../../test/masking-fixtures.ts";
 import { hipaaBaseline } from "./baseline.ts";
-import { compilePolicy } from "../../sdk/compiler/index.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -70,6 +71,31 @@ describe("HIPAA template", () => {
     expect(c.masks.find((m) => m.id === "last-applied-and-identifiers")?.fields.map((f) => f.path)).toContain(
       'metadata.annotations["clinic.example/patient-id"]',
     );
+  });
+
+  it("masks identifiers in PHI namespaces but leaves pod IPs alone on objects; IPs in logs are masked", () => {
+    const key = `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${"B".repeat(43)} r`;
+    const r = compilePolicy(hipaaBaseline({ reviewers: [{ githubId: 7, login: "r1", keys: [key] }] }));
+    expect(r.problems).toEqual([]);
+    const m = createMasker(r.config!, { pseudonymKey: new Uint8Array(32) });
+    const pod = {
+      kind: "Pod",
+      apiVersion: "v1",
+      metadata: {
+        name: "intake-0",
+        namespace: "phi-records",
+        annotations: { note: "patient SSN 123-45-6789" },
+      },
+      spec: { containers: [{ name: "app", image: "intake:1.2" }] },
+      status: { podIP: "10.244.1.23", hostIP: "10.0.12.34", podIPs: [{ ip: "10.244.1.23" }] },
+    };
+    const out = m.maskJson(pod, ctx({ namespace: "phi-records", name: "intake-0" })).value as typeof pod;
+    expect(out.metadata.annotations.note).not.toContain("123-45-6789");
+    expect(out.status).toEqual(pod.status);
+    const logs = m.textStream(ctx({ namespace: "phi-records", name: "intake-0", subresource: "log" }));
+    const text = logs.push("GET /chart from 203.0.113.7 ok\n") + logs.end();
+    expect(text).not.toContain("203.0.113.7");
+    expect(text).toContain("[MASKED:ip]");
   });
 
   it("reports an unsatisfiable approval when count exceeds reviewers", () => {
