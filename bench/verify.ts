@@ -4,7 +4,7 @@
  *   node --import tsx bench/verify.ts [--records 1000000] [--per 1000] [--keep <dir>] [--git-sample <n>] [--runs 3] [--reuse]
  *
  * Builds a repository in the writer's format — one signed commit per 1,000-record segment,
- * records/YYYY/MM/DD/HH partitions, a checkpoint commit every 100,000 records — by writing a
+ * records/YYYY/MM/DD/HH/MM partitions, a checkpoint commit every 100,000 records — by writing a
  * pack file directly (objects deflated with node:zlib, commits signed in-process with the
  * signer's sshsig over node:crypto ed25519), indexes it with `git index-pack`, then measures:
  *   - `custos audit verify` (in-process auditVerify, with an external checkpoint): records/s
@@ -253,7 +253,13 @@ async function generate(gitDir: string, signer: ReturnType<typeof nodeSigner>): 
     }
     const blob = Buffer.from(text);
     bytes += blob.length;
-    const parts = [firstTs.slice(0, 4), firstTs.slice(5, 7), firstTs.slice(8, 10), firstTs.slice(11, 13)];
+    const parts = [
+      firstTs.slice(0, 4),
+      firstTs.slice(5, 7),
+      firstTs.slice(8, 10),
+      firstTs.slice(11, 13),
+      firstTs.slice(14, 16),
+    ];
     const dirty = new Set<Dir>([root]);
     let d = subdir(root, "records");
     dirty.add(d);

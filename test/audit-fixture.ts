@@ -177,9 +177,18 @@ export function ts(offsetSeconds: number): string {
   return new Date(T0 + offsetSeconds * 1000).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
-export function segmentPath(gatewayId: string, firstSeq: number, stageTimestamp: string): string {
+/** "minute": records/YYYY/MM/DD/HH/MM/ (the writer today); "hour": records/YYYY/MM/DD/HH/ (older repositories) */
+export type Layout = "minute" | "hour";
+
+export function segmentPath(
+  gatewayId: string,
+  firstSeq: number,
+  stageTimestamp: string,
+  layout: Layout = "minute",
+): string {
   const d = stageTimestamp;
-  return `records/${d.slice(0, 4)}/${d.slice(5, 7)}/${d.slice(8, 10)}/${d.slice(11, 13)}/${gatewayId}-${String(firstSeq).padStart(12, "0")}.jsonl`;
+  const dir = `records/${d.slice(0, 4)}/${d.slice(5, 7)}/${d.slice(8, 10)}/${d.slice(11, 13)}${layout === "minute" ? `/${d.slice(14, 16)}` : ""}`;
+  return `${dir}/${gatewayId}-${String(firstSeq).padStart(12, "0")}.jsonl`;
 }
 
 /** Make `n` segments of `per` records each, one per commit, 40 minutes apart. */
@@ -187,6 +196,7 @@ export function makeSegments(
   gatewayId: string,
   n: number,
   per: number,
+  layout: Layout | ((i: number) => Layout) = "minute",
 ): { path: string; records: EvidenceRecord[] }[] {
   const out: { path: string; records: EvidenceRecord[] }[] = [];
   let seq = 1;
@@ -194,7 +204,12 @@ export function makeSegments(
     const records: EvidenceRecord[] = [];
     for (let j = 0; j < per; j++, seq++) records.push(makeRecord(gatewayId, seq, ts(i * 2400 + j)));
     out.push({
-      path: segmentPath(gatewayId, records[0]!.custos.seq ?? 0, records[0]!.stageTimestamp),
+      path: segmentPath(
+        gatewayId,
+        records[0]!.custos.seq ?? 0,
+        records[0]!.stageTimestamp,
+        typeof layout === "function" ? layout(i) : layout,
+      ),
       records,
     });
   }

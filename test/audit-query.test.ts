@@ -21,6 +21,7 @@ import {
   makeKey,
   makeRecord,
   runGit,
+  type Layout,
   segmentPath,
   type TestKey,
   T0,
@@ -44,7 +45,7 @@ function iso(ms: number): string {
 }
 
 /** 6 segments x 5 records per gateway, 25 minutes apart, a spread of users/objects/decisions */
-function gatewaySegments(gw: string, offsetMin: number, salt: number) {
+function gatewaySegments(gw: string, offsetMin: number, salt: number, layout: (i: number) => Layout) {
   const segments: { path: string; records: EvidenceRecord[] }[] = [];
   let seq = 1;
   for (let i = 0; i < 6; i++) {
@@ -68,7 +69,7 @@ function gatewaySegments(gw: string, offsetMin: number, salt: number) {
       );
     }
     segments.push({
-      path: segmentPath(gw, records[0]!.custos.seq ?? 0, records[0]!.stageTimestamp),
+      path: segmentPath(gw, records[0]!.custos.seq ?? 0, records[0]!.stageTimestamp, layout(i)),
       records,
     });
   }
@@ -88,8 +89,11 @@ beforeAll(async () => {
   await writeFile(allowedFile, `${allowedSignersLine(k1)}\n${allowedSignersLine(k2)}\n`);
   repo = join(tmp, "repo");
   const other = join(tmp, "gw2");
-  const s1 = gatewaySegments("gw1", 0, 0);
-  const s2 = gatewaySegments("gw2", 7, 3);
+  // gw1 in the minute layout; gw2 alternates with the older hour layout (files directly in HH/
+  // beside minute directories), so every query also reads both layouts, mixed in one hour
+  const s1 = gatewaySegments("gw1", 0, 0, () => "minute");
+  const s2 = gatewaySegments("gw2", 7, 3, (i) => (i % 2 === 0 ? "hour" : "minute"));
+  expect(s2.map((s) => s.path.split("/").length)).toEqual([6, 7, 6, 7, 6, 7]);
   all.push(...s1.flatMap((s) => s.records), ...s2.flatMap((s) => s.records));
   const session = { "sessions/2026/11/25/audit-gw1-3.cast": '{"version":2}\n[0.1,"o","$ "]\n' };
   await Promise.all([

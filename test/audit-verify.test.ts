@@ -193,6 +193,61 @@ describe("audit verify on a clean repository", () => {
   });
 });
 
+describe("audit verify reads both directory layouts", () => {
+  it("an hour-level repository (records/YYYY/MM/DD/HH/, before the minute level) passes", async () => {
+    const segments = makeSegments(GW, 5, 4, "hour");
+    expect(segments[0]!.path).toBe("records/2026/11/25/10/gw1-000000000001.jsonl");
+    const b = await build("layout-hour", { segments });
+    const r = await verify(b.dir);
+    expect(r.findings).toEqual([]);
+    expect(r.stats.records).toBe(20);
+    await expectAgreesWithGit(b.dir, r);
+  });
+
+  it("a repository that moved from the hour to the minute level mid-history passes, --since too", async () => {
+    const segments = makeSegments(GW, 5, 4, (i) => (i < 3 ? "hour" : "minute"));
+    expect(segments[3]!.path).toBe("records/2026/11/25/12/00/gw1-000000000013.jsonl");
+    const b = await build("layout-mixed", { segments });
+    const r = await verify(b.dir);
+    expect(r.findings).toEqual([]);
+    expect(r.stats.records).toBe(20);
+    const since = await auditVerify({ repo: b.dir, allowedSigners: allowed, since: b.segOids[3]! });
+    expect(since.findings).toEqual([]);
+    expect(since.gateways[0]!.records).toBe(4);
+  });
+
+  it("--since finds the last record in an hour directory holding both layouts", async () => {
+    // segments 0 (10:00) and 1 (10:40) share hour 10: segment 0 sits in the hour itself (older
+    // layout), segment 1 in its minute directory 40; the newer one must win, else SEQ_GAP
+    const segments = makeSegments(GW, 5, 4, (i) => (i === 0 ? "hour" : "minute"));
+    expect(segments[0]!.path).toBe("records/2026/11/25/10/gw1-000000000001.jsonl");
+    expect(segments[1]!.path).toBe("records/2026/11/25/10/40/gw1-000000000005.jsonl");
+    const b = await build("layout-same-hour", { segments });
+    expect((await verify(b.dir)).findings).toEqual([]);
+    const r = await auditVerify({ repo: b.dir, allowedSigners: allowed, since: b.segOids[1]! });
+    expect(r.findings).toEqual([]);
+    expect(r.gateways[0]!.records).toBe(12);
+    expect(r.gateways[0]!.lastSeq).toBe(20);
+  });
+
+  it("a segment filed under the wrong minute -> RECORD_PATH", async () => {
+    const segments = makeSegments(GW, 5, 4);
+    const s = segments[4]!;
+    expect(s.path).toBe("records/2026/11/25/12/40/gw1-000000000017.jsonl");
+    s.path = "records/2026/11/25/12/41/gw1-000000000017.jsonl";
+    const r = await verify((await build("layout-wrong-minute", { segments })).dir);
+    expect(codes(r)).toEqual(["RECORD_PATH"]);
+    expect(r.findings[0]!.message).toMatch(/minute 2026\/11\/25\/12\/41 .* minute 2026\/11\/25\/12\/40/);
+  });
+
+  it("a segment nested deeper than the minute -> RECORD_PATH", async () => {
+    const segments = makeSegments(GW, 5, 4);
+    segments[4]!.path = "records/2026/11/25/12/40/00/gw1-000000000017.jsonl";
+    const r = await verify((await build("layout-too-deep", { segments })).dir);
+    expect(codes(r)).toContain("RECORD_PATH");
+  });
+});
+
 /** append one more commit by the key holder to a copy of the clean repo */
 async function withExtraCommit(
   name: string,

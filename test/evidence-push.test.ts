@@ -86,9 +86,10 @@ describe("evidence push over smart HTTP", () => {
     await a.flush();
     await a.pushed(15_000);
     // one more commit costs one receive-pack (plus a ref discovery at most), not a history walk,
-    // and its pack holds only the new objects: commit, segment blob, and the 6 trees on its path
+    // and its pack holds only the new objects: commit, segment blob, and the 7 trees on its path
+    // (root, records, YYYY, MM, DD, HH, MM)
     expect(backend.requests - requestsBefore).toBeLessThanOrEqual(2);
-    expect(packCounts).toEqual([8]);
+    expect(packCounts).toEqual([9]);
     await Promise.all([a.close(), b.close()]);
 
     const clone = join(root, "clone");

@@ -179,11 +179,11 @@ describe("evidence writer", () => {
     await w.close();
     const files = gitOut(dir, "ls-tree", "-r", "--name-only", "HEAD").trim().split("\n");
     const segs = files.filter((f) => f.startsWith("records/"));
-    // a new segment per commit, in the hour of the batch's first record
+    // a new segment per commit, in the minute (under its hour) of the batch's first record
     expect(segs).toEqual([
-      "records/2026/01/01/12/gw-2-000000000001.jsonl",
-      "records/2026/01/01/16/gw-2-000000000005.jsonl",
-      "records/2026/01/01/20/gw-2-000000000009.jsonl",
+      "records/2026/01/01/12/00/gw-2-000000000001.jsonl",
+      "records/2026/01/01/16/00/gw-2-000000000005.jsonl",
+      "records/2026/01/01/20/00/gw-2-000000000009.jsonl",
     ]);
     expect(files).toContain("README.md");
     const lines = recordLines(dir, "HEAD");
@@ -442,4 +442,5 @@ describe("evidence writer", () => {
   });
 });
 
-const DETERMINISTIC_HEAD = "5146e6d6a1c7b7bd93a2d663f2232a97279e8f57";
+// records/YYYY/MM/DD/HH/MM/ (the minute level) since 2026-11-26; the hour-level layout gave 5146e6d6a1c7…
+const DETERMINISTIC_HEAD = "ba86faebf77fce4354c629cf36c3b3dd82928b03";

@@ -19,7 +19,8 @@ export const FINDING_CODES = {
   LINE_CHANGED: "a line of an earlier record file was changed",
   LINE_REMOVED: "a line of an earlier record file was removed",
   UNEXPECTED_ENTRY: "a tree entry that is neither a regular file nor a directory (symlink, submodule)",
-  RECORD_PATH: "a record file's path does not follow records/YYYY/MM/DD/HH/<gatewayId>-<firstSeq>.jsonl",
+  RECORD_PATH:
+    "a record file's path does not follow records/YYYY/MM/DD/HH/MM/<gatewayId>-<firstSeq>.jsonl (or the older records/YYYY/MM/DD/HH/…)",
   RECORD_INVALID: "a record line is not valid JSON of the EvidenceRecord shape",
   GATEWAY_MISMATCH: "a record's gateway id differs from its branch or file name",
   SEQ_GAP: "a gateway's sequence numbers skip one or more values",

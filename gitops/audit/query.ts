@@ -1,6 +1,6 @@
 /**
  * `custos audit query`: who accessed what, read from the head of each evidence branch.
- * The tree is walked by time partition (records/YYYY/MM/DD/HH), so a query over a day of a
+ * The tree is walked by time partition (records/YYYY/MM/DD/HH[/MM]), so a query over a day of a
  * six-year repository reads that day's segments only. Records are yielded hour by hour,
  * ordered by stageTimestamp across gateways.
  */
@@ -128,7 +128,6 @@ export async function* walkRecords(opts: WalkOptions): AsyncGenerator<FoundRecor
   const until = bound("until", opts.until);
   const reader = new ObjectReader(opts.gitDir);
   try {
-    // hour key "YYYY/MM/DD/HH" -> segment files (any gateway)
     const roots: { gatewayId: string; records: TreeEntry[] }[] = [];
     for (const [gatewayId, oid] of await heads(opts.gitDir)) {
       if (opts.gatewayId !== undefined && opts.gatewayId !== gatewayId) continue;
@@ -184,14 +183,26 @@ export async function* walkRecords(opts: WalkOptions): AsyncGenerator<FoundRecor
             const hStart = hourStart(y, m, d, h);
             if (!keep(hStart, hStart + HOUR_US)) continue;
             const hTrees = await Promise.all(dTrees.map((t) => subtree(reader, t, h)));
-            const files = hTrees
-              .flat()
-              .filter((e) => !e.isTree && e.name.endsWith(".jsonl"))
-              .sort(byName);
-            const blobs = await Promise.all(files.map((f) => reader.readType(f.oid, "blob")));
+            // segments sit in minute directories (HH/MM/), or directly in the hour (older layout)
+            const files: { dir: string; entry: TreeEntry }[] = [];
+            for (const t of hTrees) {
+              for (const e of t) {
+                if (!e.isTree) {
+                  if (e.name.endsWith(".jsonl")) files.push({ dir: h, entry: e });
+                } else if (/^\d{2}$/.test(e.name)) {
+                  const mStart = hStart + Number(e.name) * 60_000_000;
+                  if (!keep(mStart, mStart + 60_000_000)) continue;
+                  for (const f of parseTree(await reader.readType(e.oid, "tree")))
+                    if (!f.isTree && f.name.endsWith(".jsonl"))
+                      files.push({ dir: `${h}/${e.name}`, entry: f });
+                }
+              }
+            }
+            files.sort((a, b) => byName(a.entry, b.entry));
+            const blobs = await Promise.all(files.map((f) => reader.readType(f.entry.oid, "blob")));
             const found: (FoundRecord & { t: number })[] = [];
-            files.forEach((f, i) => {
-              const path = `records/${y}/${m}/${d}/${h}/${f.name}`;
+            files.forEach(({ dir, entry: f }, i) => {
+              const path = `records/${y}/${m}/${d}/${dir}/${f.name}`;
               const gatewayId = parseRecordPath(path)?.gatewayId ?? "";
               splitLines(blobs[i]!.toString("utf8")).lines.forEach((line, j) => {
                 let record: EvidenceRecord;

@@ -46,6 +46,20 @@ describe("record paths and shape", () => {
       firstSeq: 42,
       hour: 10,
     });
+    expect(parseRecordPath("records/2026/11/25/10/gw-a-1-000000000042.jsonl")).toMatchObject({
+      minute: null,
+      partition: "2026/11/25/10",
+    });
+    // the minute level (current writers)
+    expect(parseRecordPath("records/2026/11/25/10/07/gw-a-1-000000000042.jsonl")).toMatchObject({
+      gatewayId: "gw-a-1",
+      firstSeq: 42,
+      hour: 10,
+      minute: 7,
+      partition: "2026/11/25/10/07",
+    });
+    expect(parseRecordPath("records/2026/11/25/10/07/08/gw-000000000042.jsonl")).toBeNull();
+    expect(parseRecordPath("records/2026/11/25/10/7/gw-000000000042.jsonl")).toBeNull();
     expect(parseRecordPath("records/2026/11/25/gw-000000000042.jsonl")).toBeNull();
     expect(parseRecordPath("records/2026/11/25/10/gw-42.jsonl")).toBeNull();
   });

@@ -1,7 +1,9 @@
 /**
  * The evidence repo's layout and record shape as the auditor's tools read them.
- * Layout: records/YYYY/MM/DD/HH/<gatewayId>-<firstSeq, 12 digits>.jsonl, one canonical
- * JSON EvidenceRecord per line (gateway/ports.ts); sessions/, policies/, checkpoints/ beside.
+ * Layout: records/YYYY/MM/DD/HH/MM/<gatewayId>-<firstSeq, 12 digits>.jsonl (the UTC minute of
+ * the segment's first record; repositories written before the minute level have
+ * records/YYYY/MM/DD/HH/<file> and are read the same way), one canonical JSON EvidenceRecord per
+ * line (gateway/ports.ts); sessions/, policies/, checkpoints/ beside.
  */
 import * as nodeCrypto from "node:crypto";
 import type { EvidenceRecord } from "../../gateway/ports.ts";
@@ -12,23 +14,29 @@ export interface RecordFilePath {
   month: number;
   day: number;
   hour: number;
+  /** null in the hour-level layout (before the minute level) */
+  minute: number | null;
+  /** "YYYY/MM/DD/HH" or "YYYY/MM/DD/HH/MM": the directory, which must hold the first record's time */
+  partition: string;
   gatewayId: string;
   firstSeq: number;
 }
 
-const RECORD_PATH = /^records\/(\d{4})\/(\d{2})\/(\d{2})\/(\d{2})\/(.+)-(\d{12})\.jsonl$/;
+const RECORD_PATH = /^records\/((\d{4})\/(\d{2})\/(\d{2})\/(\d{2})(?:\/(\d{2}))?)\/([^/]+)-(\d{12})\.jsonl$/;
 
 export function parseRecordPath(path: string): RecordFilePath | null {
   const m = RECORD_PATH.exec(path);
   if (!m) return null;
   return {
     path,
-    year: Number(m[1]),
-    month: Number(m[2]),
-    day: Number(m[3]),
-    hour: Number(m[4]),
-    gatewayId: m[5]!,
-    firstSeq: Number(m[6]),
+    year: Number(m[2]),
+    month: Number(m[3]),
+    day: Number(m[4]),
+    hour: Number(m[5]),
+    minute: m[6] === undefined ? null : Number(m[6]),
+    partition: m[1]!,
+    gatewayId: m[7]!,
+    firstSeq: Number(m[8]),
   };
 }
 

@@ -316,28 +316,40 @@ async function lastRecordInTree(
   const root = await cache.get(rootTree);
   const records = root.find((e) => e.name === "records" && e.isTree);
   if (!records) return null;
+  // the newest segment of `gatewayId` under a tree: files directly in an hour directory (the
+  // older layout) and in its minute directories compete by first seq
+  const newest = async (oid: string, depth: number): Promise<{ firstSeq: number; oid: string } | null> => {
+    const entries = [...(await cache.get(oid))].sort((x, y) =>
+      x.name < y.name ? 1 : x.name > y.name ? -1 : 0,
+    );
+    let best: { firstSeq: number; oid: string } | null = null;
+    if (depth >= 4) {
+      for (const e of entries) {
+        if (e.isTree) continue;
+        const p = parseRecordPath(`records/0000/00/00/00/${e.name}`);
+        if (p && p.gatewayId === gatewayId && (!best || p.firstSeq > best.firstSeq))
+          best = { firstSeq: p.firstSeq, oid: e.oid };
+      }
+    }
+    if (depth < 5) {
+      for (const e of entries) {
+        if (!e.isTree) continue;
+        const r = await newest(e.oid, depth + 1);
+        if (r) {
+          if (!best || r.firstSeq > best.firstSeq) best = r;
+          break; // newer partitions sort first: the first one with a segment is the newest
+        }
+      }
+    }
+    return best;
+  };
   const walk = async (
     oid: string,
     depth: number,
   ): Promise<{ seq: number; micros: number; stageTimestamp: string } | null> => {
-    const entries = [...(await cache.get(oid))].sort((x, y) =>
-      x.name < y.name ? 1 : x.name > y.name ? -1 : 0,
-    );
-    if (depth < 4) {
-      for (const e of entries) {
-        if (!e.isTree) continue;
-        const r = await walk(e.oid, depth + 1);
-        if (r) return r;
-      }
-      return null;
-    }
-    const files = entries
-      .map((e) => ({ e, p: parseRecordPath(`records/0000/00/00/00/${e.name}`) }))
-      .filter((x) => x.p && x.p.gatewayId === gatewayId)
-      .sort((x, y) => y.p!.firstSeq - x.p!.firstSeq);
-    const top = files[0];
+    const top = await newest(oid, depth);
     if (!top) return null;
-    const { lines } = splitLines((await reader.readType(top.e.oid, "blob")).toString("utf8"));
+    const { lines } = splitLines((await reader.readType(top.oid, "blob")).toString("utf8"));
     const last = lines[lines.length - 1];
     if (!last) return null;
     const rec = JSON.parse(last) as { stageTimestamp: string; custos: { seq: number } };
@@ -594,7 +606,8 @@ async function verifyBranch(
             commit: oid,
             path: c.path,
             ref: refName,
-            message: "record file path is not records/YYYY/MM/DD/HH/<gatewayId>-<12-digit firstSeq>.jsonl",
+            message:
+              "record file path is not records/YYYY/MM/DD/HH/MM/<gatewayId>-<12-digit firstSeq>.jsonl (or records/YYYY/MM/DD/HH/… in the older hour-level layout)",
           });
           continue;
         }
@@ -619,7 +632,7 @@ async function verifyBranch(
         newRecordLines.push({
           path: c.path,
           firstSeq: rec.firstSeq,
-          partition: c.path.slice(8, 21),
+          partition: rec.partition,
           lineOffset,
           chunk,
         });
@@ -927,9 +940,11 @@ function checkRecord(
       message: `record says gateway "${r.custos.gatewayId}", branch is evidence/${gw}`,
     });
   if (lineNo === 1) {
-    // the segment's hour directory is the UTC hour of its first record's stageTimestamp
-    const hour = new Date(Math.floor(info.micros / 1000)).toISOString();
-    const want = `${hour.slice(0, 4)}/${hour.slice(5, 7)}/${hour.slice(8, 10)}/${hour.slice(11, 13)}`;
+    // the segment's directory is the UTC minute (hour, in the older layout) of its first record's stageTimestamp
+    const t = new Date(Math.floor(info.micros / 1000)).toISOString();
+    const hour = `${t.slice(0, 4)}/${t.slice(5, 7)}/${t.slice(8, 10)}/${t.slice(11, 13)}`;
+    const minuteLevel = f.partition.length > 13;
+    const want = minuteLevel ? `${hour}/${t.slice(14, 16)}` : hour;
     if (want !== f.partition)
       add({
         code: "RECORD_PATH",
@@ -937,7 +952,7 @@ function checkRecord(
         path: f.path,
         line: lineNo,
         ref,
-        message: `segment is filed under hour ${f.partition} but its first record's stageTimestamp ${r.stageTimestamp} is in hour ${want}`,
+        message: `segment is filed under ${minuteLevel ? "minute" : "hour"} ${f.partition} but its first record's stageTimestamp ${r.stageTimestamp} is in ${minuteLevel ? "minute" : "hour"} ${want}`,
       });
   }
   if (lineNo === 1 && seq !== f.firstSeq)

@@ -11,7 +11,7 @@ It holds no PHI: bodies were masked before they were written.
 
 | path | content |
 | --- | --- |
-| \`records/YYYY/MM/DD/HH/<gateway>-<first-seq>.jsonl\` | one file per signed commit; one record per line, \`custos.seq\` 1, 2, 3, ... per gateway |
+| \`records/YYYY/MM/DD/HH/MM/<gateway>-<first-seq>.jsonl\` | one file per signed commit; one record per line, \`custos.seq\` 1, 2, 3, ... per gateway |
 | \`sessions/YYYY/MM/DD/<auditID>.cast\` | masked terminal sessions (asciicast v2) |
 | \`policies/<sha256>.json\` | every compiled policy the gateway enforced, by its hash |
 | \`checkpoints/<gateway>/<seq>.txt\` | signed checkpoints: record count, chained hash of all records, last commit |

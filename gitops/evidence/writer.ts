@@ -815,7 +815,10 @@ class Writer implements EvidenceWriter {
       const firstLine = lines[0]!.toString("utf8");
       const ts = Date.parse((JSON.parse(firstLine) as { stageTimestamp?: string }).stageTimestamp ?? "");
       const d = new Date(Number.isFinite(ts) ? ts : this.clock());
-      const path = `records/${d.getUTCFullYear()}/${pad2(d.getUTCMonth() + 1)}/${pad2(d.getUTCDate())}/${pad2(d.getUTCHours())}/${this.gatewayId}-${pad12(first)}.jsonl`;
+      // a minute level under the hour bounds every directory (≤ 60 / 24 / 31 entries above the
+      // minute): at 20 commits/s an hour-level directory would grow to 72,000 entries (a ~4 MB
+      // tree rewritten by every commit)
+      const path = `records/${d.getUTCFullYear()}/${pad2(d.getUTCMonth() + 1)}/${pad2(d.getUTCDate())}/${pad2(d.getUTCHours())}/${pad2(d.getUTCMinutes())}/${this.gatewayId}-${pad12(first)}.jsonl`;
       const blob = await this.store.write("blob", segment);
       await this.tree.add(path, blob);
       const tree = await this.tree.write();
