@@ -780,6 +780,8 @@ export class SimulatorHandler {
       "Content-Type": "application/json",
       "Cache-Control": "no-cache, private",
     });
+    // kube-apiserver sends a watch's headers at once, before the first event
+    res.flushHeaders();
     res.socket?.setNoDelay(true);
 
     const fromRv =
