@@ -13,19 +13,9 @@ import type { DecisionInput } from "../../gateway/ports.ts";
 import { parseRequestInfo } from "../../gateway/requestinfo/index.ts";
 import { canonicalJson } from "../lib/canonical.ts";
 import { RESOURCES, type ResourceInfo } from "../kube/resources.ts";
-import type { GatewayConfig, Mask } from "../schema/config.ts";
+import { type GatewayConfig, type Mask, RESOURCE_VERBS } from "../schema/config.ts";
 import { identityFor } from "./common.ts";
 
-const RESOURCE_VERBS = [
-  "get",
-  "list",
-  "watch",
-  "create",
-  "update",
-  "patch",
-  "delete",
-  "deletecollection",
-] as const;
 const CONNECT = new Set(["exec", "attach", "portforward"]);
 const BASE_RESOURCES = [
   "pods",

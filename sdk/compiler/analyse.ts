@@ -9,7 +9,7 @@
  */
 import { compileGlobs, compileResources } from "../lib/match.ts";
 import { canonicalJson } from "../lib/canonical.ts";
-import type { GatewayConfig, Match, Rule } from "../schema/config.ts";
+import { type GatewayConfig, type Match, RESOURCE_VERBS, type Rule } from "../schema/config.ts";
 import { resourceInfo } from "../kube/resources.ts";
 import type { Problems } from "./problems.ts";
 
@@ -200,16 +200,7 @@ function neverMatches(m: Match, phiNamespaces: readonly string[]): string | unde
     if (m.resources.every((r) => CONNECT_SUBRESOURCES.has(r)) && !m.verbs.includes("create")) {
       return "exec, attach and portforward are always the verb create";
     }
-    const resourceVerbs = new Set([
-      "get",
-      "list",
-      "watch",
-      "create",
-      "update",
-      "patch",
-      "delete",
-      "deletecollection",
-    ]);
+    const resourceVerbs = new Set<string>(RESOURCE_VERBS);
     if (m.verbs.every((v) => !resourceVerbs.has(v)))
       return `verbs ${m.verbs.join(", ")} exist only on non-resource URLs`;
   }

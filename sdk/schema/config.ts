@@ -23,8 +23,8 @@ export const SourceLocation = z.object({
 });
 export type SourceLocation = z.infer<typeof SourceLocation>;
 
-/** Kubernetes request verbs as kube-apiserver's RequestInfo computes them. */
-export const Verb = z.enum([
+/** The verbs of resource requests (exec/attach/portforward are `create`/`get` on subresources). */
+export const RESOURCE_VERBS = [
   "get",
   "list",
   "watch",
@@ -33,6 +33,11 @@ export const Verb = z.enum([
   "patch",
   "delete",
   "deletecollection",
+] as const;
+
+/** Kubernetes request verbs as kube-apiserver's RequestInfo computes them. */
+export const Verb = z.enum([
+  ...RESOURCE_VERBS,
   // non-resource URLs use the HTTP method lower-cased
   "head",
   "options",
