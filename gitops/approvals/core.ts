@@ -182,7 +182,26 @@ export class ApprovalCore implements ApprovalService {
     return ok;
   }
 
+  private pollTimer: NodeJS.Timeout | undefined;
+
+  /** Re-evaluate every open request every `ms` (the fallback when webhooks are missed). */
+  protected startPolling(ms: number | undefined): void {
+    if (!ms || ms <= 0) return;
+    this.pollTimer = setInterval(() => {
+      this.reevaluate().catch((e: unknown) =>
+        this.log({ level: "warn", msg: "approvals: poll failed", error: (e as Error).message }),
+      );
+    }, ms);
+    this.pollTimer.unref();
+  }
+
+  /** Re-evaluate every open request now (what the poller does). */
+  async poll(): Promise<void> {
+    await this.reevaluate();
+  }
+
   async close(): Promise<void> {
+    if (this.pollTimer) clearInterval(this.pollTimer);
     await Promise.allSettled([...this.locks.values()]);
   }
 

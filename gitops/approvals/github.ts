@@ -265,26 +265,14 @@ export interface WebhookResult {
 }
 
 export class GitHubApprovalService extends ApprovalCore {
-  private readonly timer: NodeJS.Timeout | undefined;
   private readonly secret: string | undefined;
 
   constructor(private readonly gho: GitHubApprovalOptions) {
     super(new GitHubBackend(gho), gho);
     this.secret = gho.webhookSecret;
-    if (gho.pollIntervalMs && gho.pollIntervalMs > 0) {
-      this.timer = setInterval(() => {
-        this.reevaluate().catch((e: unknown) =>
-          this.log({ level: "warn", msg: "approvals: poll failed", error: (e as Error).message }),
-        );
-      }, gho.pollIntervalMs);
-      this.timer.unref();
-    }
+    this.startPolling(gho.pollIntervalMs);
   }
 
-  /** Re-evaluate every open request now (what the poller does). */
-  async poll(): Promise<void> {
-    await this.reevaluate();
-  }
 
   /**
    * A GitHub webhook delivery. The X-Hub-Signature-256 header must be the HMAC-SHA256 of the
@@ -364,8 +352,4 @@ export class GitHubApprovalService extends ApprovalCore {
     };
   }
 
-  override async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await super.close();
-  }
 }

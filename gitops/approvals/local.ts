@@ -153,7 +153,6 @@ class LocalBackend implements ApprovalBackend {
 }
 
 export class LocalApprovalService extends ApprovalCore {
-  private readonly timer: NodeJS.Timeout | undefined;
   readonly repo: LocalApprovalRepo;
 
   constructor(o: LocalApprovalOptions) {
@@ -165,14 +164,7 @@ export class LocalApprovalService extends ApprovalCore {
       grants: o.grants ?? new GrantStore({ dir: join(o.dir, ".git", "custos-state") }),
     });
     this.repo = backend.repo;
-    if (o.pollIntervalMs && o.pollIntervalMs > 0) {
-      this.timer = setInterval(() => {
-        this.reevaluate().catch((e: unknown) =>
-          this.log({ level: "warn", msg: "approvals: poll failed", error: (e as Error).message }),
-        );
-      }, o.pollIntervalMs);
-      this.timer.unref();
-    }
+    this.startPolling(o.pollIntervalMs);
   }
 
   /** Create the repository if needed (check() does it lazily too). */
@@ -181,12 +173,5 @@ export class LocalApprovalService extends ApprovalCore {
     return this;
   }
 
-  async poll(): Promise<void> {
-    await this.reevaluate();
-  }
 
-  override async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await super.close();
-  }
 }
