@@ -40,7 +40,13 @@ export interface EvidenceRepoOptions {
   fs?: Fs;
   /** milliseconds since the epoch; default Date.now (composition roots only) */
   clock?: () => number;
+  /**
+   * records per commit at most (default 4,000). Under light load the delay closes a batch
+   * first; under heavy load a larger batch spreads a commit's fixed cost (trees, commit, ref,
+   * about ten file creations of ~0.3–0.7 ms each on ext4) over more records.
+   */
   batchMaxRecords?: number;
+  /** how long the first record of a batch waits for company before its commit (default 200 ms) */
   batchMaxDelayMs?: number;
   checkpointEvery?: number;
   checkpointIntervalMs?: number;
@@ -240,7 +246,7 @@ class Writer implements EvidenceWriter {
     this.principal = opts.principal ?? `${opts.gatewayId}@custos.local`;
     this.branch = `refs/heads/evidence/${opts.gatewayId}`;
     this.machine = opts.durability === "machine";
-    this.batchMax = Math.max(1, opts.batchMaxRecords ?? 1000);
+    this.batchMax = Math.max(1, opts.batchMaxRecords ?? 4000);
     this.batchDelay = Math.max(0, opts.batchMaxDelayMs ?? 200);
     this.maxQueued = Math.max(this.batchMax, opts.maxQueuedRecords ?? 200_000);
     this.checkpointEvery = Math.max(1, opts.checkpointEvery ?? 100_000);
