@@ -397,6 +397,32 @@ export function licenseNumber(o: DetectorOptions = {}): DetectorSpec {
   );
 }
 
+// ---- (A) names ----------------------------------------------------------------------------------
+/**
+ * Labelled names in free text: `name="Jane Roe"`, `"patientName": "Jane Roe"`, `Patient: Jane
+ * Roe`. A name has no shape a pattern can find on its own, so only a label word followed by `:`
+ * or `=` and two to four capitalised words counts (Kubernetes names are lower case, so object
+ * names never match); structured names are masked by field rules. Scope "masks": it applies
+ * where a mask lists it (the HIPAA template: logs, exec/attach streams, events, PHI objects).
+ */
+export function personName(o: DetectorOptions = {}): DetectorSpec {
+  const label =
+    "(?:(?:[Pp]atient|PATIENT|[Ff]ull|FULL|[Ff]irst|FIRST|[Ll]ast|LAST|[Gg]iven|[Ff]amily|[Ll]egal|[Mm]ember|[Ss]ubscriber|[Gg]uarantor)[ _-]?(?:[Nn]ame|NAME)|[Nn]ame|NAME|[Pp]atient|PATIENT)";
+  const word = "[A-Z][a-zA-Z'.-]*";
+  return make(
+    {
+      id: "name",
+      category: "name",
+      pattern: `\\b${label}["']?[^\\S\\n]{0,3}[:=][^\\S\\n]{0,3}["']?(?<value>${word}(?:[^\\S\\n]${word}){1,3})(?![\\w-])`,
+      flags: "",
+      strategy: REDACT,
+      label: "name",
+      scope: "masks",
+    },
+    o,
+  );
+}
+
 /** Every factory, by detector id. */
 export const factories = {
   mrn,
@@ -415,6 +441,7 @@ export const factories = {
   device: deviceId,
   license: licenseNumber,
   ip,
+  name: personName,
 } as const;
 
 export type DefaultDetectorId = keyof typeof factories;

@@ -96,6 +96,22 @@ describe("HIPAA template", () => {
     const text = logs.push("GET /chart from 203.0.113.7 ok\n") + logs.end();
     expect(text).not.toContain("203.0.113.7");
     expect(text).toContain("[MASKED:ip]");
+    // labelled names in free text; Kubernetes names (lower case) and unlabelled words pass
+    const logs2 = m.textStream(ctx({ namespace: "phi-records", name: "intake-0", subresource: "log" }));
+    const lines = [
+      'GET /patients/42 name="Juan Placeholder" status=200',
+      '{"patientName": "Mei Fictional", "ward": "B"}',
+      "Patient: Jane Roe-Synthetic, seen today",
+      "container name: api-server restarted; pod Name=web-0",
+      "Started container Intake Worker",
+    ];
+    const masked = (logs2.push(`${lines.join("\n")}\n`) + logs2.end()).split("\n");
+    for (const n of ["Juan Placeholder", "Mei Fictional", "Jane Roe-Synthetic"])
+      expect(masked.join("\n")).not.toContain(n);
+    expect(masked[0]).toBe('GET /patients/42 name="[MASKED:name]" status=200');
+    expect(masked[3]).toBe(lines[3]);
+    expect(masked[4]).toBe(lines[4]);
+    expect(logs2.summary().counts.name).toBe(3);
   });
 
   it("reports an unsatisfiable approval when count exceeds reviewers", () => {
