@@ -80,7 +80,7 @@ function port(v: string): number {
 }
 
 export function demoCommand(): Command {
-  return new Command("demo")
+  return new Command("custos demo")
     .description(
       "run the Kubernetes API simulator (synthetic patients) + the custos gateway + the HIPAA baseline policy, " +
         "writing a kubeconfig, the evidence repo and a reviewer key into --dir; runs until interrupted",

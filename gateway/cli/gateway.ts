@@ -19,7 +19,7 @@ function positiveInt(v: string): number {
 }
 
 export function gatewayCommand(): Command {
-  return new Command("gateway")
+  return new Command("custos gateway")
     .description("run the custos gateway: an HTTPS proxy between agents and the Kubernetes API server")
     .option("-c, --config <file>", "YAML gateway config (every flag below may also be set there)")
     .option("--listen <host:port>", "address to listen on (default 127.0.0.1:8443)")

@@ -20,7 +20,7 @@ function ttl(v: string): number {
 }
 
 export function loginCommand(): Command {
-  return new Command("login")
+  return new Command("custos login")
     .description("mint a short-lived purpose-bound gateway token (for kubectl: a kubeconfig user)")
     .requiredOption("--purpose <id>", "the purpose to declare (one of the policy's purposes)")
     .option("--server <url>", "the gateway URL: exchange --token there for a login token")
