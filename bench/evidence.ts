@@ -15,6 +15,9 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { canonicalJson } from "../sdk/lib/canonical.ts";
 import { type Durability, openEvidenceRepo } from "../gitops/evidence/index.ts";
+import { ObjectStore } from "../gitops/evidence/objects.ts";
+import { MutableTree } from "../gitops/evidence/tree.ts";
+import * as nodeFs from "node:fs";
 import { sampleRecord } from "../gitops/evidence/testkit.ts";
 import {
   formatOpenSshPrivateKey,
@@ -242,6 +245,33 @@ function commitTreeLoop(batches: number): { recordsPerSecond: number; records: n
   return { recordsPerSecond: Math.round((batches * 1000) / s), records: batches * 1000 };
 }
 
+/**
+ * What one commit's tree writes cost as the directory holding its segment grows: the older
+ * hour-level layout put every segment of an hour in one directory (18,000 entries by the end of
+ * an hour at 5 commits/s, 72,000 at 20/s); the minute level keeps it to a minute's worth.
+ */
+async function treeCostByDirSize(sizes: number[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const n of sizes) {
+    const dir = join(root, `tree-${n}`);
+    execFileSync("git", ["init", "-q", "--bare", dir]);
+    const store = new ObjectStore(nodeFs, dir);
+    const tree = await MutableTree.load(store, null);
+    const blob = await store.write("blob", Buffer.from("x\n"));
+    for (let i = 0; i < n; i++)
+      await tree.add(`records/2026/01/01/12/bench-${String(i).padStart(12, "0")}.jsonl`, blob);
+    await tree.write();
+    const reps = 20;
+    const t = performance.now();
+    for (let i = 0; i < reps; i++) {
+      await tree.add(`records/2026/01/01/12/bench-${String(n + i).padStart(12, "0")}.jsonl`, blob);
+      await tree.write();
+    }
+    out[`entries${n}Ms`] = r1((performance.now() - t) / reps);
+  }
+  return out;
+}
+
 /** sshsig sign and verify of a typical commit payload, per implementation (µs per operation) */
 function signerSpeed(): Record<string, number> {
   const payload = `tree ${"a".repeat(40)}\nparent ${"b".repeat(40)}\nauthor x <x@y> 1 +0000\ncommitter x <x@y> 1 +0000\n\nrecords\n`;
@@ -262,6 +292,15 @@ function signerSpeed(): Record<string, number> {
   return out;
 }
 
+/** `--only paced-machine` (or another paced-<durability>): that measurement alone, printed as JSON */
+async function only(what: string): Promise<void> {
+  const m = /^paced-(process|machine)$/.exec(what);
+  if (!m) throw new Error(`--only ${what}: expected paced-process or paced-machine`);
+  const r = await paced(m[1] as Durability, RATE);
+  process.stdout.write(`${JSON.stringify({ bench: "evidence", only: what, ...r })}\n`);
+  rmSync(root, { recursive: true, force: true });
+}
+
 async function main(): Promise<void> {
   const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? "?", node: process.version, recordBytes };
   const sus = await sustained();
@@ -272,6 +311,7 @@ async function main(): Promise<void> {
   const fi = await fastImport(40);
   const ct = commitTreeLoop(15);
   const sig = signerSpeed();
+  const trees = await treeCostByDirSize([300, 3_600, 18_000, 72_000]);
   const summary = {
     bench: "evidence",
     machine,
@@ -284,6 +324,7 @@ async function main(): Promise<void> {
     },
     baseline: { gitFastImportUnsigned: fi, gitCommitTreeSignedLoop: ct },
     signer: sig,
+    treeWritePerCommit: trees,
   };
   process.stdout.write(`${JSON.stringify(summary)}\n\n`);
   const rows: [string, string][] = [
@@ -310,10 +351,16 @@ async function main(): Promise<void> {
     ["baseline git commit-tree -S loop (signed)", `${ct.recordsPerSecond.toLocaleString()} records/s`],
     ["sshsig sign: node:crypto / tweetnacl", `${sig.nodeSignMicros} / ${sig.tweetnaclSignMicros} µs`],
     ["sshsig verify (node:crypto)", `${sig.nodeVerifyMicros_nodeSigned} µs`],
+    [
+      "tree writes per commit, segment dir of 300 / 3,600 / 18,000 / 72,000",
+      `${trees.entries300Ms} / ${trees.entries3600Ms} / ${trees.entries18000Ms} / ${trees.entries72000Ms} ms`,
+    ],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
   rmSync(root, { recursive: true, force: true });
 }
 
-await main();
+const onlyArg = args.indexOf("--only");
+if (onlyArg >= 0) await only(args[onlyArg + 1] ?? "");
+else await main();

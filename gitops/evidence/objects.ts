@@ -128,16 +128,18 @@ export class ObjectStore {
     return oid;
   }
 
-  /** fsync every object written since the last call, and their directories. */
+  /**
+   * fsync every object written since the last call, then their directories. Many at a time:
+   * ext4 folds concurrent fsyncs into one journal commit, where one after the other each waits
+   * for its own (a WAL rotation's worth, hundreds of files, stalled commits for ~1 s).
+   */
   async syncWritten(): Promise<void> {
     const files = this.unsynced;
     this.unsynced = [];
     const dirs = new Set<string>();
-    for (const f of files) {
-      await fsyncPath(this.fs, f);
-      dirs.add(f.slice(0, f.lastIndexOf("/")));
-    }
-    for (const d of dirs) await fsyncPath(this.fs, d);
+    for (const f of files) dirs.add(f.slice(0, f.lastIndexOf("/")));
+    await fsyncAll(this.fs, files);
+    await fsyncAll(this.fs, [...dirs]);
   }
 
   async read(oid: string): Promise<{ type: ObjectType; content: Buffer }> {
@@ -154,6 +156,16 @@ export class ObjectStore {
     const o = await git.readObject({ fs: this.fs, gitdir: this.gitdir, oid, format: "content" });
     return { type: o.type as ObjectType, content: Buffer.from(o.object as Uint8Array) };
   }
+}
+
+const FSYNC_CONCURRENCY = 16;
+
+async function fsyncAll(fs: Fs, paths: string[]): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < paths.length) await fsyncPath(fs, paths[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(FSYNC_CONCURRENCY, paths.length) }, lane));
 }
 
 export async function fsyncPath(fs: Fs, path: string): Promise<void> {
