@@ -27,9 +27,19 @@ import { ensureTls } from "../gateway/tls/ca.ts";
 const quick = process.argv.includes("--quick");
 /** fsync every evidence batch before answering (the JSON-lines sink's default) or only write(2) it */
 const fsync = process.argv.includes("--fsync");
-const LAT_N = { small: quick ? 300 : 2000, list: quick ? 60 : 300 };
+const LAT_N_DEFAULT = { small: quick ? 300 : 2000, list: quick ? 60 : 300 };
 const TPUT_MS = quick ? 1000 : 3000;
 const CONCURRENCY = 16;
+/** latency samples are taken in this many interleaved rounds over all paths */
+const ROUNDS = 5;
+/** --only=<substring>: measure only the targets whose name contains it (direct is always measured) */
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+/** --latency-only: skip the throughput runs (profiling) */
+const latencyOnly = process.argv.includes("--latency-only");
+/** --case=small|list: only that request */
+const onlyCase = process.argv.find((a) => a.startsWith("--case="))?.slice("--case=".length);
+/** --lat-n=<n>: sequential requests per latency measurement (profiling) */
+const latN = Number(process.argv.find((a) => a.startsWith("--lat-n="))?.slice("--lat-n=".length) ?? 0);
 const UP_TOKEN = "bench-upstream-token";
 const AGENT = "bench-agent-token";
 const SRC = { file: "bench", line: 1, column: 1 };
@@ -222,21 +232,16 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function latency(
-  t: Target,
-  p: string,
-  n: number,
-): Promise<{ p50: number; p99: number; bytes: number }> {
+/** sequential requests on one keep-alive connection; the latencies (ms) are appended to xs */
+async function sample(t: Target, p: string, n: number, xs: number[]): Promise<number> {
   let bytes = 0;
   for (let i = 0; i < Math.min(20, n); i++) bytes = await t.get(p); // warm up
-  const xs: number[] = [];
   for (let i = 0; i < n; i++) {
     const s = process.hrtime.bigint();
     await t.get(p);
     xs.push(Number(process.hrtime.bigint() - s) / 1e6);
   }
-  xs.sort((a, b) => a - b);
-  return { p50: pct(xs, 50), p99: pct(xs, 99), bytes };
+  return bytes;
 }
 
 async function throughput(t: Target, p: string, ms: number): Promise<number> {
@@ -270,9 +275,57 @@ async function startKubectlProxy(kcFile: string): Promise<{ url: string; stop():
   return { url, stop: () => child.kill("SIGTERM") };
 }
 
-async function startGatewayProcess(cwd: string): Promise<{ url: string; stop(): Promise<void> }> {
-  const bin = path.resolve(import.meta.dirname, "..", "bin", "custos.mjs");
-  const child = spawn(process.execPath, [bin, "gateway", "--config", "gateway.yaml"], {
+/**
+ * The floor for any Node TLS-terminating proxy: an https server (HTTP/1.1) relaying every request
+ * to the upstream over a keep-alive TLS agent with the upstream's token, piping the body back.
+ * No authentication, decision, evidence or masking: what is left of "custos" minus its stages.
+ */
+const RELAY_SRC = `
+const https = require("node:https");
+const { UP, CA, CERT, KEY, UPTOKEN } = process.env;
+const agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: CA });
+const srv = https.createServer({ cert: CERT, key: KEY }, (req, res) => {
+  const up = https.request(UP + req.url, { agent, headers: { accept: req.headers.accept || "application/json", authorization: "Bearer " + UPTOKEN } }, (u) => {
+    const h = { "content-type": u.headers["content-type"] };
+    if (u.headers["content-length"]) h["content-length"] = u.headers["content-length"];
+    res.writeHead(u.statusCode, h);
+    u.pipe(res);
+  });
+  up.on("error", () => res.destroy());
+  up.end();
+});
+srv.keepAliveTimeout = 65000;
+srv.on("connection", (s) => s.setNoDelay(true));
+process.on("SIGTERM", () => process.exit(0));
+srv.listen(0, "127.0.0.1", () => console.log("relay listening on https://127.0.0.1:" + srv.address().port));
+`;
+
+async function startRelayProcess(
+  upUrl: string,
+  tls: { cert: string; key: string; caPem: string },
+): Promise<{ url: string; stop(): void }> {
+  const child = spawn(process.execPath, ["-e", RELAY_SRC], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, UP: upUrl, CA: tls.caPem, CERT: tls.cert, KEY: tls.key, UPTOKEN: UP_TOKEN },
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (c: Buffer) => {
+      const m = /listening on (https:\/\/\S+)/.exec(c.toString());
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`relay exited ${code}`)));
+    setTimeout(() => reject(new Error("relay did not start")), 10_000);
+  });
+  return { url, stop: () => child.kill("SIGTERM") };
+}
+
+async function startGatewayProcess(
+  cwd: string,
+  bin = path.resolve(import.meta.dirname, "..", "bin", "custos.mjs"),
+): Promise<{ url: string; stop(): Promise<void> }> {
+  // GATEWAY_NODE_ARGS: extra node flags for the gateway processes (e.g. "--cpu-prof")
+  const extra = (process.env.GATEWAY_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
+  const child = spawn(process.execPath, [...extra, bin, "gateway", "--config", "gateway.yaml"], {
     cwd,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -301,6 +354,7 @@ async function startGatewayProcess(cwd: string): Promise<{ url: string; stop(): 
 }
 
 async function main() {
+  const loadBefore = os.loadavg().map((x) => Number(x.toFixed(2)));
   const dir = await mkdtemp(path.join(os.tmpdir(), "custos-bench-"));
   const tls = await ensureTls(path.join(dir, "tls"));
   const one = Buffer.from(JSON.stringify(pod(0)));
@@ -338,10 +392,14 @@ async function main() {
   // Each gateway runs as its own process (the `custos gateway` command), as kubectl proxy does:
   // the load generator and the upstream share this process and must not share the gateway's thread.
   const gateways: { url: string; stop(): Promise<void> }[] = [];
-  for (const masking of [false, true]) {
+  // --compare=<dir>: also run <dir>/bin/custos.mjs (e.g. a git worktree of the previous commit)
+  // as "custos@base", measured in the same rounds as the working tree's gateway
+  const compare = process.argv.find((a) => a.startsWith("--compare="))?.slice("--compare=".length);
+  let baseGateway: { url: string; stop(): Promise<void> } | undefined;
+  for (const masking of [false, true, ...(compare ? ["base" as const] : [])]) {
     const gdir = path.join(dir, `gw-${masking}`);
     await mkdir(gdir, { recursive: true });
-    await writeFile(path.join(gdir, "policy.json"), JSON.stringify(policy(masking)));
+    await writeFile(path.join(gdir, "policy.json"), JSON.stringify(policy(masking === true)));
     await writeFile(path.join(gdir, "tokens.csv"), `${AGENT},bench,u1,"agents"\n`);
     await writeFile(path.join(gdir, "server.crt"), tls.cert);
     await writeFile(path.join(gdir, "server.key"), tls.key);
@@ -359,18 +417,26 @@ async function main() {
         "",
       ].join("\n"),
     );
-    gateways.push(await startGatewayProcess(gdir));
+    if (masking === "base")
+      baseGateway = await startGatewayProcess(gdir, path.resolve(compare!, "bin", "custos.mjs"));
+    else gateways.push(await startGatewayProcess(gdir));
   }
   const proxy = await startKubectlProxy(kcFile);
+  const relay = await startRelayProcess(upUrl, tls);
 
+  const LAT_N = latN > 0 ? { small: latN, list: latN } : LAT_N_DEFAULT;
   const targets: Target[] = [
     target("direct", upUrl, { token: UP_TOKEN, ca: tls.caPem }),
     target("kubectl proxy", proxy.url, {}),
+    target("node TLS relay", relay.url, { token: AGENT, ca: tls.caPem }),
     target("custos (no mask rules)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
     target("custos (masking)", gateways[1]!.url, { token: AGENT, ca: tls.caPem }),
     targetH2("custos h2 (no mask)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
     targetH2("custos h2 (masking)", gateways[1]!.url, { token: AGENT, ca: tls.caPem }),
   ];
+  if (baseGateway)
+    targets.splice(3, 0, target("custos@base (no mask)", baseGateway.url, { token: AGENT, ca: tls.caPem }));
+  const measured = targets.filter((t) => !only || t.name === "direct" || t.name.includes(only));
   const cases = [
     { name: "small GET (1 pod)", path: "/api/v1/namespaces/default/pods/web-0", n: LAT_N.small },
     { name: "list 500 pods", path: "/api/v1/namespaces/default/pods?limit=500", n: LAT_N.list },
@@ -380,14 +446,28 @@ async function main() {
     Record<string, { p50: number; p99: number; rps: number; bytes: number }>
   > = {};
   for (const c of cases) {
+    if (onlyCase && !c.name.startsWith(onlyCase)) continue;
     results[c.name] = {};
-    for (const t of targets) {
-      const l = await latency(t, c.path, c.n);
-      const rps = await throughput(t, c.path, TPUT_MS);
-      results[c.name]![t.name] = { ...l, rps };
+    // latency in ROUNDS interleaved rounds, so that load drifting on a shared machine hits every path alike
+    const xs = new Map<string, number[]>(measured.map((t) => [t.name, []]));
+    const bytes = new Map<string, number>();
+    for (let r = 0; r < ROUNDS; r++)
+      for (const t of measured)
+        bytes.set(t.name, await sample(t, c.path, Math.ceil(c.n / ROUNDS), xs.get(t.name)!));
+    for (const t of measured) {
+      const sorted = xs.get(t.name)!.sort((a, b) => a - b);
+      const rps = latencyOnly ? 0 : await throughput(t, c.path, TPUT_MS);
+      results[c.name]![t.name] = {
+        p50: pct(sorted, 50),
+        p99: pct(sorted, 99),
+        bytes: bytes.get(t.name) ?? 0,
+        rps,
+      };
     }
   }
   proxy.stop();
+  relay.stop();
+  await baseGateway?.stop();
   for (const g of gateways) await g.stop();
   upstream.closeAllConnections();
   upstream.close();
@@ -398,13 +478,15 @@ async function main() {
     cpu: os.cpus()[0]?.model ?? "?",
     node: process.version,
     platform: `${os.platform()} ${os.release()}`,
+    loadavgBefore: loadBefore,
+    loadavgAfter: os.loadavg().map((x) => Number(x.toFixed(2))),
   };
   process.stdout.write(
     `${JSON.stringify({ machine, concurrency: CONCURRENCY, evidenceFsync: fsync, results }, null, 2)}\n\n`,
   );
   const rows: string[] = [];
   rows.push(
-    `machine: ${machine.cpus} x ${machine.cpu}, ${machine.node}; throughput at concurrency ${CONCURRENCY}; evidence fsync ${fsync ? "on" : "off"}`,
+    `machine: ${machine.cpus} x ${machine.cpu}, ${machine.node}; load average ${machine.loadavgBefore.join(" ")} before, ${machine.loadavgAfter.join(" ")} after; throughput at concurrency ${CONCURRENCY}; evidence fsync ${fsync ? "on" : "off"}`,
   );
   for (const [c, byT] of Object.entries(results)) {
     const direct = byT.direct!;

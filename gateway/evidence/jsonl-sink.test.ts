@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { callRecord } from "./record.ts";
+import { callRecord, rfc3339Micro } from "./record.ts";
 import { JsonlEvidenceSink } from "./jsonl-sink.ts";
 
 const rec = (id: string) =>
@@ -49,5 +49,33 @@ describe("JSON-lines evidence sink", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("writes single records with multi-byte text completely (one write per record when calls are sequential)", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "custos-sink-"));
+    try {
+      const file = path.join(dir, "e.jsonl");
+      const s = await JsonlEvidenceSink.open({ file, gatewayId: "gw-ü" });
+      for (let i = 0; i < 5; i++)
+        await s.append({ ...rec(`é${i}`), requestURI: `/api/ünïcödé/${"ß".repeat(i * 1000)}` });
+      await s.close();
+      const lines = (await readFile(file, "utf8"))
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(lines.map((l) => l.auditID)).toEqual(["é0", "é1", "é2", "é3", "é4"]);
+      expect(lines[4].requestURI).toBe(`/api/ünïcödé/${"ß".repeat(4000)}`);
+      expect(lines[4].custos).toMatchObject({ gatewayId: "gw-ü", seq: 5 });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("rfc3339Micro", () => {
+  it("writes audit timestamps with microseconds", () => {
+    expect(rfc3339Micro(new Date("2026-01-01T01:02:03.045Z"))).toBe("2026-01-01T01:02:03.045000Z");
+    expect(rfc3339Micro(new Date("1999-12-31T23:59:59.999Z"))).toBe("1999-12-31T23:59:59.999000Z");
+    expect(rfc3339Micro(new Date(Date.UTC(12345, 0, 1)))).toBe("+012345-01-01T00:00:00.000000Z");
   });
 });

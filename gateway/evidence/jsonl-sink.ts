@@ -18,6 +18,15 @@ export class EvidenceSinkError extends Error {
   }
 }
 
+/** write(2) a string completely (a short write continues from where it stopped) */
+function writeAll(fd: number, text: string): void {
+  const n = writeSync(fd, text, null, "utf8");
+  if (n >= Buffer.byteLength(text, "utf8")) return;
+  const data = Buffer.from(text, "utf8");
+  let off = n;
+  while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+}
+
 interface Pending {
   line: string;
   resolve: () => void;
@@ -82,9 +91,7 @@ export class JsonlEvidenceSink implements EvidenceSink {
         this.#queue = [];
         try {
           // write(2) synchronously (one small append; no thread-pool round trip), fsync asynchronously
-          const data = Buffer.from(batch.map((p) => p.line).join(""), "utf8");
-          let off = 0;
-          while (off < data.length) off += writeSync(this.#fh.fd, data, off, data.length - off);
+          writeAll(this.#fh.fd, batch.length === 1 ? batch[0]!.line : batch.map((p) => p.line).join(""));
           if (this.#o.fsync !== false) await this.#fh.datasync();
           for (const p of batch) p.resolve();
         } catch (e) {

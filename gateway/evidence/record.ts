@@ -7,7 +7,9 @@ import type { EvidenceRecord, Identity, MaskSummary, RequestInfo } from "../port
 
 /** RFC 3339 with microseconds, as kube-apiserver writes audit timestamps. */
 export function rfc3339Micro(d: Date): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+  const iso = d.toISOString();
+  // "...T12:34:56.789Z" -> "...T12:34:56.789000Z" (years past 9999 have a longer prefix, same ending)
+  return iso.endsWith("Z") && iso.charCodeAt(iso.length - 5) === 46 ? `${iso.slice(0, -1)}000Z` : iso;
 }
 
 /** job-run claims worth keeping per call (never the token itself) */

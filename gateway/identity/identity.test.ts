@@ -149,3 +149,105 @@ describe("purpose path prefix", () => {
     expect(splitPurposePrefix("/purpose/../api")).toEqual({ url: "/purpose/../api" });
   });
 });
+
+describe("verified-JWT cache", async () => {
+  const { publicKey, privateKey } = await generateKeyPair("ES256");
+  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256" };
+  const issuer = "https://issuer.example";
+  const nowS = Math.floor(NOW.getTime() / 1000);
+  const sign = (exp: number, sub = "alice") =>
+    new SignJWT({})
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setIssuer(issuer)
+      .setAudience("custos")
+      .setSubject(sub)
+      .setIssuedAt(nowS)
+      .setExpirationTime(exp)
+      .sign(privateKey);
+  const counted = (o: { jwtCacheMs?: number; jwtCacheSize?: number } = {}) => {
+    const provider = new OidcProvider({
+      issuer,
+      audience: "custos",
+      jwks: { keys: [jwk] },
+      algorithms: ["ES256"],
+    });
+    let verified = 0;
+    const verify = provider.verify.bind(provider);
+    provider.verify = (token, now) => {
+      verified++;
+      return verify(token, now);
+    };
+    return { auth: new Authenticator({ oidc: [provider], loginKey: key, ...o }), verified: () => verified };
+  };
+  const at = (s: number) => new Date(NOW.getTime() + s * 1000);
+
+  it("verifies a token once, then reuses the result (a copy the caller may change)", async () => {
+    const { auth, verified } = counted();
+    const t = await sign(nowS + 300);
+    const a = await auth.authenticate(`Bearer ${t}`, NOW);
+    a.identity.groups.push("admins");
+    a.identity.claims.extra = "x";
+    const b = await auth.authenticate(`Bearer ${t}`, at(10));
+    expect(verified()).toBe(1);
+    expect(b.identity.subject).toBe("alice");
+    expect(b.identity.groups).toEqual([]);
+    expect(b.identity.claims.extra).toBeUndefined();
+    expect(auth.cachedTokens).toBe(1);
+  });
+
+  it("never past the token's exp: an expired token is verified again, and refused", async () => {
+    const { auth, verified } = counted({ jwtCacheMs: 3_600_000 });
+    const t = await sign(nowS + 20);
+    await auth.authenticate(`Bearer ${t}`, NOW);
+    await auth.authenticate(`Bearer ${t}`, at(19));
+    expect(verified()).toBe(1);
+    // 20 s: past exp, so no longer cached; the verifier's own clock tolerance (30 s) still applies
+    await auth.authenticate(`Bearer ${t}`, at(21));
+    expect(verified()).toBe(2);
+    await expect(auth.authenticate(`Bearer ${t}`, at(60))).rejects.toMatchObject({ httpStatus: 401 });
+    expect(verified()).toBe(3);
+  });
+
+  it("never longer than jwtCacheMs; 0 disables the cache", async () => {
+    const a = counted({ jwtCacheMs: 5_000 });
+    const t = await sign(nowS + 300);
+    await a.auth.authenticate(`Bearer ${t}`, NOW);
+    await a.auth.authenticate(`Bearer ${t}`, at(4));
+    expect(a.verified()).toBe(1);
+    await a.auth.authenticate(`Bearer ${t}`, at(6));
+    expect(a.verified()).toBe(2);
+    const off = counted({ jwtCacheMs: 0 });
+    await off.auth.authenticate(`Bearer ${t}`, NOW);
+    await off.auth.authenticate(`Bearer ${t}`, NOW);
+    expect(off.verified()).toBe(2);
+    expect(off.auth.cachedTokens).toBe(0);
+  });
+
+  it("caches only verified tokens, keyed by the whole token; bounded in size", async () => {
+    const { auth, verified } = counted({ jwtCacheSize: 2 });
+    const good = await sign(nowS + 300);
+    // same header and payload, another signature: refused, and not served from the cache
+    const forged = `${good.split(".").slice(0, 2).join(".")}.${Buffer.alloc(64, 1).toString("base64url")}`;
+    await auth.authenticate(`Bearer ${good}`, NOW);
+    await expect(auth.authenticate(`Bearer ${forged}`, NOW)).rejects.toMatchObject({ httpStatus: 401 });
+    await expect(auth.authenticate(`Bearer ${forged}`, NOW)).rejects.toMatchObject({ httpStatus: 401 });
+    expect(verified()).toBe(3);
+    for (const sub of ["b", "c", "d"]) await auth.authenticate(`Bearer ${await sign(nowS + 300, sub)}`, NOW);
+    expect(auth.cachedTokens).toBe(2);
+  });
+
+  it("caches custos login tokens with their purpose, until their exp", async () => {
+    const { auth } = counted();
+    const { token } = await mintLoginToken({
+      key,
+      identity: { subject: "bob", groups: ["g"], claims: {}, source: "token-file" },
+      purpose: "deploy",
+      ttlSeconds: 30,
+      now: NOW,
+    });
+    expect((await auth.authenticate(`Bearer ${token}`, NOW)).tokenPurpose).toBe("deploy");
+    const again = await auth.authenticate(`Bearer ${token}`, at(29));
+    expect(again).toMatchObject({ tokenPurpose: "deploy", identity: { subject: "bob", groups: ["g"] } });
+    await expect(auth.authenticate(`Bearer ${token}`, at(31))).rejects.toMatchObject({ httpStatus: 401 });
+  });
+});

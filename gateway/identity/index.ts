@@ -4,6 +4,7 @@
  * issuer -> OIDC; otherwise the static token file; otherwise (optionally) TokenReview
  * against the upstream. Failures are 401s that never echo the token.
  */
+import { hash } from "node:crypto";
 import { decodeJwt, errors as joseErrors } from "jose";
 import { unauthenticated } from "../errors.ts";
 import type { Identity } from "../ports.ts";
@@ -24,12 +25,42 @@ export interface AuthenticatorOptions {
   loginKey?: Uint8Array;
   /** TokenReview against the upstream; resolves undefined when the token is not authenticated */
   tokenReview?: (token: string) => Promise<Identity | undefined>;
+  /**
+   * How long a verified JWT (custos login token, OIDC token) is reused without verifying its
+   * signature again, in ms (default 60 s; 0 disables). Never past the token's own `exp`.
+   */
+  jwtCacheMs?: number;
+  /** at most this many verified JWTs are kept (default 4096; the oldest goes first) */
+  jwtCacheSize?: number;
+}
+
+interface CachedJwt {
+  auth: Authenticated;
+  /** the entry is used only while now < until (ms): min(token exp, verified + jwtCacheMs) */
+  until: number;
+}
+
+function copyIdentity(i: Identity): Identity {
+  return { subject: i.subject, groups: [...i.groups], claims: { ...i.claims }, source: i.source };
+}
+
+function copyAuthenticated(a: Authenticated): Authenticated {
+  const out: Authenticated = { identity: copyIdentity(a.identity) };
+  if (a.tokenPurpose !== undefined) out.tokenPurpose = a.tokenPurpose;
+  return out;
 }
 
 export class Authenticator {
   readonly #o: AuthenticatorOptions;
+  /** verified JWTs by sha256 of the token (the token itself is never kept) */
+  readonly #jwts = new Map<string, CachedJwt>();
   constructor(o: AuthenticatorOptions) {
     this.#o = o;
+  }
+
+  /** how many verified JWTs are cached (tests) */
+  get cachedTokens(): number {
+    return this.#jwts.size;
   }
 
   async authenticate(authorization: string | undefined, now: Date): Promise<Authenticated> {
@@ -38,30 +69,46 @@ export class Authenticator {
     if (!m?.[1]) throw unauthenticated("the Authorization header is not a bearer token");
     const token = m[1];
     let iss: string | undefined;
+    let exp: number | undefined;
+    let digest: string | undefined;
     if (token.split(".").length === 3) {
+      // a JWT verified a moment ago: reuse the result until its exp (or the cache lifetime)
+      digest = hash("sha256", token, "hex");
+      const hit = this.#jwts.get(digest);
+      if (hit) {
+        if (now.getTime() < hit.until) return copyAuthenticated(hit.auth);
+        this.#jwts.delete(digest);
+      }
       try {
         const payload = decodeJwt(token);
         iss = typeof payload.iss === "string" ? payload.iss : undefined;
+        exp = typeof payload.exp === "number" ? payload.exp : undefined;
       } catch {
         iss = undefined;
       }
     }
     if (iss === LOGIN_ISSUER) {
       if (!this.#o.loginKey) throw unauthenticated("custos login tokens are not enabled on this gateway");
+      let auth: Authenticated;
       try {
         const c = await verifyLoginToken(token, this.#o.loginKey, now);
-        return { identity: c.identity, tokenPurpose: c.purpose };
+        auth = { identity: c.identity, tokenPurpose: c.purpose };
       } catch (e) {
         throw unauthenticated(`invalid custos login token (${jwtReason(e)}); run "custos login" again`);
       }
+      this.#remember(digest, exp, now, auth);
+      return auth;
     }
     const provider = iss === undefined ? undefined : this.#o.oidc?.find((p) => p.issuer === iss);
     if (provider) {
+      let auth: Authenticated;
       try {
-        return { identity: await provider.verify(token, now) };
+        auth = { identity: await provider.verify(token, now) };
       } catch (e) {
         throw unauthenticated(`invalid OIDC token from ${provider.issuer} (${jwtReason(e)})`);
       }
+      this.#remember(digest, exp, now, auth);
+      return auth;
     }
     const fromFile = this.#o.tokenFile?.authenticate(token);
     if (fromFile) return { identity: fromFile };
@@ -72,6 +119,21 @@ export class Authenticator {
     throw unauthenticated(
       iss === undefined ? "unknown token" : `token issuer is not trusted by this gateway`,
     );
+  }
+
+  /** cache a verified JWT's result; only tokens with an exp (both kinds require one) */
+  #remember(digest: string | undefined, exp: number | undefined, now: Date, auth: Authenticated): void {
+    const ttl = this.#o.jwtCacheMs ?? 60_000;
+    if (digest === undefined || exp === undefined || ttl <= 0) return;
+    const until = Math.min(exp * 1000, now.getTime() + ttl);
+    if (!(until > now.getTime())) return;
+    const max = this.#o.jwtCacheSize ?? 4096;
+    while (this.#jwts.size >= max) {
+      const oldest = this.#jwts.keys().next();
+      if (oldest.done) break;
+      this.#jwts.delete(oldest.value);
+    }
+    this.#jwts.set(digest, { auth: copyAuthenticated(auth), until });
   }
 }
 

@@ -3,7 +3,7 @@
  * `token,user,uid,"group1,group2"` (one per line; `#` comments and blank lines ignored).
  * https://kubernetes.io/docs/reference/access-authn-authz/authentication/#static-token-file
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, hash, timingSafeEqual } from "node:crypto";
 import type { Identity } from "../ports.ts";
 
 export class TokenFileError extends Error {
@@ -76,9 +76,10 @@ export class TokenFileAuthenticator {
 
   /** The identity for this token, or undefined. Lookup by digest; the final compare is constant-time. */
   authenticate(token: string): Identity | undefined {
-    const digest = createHash("sha256").update(token).digest();
+    const digest = hash("sha256", token, "buffer");
     const entry = this.#byDigest.get(digest.toString("hex"));
     if (!entry || !timingSafeEqual(entry.digest, digest)) return undefined;
-    return structuredClone(entry.identity);
+    const i = entry.identity;
+    return { subject: i.subject, groups: [...i.groups], claims: { ...i.claims }, source: i.source };
   }
 }

@@ -57,6 +57,11 @@ export function loadKubeConfig(source: {
   return kc;
 }
 
+/** a path (+ query) that the WHATWG URL parser leaves exactly as it is (after a `/`) */
+const SIMPLE_TARGET = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*(\?[A-Za-z0-9\-._~!$&()*+,;=:@/%?]+)?$/;
+/** `.`/`..` segments (also percent-encoded) are resolved by the URL parser */
+const DOT_SEGMENT = /(^|\/)(\.|%2e)(\.|%2e)?(\/|$)|\/\//i;
+
 export class Upstream {
   readonly base: URL;
   readonly #kc: KubeConfig;
@@ -64,6 +69,10 @@ export class Upstream {
   #cred: { value: UpstreamCredential; at: number } | undefined;
   #agent: http.Agent | undefined;
   #agentKey = "";
+  /** the credential the agent was last checked against (the key is recomputed only when it changes) */
+  #agentCred: UpstreamCredential | undefined;
+  readonly #prefix: string;
+  readonly #hostname: string;
 
   constructor(kc: KubeConfig, o: UpstreamOptions) {
     const cluster = kc.getCurrentCluster();
@@ -75,6 +84,8 @@ export class Upstream {
       throw new UpstreamConfigError(
         `upstream server must be https:// (or http:// for tests), found ${this.base.protocol}`,
       );
+    this.#prefix = this.base.pathname.replace(/\/+$/, "");
+    this.#hostname = this.base.hostname.replace(/^\[|\]$/g, "");
   }
 
   get timeoutMs(): number {
@@ -102,7 +113,10 @@ export class Upstream {
     return value;
   }
 
-  #agentFor(tls: UpstreamTls): http.Agent {
+  #agentFor(cred: UpstreamCredential): http.Agent {
+    if (this.#agent && cred === this.#agentCred) return this.#agent;
+    this.#agentCred = cred;
+    const tls = cred.tls;
     const key = JSON.stringify([
       String(tls.ca ?? ""),
       String(tls.cert ?? ""),
@@ -122,13 +136,25 @@ export class Upstream {
 
   /** Absolute upstream URL for a request path (+query), honouring a path prefix in the server URL. */
   url(pathAndQuery: string, scheme?: "wss" | "ws"): URL {
-    const prefix = this.base.pathname.replace(/\/+$/, "");
+    const prefix = this.#prefix;
     const u = new URL(this.base.href);
     const q = pathAndQuery.indexOf("?");
     u.pathname = prefix + (q >= 0 ? pathAndQuery.slice(0, q) : pathAndQuery);
     u.search = q >= 0 ? pathAndQuery.slice(q) : "";
     if (scheme) u.protocol = this.base.protocol === "https:" ? "wss:" : "ws:";
     return u;
+  }
+
+  /**
+   * The request target (path + query) sent upstream: what `url()` would give, without building
+   * URL objects for the common case of a plain path. Anything with characters a URL parser
+   * would rewrite (dot segments, backslashes, spaces, non-ASCII, ...) goes through `url()`.
+   */
+  path(pathAndQuery: string): string {
+    if (SIMPLE_TARGET.test(pathAndQuery) && !DOT_SEGMENT.test(pathAndQuery.split("?", 1)[0]!))
+      return this.#prefix + pathAndQuery;
+    const u = this.url(pathAndQuery);
+    return u.pathname + u.search;
   }
 
   /**
@@ -143,21 +169,23 @@ export class Upstream {
     signal?: AbortSignal,
   ): Promise<IncomingMessage> {
     const cred = await this.credential();
-    const u = this.url(pathAndQuery);
-    const mod = u.protocol === "https:" ? https : http;
+    const path = this.path(pathAndQuery);
+    const isHttps = this.base.protocol === "https:";
+    const mod = isHttps ? https : http;
     const all: OutgoingHttpHeaders = { ...headers, ...cred.headers };
     return new Promise<IncomingMessage>((resolve, reject) => {
       let settled = false;
       const req = mod.request(
         {
           method,
-          protocol: u.protocol,
-          hostname: u.hostname.replace(/^\[|\]$/g, ""),
-          port: u.port,
-          path: u.pathname + u.search,
+          protocol: this.base.protocol,
+          hostname: this.#hostname,
+          port: this.base.port,
+          path,
           headers: all,
-          agent: this.#agentFor(cred.tls),
-          ...(u.protocol === "https:" ? cred.tls : {}),
+          // the agent carries the TLS options (CA, client certificate, servername): its options
+          // override a request's, and its sockets (and TLS sessions) are reused across requests
+          agent: this.#agentFor(cred),
         },
         (res) => {
           if (settled) {
