@@ -1,5 +1,5 @@
 /**
- * Evidence writer benchmark: `node --import tsx bench/evidence.ts [--seconds 8] [--rate 20000]`
+ * Evidence writer benchmark: `node --import tsx bench/evidence.ts [--seconds 8] [--rate 20000] [--batch 4000]`
  *
  * 1. sustained: records/s committed as signed commits when appends come as fast as they can
  *    (bounded in flight), durability "process".
@@ -35,6 +35,8 @@ const arg = (name: string, dflt: number): number => {
 };
 const SECONDS = arg("seconds", 8);
 const RATE = arg("rate", 20_000);
+/** records per commit at most; the writer's default (4,000) unless given (1,000 was the default before) */
+const BATCH = args.includes("--batch") ? { batchMaxRecords: arg("batch", 4000) } : {};
 const root = mkdtempSync(join(tmpdir(), "custos-bench-evidence-"));
 const seed = new Uint8Array(32).map((_, i) => i * 7 + 1);
 const signer = nodeSigner(seed);
@@ -58,6 +60,7 @@ async function sustained(): Promise<{
     dir: join(root, "sustained"),
     gatewayId: "bench",
     signer,
+    ...BATCH,
     log: () => undefined,
   });
   const cpu0 = process.cpuUsage();
@@ -107,6 +110,7 @@ async function paced(durability: Durability, rate: number): Promise<Record<strin
     dir: join(root, `paced-${durability}-${rate}`),
     gatewayId: "bench",
     signer,
+    ...BATCH,
     durability,
     log: () => undefined,
     onCommit: ({ lastSeq }) => commitAt.set(lastSeq, performance.now()),

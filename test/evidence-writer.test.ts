@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openEvidenceRepo } from "../gitops/evidence/index.ts";
+import { canonicalJson } from "../sdk/lib/canonical.ts";
 import { sampleRecord } from "../gitops/evidence/testkit.ts";
 import {
   CHAIN_ZERO,
@@ -362,6 +363,37 @@ describe("evidence writer", () => {
     expect((await w.append(sampleRecord(3))).seq).toBe(3);
     await w.close();
     expect(recordLines(dir, "HEAD")).toHaveLength(3);
+  });
+
+  it("one log write carrying records, artefacts and a refused record keeps every line's bytes exact", async () => {
+    // all appends of one tick share one WAL write; each record's segment bytes are a view into it
+    const dir = join(root, "one-write");
+    const w = await openEvidenceRepo({ dir, gatewayId: "gw-13", signer, clock: () => FIXED, log: quiet });
+    const wide = (i: number) => {
+      const r = sampleRecord(i);
+      return { ...r, user: { ...r.user, username: `ärzt-${i}-患者-😀\u2028"q"\\n\n\r\t` } };
+    };
+    const bad = { ...sampleRecord(2), requestObject: { n: 1n } } as unknown as Parameters<typeof w.append>[0];
+    const results = await Promise.allSettled([
+      w.append(wide(0)),
+      w.appendArtifact({ kind: "session", name: "s", content: 'line 1\nline "2" é\n', auditID: "a-1" }),
+      w.append(wide(1)),
+      w.append(bad),
+      w.append(wide(3)),
+    ]);
+    expect(results.map((r) => r.status)).toEqual([
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
+    await w.close();
+    const want = [0, 1, 3].map((i, k) =>
+      canonicalJson({ ...wide(i), custos: { ...wide(i).custos, gatewayId: "gw-13", seq: k + 1 } }),
+    );
+    expect(recordLines(dir, "HEAD")).toEqual(want);
+    expect(gitOut(dir, "show", "HEAD:sessions/2026/01/01/a-1.cast")).toBe('line 1\nline "2" é\n');
   });
 
   it("commits a trickle of records within the batch delay, long after an earlier delay expired", async () => {

@@ -134,6 +134,7 @@ function parseTrailers(message: string): Trailers {
 const pad12 = (n: number): string => String(n).padStart(12, "0");
 const pad2 = (n: number): string => String(n).padStart(2, "0");
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+const EMPTY = Buffer.alloc(0);
 
 function defaultLog(entry: Record<string, unknown>): void {
   process.stderr.write(`${JSON.stringify({ component: "evidence", ...entry })}\n`);
@@ -527,7 +528,6 @@ class Writer implements EvidenceWriter {
     }
     const entries: WalEntry[] = [];
     const seqs: number[] = [];
-    const pieces: Buffer[] = [];
     const accepted: boolean[] = [];
     try {
       if (this.wal.needsRotation) {
@@ -537,6 +537,9 @@ class Writer implements EvidenceWriter {
       }
       const file = this.wal.fileNo;
       let seq = this.nextSeq;
+      // one string, one utf-8 encoding, one buffer for every line of this flush: the WAL gets it
+      // with one write(2) and each record's entry is a view into it (its segment bytes later)
+      let text = "";
       for (const p of batch) {
         if (p.kind === "R") {
           let line: string;
@@ -560,20 +563,28 @@ class Writer implements EvidenceWriter {
             continue;
           }
           accepted.push(true);
-          const piece = Buffer.from(formatRecordLine(seq, line), "utf8");
-          pieces.push(piece);
-          // the segment file later takes these bytes as they are: encoded once, never re-encoded
-          entries.push({ kind: "R", seq, bytes: piece.subarray(piece.indexOf(0x20) + 1), file });
+          text += formatRecordLine(seq, line);
+          entries.push({ kind: "R", seq, bytes: EMPTY, file });
           seqs.push(seq);
           seq++;
         } else {
           accepted.push(true);
-          pieces.push(Buffer.from(formatArtifactLine(p.path, p.content), "utf8"));
+          text += formatArtifactLine(p.path, p.content);
           entries.push({ kind: "A", path: p.path, content: p.content, file });
           seqs.push(seq - 1);
         }
       }
-      if (pieces.length > 0) this.wal.writeSync(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
+      if (entries.length > 0) {
+        const buf = Buffer.from(text, "utf8");
+        // every line ends at its own "\n" (canonical JSON and artefact lines never contain one)
+        let at = 0;
+        for (const e of entries) {
+          const nl = buf.indexOf(0x0a, at);
+          if (e.kind === "R") e.bytes = buf.subarray(buf.indexOf(0x20, at) + 1, nl + 1);
+          at = nl + 1;
+        }
+        this.wal.writeSync(buf);
+      }
       this.nextSeq = seq;
     } catch (err) {
       this.fail(err);
