@@ -89,6 +89,13 @@ export interface TextStreamMasker {
 export interface Masker {
   /** Mask a decoded JSON response or request body (object, List, Table, Status, WatchEvent). Never mutates its input. */
   maskJson(value: Json, ctx: MaskContext): { value: Json; summary: MaskSummary };
+  /**
+   * (additive, optional) Mask a JSON document given as text, without re-serialising what no
+   * mask touches. Same masking as maskJson: `JSON.parse` of the result deep-equals
+   * `maskJson(JSON.parse(text), ctx).value` and the summaries are equal; untouched values keep
+   * their bytes. Throws `JSON.parse`'s own SyntaxError when `text` is not valid JSON.
+   */
+  maskJsonText?(text: string, ctx: MaskContext): { text: string; summary: MaskSummary };
   /** A masker for a text stream (pod logs, exec stdout/stderr). */
   textStream(ctx: MaskContext): TextStreamMasker;
   /**

@@ -80,12 +80,13 @@ export class DetectorSet {
   private readonly scanner: WordScanner | null;
   /** char code -> bit index in the mask, or -1 */
   private readonly charBit = new Int8Array(128).fill(-1);
-  private readonly nBits: number;
   private readonly maxRun: number;
   private readonly maxDigits: number;
   private readonly groups: FastGroup[][];
   private readonly always: boolean[];
-  private readonly cache = new Map<number, GateEntry>();
+  /** gate verdicts by (run, digits), then by character mask (small integers: fast Map keys) */
+  private readonly cache: (Map<number, GateEntry> | undefined)[] = [];
+  private cached = 0;
 
   /**
    * ASCII characters one of which every match of every detector contains (the digits, plus one
@@ -125,7 +126,6 @@ export class DetectorSet {
         }
       }
     }
-    this.nBits = bits;
     this.maxRun = maxRun;
     this.maxDigits = maxDigits;
     this.always = dets.map((d) => d.gate.always);
@@ -166,13 +166,26 @@ export class DetectorSet {
 
   /** The detectors whose cheap gate lets `s` through (see gate.ts). */
   candidates(s: string): readonly CompiledDetector[] {
+    const e = this.gateEntry(s, 0, s.length);
+    if (!e.needWords || this.scanner === null) return e.base;
+    const words = this.scanner.scan(s);
+    if (words === null) return e.base;
+    return this.evaluate(this.lastRun, this.lastDigits, this.lastMask, words).base;
+  }
+
+  private lastRun = 0;
+  private lastDigits = 0;
+  private lastMask = 0;
+
+  /** The gate's verdict without label words for `text.slice(from, to)` (not sliced). */
+  private gateEntry(text: string, from: number, to: number): GateEntry {
     let run = 0;
     let cur = 0;
     let mask = 0;
     let digits = 0;
     const charBit = this.charBit;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
+    for (let i = from; i < to; i++) {
+      const c = text.charCodeAt(i);
       if (c >= 48 && c <= 57) {
         digits++;
         cur++;
@@ -187,17 +200,49 @@ export class DetectorSet {
     }
     if (run > this.maxRun) run = this.maxRun;
     if (digits > this.maxDigits) digits = this.maxDigits;
-    const key = (run * (this.maxDigits + 1) + digits) * 2 ** this.nBits + mask;
-    let e = this.cache.get(key);
+    const slot = run * (this.maxDigits + 1) + digits;
+    let byMask = this.cache[slot];
+    if (byMask === undefined) {
+      byMask = new Map();
+      this.cache[slot] = byMask;
+    }
+    let e = byMask.get(mask);
     if (e === undefined) {
       e = this.evaluate(run, digits, mask, null);
-      if (this.cache.size > 65536) this.cache.clear();
-      this.cache.set(key, e);
+      if (++this.cached > 65536) {
+        this.cache.length = 0;
+        this.cached = 0;
+      }
+      byMask.set(mask, e);
     }
-    if (!e.needWords || this.scanner === null) return e.base;
-    const words = this.scanner.scan(s);
-    if (words === null) return e.base;
-    return this.evaluate(run, digits, mask, words).base;
+    this.lastRun = run;
+    this.lastDigits = digits;
+    this.lastMask = mask;
+    return e;
+  }
+
+  /** Whether the gate can let `text.slice(from, to)` through (false: find would return null). */
+  private gatePasses(text: string, from: number, to: number): boolean {
+    const e = this.gateEntry(text, from, to);
+    return e.base.length > 0 || (e.needWords && this.scanner !== null);
+  }
+
+  /**
+   * Whether `findCached` could find anything in `text.slice(from, to)` (the same character
+   * trigger, run over a range of a larger text without slicing it): false means it returns null.
+   */
+  mayMatch(text: string, from: number, to: number): boolean {
+    if (this.dets.length === 0 || to <= from) return false;
+    const t = this.trigger;
+    if (t !== null) {
+      let i = from;
+      for (; i < to; i++) {
+        const c = text.charCodeAt(i);
+        if (c >= 128 || t[c] === 1) break;
+      }
+      if (i === to) return false;
+    }
+    return this.gatePasses(text, from, to);
   }
 
   /**
@@ -220,6 +265,9 @@ export class DetectorSet {
       if (i === s.length) return null;
     }
     if (s.length > FIND_CACHE_MAX_LEN) return this.find(s);
+    // the gate rules out most strings with digits (names, ports, quantities) more cheaply than
+    // a lookup of the string in the cache
+    if (!this.gatePasses(s, 0, s.length)) return null;
     let r = this.found.get(s);
     if (r !== undefined) return r;
     r = this.older.get(s);

@@ -5,6 +5,7 @@
  *   const masker = createMasker(config, { pseudonymKey });
  *   const shape = assertMaskableResponse({ contentType, contentEncoding }); // throws MASK_* (fail closed)
  *   const { value, summary } = masker.maskJson(parseJsonBody(decodeBody(bytes, shape.compression)), ctx);
+ *   const { text, summary } = masker.maskJsonText(bytes.toString("utf8"), ctx); // same masking, on the text
  *   const logs = masker.textStream(ctx); res.write(logs.push(chunk)); ... res.end(logs.end());
  *   const watch = masker.watchStream(ctx); res.write(watch.push(chunk)); ...
  */
@@ -13,6 +14,7 @@ import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
 import { type CompiledPolicy, compilePolicy } from "./compile.ts";
 import { JsonMaskRun } from "./json.ts";
 import { createJsonLinesMasker, type JsonLinesMasker } from "./jsonlines.ts";
+import { maskJsonTextWith } from "./jsontext.ts";
 import { SummaryBuilder } from "./summary.ts";
 import { type FlushableTextStreamMasker, StreamMasker, type TextStreamOptions } from "./text.ts";
 
@@ -52,6 +54,8 @@ export interface MaskerOptions {
 }
 
 export interface CustosMasker extends Masker {
+  /** maskJson on the text: untouched spans are copied, not re-serialised (see jsontext.ts). */
+  maskJsonText(text: string, ctx: MaskContext): { text: string; summary: MaskSummary };
   /** Logs ("lines" mode) for pods/log, exec/attach channels ("chunks" mode) otherwise. */
   textStream(ctx: MaskContext, opts?: Partial<TextStreamOptions>): FlushableTextStreamMasker;
   /** A watch stream (JSON lines): each event masked and emitted as soon as its line is complete. */
@@ -79,6 +83,10 @@ export function createMasker(config: GatewayConfig, opts: MaskerOptions): Custos
       const run = new JsonMaskRun(policy, key, ctx, new SummaryBuilder(maxPaths));
       const out = run.top(value);
       return { value: out, summary: run.sum.toSummary() };
+    },
+    maskJsonText(text: string, ctx: MaskContext): { text: string; summary: MaskSummary } {
+      const r = maskJsonTextWith(policy, key, ctx, maxPaths, text);
+      return { text: r.text, summary: r.summary };
     },
     textStream(ctx: MaskContext, o: Partial<TextStreamOptions> = {}): FlushableTextStreamMasker {
       const a = policy.applied(policy.requestCandidates(ctx.request), ctx.request.namespace, undefined);

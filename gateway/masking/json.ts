@@ -18,7 +18,7 @@ import { renderSpans } from "./detect.ts";
 import { applyStrategy, DROP, type Dropped, redactToken, strategyStrength } from "./strategy.ts";
 import { SummaryBuilder } from "./summary.ts";
 
-type JsonObject = { [k: string]: Json };
+export type JsonObject = { [k: string]: Json };
 type Path = (string | number)[];
 
 export const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
@@ -49,7 +49,7 @@ const SKIP = new Map<string, true | ReadonlySet<string>>([
   ["lastObservedTime", new Set(["series"])],
 ]);
 /** core/v1 and events.k8s.io/v1 Event timestamps */
-const EVENT_TIMES = new Set([
+export const EVENT_TIMES: ReadonlySet<string> = new Set([
   "firstTimestamp",
   "lastTimestamp",
   "eventTime",
@@ -62,7 +62,13 @@ const EVENT_TIMES = new Set([
  * "MRN-00481516", an annotation key): detectors scan their keys too, and a key that holds an
  * identifier is renamed to its masked form (also in the summary's pointers).
  */
-const KEYED_MAPS = new Set(["data", "binaryData", "stringData", "annotations", "labels"]);
+export const KEYED_MAPS: ReadonlySet<string> = new Set([
+  "data",
+  "binaryData",
+  "stringData",
+  "annotations",
+  "labels",
+]);
 
 function renameKeys(obj: JsonObject, renames: ReadonlyMap<string, string>): JsonObject {
   const out: JsonObject = {};
@@ -70,7 +76,7 @@ function renameKeys(obj: JsonObject, renames: ReadonlyMap<string, string>): Json
   return out;
 }
 
-function skipForDetectors(key: string, parentKey: string | number | undefined): boolean {
+export function skipForDetectors(key: string, parentKey: string | number | undefined): boolean {
   const s = SKIP.get(key);
   if (s === undefined) return false;
   return s === true || (typeof parentKey === "string" && s.has(parentKey));
@@ -80,7 +86,7 @@ function isObject(v: Json | undefined): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function childNodes(nodes: readonly TrieNode[] | null, key: string): TrieNode[] | null {
+export function childNodes(nodes: readonly TrieNode[] | null, key: string): TrieNode[] | null {
   if (nodes === null) return null;
   let out: TrieNode[] | null = null;
   for (const n of nodes) {
@@ -97,7 +103,7 @@ function childNodes(nodes: readonly TrieNode[] | null, key: string): TrieNode[] 
   return out;
 }
 
-function terminalOf(nodes: readonly TrieNode[] | null): CompiledField | null {
+export function terminalOf(nodes: readonly TrieNode[] | null): CompiledField | null {
   if (nodes === null) return null;
   let t: CompiledField | null = null;
   for (const n of nodes) {
@@ -144,7 +150,8 @@ function norm(s: string): string {
 /** One maskJson call. */
 export class JsonMaskRun {
   readonly sum: SummaryBuilder;
-  private readonly path: Path = [];
+  /** the current JSON Pointer, as segments (shared with the text masker, jsontext.ts) */
+  readonly path: Path = [];
   /** Table rows: original strings that field masks replaced in the row object -> the field */
   private collect: Map<string, CompiledField> | null = null;
   private readonly cands;
@@ -173,12 +180,12 @@ export class JsonMaskRun {
     return r === DROP ? redactToken("value") : r;
   }
 
-  private requestApplied(): Applied {
+  requestApplied(): Applied {
     const ns = this.ctx.request.namespace;
     return this.policy.applied(this.cands, ns, undefined);
   }
 
-  private appliedFor(obj: JsonObject, kindHint?: string): Applied {
+  appliedFor(obj: JsonObject, kindHint?: string): Applied {
     let extra: readonly CompiledDetector[] = [];
     const meta = obj.metadata;
     const req = this.ctx.request;
@@ -326,7 +333,7 @@ export class JsonMaskRun {
     return out ?? ann;
   }
 
-  private lastApplied(s: string, a: Applied): Json {
+  lastApplied(s: string, a: Applied): Json {
     if (!a.anyMask && a.detectors.empty) return s;
     let parsed: Json;
     try {
@@ -358,7 +365,7 @@ export class JsonMaskRun {
   }
 
   /** Secret `data` / ConfigMap `binaryData`: base64 values, decoded for masks and detectors. */
-  private base64Map(map: JsonObject, nodes: TrieNode[] | null, a: Applied): Json {
+  base64Map(map: JsonObject, nodes: TrieNode[] | null, a: Applied): Json {
     let out: JsonObject | null = null;
     const renames = this.maskKeys(map, a);
     for (const k in map) {
@@ -416,7 +423,7 @@ export class JsonMaskRun {
   }
 
   /** Run detectors over a string; record hits at the current path. */
-  private str(s: string, a: Applied, canDrop: boolean): string | Dropped {
+  str(s: string, a: Applied, canDrop: boolean): string | Dropped {
     const spans = a.detectors.findCached(s);
     if (spans === null) return s;
     const r = renderSpans(s, spans, this.key, canDrop);
@@ -426,7 +433,7 @@ export class JsonMaskRun {
   }
 
   /** Replace a whole value targeted by a field mask. */
-  private field(v: Json, f: CompiledField, canDrop: boolean): Json | Dropped {
+  field(v: Json, f: CompiledField, canDrop: boolean): Json | Dropped {
     if (v === null) return v;
     if (typeof v === "object") {
       if (f.strategy.kind === "drop" && canDrop) {
@@ -617,7 +624,7 @@ function isWatchEvent(v: JsonObject): boolean {
   return true;
 }
 
-function isEvent(v: JsonObject, kindHint?: string): boolean {
+export function isEvent(v: JsonObject, kindHint?: string): boolean {
   if (v.kind === undefined) return kindHint === "Event";
   return (
     v.kind === "Event" &&

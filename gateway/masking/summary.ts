@@ -16,6 +16,13 @@ export function pointer(path: readonly (string | number)[]): string {
   return out;
 }
 
+export interface SummarySnapshot {
+  readonly rules: ReadonlySet<string>;
+  readonly counts: ReadonlyMap<string, number>;
+  readonly paths: number;
+  readonly truncated: boolean;
+}
+
 /** Collects what masking did, never the values. */
 export class SummaryBuilder {
   readonly rules = new Set<string>();
@@ -39,6 +46,25 @@ export class SummaryBuilder {
     const p = pointer(path);
     // the same pointer is often hit by two detectors in one string: list it once
     if (this.paths[this.paths.length - 1] !== p) this.paths.push(p);
+  }
+
+  /** The state to return to if a piece of work is abandoned and redone (see jsontext.ts). */
+  snapshot(): SummarySnapshot {
+    return {
+      rules: new Set(this.rules),
+      counts: new Map(this.counts),
+      paths: this.paths.length,
+      truncated: this.truncated,
+    };
+  }
+
+  restore(s: SummarySnapshot): void {
+    this.rules.clear();
+    for (const r of s.rules) this.rules.add(r);
+    this.counts.clear();
+    for (const [k, v] of s.counts) this.counts.set(k, v);
+    this.paths.length = s.paths;
+    this.truncated = s.truncated;
   }
 
   merge(s: MaskSummary): void {

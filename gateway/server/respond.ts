@@ -107,9 +107,22 @@ export function maskBuffered(
   if (kind !== "unreadable" && masker.appliesTo?.(ctx) === false)
     return { status: up.status, headers, body: up.body };
   if (kind === "json") {
+    const text = up.body.toString("utf8");
+    if (masker.maskJsonText !== undefined) {
+      // masks the text itself: what no mask touches is copied, not parsed and re-serialised
+      let m: { text: string; summary: MaskSummary };
+      try {
+        m = masker.maskJsonText(text, ctx);
+      } catch (e) {
+        if (e instanceof SyntaxError) throw malformedJson(e.message.slice(0, 80), up.body.length);
+        throw e;
+      }
+      // re-encoded even when unchanged: the client gets the UTF-8 the masker read, never other bytes
+      return { status: up.status, headers, body: Buffer.from(m.text), summary: m.summary };
+    }
     let value: Json;
     try {
-      value = JSON.parse(up.body.toString("utf8")) as Json;
+      value = JSON.parse(text) as Json;
     } catch (e) {
       throw malformedJson((e as Error).message.slice(0, 80), up.body.length);
     }

@@ -1,0 +1,900 @@
+/**
+ * The text-level JSON masker: masks a JSON document without parsing it whole. It tokenizes the
+ * text itself (validating it as strictly as `JSON.parse`), tracks the path (object keys, array
+ * indices) so field masks still apply, runs the detectors only on string tokens, and copies
+ * every untouched span of the input verbatim: the output is the input's slices joined once,
+ * with masked tokens re-serialised in between. Only the subtrees that need structural work are
+ * parsed and handed to the object walker (json.ts): a field mask over an object, Secret data
+ * (base64), `last-applied-configuration`, and any list item the text walk cannot decide alone.
+ *
+ * Semantics are the walker's, by construction: the same JsonMaskRun state (path, summary,
+ * applied sets) drives both, and this file mirrors `rootObject`, `metadata`, `annotations`
+ * and `walk` member by member. Equivalence (checked by the property tests): `JSON.parse` of the
+ * output deep-equals `maskJson(JSON.parse(text)).value`, the summaries are equal, and untouched
+ * values keep their bytes (numbers, escapes and whitespace as the input wrote them).
+ *
+ * What goes back to the object walker, and why:
+ * - anything that is not a List (with `kind` before `items`) or a single object whose `kind`
+ *   decides its shape: Tables, Status, WatchEvents, top-level arrays (the whole document);
+ * - a list item with a duplicate key (JSON.parse keeps the last value, the text would show
+ *   both), with an array-index key like "7" (JavaScript orders those first, which changes
+ *   the order of the summary's pointers), with a data-map key that holds an identifier (renamed
+ *   keys are recorded before the values), or whose `kind`, `apiVersion`, `involvedObject` or
+ *   `regarding` comes after `metadata` (they decide which masks apply): the item's output and
+ *   summary are rolled back and the item is parsed and masked as an object;
+ * - malformed JSON, or anything unexpected: the whole document takes the old path, which
+ *   throws `JSON.parse`'s own SyntaxError (the caller turns it into MASK_MALFORMED_JSON).
+ */
+import type { Json } from "../../sdk/schema/config.ts";
+import type { MaskContext, MaskSummary } from "../ports.ts";
+import type { Applied, CompiledPolicy, TrieNode } from "./compile.ts";
+import {
+  childNodes,
+  EVENT_TIMES,
+  isEvent,
+  JsonMaskRun,
+  type JsonObject,
+  KEYED_MAPS,
+  LAST_APPLIED,
+  skipForDetectors,
+  terminalOf,
+} from "./json.ts";
+import { DROP, type Dropped } from "./strategy.ts";
+import { SummaryBuilder } from "./summary.ts";
+
+/** The text is not valid JSON (the caller re-parses it to get JSON.parse's own error). */
+class Malformed extends Error {}
+/** This item cannot be masked at the text level: roll back and mask it as an object. */
+class ItemFallback extends Error {}
+/** This document cannot be masked at the text level: mask it as an object. */
+class DocFallback extends Error {}
+
+/** top-level keys of an object that decide which masks apply to it (see appliedFor) */
+const FACT_KEYS: ReadonlySet<string> = new Set(["kind", "apiVersion", "involvedObject", "regarding"]);
+
+const SURROGATE = /[\ud800-\udfff]/;
+/** a character JSON does not allow raw inside a string */
+const CONTROL = /[\x00-\x1f]/g;
+
+/** the rest of a string token with escapes, up to its closing quote (validated; sticky) */
+const ESCAPED_STRING = /[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"/y;
+
+/** A key JavaScript treats as an array index (enumerated before other keys, in numeric order). */
+function isIndexKey(k: string): boolean {
+  const c = k.charCodeAt(0);
+  if (!(c >= 48 && c <= 57)) return false;
+  return /^(?:0|[1-9][0-9]*)$/.test(k) && Number(k) < 4294967295;
+}
+
+/** keys seen lately (shared by all runs: only strings of at most 40 characters, no values) */
+const KEY_CACHE: (string | undefined)[] = new Array<string | undefined>(4096);
+
+/** which of json.ts' object methods an object is masked like */
+const Mode = { Walk: 0, Root: 1, Meta: 2, Annotations: 3 } as const;
+type Mode = (typeof Mode)[keyof typeof Mode];
+
+/** Duplicate-key detection for one object (a linear scan while small, a Set once large). */
+class KeysSeen {
+  private readonly arr: string[] = [];
+  private set: Set<string> | null = null;
+  reset(): void {
+    this.arr.length = 0;
+    this.set = null;
+  }
+  add(k: string): boolean {
+    if (this.set !== null) {
+      if (this.set.has(k)) return false;
+      this.set.add(k);
+      return true;
+    }
+    const arr = this.arr;
+    for (let i = 0; i < arr.length; i++) if (arr[i] === k) return false;
+    arr.push(k);
+    if (arr.length > 16) this.set = new Set(arr);
+    return true;
+  }
+}
+
+export class JsonTextMaskRun {
+  private readonly t: string;
+  private readonly n: number;
+  private pos = 0;
+  private parts: string[] = [];
+  private copyFrom = 0;
+  private readonly jr: JsonMaskRun;
+  private readonly sum: SummaryBuilder;
+  private readonly path: (string | number)[];
+  /** the last scanned string had a backslash escape */
+  private esc = false;
+  // the item being masked (items do not nest at the text level)
+  private itemKind: string | undefined = undefined;
+  private eventish = false;
+  /** FACT_KEYS at or after this position were not seen when the applied set was chosen */
+  private factsLimit = Number.POSITIVE_INFINITY;
+  /** a duplicate key in a passed-over object sends the item to the object walker */
+  private checkDups = true;
+  /** items masked as objects after the text walk gave up on them (tests and benchmarks) */
+  itemFallbacks = 0;
+
+  /**
+   * `canonical`: the text must be exactly what JSON.stringify writes (no whitespace, its
+   * escapes, its numbers, no duplicate or array-index keys anywhere), so that the masked text
+   * equals JSON.stringify of the masked object; anything else falls back. Used for
+   * `last-applied-configuration`, whose masked form is that JSON.stringify.
+   */
+  constructor(
+    private readonly policy: CompiledPolicy,
+    private readonly key: Uint8Array,
+    private readonly ctx: MaskContext,
+    sum: SummaryBuilder,
+    text: string,
+    private readonly canonical = false,
+  ) {
+    this.t = text;
+    this.n = text.length;
+    this.sum = sum;
+    this.jr = new JsonMaskRun(policy, key, ctx, sum);
+    this.path = this.jr.path;
+  }
+
+  /**
+   * Mask the whole text. Returns null when the document must take the object path instead
+   * (a shape not handled here, malformed JSON, anything unexpected): the caller then parses it.
+   */
+  run(): string | null {
+    try {
+      return this.document();
+    } catch (e) {
+      if (e instanceof Malformed || e instanceof DocFallback || e instanceof ItemFallback) return null;
+      if (e instanceof RangeError) return null; // nesting deeper than the stack: let JSON.parse judge
+      throw e;
+    }
+  }
+
+  private document(): string {
+    const t = this.t;
+    this.ws();
+    const root = this.pos;
+    if (t.charCodeAt(root) !== 123) throw new DocFallback();
+    // Find out the shape from the top-level keys before the bulk: `kind` (Kubernetes writes it
+    // first), then `items`. Values passed over here are validated and left as they are.
+    this.pos++;
+    this.ws();
+    let kindSeen = false;
+    let kind: Json | undefined;
+    let listDone = false;
+    if (t.charCodeAt(this.pos) !== 125) {
+      for (;;) {
+        if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
+        const k = this.readString();
+        this.ws();
+        this.expect(58);
+        this.ws();
+        if (k === "kind") {
+          if (kindSeen || listDone) throw new DocFallback();
+          kindSeen = true;
+          const s = this.pos;
+          this.skipValue();
+          kind = JSON.parse(t.slice(s, this.pos)) as Json;
+          if (typeof kind !== "string" || kind === "Table" || kind === "Status") throw new DocFallback();
+          if (!kind.endsWith("List")) {
+            // a single object: its kind rules out every other shape (a duplicate `kind` later
+            // makes the item fall back, which here means the whole document)
+            this.pos = root;
+            this.item(undefined, true);
+            return this.finish();
+          }
+        } else if (k === "items") {
+          if (listDone || t.charCodeAt(this.pos) !== 91) throw new DocFallback();
+          // a List (kind ends in "List", or no kind so far: one appearing later falls back)
+          this.items(typeof kind === "string" ? kind.slice(0, -4) : undefined);
+          listDone = true;
+        } else this.skipValue();
+        this.ws();
+        const c = t.charCodeAt(this.pos);
+        if (c === 44) {
+          this.pos++;
+          this.ws();
+          continue;
+        }
+        if (c === 125) break;
+        throw new Malformed();
+      }
+    }
+    this.pos++;
+    if (!listDone) throw new DocFallback();
+    return this.finish();
+  }
+
+  private finish(): string {
+    if (this.canonical) {
+      // JSON.stringify's text, plus the newline kubectl appends (lastApplied keeps it)
+      if (this.pos !== this.n && (this.pos !== this.n - 1 || this.t.charCodeAt(this.pos) !== 10))
+        throw new DocFallback();
+      this.pos = this.n;
+    }
+    this.ws();
+    if (this.pos !== this.n) throw new Malformed();
+    if (this.parts.length === 0) return this.t;
+    if (this.copyFrom < this.n) this.parts.push(this.t.slice(this.copyFrom));
+    return this.parts.join("");
+  }
+
+  // ---- output -----------------------------------------------------------------------------
+
+  /** Replace [s, e) of the input with `rep` (s >= every earlier replacement's end). */
+  private put(s: number, e: number, rep: string): void {
+    if (s > this.copyFrom) this.parts.push(this.t.slice(this.copyFrom, s));
+    this.parts.push(rep);
+    this.copyFrom = e;
+  }
+
+  /** Delete [s, e); a part of it before the copy point was already deleted. */
+  private del(s: number, e: number): void {
+    if (s > this.copyFrom) this.parts.push(this.t.slice(this.copyFrom, s));
+    if (e > this.copyFrom) this.copyFrom = e;
+  }
+
+  // ---- lexing -------------------------------------------------------------------------------
+
+  private ws(): void {
+    const t = this.t;
+    let p = this.pos;
+    if (t.charCodeAt(p) > 32) return;
+    for (;;) {
+      const c = t.charCodeAt(p);
+      if (c === 32 || c === 10 || c === 13 || c === 9) p++;
+      else break;
+    }
+    if (p !== this.pos && this.canonical) throw new DocFallback();
+    this.pos = p;
+  }
+
+  private expect(c: number): void {
+    if (this.t.charCodeAt(this.pos) !== c) throw new Malformed();
+    this.pos++;
+  }
+
+  /** position of the first backslash at or after `bsFrom` (n: none) */
+  private nextBs = -1;
+  private bsFrom = 0;
+  /** position of the first character below U+0020 at or after `ctlFrom` (n: none) */
+  private nextCtl = -1;
+  private ctlFrom = 0;
+
+  /**
+   * Pass over the string token at pos (validated); sets `esc`. The closing quote is found with
+   * indexOf; the next backslash and the next control character are kept as positions, searched
+   * again only once passed, so a string without escapes costs one native search.
+   */
+  private scanString(): void {
+    const t = this.t;
+    const start = this.pos;
+    let q = t.indexOf('"', start + 1);
+    if (q === -1) throw new Malformed();
+    let bs = this.nextBs;
+    // (the prescan of an item reads ahead, then the item is read again: positions go back)
+    if (bs <= start || start < this.bsFrom) {
+      bs = t.indexOf("\\", start + 1);
+      if (bs === -1) bs = this.n;
+      this.nextBs = bs;
+      this.bsFrom = start;
+    }
+    let esc = false;
+    if (bs < q) {
+      esc = true;
+      q = this.escapedString(start);
+    }
+    let ctl = this.nextCtl;
+    if (ctl <= start || start < this.ctlFrom) {
+      CONTROL.lastIndex = start + 1;
+      ctl = CONTROL.test(t) ? CONTROL.lastIndex - 1 : this.n;
+      this.nextCtl = ctl;
+      this.ctlFrom = start;
+    }
+    if (ctl < q) throw new Malformed();
+    if (esc && this.canonical) {
+      const raw = t.slice(start, q + 1);
+      if (JSON.stringify(JSON.parse(raw)) !== raw) throw new DocFallback();
+    }
+    this.esc = esc;
+    this.pos = q + 1;
+  }
+
+  /** A string with backslashes: validate it; returns its closing quote's position. */
+  private escapedString(start: number): number {
+    ESCAPED_STRING.lastIndex = start + 1;
+    if (!ESCAPED_STRING.test(this.t)) throw new Malformed();
+    return ESCAPED_STRING.lastIndex - 1;
+  }
+
+  /**
+   * The key at pos, decoded. Keys repeat in every item of a list: a key seen before is
+   * returned as the same string (no new string to allocate, its hash already computed).
+   */
+  private readKey(): string {
+    const t = this.t;
+    const s = this.pos + 1;
+    this.scanString();
+    const e = this.pos - 1;
+    const len = e - s;
+    if (this.esc || len > 40) return this.esc ? (JSON.parse(t.slice(s - 1, e + 1)) as string) : t.slice(s, e);
+    if (len === 0) return "";
+    const h =
+      (len * 31 + t.charCodeAt(s) * 7 + t.charCodeAt(e - 1) * 131 + t.charCodeAt(s + (len >> 1)) * 17) & 4095;
+    const c = KEY_CACHE[h];
+    if (c !== undefined && c.length === len && t.startsWith(c, s)) return c;
+    const k = t.slice(s, e);
+    KEY_CACHE[h] = k;
+    return k;
+  }
+
+  /** key sets of the objects being walked, one per nesting level (reused, not reallocated) */
+  private readonly seenPool: KeysSeen[] = [];
+  private seenDepth = 0;
+
+  private keysSeen(): KeysSeen {
+    let k = this.seenPool[this.seenDepth];
+    if (k === undefined) {
+      k = new KeysSeen();
+      this.seenPool[this.seenDepth] = k;
+    } else k.reset();
+    this.seenDepth++;
+    return k;
+  }
+
+  private lastRaw = "";
+  private lastQuoted = '""';
+
+  /** JSON.stringify of a replacement string (the same token repeats: redact labels). */
+  private quote(r: string): string {
+    if (r !== this.lastRaw) {
+      this.lastRaw = r;
+      this.lastQuoted = JSON.stringify(r);
+    }
+    return this.lastQuoted;
+  }
+
+  /** The string token at pos, decoded. */
+  private readString(): string {
+    const s = this.pos;
+    this.scanString();
+    return this.esc ? (JSON.parse(this.t.slice(s, this.pos)) as string) : this.t.slice(s + 1, this.pos - 1);
+  }
+
+  private digits(): void {
+    const t = this.t;
+    let p = this.pos;
+    let c = t.charCodeAt(p);
+    if (!(c >= 48 && c <= 57)) throw new Malformed();
+    do c = t.charCodeAt(++p);
+    while (c >= 48 && c <= 57);
+    this.pos = p;
+  }
+
+  private number(): void {
+    const t = this.t;
+    const start = this.pos;
+    this.numberToken();
+    if (this.canonical) {
+      const raw = t.slice(start, this.pos);
+      if (JSON.stringify(Number(raw)) !== raw) throw new DocFallback();
+    }
+  }
+
+  private numberToken(): void {
+    const t = this.t;
+    if (t.charCodeAt(this.pos) === 45) this.pos++;
+    const c = t.charCodeAt(this.pos);
+    if (c === 48) this.pos++;
+    else if (c >= 49 && c <= 57) this.digits();
+    else throw new Malformed();
+    if (t.charCodeAt(this.pos) === 46) {
+      this.pos++;
+      this.digits();
+    }
+    const e = t.charCodeAt(this.pos);
+    if (e === 101 || e === 69) {
+      this.pos++;
+      const s = t.charCodeAt(this.pos);
+      if (s === 43 || s === 45) this.pos++;
+      this.digits();
+    }
+  }
+
+  private literal(word: string): void {
+    if (!this.t.startsWith(word, this.pos)) throw new Malformed();
+    this.pos += word.length;
+  }
+
+  /** Pass over (and validate) the value at pos. */
+  private skipValue(): void {
+    const t = this.t;
+    const c = t.charCodeAt(this.pos);
+    if (c === 34) this.scanString();
+    else if (c === 123) {
+      this.pos++;
+      this.ws();
+      if (t.charCodeAt(this.pos) === 125) {
+        this.pos++;
+        return;
+      }
+      // JSON.parse keeps the last of two equal keys: the text must not carry the shadowed
+      // value either (the item is re-serialised). Canonical: JSON.stringify writes index keys
+      // first, so such an object would not come back as written either.
+      const seen = this.keysSeen();
+      for (;;) {
+        if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
+        const k = this.readKey();
+        if ((!seen.add(k) && this.checkDups) || (this.canonical && isIndexKey(k))) throw new ItemFallback();
+        this.ws();
+        this.expect(58);
+        this.ws();
+        this.skipValue();
+        this.ws();
+        const d = t.charCodeAt(this.pos++);
+        if (d === 44) this.ws();
+        else if (d === 125) {
+          this.seenDepth--;
+          return;
+        } else throw new Malformed();
+      }
+    } else if (c === 91) {
+      this.pos++;
+      this.ws();
+      if (t.charCodeAt(this.pos) === 93) {
+        this.pos++;
+        return;
+      }
+      for (;;) {
+        this.skipValue();
+        this.ws();
+        const d = t.charCodeAt(this.pos++);
+        if (d === 44) this.ws();
+        else if (d === 93) return;
+        else throw new Malformed();
+      }
+    } else if (c === 116) this.literal("true");
+    else if (c === 102) this.literal("false");
+    else if (c === 110) this.literal("null");
+    else if (c === 45 || (c >= 48 && c <= 57)) this.number();
+    else throw new Malformed();
+  }
+
+  /** Parse the value at pos as an object (validated by JSON.parse). */
+  private parseValue(): Json {
+    const s = this.pos;
+    this.skipValue();
+    return JSON.parse(this.t.slice(s, this.pos)) as Json;
+  }
+
+  /** Mask the value at pos as an object: `f` gets it parsed; its result replaces it. */
+  private materialise(f: (v: Json) => Json | Dropped): boolean {
+    const s = this.pos;
+    const v = this.parseValue();
+    const r = f(v);
+    if (r === DROP) return true;
+    if (r !== v) this.put(s, this.pos, JSON.stringify(r));
+    return false;
+  }
+
+  // ---- shapes -------------------------------------------------------------------------------
+
+  /** A List's items (pos at `[`): each item judged by its own namespace and labels. */
+  private items(kindHint: string | undefined): void {
+    const t = this.t;
+    this.pos++;
+    this.ws();
+    this.path.push("items", 0);
+    const depth = this.path.length - 1;
+    if (t.charCodeAt(this.pos) === 93) this.pos++;
+    else
+      for (let i = 0; ; i++) {
+        this.path[depth] = i;
+        this.item(kindHint, false);
+        this.ws();
+        const d = t.charCodeAt(this.pos++);
+        if (d === 44) this.ws();
+        else if (d === 93) break;
+        else throw new Malformed();
+      }
+    this.path.length -= 2;
+  }
+
+  /** One Kubernetes object (a list item, or the whole document when `root`). */
+  private item(kindHint: string | undefined, root: boolean, fixed?: Applied): void {
+    const t = this.t;
+    const start = this.pos;
+    const jr = this.jr;
+    if (t.charCodeAt(start) !== 123) {
+      this.materialise((v) => jr.walkDetached(v, jr.requestApplied()));
+      return;
+    }
+    const parts = this.parts.length;
+    const copyFrom = this.copyFrom;
+    const depth = this.path.length;
+    const seenDepth = this.seenDepth;
+    const snap = this.sum.snapshot();
+    try {
+      const facts = this.prescan();
+      const a = fixed ?? jr.appliedFor(facts, kindHint);
+      this.itemKind = typeof facts.kind === "string" ? facts.kind : kindHint;
+      this.eventish = isEvent(facts, kindHint);
+      const noop = a.trie === null && a.detectors.empty && !a.anyMask;
+      this.object(noop ? null : a.trie === null ? null : [a.trie], a, Mode.Root, undefined, noop);
+    } catch (e) {
+      if (!(e instanceof ItemFallback) || root) throw e;
+      // roll back what this item wrote, then mask it as an object
+      this.parts.length = parts;
+      this.copyFrom = copyFrom;
+      this.path.length = depth;
+      this.seenDepth = seenDepth;
+      this.sum.restore(snap);
+      this.pos = start;
+      this.itemFallbacks++;
+      // re-serialised even when unchanged: a value shadowed by a duplicate key is not emitted
+      this.checkDups = false;
+      const v = this.parseValue() as JsonObject;
+      this.checkDups = true;
+      this.put(start, this.pos, JSON.stringify(jr.rootObject(v, kindHint, jr.appliedFor(v, kindHint))));
+    }
+  }
+
+  /**
+   * The facts `appliedFor` reads, from the item's keys up to `metadata` (kind, apiVersion,
+   * involvedObject, regarding) and metadata's keys up to `namespace` and `labels`. Keys after
+   * these are checked as the item is masked (a fact key seen later falls back).
+   */
+  private prescan(): JsonObject {
+    const t = this.t;
+    const save = this.pos;
+    const obj: JsonObject = {};
+    this.factsLimit = Number.POSITIVE_INFINITY;
+    this.pos++;
+    this.ws();
+    if (t.charCodeAt(this.pos) !== 125)
+      for (;;) {
+        if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
+        const keyStart = this.pos;
+        const k = this.readKey();
+        this.ws();
+        this.expect(58);
+        this.ws();
+        if (k === "metadata") {
+          this.factsLimit = keyStart;
+          obj.metadata = t.charCodeAt(this.pos) === 123 ? this.prescanMeta() : this.parseValue();
+          break;
+        }
+        if (FACT_KEYS.has(k)) obj[k] = this.parseValue();
+        else this.skipValue();
+        this.ws();
+        const c = t.charCodeAt(this.pos++);
+        if (c === 44) this.ws();
+        else if (c === 125) break;
+        else throw new Malformed();
+      }
+    this.pos = save;
+    return obj;
+  }
+
+  private prescanMeta(): JsonObject {
+    const t = this.t;
+    const meta: JsonObject = {};
+    let ns = false;
+    let labels = false;
+    this.pos++;
+    this.ws();
+    if (t.charCodeAt(this.pos) === 125) return meta;
+    for (;;) {
+      if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
+      const k = this.readKey();
+      this.ws();
+      this.expect(58);
+      this.ws();
+      if (k === "namespace") {
+        meta.namespace = this.parseValue();
+        ns = true;
+      } else if (k === "labels") {
+        meta.labels = this.parseValue();
+        labels = true;
+      } else this.skipValue();
+      // a second namespace or labels key later is a duplicate: the masking pass falls back
+      if (ns && labels) return meta;
+      this.ws();
+      const c = t.charCodeAt(this.pos++);
+      if (c === 44) this.ws();
+      else if (c === 125) return meta;
+      else throw new Malformed();
+    }
+  }
+
+  /**
+   * An object (pos at `{`), member by member as rootObject / metadata / annotations / walk do.
+   * A member the mask drops is cut out with its comma.
+   */
+  private object(
+    nodes: TrieNode[] | null,
+    a: Applied,
+    mode: Mode,
+    key: string | number | undefined,
+    noop = false,
+  ): void {
+    const t = this.t;
+    this.pos++;
+    const afterOpen = this.pos;
+    this.ws();
+    if (t.charCodeAt(this.pos) === 125) {
+      this.pos++;
+      return;
+    }
+    const keyed =
+      !a.detectors.empty &&
+      (mode === Mode.Annotations || (mode === Mode.Walk && typeof key === "string" && KEYED_MAPS.has(key)));
+    const seen = this.keysSeen();
+    let kept = 0;
+    let dropped = false;
+    let lastKeptEnd = afterOpen;
+    for (;;) {
+      if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
+      const keyStart = this.pos;
+      const k = this.readKey();
+      if (!seen.add(k) || isIndexKey(k)) throw new ItemFallback();
+      // a data-map key holding an identifier is renamed: the object walker does that
+      if (keyed && a.detectors.findCached(k) !== null) throw new ItemFallback();
+      this.ws();
+      this.expect(58);
+      this.ws();
+      if (kept === 0 && dropped) this.del(afterOpen, keyStart);
+      let drop: boolean;
+      if (mode === Mode.Walk) drop = this.walkMember(k, nodes, a, key);
+      else if (mode === Mode.Root) {
+        if (keyStart > this.factsLimit && FACT_KEYS.has(k)) throw new ItemFallback();
+        if (noop) {
+          this.skipValue();
+          drop = false;
+        } else drop = this.rootMember(k, nodes, a);
+      } else if (mode === Mode.Meta) drop = this.metaMember(k, nodes, a);
+      else drop = this.annotationMember(k, nodes, a);
+      if (drop) {
+        this.del(lastKeptEnd, this.pos); // from the comma after the last kept one (or the bracket)
+        dropped = true;
+      } else {
+        kept++;
+        lastKeptEnd = this.pos;
+      }
+      this.ws();
+      const c = t.charCodeAt(this.pos++);
+      if (c === 44) this.ws();
+      else if (c === 125) {
+        this.seenDepth--;
+        return;
+      } else throw new Malformed();
+    }
+  }
+
+  private rootMember(k: string, nodes: TrieNode[] | null, a: Applied): boolean {
+    const cn = childNodes(nodes, k);
+    const c = this.t.charCodeAt(this.pos);
+    const kind = this.itemKind;
+    let drop = false;
+    this.path.push(k);
+    if (k === "metadata" && c === 123 && terminalOf(cn) === null) this.object(cn, a, Mode.Meta, undefined);
+    else if (
+      ((k === "data" && kind === "Secret") || (k === "binaryData" && kind === "ConfigMap")) &&
+      c === 123 &&
+      terminalOf(cn) === null
+    )
+      drop = this.materialise((v) => this.jr.base64Map(v as JsonObject, cn, a));
+    else if (this.eventish && EVENT_TIMES.has(k) && cn === null) this.skipValue();
+    else if ((k === "apiVersion" || k === "kind") && cn === null) this.skipValue();
+    else drop = this.walk(cn, a, k, true, undefined);
+    this.path.pop();
+    return drop;
+  }
+
+  private metaMember(k: string, nodes: TrieNode[] | null, a: Applied): boolean {
+    const cn = childNodes(nodes, k);
+    let drop = false;
+    this.path.push(k);
+    if (k === "managedFields") {
+      this.skipValue();
+      if (a.anyMask) {
+        drop = true;
+        const sum = this.sum;
+        for (const id of a.maskIds) sum.rules.add(id);
+        sum.counts.set("managedFields", (sum.counts.get("managedFields") ?? 0) + 1);
+        sum.addPath(this.path);
+      }
+    } else if (k === "annotations" && this.t.charCodeAt(this.pos) === 123 && terminalOf(cn) === null)
+      this.object(cn, a, Mode.Annotations, undefined);
+    else drop = this.walk(cn, a, k, true, "metadata");
+    this.path.pop();
+    return drop;
+  }
+
+  private annotationMember(k: string, nodes: TrieNode[] | null, a: Applied): boolean {
+    const cn = childNodes(nodes, k);
+    let drop = false;
+    this.path.push(k);
+    if (k === LAST_APPLIED && this.t.charCodeAt(this.pos) === 34 && terminalOf(cn) === null) {
+      const s = this.pos;
+      const v = this.readString();
+      const r = this.lastApplied(v, a);
+      if (r !== v) this.put(s, this.pos, JSON.stringify(r));
+    } else drop = this.walk(cn, a, k, true, undefined);
+    this.path.pop();
+    return drop;
+  }
+
+  /**
+   * json.ts `lastApplied` on the annotation's text: when that text is JSON.stringify's own
+   * (kubectl writes Go's compact JSON, the same for ordinary objects), its masked text is
+   * JSON.stringify of the masked object, so the text walk gives the same string; otherwise,
+   * or if the text walk gives up, the object walk does it.
+   */
+  private lastApplied(s: string, a: Applied): Json {
+    if (!a.anyMask && a.detectors.empty) return s;
+    // a lone surrogate is escaped by JSON.stringify; a pair is not: leave both to the object walk
+    if (s.charCodeAt(0) !== 123 || SURROGATE.test(s)) return this.jr.lastApplied(s, a);
+    const sub = new SummaryBuilder(0);
+    const inner = new JsonTextMaskRun(this.policy, this.key, this.ctx, sub, s, true);
+    const out = inner.runFixed(a);
+    if (out === null) return this.jr.lastApplied(s, a);
+    if (out === s) return s;
+    for (const r of sub.rules) this.sum.rules.add(r);
+    for (const [k, v] of sub.counts) this.sum.counts.set(k, (this.sum.counts.get(k) ?? 0) + v);
+    this.sum.addPath(this.path);
+    return out;
+  }
+
+  /** The whole text is one object masked with the applied set `a` (rootObject(v, undefined, a)). */
+  runFixed(a: Applied): string | null {
+    try {
+      this.item(undefined, true, a);
+      return this.finish();
+    } catch (e) {
+      if (e instanceof Malformed || e instanceof DocFallback || e instanceof ItemFallback) return null;
+      if (e instanceof RangeError) return null;
+      throw e;
+    }
+  }
+
+  private walkMember(
+    k: string,
+    nodes: TrieNode[] | null,
+    a: Applied,
+    key: string | number | undefined,
+  ): boolean {
+    const cn = childNodes(nodes, k);
+    if (cn === null && (a.detectors.empty || skipForDetectors(k, key))) {
+      this.skipValue();
+      return false;
+    }
+    this.path.push(k);
+    const drop = this.walk(cn, a, k, true, key);
+    this.path.pop();
+    return drop;
+  }
+
+  /** json.ts `walk` over the value at pos; true: the caller drops it. */
+  private walk(
+    nodes: TrieNode[] | null,
+    a: Applied,
+    key: string | number | undefined,
+    canDrop: boolean,
+    parentKey: string | number | undefined,
+  ): boolean {
+    const t = this.t;
+    const term = terminalOf(nodes);
+    const c = t.charCodeAt(this.pos);
+    if (term !== null) {
+      if (c === 34) {
+        const s = this.pos;
+        const v = this.readString();
+        const r = this.jr.field(v, term, canDrop);
+        if (r === DROP) return true;
+        if (r !== v) this.put(s, this.pos, this.quote(r as string));
+        return false;
+      }
+      return this.materialise((v) => this.jr.field(v, term, canDrop));
+    }
+    if (c === 34) {
+      if (
+        a.detectors.empty ||
+        (typeof key === "string" && nodes === null && skipForDetectors(key, parentKey))
+      ) {
+        this.scanString();
+        return false;
+      }
+      const s = this.pos;
+      this.scanString();
+      let v: string;
+      if (this.esc) v = JSON.parse(t.slice(s, this.pos)) as string;
+      else {
+        if (!a.detectors.mayMatch(t, s + 1, this.pos - 1)) return false;
+        v = t.slice(s + 1, this.pos - 1);
+      }
+      const r = this.jr.str(v, a, canDrop);
+      if (r === DROP) return true;
+      if (r !== v) this.put(s, this.pos, this.quote(r));
+      return false;
+    }
+    if ((c !== 123 && c !== 91) || (nodes === null && a.detectors.empty)) {
+      this.skipValue();
+      return false;
+    }
+    if (c === 123) {
+      this.object(nodes, a, Mode.Walk, key);
+      return false;
+    }
+    // an array: an element dropped by a field mask is removed; a detector never drops one
+    this.pos++;
+    const afterOpen = this.pos;
+    this.ws();
+    if (t.charCodeAt(this.pos) === 93) {
+      this.pos++;
+      return false;
+    }
+    this.path.push(0);
+    const depth = this.path.length - 1;
+    let kept = 0;
+    let dropped = false;
+    let lastKeptEnd = afterOpen;
+    for (let i = 0; ; i++) {
+      this.path[depth] = i;
+      if (kept === 0 && dropped) this.del(afterOpen, this.pos);
+      const cn = childNodes(nodes, String(i));
+      let drop = false;
+      if (cn === null && a.detectors.empty) this.skipValue();
+      else drop = this.walk(cn, a, key, cn !== null, key);
+      if (drop) {
+        this.del(lastKeptEnd, this.pos); // from the comma after the last kept one (or the bracket)
+        dropped = true;
+      } else {
+        kept++;
+        lastKeptEnd = this.pos;
+      }
+      this.ws();
+      const d = t.charCodeAt(this.pos++);
+      if (d === 44) this.ws();
+      else if (d === 93) break;
+      else throw new Malformed();
+    }
+    this.path.pop();
+    return false;
+  }
+}
+
+export interface JsonTextResult {
+  text: string;
+  summary: MaskSummary;
+  /** "text": masked on the text (some items possibly as objects); "object": parsed whole */
+  via: "text" | "object";
+  /** list items the text walk handed to the object walker */
+  itemFallbacks: number;
+}
+
+/** Mask a JSON document given as text. Throws JSON.parse's SyntaxError when it is not JSON. */
+export function maskJsonTextWith(
+  policy: CompiledPolicy,
+  key: Uint8Array,
+  ctx: MaskContext,
+  maxPaths: number | undefined,
+  text: string,
+): JsonTextResult {
+  const sum = new SummaryBuilder(maxPaths);
+  const run = new JsonTextMaskRun(policy, key, ctx, sum, text);
+  const out = run.run();
+  if (out !== null)
+    return { text: out, summary: sum.toSummary(), via: "text", itemFallbacks: run.itemFallbacks };
+  // the object path: parse (throws the SyntaxError for malformed JSON), walk, serialise
+  const value = JSON.parse(text) as Json;
+  const obj = new JsonMaskRun(policy, key, ctx, new SummaryBuilder(maxPaths));
+  const masked = obj.top(value);
+  return {
+    text: masked === value ? text : JSON.stringify(masked),
+    summary: obj.sum.toSummary(),
+    via: "object",
+    itemFallbacks: 0,
+  };
+}

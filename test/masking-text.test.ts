@@ -1,0 +1,689 @@
+/**
+ * The text-level JSON masker (gateway/masking/jsontext.ts) against the object walker (maskJson):
+ *  1. property: Kubernetes-shaped documents (lists, single objects, Tables, Status, watch
+ *     events; pods, Secrets, ConfigMaps, Events, a CRD) with planted identifiers, written
+ *     compact, pretty or "wild" (random whitespace, \u escapes, exponent numbers, reordered and
+ *     duplicate keys): JSON.parse of the text result deep-equals maskJson's value, the summaries
+ *     are equal, and no planted identifier survives;
+ *  2. property: a mutated document is refused exactly when JSON.parse refuses it, with
+ *     JSON.parse's own message (maskBuffered turns it into MASK_MALFORMED_JSON);
+ *  3. tricky texts by hand, and untouched bytes copied verbatim.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { createMasker } from "../gateway/masking/index.ts";
+import { compilePolicy } from "../gateway/masking/compile.ts";
+import { maskJsonTextWith } from "../gateway/masking/jsontext.ts";
+import type { MaskContext, Masker } from "../gateway/ports.ts";
+import { maskBuffered } from "../gateway/server/respond.ts";
+import type { Json } from "../sdk/schema/config.ts";
+import { PLANTED } from "../simulator/seed/planted.ts";
+import { ctx, makeConfig, rng } from "./masking-fixtures.ts";
+
+const KEY = new Uint8Array(32).fill(9);
+const config = makeConfig();
+const masker = createMasker(config, { pseudonymKey: KEY });
+const policy = compilePolicy(config);
+const RUNS = { numRuns: Number(process.env.MASK_PROP_RUNS ?? 150) };
+
+/** the text path with its diagnostics (the Masker method returns text and summary only) */
+function viaText(text: string, c: MaskContext) {
+  return maskJsonTextWith(policy, KEY, c, undefined, text);
+}
+
+/** maskJsonText and maskJson agree on this text (value after parsing, and summary) */
+function expectEquivalent(text: string, c: MaskContext) {
+  const r = viaText(text, c);
+  const old = masker.maskJson(JSON.parse(text) as Json, c);
+  expect(JSON.parse(r.text)).toEqual(old.value);
+  expect(r.summary).toEqual(old.summary);
+  const m = masker.maskJsonText(text, c);
+  expect(m.text).toBe(r.text);
+  expect(m.summary).toEqual(r.summary);
+  return r;
+}
+
+// ---- planted identifiers ---------------------------------------------------------------------
+const d = (n: number) => fc.integer({ min: 0, max: 10 ** n - 1 }).map((x) => String(x).padStart(n, "0"));
+interface Planted {
+  text: string;
+  secrets: string[];
+}
+const identifier: fc.Arbitrary<Planted> = fc.oneof(
+  fc
+    .tuple(
+      fc.integer({ min: 1, max: 899 }).filter((a) => a !== 666),
+      fc.integer({ min: 1, max: 99 }),
+      d(4),
+    )
+    .filter(([, , s]) => s !== "0000")
+    .map(([a, g, s]) => {
+      const v = `${String(a).padStart(3, "0")}-${String(g).padStart(2, "0")}-${s}`;
+      return { text: `SSN ${v}`, secrets: [v] };
+    }),
+  fc.tuple(fc.constantFrom("MRN: ", "MRN#", "mrn:"), d(8)).map(([l, n]) => ({ text: l + n, secrets: [n] })),
+  fc
+    .tuple(fc.integer({ min: 200, max: 999 }), fc.integer({ min: 200, max: 999 }), d(4))
+    .map(([a, b, c]) => ({ text: `(${a}) ${b}-${c}`, secrets: [`${b}-${c}`] })),
+  fc
+    .tuple(
+      fc.stringMatching(/^[a-z][a-z0-9._]{1,8}[a-z0-9]$/),
+      fc.constantFrom("example.org", "mail.example.com"),
+    )
+    .map(([u, h]) => ({ text: `${u}@${h}`, secrets: [`${u}@${h}`] })),
+  fc
+    .tuple(
+      fc.integer({ min: 1930, max: 2010 }),
+      fc.integer({ min: 1, max: 12 }),
+      fc.integer({ min: 1, max: 28 }),
+    )
+    .map(([y, m, dd]) => {
+      const v = `${y}-${String(m).padStart(2, "0")}-${String(dd).padStart(2, "0")}`;
+      return { text: `born ${v}`, secrets: [v] };
+    }),
+  fc.constantFrom(...PLANTED.ssns.map((s) => ({ text: `ssn ${s}`, secrets: [s] }))),
+  fc.constantFrom(...PLANTED.mrns.map((s) => ({ text: `record ${s}`, secrets: [s] }))),
+  fc.constantFrom(...PLANTED.emails.map((s) => ({ text: s, secrets: [s] }))),
+  // a street address whose only digit is its first character
+  fc.constantFrom(...PLANTED.addresses.map((s) => ({ text: s, secrets: [s] }))),
+);
+const word = fc.stringMatching(/^[a-zA-Z{}[\]"\\,:]{1,8}$/);
+const planted: fc.Arbitrary<Planted> = fc
+  .tuple(
+    fc.array(word, { maxLength: 3 }),
+    identifier,
+    fc.constantFrom(" ", ", ", " (", "; "),
+    fc.array(word, { maxLength: 3 }),
+  )
+  .map(([a, id, s, b]) => ({ text: [...a, id.text].join(" ") + s + b.join(" "), secrets: id.secrets }));
+
+// ---- Kubernetes-shaped documents ----------------------------------------------------------------
+const nsArb = fc.constantFrom("phi-a", "phi-icu", "default", "kube-system");
+const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
+
+interface Doc {
+  value: Json;
+  planted: Planted[];
+  ctx: MaskContext;
+  /** the path the document takes when written by JSON.stringify (kind before items) */
+  via: "text" | "object";
+}
+
+type Kind = "pods" | "secrets" | "configmaps" | "events" | "patients";
+
+function meta(i: number, ns: string, patient: boolean, texts: Planted[], lastApplied: Json | null) {
+  const annotations: Record<string, Json> = Object.fromEntries(texts.map((t, k) => [`note-${k}`, t.text]));
+  if (patient) annotations["patient-name"] = `Patient Number${i}`;
+  if (lastApplied !== null) annotations["kubectl.kubernetes.io/last-applied-configuration"] = lastApplied;
+  return {
+    name: `obj-${i}`,
+    namespace: ns,
+    uid: "4f1c2a6e-1234-4b1e-9a3d-0c2d5e6f7a8b",
+    resourceVersion: String(1000 + i),
+    creationTimestamp: "2024-03-12T10:00:00Z",
+    labels: { app: "x", "custos.dev/patient": patient ? "true" : "false" },
+    annotations,
+    managedFields: [{ manager: "kubectl", operation: "Update", fieldsV1: { "f:metadata": {} } }],
+  };
+}
+
+const itemArb = (kind: Kind, i: number): fc.Arbitrary<{ v: Json; p: Planted[] }> =>
+  fc
+    .tuple(
+      nsArb,
+      fc.boolean(),
+      fc.array(planted, { minLength: 1, maxLength: 3 }),
+      fc.constantFrom("none", "compact", "pretty", "unparseable"),
+    )
+    .map(([ns, patient, texts, la]) => {
+      const t0 = texts[0]!.text;
+      let body: Record<string, Json>;
+      if (kind === "pods") {
+        const spec = {
+          containers: [
+            {
+              name: "app",
+              image: "registry.example.com/app:1.2.3",
+              ports: [{ containerPort: 8080, protocol: "TCP" }],
+              env: [
+                ...texts.map((t, k) => ({ name: `E${k}`, value: t.text })),
+                { name: "N", value: "plain" },
+                { name: "E", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
+              ],
+            },
+          ],
+          nodeName: "node-1",
+        };
+        body = { spec, status: { phase: "Running", podIP: "10.0.0.7", message: t0, score: 1.5e3 } };
+      } else if (kind === "secrets")
+        body = {
+          kind: "Secret",
+          apiVersion: "v1",
+          type: "Opaque",
+          data: { ssn: b64(texts[0]!.secrets[0]!), mrn: b64(t0), note: b64(t0) },
+        };
+      else if (kind === "configmaps")
+        body = { kind: "ConfigMap", apiVersion: "v1", data: { patient: t0, note: t0, count: "3" } };
+      else if (kind === "events")
+        body = {
+          kind: "Event",
+          apiVersion: "v1",
+          involvedObject: { kind: "Pod", namespace: ns, name: `p-${i}` },
+          reason: "Started",
+          message: t0,
+          firstTimestamp: "2024-03-12T10:00:00Z",
+        };
+      else
+        body = { kind: "Patient", apiVersion: "clinic.example.com/v1", spec: { name: "Jane Roe", mrn: t0 } };
+      const inner = { apiVersion: "v1", kind: "Pod", metadata: { name: `obj-${i}`, namespace: ns }, ...body };
+      const last =
+        la === "none"
+          ? null
+          : la === "compact"
+            ? `${JSON.stringify(inner)}\n`
+            : la === "pretty"
+              ? JSON.stringify(inner, null, 2)
+              : `{"broken": ${JSON.stringify(t0)}`;
+      const v: Json = { metadata: meta(i, ns, patient, texts, last), ...body };
+      return { v, p: texts };
+    });
+
+const RESOURCE: Record<Kind, { resource: string; apiGroup: string; listKind: string }> = {
+  pods: { resource: "pods", apiGroup: "", listKind: "PodList" },
+  secrets: { resource: "secrets", apiGroup: "", listKind: "SecretList" },
+  configmaps: { resource: "configmaps", apiGroup: "", listKind: "ConfigMapList" },
+  events: { resource: "events", apiGroup: "", listKind: "EventList" },
+  patients: { resource: "patients", apiGroup: "clinic.example.com", listKind: "PatientList" },
+};
+
+const docArb: fc.Arbitrary<Doc> = fc
+  .tuple(
+    fc.constantFrom<Kind>("pods", "secrets", "configmaps", "events", "patients"),
+    fc.constantFrom("list", "object", "table", "status", "watch", "list-kind-last", "list-no-kind"),
+    fc.integer({ min: 1, max: 4 }),
+    fc.constantFrom("", "phi-a", "default"),
+    fc.integer({ min: 0, max: 1000 }),
+  )
+  .chain(([kind, shape, n, reqNs, seed]) =>
+    fc.tuple(...Array.from({ length: n }, (_, i) => itemArb(kind, i + seed))).map((items): Doc => {
+      const r = RESOURCE[kind];
+      const c = ctx({
+        resource: r.resource,
+        apiGroup: r.apiGroup,
+        namespace: reqNs,
+        verb: shape === "object" ? "get" : "list",
+      });
+      const planted = items.flatMap((x) => x.p);
+      const vs = items.map((x) => x.v);
+      let value: Json;
+      if (shape === "list")
+        value = { kind: r.listKind, apiVersion: "v1", metadata: { resourceVersion: "9" }, items: vs };
+      else if (shape === "list-kind-last") value = { apiVersion: "v1", items: vs, kind: r.listKind };
+      else if (shape === "list-no-kind") value = { metadata: {}, items: vs };
+      else if (shape === "object") {
+        const o = vs[0] as Record<string, Json>;
+        value = { kind: "Pod", apiVersion: "v1", ...o };
+        // an Event's involvedObject comes after its metadata: the whole object takes the object path
+        return { value, planted: items[0]!.p, ctx: c, via: kind === "events" ? "object" : "text" };
+      } else if (shape === "table")
+        value = {
+          kind: "Table",
+          apiVersion: "meta.k8s.io/v1",
+          metadata: {},
+          columnDefinitions: [{ name: "Name" }, { name: "Note" }],
+          rows: vs.map((o, i) => ({ cells: [`obj-${i}`, items[i]!.p[0]!.text], object: o })),
+        };
+      else if (shape === "status") {
+        value = { kind: "Status", apiVersion: "v1", status: "Failure", message: planted[0]!.text, code: 404 };
+        return { value, planted: [planted[0]!], ctx: c, via: "object" };
+      } else value = { type: "MODIFIED", object: vs[0]! };
+      const via = shape === "list" || shape === "list-no-kind" ? "text" : "object";
+      return { value, planted: shape === "watch" ? items[0]!.p : planted, ctx: c, via };
+    }),
+  );
+
+// ---- writing JSON text in many ways ------------------------------------------------------------
+interface Style {
+  ws: () => string;
+  str: (s: string) => string;
+  num: (n: number) => string;
+  /** member order of an object (a permutation) and optional duplicate members written first */
+  members: (o: Record<string, Json>) => [string, Json][];
+}
+
+function hex4(c: number, upper: boolean): string {
+  const h = c.toString(16).padStart(4, "0");
+  return upper ? h.toUpperCase() : h;
+}
+
+function wildStyle(seed: number, opts: { shuffle: boolean; dups: boolean }): Style {
+  const r = rng(seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+  return {
+    ws: () => (r() < 0.6 ? "" : pick([" ", "\n", "\t", "\r\n", "  ", "\n    "])),
+    str: (s) => {
+      let out = '"';
+      for (const ch of s) {
+        const c = ch.codePointAt(0)!;
+        const x = r();
+        if (ch === '"') out += '\\"';
+        else if (ch === "\\") out += "\\\\";
+        else if (c < 0x20) out += x < 0.5 ? `\\u${hex4(c, x < 0.25)}` : JSON.stringify(ch).slice(1, -1);
+        else if (ch === "/" && x < 0.3) out += "\\/";
+        else if (c > 0xffff)
+          out += x < 0.3 ? `\\u${hex4(ch.charCodeAt(0), false)}\\u${hex4(ch.charCodeAt(1), true)}` : ch;
+        else if (x < 0.08) out += `\\u${hex4(c, x < 0.04)}`;
+        else out += ch;
+      }
+      return out + '"';
+    },
+    num: (n) => {
+      if (!Number.isInteger(n) || Math.abs(n) > 1e15) return String(n);
+      const x = r();
+      if (x < 0.2) return `${n}.0`;
+      if (x < 0.4) return `${n}e0`;
+      if (x < 0.5) return `${n * 10}E-1`;
+      if (x < 0.6 && n !== 0) return `${n / 1000}e+3`.replace("e+3", n % 1000 === 0 ? "e+3" : "e3");
+      return String(n);
+    },
+    members: (o) => {
+      const es = Object.entries(o);
+      if (opts.shuffle && r() < 0.5)
+        for (let i = es.length - 1; i > 0; i--) {
+          const j = Math.floor(r() * (i + 1));
+          [es[i], es[j]] = [es[j]!, es[i]!];
+        }
+      if (opts.dups && es.length > 0 && r() < 0.15) {
+        // a duplicate written before the real member: JSON.parse keeps the later one
+        const [k, v] = pick(es);
+        es.unshift([k, typeof v === "string" ? `${v} SSN 900-12-3456` : v]);
+      }
+      return es;
+    },
+  };
+}
+
+function write(v: Json, s: Style): string {
+  if (v === null) return "null";
+  if (typeof v === "boolean") return String(v);
+  if (typeof v === "number") return s.num(v);
+  if (typeof v === "string") return s.str(v);
+  if (Array.isArray(v)) return `[${s.ws()}${v.map((x) => write(x, s)).join(`${s.ws()},${s.ws()}`)}${s.ws()}]`;
+  const ms = s.members(v as Record<string, Json>);
+  return `{${s.ws()}${ms.map(([k, x]) => `${s.str(k)}${s.ws()}:${s.ws()}${write(x, s)}`).join(`${s.ws()},${s.ws()}`)}${s.ws()}}`;
+}
+
+function leaks(out: string, planted: readonly Planted[]): string[] {
+  const decoded = JSON.stringify(JSON.parse(out));
+  return planted.flatMap((p) => p.secrets).filter((x) => out.includes(x) || decoded.includes(x));
+}
+
+describe("property: the text masker is the object masker", () => {
+  it("compact and pretty JSON: same value and summary, no planted identifier survives", () => {
+    let viaTextCount = 0;
+    fc.assert(
+      fc.property(docArb, fc.boolean(), (doc, pretty) => {
+        const text = pretty ? JSON.stringify(doc.value, null, 2) : JSON.stringify(doc.value);
+        const r = expectEquivalent(text, doc.ctx);
+        expect(leaks(r.text, doc.planted)).toEqual([]);
+        expect(r.via).toBe(doc.via);
+        if (r.via === "text") viaTextCount++;
+      }),
+      RUNS,
+    );
+    expect(viaTextCount).toBeGreaterThan(RUNS.numRuns / 4);
+  });
+
+  it("wild JSON (whitespace, \\u escapes, exponents, reordered and duplicate keys): same value and summary", () => {
+    let items = 0;
+    let fallbacks = 0;
+    fc.assert(
+      fc.property(docArb, fc.integer(), fc.boolean(), fc.boolean(), (doc, seed, shuffle, dups) => {
+        const text = write(doc.value, wildStyle(seed, { shuffle, dups }));
+        const r = expectEquivalent(text, doc.ctx);
+        expect(leaks(r.text, doc.planted)).toEqual([]);
+        // the duplicate planted before a real string member never survives either
+        if (!r.summary.truncated && r.via === "text") expect(r.text.includes("900-12-3456")).toBe(false);
+        const v = doc.value as { items?: Json[] };
+        if (r.via === "text" && Array.isArray(v.items)) {
+          items += v.items.length;
+          fallbacks += r.itemFallbacks;
+        }
+      }),
+      RUNS,
+    );
+    // most items are masked on the text; some (duplicates, facts after metadata) are not
+    expect(items).toBeGreaterThan(0);
+    expect(fallbacks).toBeLessThan(items);
+  });
+});
+
+describe("property: malformed JSON is refused as JSON.parse refuses it", () => {
+  const mutation = fc.tuple(
+    fc.nat(),
+    fc.constantFrom("delete", "insert", "replace", "truncate", "swap"),
+    fc.constantFrom(...'{}[],:"\\ 0123456789-+.eEtfnulrsa\u0000\u001f\n\t/xu'),
+  );
+
+  it("mutated documents: same verdict, same message; accepted ones are still equivalent", () => {
+    let refused = 0;
+    fc.assert(
+      fc.property(docArb, fc.array(mutation, { minLength: 1, maxLength: 3 }), (doc, muts) => {
+        let text = JSON.stringify(doc.value);
+        for (const [at, op, ch] of muts) {
+          const i = at % (text.length + 1);
+          if (op === "delete") text = text.slice(0, i) + text.slice(i + 1);
+          else if (op === "insert") text = text.slice(0, i) + ch + text.slice(i);
+          else if (op === "replace") text = text.slice(0, i) + ch + text.slice(i + 1);
+          else if (op === "truncate") text = text.slice(0, i);
+          else text = text.slice(0, i) + text.slice(i + 1, i + 2) + text.slice(i, i + 1) + text.slice(i + 2);
+        }
+        let parseError: string | null = null;
+        try {
+          JSON.parse(text);
+        } catch (e) {
+          parseError = (e as Error).message;
+        }
+        if (parseError === null) {
+          expectEquivalent(text, doc.ctx);
+          return;
+        }
+        refused++;
+        let err: unknown = null;
+        try {
+          masker.maskJsonText(text, doc.ctx);
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(SyntaxError);
+        expect((err as Error).message).toBe(parseError);
+      }),
+      RUNS,
+    );
+    expect(refused).toBeGreaterThan(0);
+  });
+});
+
+describe("the text masker on tricky texts", () => {
+  const podCtx = ctx({ verb: "list", namespace: "" });
+  const list = (items: string) => `{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[${items}]}`;
+  const pod = (ns: string, rest: string) =>
+    `{"metadata":{"name":"p","namespace":"${ns}","labels":{"app":"x"}},"spec":{"containers":[{"name":"c","env":[${rest}]}]}}`;
+
+  it("masks identifiers written with \\u escapes, in keys and values", () => {
+    // "123-45-6789" with escaped digits and dash; the key "metadata" and "namespace" escaped too
+    const text = list(
+      `{"\\u006detadata":{"name":"p","\\u006eamespace":"default"},"status":{"message":"SSN \\u0031\\u0032\\u0033\\u002d45-6789"}}`,
+    );
+    const r = expectEquivalent(text, podCtx);
+    expect(r.via).toBe("text");
+    expect(JSON.parse(r.text).items[0].status.message).toBe("SSN [MASKED:ssn]");
+    expect(r.text).not.toContain("6789");
+  });
+
+  it("masks a string whose only digit is its first character", () => {
+    const text = list(
+      `{"metadata":{"name":"p","namespace":"default","annotations":{"a":"7 Sample Court","b":"x"}}}`,
+    );
+    const r = expectEquivalent(text, podCtx);
+    expect(r.via).toBe("text");
+    expect(r.text).toContain(`"a":"[MASKED:address]"`);
+  });
+
+  it("keeps unicode (BMP, astral, escaped astral) and masks beside it", () => {
+    const text = list(
+      pod("phi-a", `{"name":"A","value":"x"}`).replace(
+        `"labels"`,
+        `"annotations":{"n":"患者 😀 \\ud83d\\ude00 MRN: 12345678 é"},"labels"`,
+      ),
+    );
+    const r = expectEquivalent(text, podCtx);
+    expect(r.via).toBe("text");
+    expect(r.itemFallbacks).toBe(0);
+    // the masked string is written by JSON.stringify: the escaped pair comes out as the character
+    expect(r.text).toContain("患者 😀 😀 MRN: [MASKED:mrn] é");
+  });
+
+  it("strings holding braces, brackets, quotes and backslashes do not confuse the tokenizer", () => {
+    const tricky = JSON.stringify('{"a":"}]", "b":[1,{]} \\" \\\\ ok');
+    const text = list(
+      `{"metadata":{"name":"p","namespace":"default","annotations":{"t":${tricky},"u":"\\"}\\\\","v":"SSN 123-45-6789 {\\"}"}}}`,
+    );
+    const r = expectEquivalent(text, podCtx);
+    expect(r.via).toBe("text");
+    const out = JSON.parse(r.text).items[0].metadata.annotations;
+    expect(out.t).toBe(JSON.parse(tricky));
+    expect(out.u).toBe('"}\\');
+    expect(out.v).toBe('SSN [MASKED:ssn] {"}');
+  });
+
+  it("copies untouched numbers, escapes and whitespace byte for byte", () => {
+    const untouched = `"status":{"score":1.50E+2,"big":12345678901234567890,"neg":-0,"tiny":1e-7,"esc":"\\u0041\\/b","huge":1e400}`;
+    const text = list(
+      `{"metadata":{"name":"p","namespace":"phi-a"},\n  "spec":{"containers":[{"name":"c","env":[{"name":"A","value":"secret-1"}]}]},\n  ${untouched}}`,
+    );
+    const r = expectEquivalent(text, podCtx);
+    expect(r.via).toBe("text");
+    expect(r.text).toContain(untouched);
+    expect(r.text).toContain(`\n  "spec"`);
+    expect(r.text).toContain(`"value":"[MASKED:env]"`);
+    expect(r.text).not.toContain("secret-1");
+    // the old path re-serialises: 150, 12345678901234567000, 0, 1e-7, "A/b", null
+    expect(JSON.stringify(masker.maskJson(JSON.parse(text), podCtx).value)).not.toContain("1.50E+2");
+  });
+
+  it("pretty-printed input: members dropped with their commas, the rest as written", () => {
+    const obj = {
+      kind: "PodList",
+      apiVersion: "v1",
+      metadata: {},
+      items: [
+        {
+          metadata: {
+            name: "p",
+            namespace: "phi-a",
+            labels: { "custos.dev/patient": "true" },
+            managedFields: [{ manager: "m" }],
+            annotations: { "patient-name": "Jane Roe" },
+          },
+          spec: { containers: [{ name: "c", env: [{ name: "A", value: "v" }] }] },
+        },
+      ],
+    };
+    for (const indent of [0, 1, 2, "\t"] as const) {
+      const text = JSON.stringify(obj, null, indent);
+      const r = expectEquivalent(text, podCtx);
+      expect(r.via).toBe("text");
+      expect(r.text).not.toContain("managedFields");
+      expect(r.summary.paths).toContain("/items/0/metadata/managedFields");
+    }
+  });
+
+  it("drops the first, middle and last members of an object and the elements of an array", () => {
+    const drop = makeConfig({
+      masks: [
+        {
+          id: "drop",
+          match: { resources: ["pods"] },
+          fields: [
+            { path: "spec.a", segments: ["spec", "a"], strategy: { kind: "drop" }, label: "a" },
+            { path: "spec.c", segments: ["spec", "c"], strategy: { kind: "drop" }, label: "c" },
+            { path: "spec.e", segments: ["spec", "e"], strategy: { kind: "drop" }, label: "e" },
+            { path: "spec.xs[*]", segments: ["spec", "xs", "*"], strategy: { kind: "drop" }, label: "x" },
+            { path: "spec.o", segments: ["spec", "o"], strategy: { kind: "drop" }, label: "o" },
+          ],
+          detectors: [],
+          source: { file: "p.ts", line: 1, column: 1 },
+        },
+      ],
+    });
+    const p = compilePolicy(drop);
+    const m = createMasker(drop, { pseudonymKey: KEY });
+    for (const spec of [
+      `{"a":1,"b":2,"c":3,"d":4,"e":5}`,
+      `{ "a" : 1 , "c" : 3 , "b" : 2 , "e" : 5 }`,
+      `{"a":1,"c":3,"e":5}`,
+      `{"b":[],"xs":[1, "two", {"t":3}, [4]],"o":{"deep":[1,2]},"d":{}}`,
+      `{"xs":[],"e":"five"}`,
+    ]) {
+      const text = list(`{"metadata":{"name":"p","namespace":"x"},"spec":${spec}}`);
+      const r = maskJsonTextWith(p, KEY, podCtx, undefined, text);
+      const old = m.maskJson(JSON.parse(text), podCtx);
+      expect(r.via).toBe("text");
+      expect(JSON.parse(r.text)).toEqual(old.value);
+      expect(r.summary).toEqual(old.summary);
+    }
+  });
+
+  it("duplicate keys: the value JSON.parse keeps is masked, the shadowed one is not emitted", () => {
+    const text = list(
+      pod("default", `{"name":"A","value":"SSN 123-45-6789","value":"fine"}`) +
+        "," +
+        pod("phi-a", `{"name":"B","value":"x"}`),
+    );
+    const r = expectEquivalent(text, podCtx);
+    expect(r.via).toBe("text");
+    expect(r.itemFallbacks).toBe(1);
+    expect(r.text).not.toContain("6789");
+    expect(r.text).toContain(`"value":"[MASKED:env]"`);
+  });
+
+  it("array-index keys, facts after metadata, and identifier keys go to the object walker", () => {
+    for (const item of [
+      `{"metadata":{"name":"p","namespace":"default","annotations":{"b":"MRN: 12345678","7":"SSN 123-45-6789"}}}`,
+      `{"metadata":{"name":"p","namespace":"phi-a"},"kind":"Secret","data":{"ssn":"${b64("123-45-6789")}"}}`,
+      `{"metadata":{"name":"p","namespace":"default","labels":{"MRN-00481516":"x"}},"spec":{"n":"SSN 123-45-6789"}}`,
+    ]) {
+      const r = expectEquivalent(list(item), podCtx);
+      expect(r.via).toBe("text");
+      expect(r.itemFallbacks).toBe(1);
+      expect(r.text).not.toContain("6789");
+    }
+  });
+
+  it("last-applied-configuration: masked on the text when canonical, else by the object walker", () => {
+    const inner = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "p", namespace: "phi-a", annotations: { n: "MRN: 12345678" } },
+      spec: { containers: [{ name: "c", env: [{ name: "A", value: "secret-1" }] }] },
+    };
+    for (const la of [
+      `${JSON.stringify(inner)}\n`,
+      JSON.stringify(inner),
+      JSON.stringify(inner, null, 1),
+      JSON.stringify(inner).replace('"p"', '"\\u0070"'),
+      JSON.stringify({ ...inner, x: 1.0e21, y: "<&>\u2028" }),
+      JSON.stringify({ ...inner, z: "\ud800" }),
+      `${JSON.stringify(inner).slice(0, -1)},"3":1}`,
+      "not json SSN 123-45-6789",
+    ]) {
+      const text = list(
+        `{"metadata":{"name":"p","namespace":"phi-a","annotations":{"kubectl.kubernetes.io/last-applied-configuration":${JSON.stringify(la)}}}}`,
+      );
+      const r = expectEquivalent(text, podCtx);
+      expect(r.via).toBe("text");
+      expect(r.text).not.toContain("secret-1");
+      expect(r.text).not.toContain("12345678");
+    }
+  });
+
+  it("shapes the text walk does not take go to the object walker whole", () => {
+    for (const text of [
+      `[{"message":"SSN 123-45-6789"}]`,
+      `"SSN 123-45-6789"`,
+      `{"type":"ADDED","object":{"metadata":{"name":"p","namespace":"phi-a"},"status":{"m":"SSN 123-45-6789"}}}`,
+      `{"kind":"Status","message":"SSN 123-45-6789"}`,
+      `{"items":[{"m":"SSN 123-45-6789"}],"kind":"Table","rows":[]}`,
+      `{"kind":"PodList","items":[{"m":"SSN 123-45-6789"}],"kind":"PodList"}`,
+      `{"kind":"PodList","items":{"m":"SSN 123-45-6789"}}`,
+      `{"kind":"Pod","metadata":{"name":"p"},"kind":"Status","message":"SSN 123-45-6789"}`,
+    ]) {
+      const r = expectEquivalent(text, podCtx);
+      expect(r.via).toBe("object");
+    }
+  });
+
+  it("refuses what JSON.parse refuses, with its message", () => {
+    for (const text of [
+      "",
+      " ",
+      "\ufeff{}",
+      `{"kind":"PodList","items":[{]}`,
+      `{"kind":"PodList","items":[],}`,
+      `{"kind":"PodList","items":[1,]}`,
+      `{"kind":"PodList","items":[01]}`,
+      `{"kind":"PodList","items":[1.]}`,
+      `{"kind":"PodList","items":[-]}`,
+      `{"kind":"PodList","items":[.5]}`,
+      `{"kind":"PodList","items":[+1]}`,
+      `{"kind":"PodList","items":[1e]}`,
+      `{"kind":"PodList","items":[NaN]}`,
+      `{"kind":"PodList","items":[tru]}`,
+      `{"kind":"PodList","items":["a\u0001b"]}`,
+      `{"kind":"PodList","items":["a\\xb"]}`,
+      `{"kind":"PodList","items":["a\\u12g4"]}`,
+      `{"kind":"PodList","items":["abc]}`,
+      `{"kind":"PodList","items":[{"a" 1}]}`,
+      `{"kind":"PodList","items":[{a:1}]}`,
+      `{"kind":"PodList","items":[]} x`,
+      `{"kind":"PodList","items":[]}{}`,
+      `{"kind":"Pod","metadata":{"name":"p\u001f"}}`,
+      `{"kind":"Pod","metadata":{"name":'p'}}`,
+    ]) {
+      let want = "";
+      try {
+        JSON.parse(text);
+      } catch (e) {
+        want = (e as Error).message;
+      }
+      expect(want).not.toBe("");
+      expect(() => masker.maskJsonText(text, podCtx)).toThrow(want);
+      expect(() => masker.maskJsonText(text, podCtx)).toThrow(SyntaxError);
+    }
+  });
+});
+
+describe("maskBuffered uses the text masker", () => {
+  const c = ctx({ verb: "list", namespace: "" });
+  const headers = { "content-type": "application/json" };
+  /** the same masker without maskJsonText: maskBuffered's object path */
+  const objectOnly: Masker = {
+    maskJson: (v, x) => masker.maskJson(v, x),
+    textStream: (x) => masker.textStream(x),
+    appliesTo: (x) => masker.appliesTo(x),
+  };
+
+  it("masks a list as the object path does, and says so in the summary", () => {
+    const text = JSON.stringify({
+      kind: "PodList",
+      apiVersion: "v1",
+      metadata: {},
+      items: [{ metadata: { name: "p", namespace: "phi-a" }, status: { message: "SSN 123-45-6789 é" } }],
+    });
+    const a = maskBuffered({ status: 200, headers, body: Buffer.from(text) }, masker, c);
+    const b = maskBuffered({ status: 200, headers, body: Buffer.from(text) }, objectOnly, c);
+    expect(JSON.parse(a.body.toString("utf8"))).toEqual(JSON.parse(b.body.toString("utf8")));
+    expect(a.summary).toEqual(b.summary);
+    expect(a.body.toString("utf8")).toContain("SSN [MASKED:ssn] é");
+  });
+
+  it("refuses malformed JSON with the same MASK_MALFORMED_JSON error as before", () => {
+    for (const text of [`{"kind":"PodList","items":[{"a":1,}]}`, "{", `{"kind":"Pod","x":"\u0000"}`, "[é"]) {
+      const body = Buffer.from(text);
+      const errOf = (m: Masker) => {
+        try {
+          maskBuffered({ status: 200, headers, body }, m, c);
+        } catch (e) {
+          return e as Error & { code?: string };
+        }
+        throw new Error("not refused");
+      };
+      const a = errOf(masker);
+      const b = errOf(objectOnly);
+      expect(a.code).toBe("MASK_MALFORMED_JSON");
+      expect(a.message).toBe(b.message);
+      expect(a).toEqual(b);
+    }
+  });
+});
