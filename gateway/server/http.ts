@@ -319,8 +319,12 @@ async function serve(
  * the headers). Backpressure is kept (the upstream is paused while the client's socket is full);
  * an upstream that stalls mid-body or fails ends the response abnormally, never cleanly.
  */
+/** the unmasked relay writes at least every this many bytes (besides once per event-loop turn) */
+const RELAY_FLUSH_BYTES = 64 * 1024;
+
 export function relayRaw(src: Readable, res: ServerResponse, idleMs: number): void {
   let pending: Buffer[] = [];
+  let pendingBytes = 0;
   let scheduled = false;
   let ended = false;
   const idle = setTimeout(() => src.destroy(), idleMs);
@@ -328,14 +332,17 @@ export function relayRaw(src: Readable, res: ServerResponse, idleMs: number): vo
     scheduled = false;
     if (res.destroyed || res.writableEnded) return;
     const chunks = pending;
+    const size = pendingBytes;
     pending = [];
-    const data = chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    pendingBytes = 0;
+    const data =
+      chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
     if (ended) {
       if (data) res.end(data);
       else res.end();
       return;
     }
-    if (data && !res.write(data)) {
+    if (data && !res.write(data) && !src.isPaused()) {
       src.pause();
       res.once("drain", () => src.resume());
     }
@@ -348,7 +355,10 @@ export function relayRaw(src: Readable, res: ServerResponse, idleMs: number): vo
   src.on("data", (c: Buffer) => {
     idle.refresh();
     pending.push(c);
-    schedule();
+    pendingBytes += c.length;
+    // a large body keeps moving while it is read (and at most this much waits in memory)
+    if (pendingBytes >= RELAY_FLUSH_BYTES) flush();
+    else schedule();
   });
   src.on("end", () => {
     clearTimeout(idle);
