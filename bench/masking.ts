@@ -6,6 +6,9 @@
  *   last-applied, managedFields) -> JSON.parse + maskJson + JSON.stringify, beside the
  *   JSON.parse + JSON.stringify baseline. Wall time and CPU time of this process (the machine
  *   may be shared: CPU time is the fairer figure).
+ * - end to end as maskBuffered does it (response bytes in -> masked bytes out), interleaved
+ *   A/B/C passes (MASK_BENCH_PASSES, default 5; median and min of CPU time): the text masker
+ *   (maskJsonText), the object path (parse + maskJson + stringify) and parse + stringify only.
  * - watch stream: the same pods as WatchEvent JSON lines in 64 KiB chunks through watchStream().
  * - logs / exec: 20 MB of log lines (lines mode) and of exec output (chunks of 1-4 KiB).
  * - typical get: one pod (~10 KB): added milliseconds (median, p99) of masking.
@@ -66,7 +69,17 @@ if (child !== undefined) {
   const text = readFileSync(file, "utf8");
   const masker = createMasker(makeConfig(), { pseudonymKey: KEY });
   const v = JSON.parse(text) as Json;
-  const out = child === "mask" ? masker.maskJson(v, ctx({ verb: "list", namespace: "" })).value : v;
+  const c = ctx({ verb: "list", namespace: "" });
+  if (child === "text") {
+    // as maskBuffered: bytes -> text -> masked text -> bytes (the parsed copy above is not used)
+    const body = Buffer.from(text);
+    const out = Buffer.from(masker.maskJsonText(body.toString("utf8"), c).text);
+    process.stdout.write(
+      JSON.stringify({ maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024), outBytes: out.length }),
+    );
+    process.exit(0);
+  }
+  const out = child === "mask" ? masker.maskJson(v, c).value : v;
   const s = JSON.stringify(out);
   process.stdout.write(
     JSON.stringify({ maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024), outBytes: s.length }),
@@ -104,6 +117,39 @@ const fieldsOnly = createMasker(
   { pseudonymKey: KEY },
 );
 const fieldsOnlyT = best(3, () => fieldsOnly.maskJson(parsed, listCtx));
+
+// end to end as maskBuffered does it, interleaved: text masker, object path, parse+stringify
+const PASSES = Number(process.env.MASK_BENCH_PASSES ?? 5);
+const body = Buffer.from(text);
+const e2e = {
+  text: () => Buffer.from(masker.maskJsonText(body.toString("utf8"), listCtx).text),
+  object: () =>
+    Buffer.from(JSON.stringify(masker.maskJson(JSON.parse(body.toString("utf8")), listCtx).value)),
+  baseline: () => Buffer.from(JSON.stringify(JSON.parse(body.toString("utf8")))),
+};
+const textFieldsOnly = () => Buffer.from(fieldsOnly.maskJsonText(body.toString("utf8"), listCtx).text);
+const e2eTimes: Record<keyof typeof e2e | "textFieldsOnly", number[]> = {
+  text: [],
+  object: [],
+  baseline: [],
+  textFieldsOnly: [],
+};
+// the text masker's output, checked against the object path once (same value, same summary)
+{
+  const a = masker.maskJsonText(text, listCtx);
+  const b = masker.maskJson(JSON.parse(text) as Json, listCtx);
+  if (JSON.stringify(JSON.parse(a.text)) !== JSON.stringify(b.value))
+    throw new Error("bench: maskJsonText and maskJson disagree on the list");
+  if (JSON.stringify(a.summary) !== JSON.stringify(b.summary))
+    throw new Error("bench: maskJsonText and maskJson summaries differ");
+}
+for (let i = 0; i < PASSES; i++) {
+  for (const k of ["text", "object", "baseline"] as const) e2eTimes[k].push(time(e2e[k]).cpuMs);
+  e2eTimes.textFieldsOnly.push(time(textFieldsOnly).cpuMs);
+}
+const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const min = (xs: number[]) => Math.min(...xs);
+const textOutBytes = e2e.text().length;
 
 // watch stream
 const items = (list as { items: Json[] }).items;
@@ -191,6 +237,7 @@ const rss = (mode: string) => {
   return JSON.parse(c.stdout) as { maxRssMB: number };
 };
 const rssMask = rss("mask").maxRssMB;
+const rssText = rss("text").maxRssMB;
 const rssBase = rss("base").maxRssMB;
 rmSync(dir, { recursive: true, force: true });
 
@@ -208,6 +255,19 @@ const summary = {
     maskOnlyColdMBps_cpu: mbps(bytes, maskCold.cpuMs),
     fieldsOnlyMaskMBps_cpu: mbps(bytes, fieldsOnlyT.cpuMs),
     masked: masked.summary.counts,
+  },
+  endToEnd: {
+    passes: PASSES,
+    textMBps_cpu_median: mbps(bytes, med(e2eTimes.text)),
+    textMBps_cpu_best: mbps(bytes, min(e2eTimes.text)),
+    objectMBps_cpu_median: mbps(bytes, med(e2eTimes.object)),
+    objectMBps_cpu_best: mbps(bytes, min(e2eTimes.object)),
+    baselineMBps_cpu_median: mbps(bytes, med(e2eTimes.baseline)),
+    baselineMBps_cpu_best: mbps(bytes, min(e2eTimes.baseline)),
+    textFieldsOnlyMBps_cpu_median: mbps(bytes, med(e2eTimes.textFieldsOnly)),
+    textOverObject: Math.round((med(e2eTimes.object) / med(e2eTimes.text)) * 100) / 100,
+    textOverBaseline: Math.round((med(e2eTimes.baseline) / med(e2eTimes.text)) * 100) / 100,
+    textOutBytes,
   },
   watch: {
     mb: Math.round(watchBytes / 1e5) / 10,
@@ -227,7 +287,7 @@ const summary = {
     addedMedianMs: Math.round((getMasked.median - getBase.median) * 1000) / 1000,
     addedP99Ms: Math.round((getMasked.p99 - getBase.p99) * 1000) / 1000,
   },
-  peakRss: { listMB: Math.round(bytes / 1e6), maskMB: rssMask, baselineMB: rssBase },
+  peakRss: { listMB: Math.round(bytes / 1e6), maskMB: rssMask, textMB: rssText, baselineMB: rssBase },
 };
 process.stdout.write(JSON.stringify(summary) + "\n\n");
 const rows: [string, string][] = [
@@ -243,6 +303,17 @@ const rows: [string, string][] = [
   ["  maskJson alone, first pass (cold caches)", `${summary.list.maskOnlyColdMBps_cpu} MB/s (cpu)`],
   ["  maskJson alone (field masks only)", `${summary.list.fieldsOnlyMaskMBps_cpu} MB/s (cpu)`],
   [
+    `  end to end, bytes in -> bytes out (median of ${PASSES} interleaved, cpu)`,
+    `text masker ${summary.endToEnd.textMBps_cpu_median} MB/s (best ${summary.endToEnd.textMBps_cpu_best}), ` +
+      `object path ${summary.endToEnd.objectMBps_cpu_median} (best ${summary.endToEnd.objectMBps_cpu_best}), ` +
+      `parse+stringify ${summary.endToEnd.baselineMBps_cpu_median} (best ${summary.endToEnd.baselineMBps_cpu_best})`,
+  ],
+  [
+    "  — ratios (medians)",
+    `text/object ${summary.endToEnd.textOverObject}x, text/baseline ${summary.endToEnd.textOverBaseline}x; ` +
+      `text masker, field masks only ${summary.endToEnd.textFieldsOnlyMBps_cpu_median} MB/s`,
+  ],
+  [
     `watch stream, ${summary.watch.events} events`,
     `${summary.watch.MBps_cpu} MB/s (baseline ${summary.watch.baselineMBps_cpu})`,
   ],
@@ -254,7 +325,7 @@ const rows: [string, string][] = [
   ],
   [
     `peak RSS, ${summary.peakRss.listMB} MB list`,
-    `${rssMask} MB masked vs ${rssBase} MB parse+stringify only`,
+    `${rssMask} MB object path, ${rssText} MB text masker, ${rssBase} MB parse+stringify only`,
   ],
 ];
 const w = Math.max(...rows.map((r) => r[0].length));

@@ -546,6 +546,14 @@ describe("the text masker on tricky texts", () => {
     expect(r.itemFallbacks).toBe(1);
     expect(r.text).not.toContain("6789");
     expect(r.text).toContain(`"value":"[MASKED:env]"`);
+    // in a part no mask walks (the list's own members, a skipped key), too
+    for (const text of [
+      `{"kind":"PodList","apiVersion":"v1 SSN 900-12-3456","apiVersion":"v1","items":[]}`,
+      list(`{"metadata":{"name":"p","uid":"SSN 900-12-3456","uid":"u"}}`),
+    ]) {
+      const d = expectEquivalent(text, podCtx);
+      expect(d.text).not.toContain("900-12-3456");
+    }
   });
 
   it("array-index keys, facts after metadata, and identifier keys go to the object walker", () => {

@@ -268,6 +268,12 @@ export class DetectorSet {
     // the gate rules out most strings with digits (names, ports, quantities) more cheaply than
     // a lookup of the string in the cache
     if (!this.gatePasses(s, 0, s.length)) return null;
+    return this.findPassed(s);
+  }
+
+  /** `findCached` for a string `mayMatch` let through (the cheap checks are not repeated). */
+  findPassed(s: string): readonly Span[] | null {
+    if (s.length > FIND_CACHE_MAX_LEN) return this.find(s);
     let r = this.found.get(s);
     if (r !== undefined) return r;
     r = this.older.get(s);

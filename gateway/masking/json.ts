@@ -13,7 +13,7 @@
 import type { Json } from "../../sdk/schema/config.ts";
 import type { MaskContext } from "../ports.ts";
 import type { Applied, CompiledField, CompiledPolicy, TrieNode } from "./compile.ts";
-import type { CompiledDetector } from "./detect.ts";
+import type { CompiledDetector, Span } from "./detect.ts";
 import { renderSpans } from "./detect.ts";
 import { applyStrategy, DROP, type Dropped, redactToken, strategyStrength } from "./strategy.ts";
 import { SummaryBuilder } from "./summary.ts";
@@ -426,6 +426,11 @@ export class JsonMaskRun {
   str(s: string, a: Applied, canDrop: boolean): string | Dropped {
     const spans = a.detectors.findCached(s);
     if (spans === null) return s;
+    return this.spans(s, spans, canDrop);
+  }
+
+  /** Replace the detectors' spans in `s`; record hits at the current path. */
+  spans(s: string, spans: readonly Span[], canDrop: boolean): string | Dropped {
     const r = renderSpans(s, spans, this.key, canDrop);
     for (const sp of spans) this.sum.hit(sp.det.id, sp.det.id, null);
     this.sum.addPath(this.path);

@@ -76,9 +76,10 @@ type Mode = (typeof Mode)[keyof typeof Mode];
 /** Duplicate-key detection for one object (a linear scan while small, a Set once large). */
 class KeysSeen {
   private readonly arr: string[] = [];
+  private n = 0;
   private set: Set<string> | null = null;
   reset(): void {
-    this.arr.length = 0;
+    this.n = 0;
     this.set = null;
   }
   add(k: string): boolean {
@@ -88,9 +89,11 @@ class KeysSeen {
       return true;
     }
     const arr = this.arr;
-    for (let i = 0; i < arr.length; i++) if (arr[i] === k) return false;
-    arr.push(k);
-    if (arr.length > 16) this.set = new Set(arr);
+    const n = this.n;
+    for (let i = 0; i < n; i++) if (arr[i] === k) return false;
+    arr[n] = k;
+    this.n = n + 1;
+    if (n === 16) this.set = new Set(arr.slice(0, 17));
     return true;
   }
 }
@@ -163,10 +166,13 @@ export class JsonTextMaskRun {
     let kindSeen = false;
     let kind: Json | undefined;
     let listDone = false;
+    const seen = new KeysSeen();
     if (t.charCodeAt(this.pos) !== 125) {
       for (;;) {
         if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
         const k = this.readString();
+        // a duplicate: the value JSON.parse drops must not be copied either
+        if (!seen.add(k)) throw new DocFallback();
         this.ws();
         this.expect(58);
         this.ws();
@@ -323,7 +329,11 @@ export class JsonTextMaskRun {
     const h =
       (len * 31 + t.charCodeAt(s) * 7 + t.charCodeAt(e - 1) * 131 + t.charCodeAt(s + (len >> 1)) * 17) & 4095;
     const c = KEY_CACHE[h];
-    if (c !== undefined && c.length === len && t.startsWith(c, s)) return c;
+    if (c !== undefined && c.length === len) {
+      let i = 0;
+      while (i < len && c.charCodeAt(i) === t.charCodeAt(s + i)) i++;
+      if (i === len) return c;
+    }
     const k = t.slice(s, e);
     KEY_CACHE[h] = k;
     return k;
@@ -808,13 +818,19 @@ export class JsonTextMaskRun {
       }
       const s = this.pos;
       this.scanString();
+      let r: string | Dropped;
       let v: string;
-      if (this.esc) v = JSON.parse(t.slice(s, this.pos)) as string;
-      else {
+      if (this.esc) {
+        v = JSON.parse(t.slice(s, this.pos)) as string;
+        r = this.jr.str(v, a, canDrop);
+      } else {
+        // the detectors' cheap checks run on the text, before any string is made
         if (!a.detectors.mayMatch(t, s + 1, this.pos - 1)) return false;
         v = t.slice(s + 1, this.pos - 1);
+        const spans = a.detectors.findPassed(v);
+        if (spans === null) return false;
+        r = this.jr.spans(v, spans, canDrop);
       }
-      const r = this.jr.str(v, a, canDrop);
       if (r === DROP) return true;
       if (r !== v) this.put(s, this.pos, this.quote(r));
       return false;
@@ -892,7 +908,8 @@ export function maskJsonTextWith(
   const obj = new JsonMaskRun(policy, key, ctx, new SummaryBuilder(maxPaths));
   const masked = obj.top(value);
   return {
-    text: masked === value ? text : JSON.stringify(masked),
+    // always re-serialised (as before): a value shadowed by a duplicate key is not emitted
+    text: JSON.stringify(masked),
     summary: obj.sum.toSummary(),
     via: "object",
     itemFallbacks: 0,
