@@ -43,6 +43,13 @@ beforeAll(async () => {
         return true;
       },
       (r, res) => {
+        if (!r.url.startsWith("/api/v1/namespaces/default/configmaps/small")) return false;
+        const body = JSON.stringify({ kind: "ConfigMap", data: { n: r.url.slice(-3) } });
+        res.writeHead(200, { "content-type": "application/json", "content-length": String(body.length) });
+        res.end(body);
+        return true;
+      },
+      (r, res) => {
         if (r.url !== "/api/v1/namespaces/default/configmaps/big") return false;
         res.writeHead(200, { "content-type": "text/plain", "content-length": String(BIG.length) });
         res.end(BIG);
@@ -116,6 +123,46 @@ describe("unmasked relay", () => {
     const rec = await lastRecord();
     expect(rec.objectRef?.name).toBe("chunked");
     expect(rec.responseStatus.code).toBe(200);
+  });
+
+  it("relays small bodies that arrived whole, intact, on a reused connection, one record each", async () => {
+    const before = (await t.records()).length;
+    const tls = await testTls();
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: tls.caPem });
+    try {
+      const u = new URL(t.gw.url);
+      for (const n of ["001", "002", "003"]) {
+        const r = await new Promise<{ status: number; body: string; length?: string | undefined }>((resolve, reject) => {
+          https
+            .get(
+              {
+                host: u.hostname,
+                port: u.port,
+                path: `/api/v1/namespaces/default/configmaps/small-${n}`,
+                agent,
+                headers: { authorization: `Bearer ${AGENT_TOKEN}` },
+              },
+              (res) => {
+                let body = "";
+                res.setEncoding("utf8");
+                res.on("data", (c: string) => {
+                  body += c;
+                });
+                res.on("end", () =>
+                  resolve({ status: res.statusCode ?? 0, body, length: res.headers["content-length"] }),
+                );
+              },
+            )
+            .on("error", reject);
+        });
+        expect(r.status).toBe(200);
+        expect(JSON.parse(r.body)).toEqual({ kind: "ConfigMap", data: { n } });
+        expect(Number(r.length)).toBe(Buffer.byteLength(r.body));
+      }
+    } finally {
+      agent.destroy();
+    }
+    expect((await t.records()).length).toBe(before + 3);
   });
 
   it("relays a 4 MiB body intact (backpressure towards a reading client)", async () => {

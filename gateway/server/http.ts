@@ -323,6 +323,19 @@ async function serve(
 const RELAY_FLUSH_BYTES = 64 * 1024;
 
 export function relayRaw(src: Readable, res: ServerResponse, idleMs: number): void {
+  // the whole body is already here (an upstream response parsed to its end while the record was
+  // written): send it with the end of the response now, without waiting for another turn
+  if ((src as Partial<IncomingMessage>).complete === true && src.readableFlowing !== true) {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for (let c = src.read() as Buffer | null; c !== null; c = src.read() as Buffer | null) {
+      chunks.push(c);
+      size += c.length;
+    }
+    if (chunks.length === 0) res.end();
+    else res.end(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    return;
+  }
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let scheduled = false;
