@@ -13,6 +13,8 @@ describe("parse pool", () => {
       const [a, b] = await Promise.all([pool.parse(bytes), pool.parse(bytes.subarray(0, 10))]);
       expect(a).toEqual(parseLines(bytes));
       expect(b).toEqual(parseLines(bytes.subarray(0, 10)));
+      // still 2: a worker that failed to start would have dropped the pool to inline parsing
+      expect(pool.threads).toBe(2);
       expect(a.infos).toHaveLength(3);
       expect(a.leaves).toHaveLength(3 * 32);
       expect(Buffer.from(a.leaves.subarray(32, 64)).toString("hex")).toBe(

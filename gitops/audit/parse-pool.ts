@@ -31,18 +31,21 @@ export function defaultWorkers(): number {
   return Math.max(1, Math.min(4, availableParallelism() - 1));
 }
 
-function tsxLoader(): string | null {
+function tsxAvailable(): boolean {
   try {
-    return import.meta.resolve("tsx");
+    import.meta.resolve("tsx/esm/api");
+    return true;
   } catch {
-    return null;
+    return false;
   }
 }
 
 export function createParsePool(size: number): ParsePool {
-  const loader = tsxLoader();
-  if (size < 1 || loader === null) return inlineParser;
-  const url = new URL("./parse-worker.ts", import.meta.url);
+  if (size < 1 || !tsxAvailable()) return inlineParser;
+  // through a bootstrap that registers tsx: `--import tsx` in execArgv did not reach the
+  // worker's loader on Node 20, so every worker failed at start and parsing fell back inline
+  const boot = new URL("./ts-worker.mjs", import.meta.url);
+  const entry = new URL("./parse-worker.ts", import.meta.url).href;
   const jobs = new Map<number, Job>();
   const owner = new Map<number, Worker>();
   let nextId = 0;
@@ -60,7 +63,7 @@ export function createParsePool(size: number): ParsePool {
   for (let i = 0; i < size; i++) {
     let w: Worker;
     try {
-      w = new Worker(url, { execArgv: ["--import", loader] });
+      w = new Worker(boot, { workerData: { entry } });
     } catch {
       broken = true;
       break;

@@ -128,6 +128,23 @@ export class ObjectStore {
     return oid;
   }
 
+  /** Write a loose object whose id and deflated bytes were computed elsewhere (segment-hasher.ts). */
+  writeDeflated(type: ObjectType, oid: string, content: Uint8Array, deflated: Uint8Array): string {
+    this.remember(oid, type, content);
+    const path = this.objectPath(oid);
+    const dir = join(this.gitdir, "objects", oid.slice(0, 2));
+    if (!this.knownDirs.has(dir)) {
+      this.fs.mkdirSync(dir, { recursive: true });
+      this.knownDirs.add(dir);
+    }
+    if (this.fs.existsSync(path)) return oid;
+    const tmp = join(dir, `tmp_obj_${process.pid}_${this.tmpCounter++}`);
+    this.fs.writeFileSync(tmp, deflated, { mode: 0o444 });
+    this.fs.renameSync(tmp, path);
+    this.unsynced.push(path);
+    return oid;
+  }
+
   /**
    * fsync every object written since the last call, then their directories. Many at a time:
    * ext4 folds concurrent fsyncs into one journal commit, where one after the other each waits

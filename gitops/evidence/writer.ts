@@ -13,7 +13,6 @@ import { canonicalJson } from "../../sdk/lib/canonical.ts";
 import {
   CHAIN_ZERO,
   type Checkpoint,
-  chainSegment,
   parseCheckpoint,
   type Signer,
   signCheckpoint,
@@ -23,6 +22,7 @@ import { acquireLock, type WriterLock } from "./lock.ts";
 import { type Fs, fsyncPath, ObjectStore } from "./objects.ts";
 import { type FetchLike, newObjects, type RemoteSpec, receivePack, remoteRefs, buildPack } from "./push.ts";
 import { evidenceReadme } from "./readme.ts";
+import { createSegmentHasher, inlineHasher, type SegmentHasher } from "./segment-hasher.ts";
 import { MutableTree } from "./tree.ts";
 import { EvidenceError, formatArtifactLine, formatRecordLine, Wal, type WalEntry } from "./wal.ts";
 
@@ -62,6 +62,13 @@ export interface EvidenceRepoOptions {
   walRotateBytes?: number;
   /** appends wait while this many acknowledged records await their commit (default 200,000) */
   maxQueuedRecords?: number;
+  /**
+   * true: seal segments (chained hash, blob id, deflate) on a worker thread, failing closed if
+   * it dies; false (default): on the writer's thread. Off by default: on the 2-core reference
+   * machine under load it cost more CPU per record than it moved (docs/perf/evidence.md). A
+   * SegmentHasher: that one (tests).
+   */
+  segmentWorker?: boolean | SegmentHasher;
   /** how long close() waits for a last push (ms, default 5000) */
   closePushTimeoutMs?: number;
 }
@@ -190,6 +197,7 @@ class Writer implements EvidenceWriter {
   private tree!: MutableTree;
   private wal!: Wal;
   private lock: WriterLock | null = null;
+  private hasher: SegmentHasher = inlineHasher;
 
   private head: string | null = null;
   private refDirReady = false;
@@ -272,11 +280,14 @@ class Writer implements EvidenceWriter {
     const stateDir = join(gitdir, "custos");
     await this.fs.promises.mkdir(stateDir, { recursive: true });
     this.lock = acquireLock(this.fs, join(stateDir, "writer.lock"));
+    const sw = this.opts.segmentWorker ?? false;
+    this.hasher = sw === true ? createSegmentHasher() : sw === false ? inlineHasher : sw;
     try {
       await this.load();
     } catch (err) {
       (this.wal as Wal | undefined)?.close(); // opened before the failure, or not
       this.lock.release();
+      await this.hasher.close();
       throw err;
     }
   }
@@ -828,7 +839,9 @@ class Writer implements EvidenceWriter {
     }
     if (lines.length > 0) {
       const segment = lines.length === 1 ? lines[0]! : Buffer.concat(lines);
-      const chain = chainSegment(this.chain, segment);
+      // chained hash, blob id and deflate: on the segment worker while appends go on here
+      const sealed = await this.hasher.seal(this.chain, segment);
+      const chain = sealed.chain;
       const firstLine = lines[0]!.toString("utf8");
       const ts = Date.parse((JSON.parse(firstLine) as { stageTimestamp?: string }).stageTimestamp ?? "");
       const d = new Date(Number.isFinite(ts) ? ts : this.clock());
@@ -836,7 +849,7 @@ class Writer implements EvidenceWriter {
       // minute): at 20 commits/s an hour-level directory would grow to 72,000 entries (a ~4 MB
       // tree rewritten by every commit)
       const path = `records/${d.getUTCFullYear()}/${pad2(d.getUTCMonth() + 1)}/${pad2(d.getUTCDate())}/${pad2(d.getUTCHours())}/${pad2(d.getUTCMinutes())}/${this.gatewayId}-${pad12(first)}.jsonl`;
-      const blob = await this.store.write("blob", segment);
+      const blob = this.store.writeDeflated("blob", sealed.oid, segment, sealed.deflated);
       await this.tree.add(path, blob);
       const tree = await this.tree.write();
       this.committedSeq = last;
@@ -1039,6 +1052,7 @@ class Writer implements EvidenceWriter {
       }
       this.wal.close();
       this.lock?.release();
+      await this.hasher.close();
     }
     if (this.failure) throw this.refusal();
   }
