@@ -66,6 +66,9 @@ function isIndexKey(k: string): boolean {
   return /^(?:0|[1-9][0-9]*)$/.test(k) && Number(k) < 4294967295;
 }
 
+/** array indices as trie keys, made once */
+const INDEX_KEYS: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i));
+
 /** keys seen lately (shared by all runs: only strings of at most 40 characters, no values) */
 const KEY_CACHE: (string | undefined)[] = new Array<string | undefined>(4096);
 
@@ -859,7 +862,7 @@ export class JsonTextMaskRun {
     for (let i = 0; ; i++) {
       this.path[depth] = i;
       if (kept === 0 && dropped) this.del(afterOpen, this.pos);
-      const cn = childNodes(nodes, String(i));
+      const cn = nodes === null ? null : childNodes(nodes, i < INDEX_KEYS.length ? INDEX_KEYS[i]! : String(i));
       let drop = false;
       if (cn === null && a.detectors.empty) this.skipValue();
       else drop = this.walk(cn, a, key, cn !== null, key);
