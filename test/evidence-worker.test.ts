@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { inflateSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import { openEvidenceRepo } from "../gitops/evidence/index.ts";
-import { createSegmentHasher, sealSegment } from "../gitops/evidence/segment-hasher.ts";
+import { createSegmentHasher, inlineHasher, sealSegment } from "../gitops/evidence/segment-hasher.ts";
 import { sampleRecord } from "../gitops/evidence/testkit.ts";
 import { nodeSigner } from "../gitops/signer/index.ts";
 import { canonicalJson } from "../sdk/lib/canonical.ts";
@@ -40,7 +40,7 @@ describe("segment worker", () => {
     try {
       expect(h.threaded).toBe(true);
       const segment = Buffer.from(
-        Array.from({ length: 50 }, (_, i) => `${canonicalJson(sampleRecord(i))}\n`).join(""),
+        Array.from({ length: 80 }, (_, i) => `${canonicalJson(sampleRecord(i))}\n`).join(""),
         "utf8",
       );
       const chain = new Uint8Array(32).fill(7);
@@ -48,6 +48,14 @@ describe("segment worker", () => {
       expect(Buffer.from(a.chain).toString("hex")).toBe(Buffer.from(b.chain).toString("hex"));
       expect(a.oid).toBe(b.oid);
       expect(inflateSync(a.deflated).equals(inflateSync(b.deflated))).toBe(true);
+      // the default, on the writer's thread (deflate of a large segment on the libuv pool)
+      const c = await inlineHasher.seal(chain, segment);
+      expect([Buffer.from(c.chain).toString("hex"), c.oid]).toEqual([
+        Buffer.from(b.chain).toString("hex"),
+        b.oid,
+      ]);
+      expect(inflateSync(c.deflated).equals(inflateSync(b.deflated))).toBe(true);
+      expect(segment.length).toBeGreaterThan(64 * 1024); // over the async-deflate size
       // a view into a larger buffer (a record's bytes inside a WAL write) seals the view only
       const big = Buffer.concat([Buffer.from("R1 "), segment, Buffer.from("R2 x\n")]);
       const view = big.subarray(3, 3 + segment.length);

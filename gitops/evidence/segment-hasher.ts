@@ -9,9 +9,12 @@
  * Without a worker (no tsx loader, or `threads: 0`) the same work runs inline.
  */
 import { Worker } from "node:worker_threads";
-import { constants, deflateSync } from "node:zlib";
+import { promisify } from "node:util";
+import { constants, deflate, deflateSync } from "node:zlib";
 import { chainSegment } from "../signer/index.ts";
 import { hashObject, objectBytes } from "./objects.ts";
+
+const deflateAsync = promisify(deflate);
 
 export interface SealedSegment {
   /** the chained hash after the segment's last line */
@@ -39,10 +42,20 @@ export interface SegmentHasher {
   readonly worker: Worker | null;
 }
 
+/** On the writer's thread, but the deflate (the larger part) on the libuv pool. */
 export const inlineHasher: SegmentHasher = {
   threaded: false,
   worker: null,
-  seal: (chain, segment) => Promise.resolve(sealSegment(chain, segment)),
+  seal: async (chain, segment) => {
+    const next = chainSegment(chain, segment);
+    const oid = hashObject("blob", segment);
+    const raw = objectBytes("blob", segment);
+    const deflated =
+      raw.length >= 64 * 1024
+        ? await deflateAsync(raw, { level: constants.Z_BEST_SPEED })
+        : deflateSync(raw, { level: constants.Z_BEST_SPEED });
+    return { chain: next, oid, deflated };
+  },
   close: () => Promise.resolve(),
 };
 
