@@ -561,6 +561,7 @@ describe("the text masker on tricky texts", () => {
       `{"metadata":{"name":"p","namespace":"default","annotations":{"b":"MRN: 12345678","7":"SSN 123-45-6789"}}}`,
       `{"metadata":{"name":"p","namespace":"phi-a"},"kind":"Secret","data":{"ssn":"${b64("123-45-6789")}"}}`,
       `{"metadata":{"name":"p","namespace":"default","labels":{"MRN-00481516":"x"}},"spec":{"n":"SSN 123-45-6789"}}`,
+      `{"metadata":{"name":"p","namespace":"default"},"spec":{"__proto__":"SSN 123-45-6789","n":"SSN 123-45-6789"}}`,
     ]) {
       const r = expectEquivalent(list(item), podCtx);
       expect(r.via).toBe("text");

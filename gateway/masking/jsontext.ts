@@ -651,7 +651,8 @@ export class JsonTextMaskRun {
       if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
       const keyStart = this.pos;
       const k = this.readKey();
-      if (!seen.add(k) || isIndexKey(k)) throw new ItemFallback();
+      // (`__proto__`: the object walker assigns it, which sets a prototype; keep its behaviour)
+      if (!seen.add(k) || isIndexKey(k) || k === "__proto__") throw new ItemFallback();
       // a data-map key holding an identifier is renamed: the object walker does that
       if (keyed && a.detectors.findCached(k) !== null) throw new ItemFallback();
       this.ws();
@@ -862,7 +863,8 @@ export class JsonTextMaskRun {
     for (let i = 0; ; i++) {
       this.path[depth] = i;
       if (kept === 0 && dropped) this.del(afterOpen, this.pos);
-      const cn = nodes === null ? null : childNodes(nodes, i < INDEX_KEYS.length ? INDEX_KEYS[i]! : String(i));
+      const cn =
+        nodes === null ? null : childNodes(nodes, i < INDEX_KEYS.length ? INDEX_KEYS[i]! : String(i));
       let drop = false;
       if (cn === null && a.detectors.empty) this.skipValue();
       else drop = this.walk(cn, a, key, cn !== null, key);
