@@ -276,15 +276,17 @@ async function startKubectlProxy(kcFile: string): Promise<{ url: string; stop():
 }
 
 /**
- * The floor for any Node TLS-terminating proxy: an https server (HTTP/1.1) relaying every request
+ * The floor for any Node TLS-terminating proxy: a TLS server (h2 + HTTP/1.1, like the gateway's) relaying every request
  * to the upstream over a keep-alive TLS agent with the upstream's token, piping the body back.
  * No authentication, decision, evidence or masking: what is left of "custos" minus its stages.
  */
 const RELAY_SRC = `
 const https = require("node:https");
+const http2 = require("node:http2");
 const { UP, CA, CERT, KEY, UPTOKEN } = process.env;
 const agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: CA });
-const srv = https.createServer({ cert: CERT, key: KEY }, (req, res) => {
+// HTTP/2 (ALPN h2) with the HTTP/1.1 fallback, as the gateway's listener
+const srv = http2.createSecureServer({ cert: CERT, key: KEY, allowHTTP1: true }, (req, res) => {
   const up = https.request(UP + req.url, { agent, headers: { accept: req.headers.accept || "application/json", authorization: "Bearer " + UPTOKEN } }, (u) => {
     const h = { "content-type": u.headers["content-type"] };
     if (u.headers["content-length"]) h["content-length"] = u.headers["content-length"];
@@ -429,13 +431,14 @@ async function main() {
     target("direct", upUrl, { token: UP_TOKEN, ca: tls.caPem }),
     target("kubectl proxy", proxy.url, {}),
     target("node TLS relay", relay.url, { token: AGENT, ca: tls.caPem }),
+    targetH2("node TLS relay h2", relay.url, { token: AGENT, ca: tls.caPem }),
     target("custos (no mask rules)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
     target("custos (masking)", gateways[1]!.url, { token: AGENT, ca: tls.caPem }),
     targetH2("custos h2 (no mask)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
     targetH2("custos h2 (masking)", gateways[1]!.url, { token: AGENT, ca: tls.caPem }),
   ];
   if (baseGateway)
-    targets.splice(3, 0, target("custos@base (no mask)", baseGateway.url, { token: AGENT, ca: tls.caPem }));
+    targets.splice(4, 0, target("custos@base (no mask)", baseGateway.url, { token: AGENT, ca: tls.caPem }));
   const measured = targets.filter((t) => !only || t.name === "direct" || t.name.includes(only));
   const cases = [
     { name: "small GET (1 pod)", path: "/api/v1/namespaces/default/pods/web-0", n: LAT_N.small },
