@@ -535,6 +535,46 @@ describe("the text masker on tricky texts", () => {
     }
   });
 
+  it("field strategies on strings, numbers, objects and base64 values", () => {
+    const src = { file: "p.ts", line: 1, column: 1 };
+    const f = (path: string, strategy: import("../sdk/schema/config.ts").MaskStrategy, base64?: boolean) => ({
+      path,
+      segments: path.split("."),
+      strategy,
+      label: path.split(".").pop()!,
+      ...(base64 === undefined ? {} : { base64 }),
+    });
+    const cfg = makeConfig({
+      masks: [
+        {
+          id: "cm",
+          match: { resources: ["configmaps"] },
+          fields: [
+            f("data.token", { kind: "redact" }, true),
+            f("data.plain", { kind: "redact" }),
+            f("data.part", { kind: "partial", keepFirst: 1, keepLast: 2 }),
+            f("data.pseudo", { kind: "pseudonymize" }),
+            f("data.num", { kind: "redact" }),
+            f("data.obj", { kind: "redact" }),
+            f("data.nul", { kind: "redact" }),
+          ],
+          detectors: [],
+          source: src,
+        },
+      ],
+    });
+    const p = compilePolicy(cfg);
+    const m = createMasker(cfg, { pseudonymKey: KEY });
+    const c = ctx({ resource: "configmaps", verb: "list", namespace: "" });
+    const text = `{"kind":"ConfigMapList","items":[{"kind":"ConfigMap","metadata":{"name":"a"},"data":{"token":"${b64("s3cret")}","plain":"[MASKED:plain]","part":"123-45-6789","pseudo":"Jane","num":1.5e1,"obj":{"a":["x",2,null]},"nul":null}}]}`;
+    const r = maskJsonTextWith(p, KEY, c, undefined, text);
+    const old = m.maskJson(JSON.parse(text), c);
+    expect(r.via).toBe("text");
+    expect(JSON.parse(r.text)).toEqual(old.value);
+    expect(r.summary).toEqual(old.summary);
+    expect(JSON.parse(r.text).items[0].data.token).toBe(b64("[MASKED:token]"));
+  });
+
   it("duplicate keys: the value JSON.parse keeps is masked, the shadowed one is not emitted", () => {
     const text = list(
       pod("default", `{"name":"A","value":"SSN 123-45-6789","value":"fine"}`) +

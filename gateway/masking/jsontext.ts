@@ -39,7 +39,7 @@ import {
   skipForDetectors,
   terminalOf,
 } from "./json.ts";
-import { DROP, type Dropped } from "./strategy.ts";
+import { DROP, type Dropped, redactToken } from "./strategy.ts";
 import { SummaryBuilder } from "./summary.ts";
 
 /** The text is not valid JSON (the caller re-parses it to get JSON.parse's own error). */
@@ -804,6 +804,15 @@ export class JsonTextMaskRun {
     if (term !== null) {
       if (c === 34) {
         const s = this.pos;
+        if (term.strategy.kind === "redact" && term.base64 !== true) {
+          // json.ts `field` on a string: the token does not depend on the value, which is not
+          // even read (a hit is recorded either way; the text changes unless it is the token)
+          this.scanString();
+          this.sum.hit(term.maskId, term.label, this.path);
+          const q = this.quote(redactToken(term.label));
+          if (this.pos - s !== q.length || !t.startsWith(q, s)) this.put(s, this.pos, q);
+          return false;
+        }
         const v = this.readString();
         const r = this.jr.field(v, term, canDrop);
         if (r === DROP) return true;
