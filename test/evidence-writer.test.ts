@@ -6,6 +6,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import nodeFs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -74,7 +75,7 @@ describe("evidence writer", () => {
     }
     expect(heads[0]).toBe(heads[1]);
     // golden: changes only if the format (layout, message, README, signing) changes — then update
-    // /work/brief/evidence-format.md and docs too.
+    // docs/auditor-guide.md ("What the repository holds") too.
     expect(heads[0]).toBe(DETERMINISTIC_HEAD);
   });
 
@@ -278,6 +279,83 @@ describe("evidence writer", () => {
     expect(recordLines(dir, "HEAD")).toHaveLength(120);
     // committed WAL files are removed
     expect(readdirSync(join(dir, "custos", "wal")).length).toBe(1);
+  });
+
+  it("machine durability: a ref never names an object that is not yet fsync'd (power loss)", async () => {
+    // an fs that watches which object files were renamed into place, which were fsync'd, and
+    // what the branch ref pointed at each time it moved
+    const watch = () => {
+      const written = new Set<string>();
+      const synced = new Set<string>();
+      const fdPath = new Map<number, string>();
+      const ev = { refMoves: 0, unsyncedAtMove: 0, refUnsynced: 0 };
+      const promises = new Proxy(nodeFs.promises, {
+        get(t, k) {
+          if (k !== "open") return Reflect.get(t, k);
+          return async (p: string, flags?: string) => {
+            const fh = await t.open(p, flags);
+            const datasync = fh.datasync.bind(fh);
+            fh.datasync = async () => {
+              await datasync();
+              synced.add(String(p));
+            };
+            return fh;
+          };
+        },
+      });
+      const fs = new Proxy(nodeFs, {
+        get(t, k) {
+          if (k === "promises") return promises;
+          if (k === "openSync")
+            return (p: string, f: string) => {
+              const fd = t.openSync(p, f);
+              fdPath.set(fd, p);
+              return fd;
+            };
+          if (k === "fdatasync")
+            return (fd: number, cb: (e: Error | null) => void) =>
+              t.fdatasync(fd, (e) => {
+                if (!e) synced.add(fdPath.get(fd) ?? "");
+                cb(e);
+              });
+          if (k === "renameSync")
+            return (a: string, b: string) => {
+              t.renameSync(a, b);
+              if (b.includes("/objects/")) written.add(b);
+              else if (b.endsWith("refs/heads/evidence/gw-pl")) {
+                ev.refMoves++;
+                for (const o of written) if (!synced.has(o)) ev.unsyncedAtMove++;
+                if (!synced.has(a)) ev.refUnsynced++;
+              }
+            };
+          return Reflect.get(t, k);
+        },
+      }) as typeof nodeFs;
+      return { fs, ev };
+    };
+    const run = async (durability: "process" | "machine") => {
+      const { fs, ev } = watch();
+      const dir = join(root, `power-${durability}`);
+      const w = await openEvidenceRepo({
+        dir,
+        gatewayId: "gw-pl",
+        signer,
+        durability,
+        batchMaxRecords: 5,
+        fs,
+        log: quiet,
+      });
+      for (let i = 0; i < 3; i++)
+        await Promise.all(Array.from({ length: 7 }, (_, j) => w.append(sampleRecord(i * 7 + j))));
+      await w.close();
+      expect(recordLines(dir, "HEAD")).toHaveLength(21);
+      return ev;
+    };
+    const machine = await run("machine");
+    expect(machine.refMoves).toBeGreaterThan(3);
+    expect(machine).toMatchObject({ unsyncedAtMove: 0, refUnsynced: 0 });
+    // the same watch sees process durability move the ref over page-cache-only objects
+    expect((await run("process")).unsyncedAtMove).toBeGreaterThan(0);
   });
 
   it("rotates the write-ahead log and deletes only files whose records are committed", async () => {

@@ -772,6 +772,9 @@ class Writer implements EvidenceWriter {
       message,
     });
     const oid = await this.store.write("commit", Buffer.from(raw, "utf8"));
+    // machine durability: every object the new head reaches is on disk before the ref names it,
+    // so after a power loss the ref is the old or the new head and both are complete
+    if (this.machine) await this.store.syncWritten();
     const refPath = join(this.gitdir, this.branch);
     if (!this.refDirReady) {
       this.fs.mkdirSync(join(refPath, ".."), { recursive: true }); // may be missing after `git pack-refs`
@@ -786,7 +789,18 @@ class Writer implements EvidenceWriter {
   /** write + rename: readers (git, a crash) see the old or the new content, never a torn one */
   private async writeFileAtomic(path: string, content: string): Promise<void> {
     const tmp = `${path}.tmp-${process.pid}`;
-    this.fs.writeFileSync(tmp, content);
+    if (this.machine) {
+      // the new content is durable before the rename can replace the old one
+      const fd = this.fs.openSync(tmp, "w");
+      try {
+        this.fs.writeSync(fd, content);
+        await new Promise<void>((resolve, reject) =>
+          this.fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())),
+        );
+      } finally {
+        this.fs.closeSync(fd);
+      }
+    } else this.fs.writeFileSync(tmp, content);
     this.fs.renameSync(tmp, path);
   }
 
