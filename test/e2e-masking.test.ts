@@ -74,8 +74,21 @@ const capture: Logger = {
  */
 const STRICT = PLANTED_VALUES.filter((v) => !(PLANTED.names as readonly string[]).includes(v));
 
+/**
+ * A planted value standing on its own (not inside a longer run of letters and digits): a
+ * five-digit ZIP such as 99901 also turns up by chance inside hex hashes, microsecond
+ * timestamps and binary tree entries of the evidence repository; a leak would stand alone,
+ * as every detector needs it to.
+ */
+const STANDALONE = new Map(
+  STRICT.map((v) => [
+    v,
+    new RegExp(`(?<![A-Za-z0-9])${v.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![A-Za-z0-9])`),
+  ]),
+);
+
 function leaks(s: string): string[] {
-  return STRICT.filter((v) => s.includes(v));
+  return STRICT.filter((v) => STANDALONE.get(v)!.test(s));
 }
 
 function names(s: string): string[] {
