@@ -23,7 +23,12 @@ if (unknown.length > 0) {
 }
 const out = join(here, "out");
 mkdirSync(out, { recursive: true });
-const machine = { cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+const machine = {
+  cpu: cpus()[0]?.model ?? "unknown",
+  cores: cpus().length,
+  memGiB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+};
 process.stdout.write(`machine: ${JSON.stringify(machine)}\n`);
 let failed = 0;
 for (const name of names) {
@@ -36,6 +41,13 @@ for (const name of names) {
   });
   process.stdout.write(r.stdout ?? "");
   if (r.status !== 0) failed++;
-  writeFileSync(join(out, `${name}.json`), JSON.stringify({ machine, name, exit: r.status, seconds: (Date.now() - started) / 1000, stdout: r.stdout }, null, 2));
+  writeFileSync(
+    join(out, `${name}.json`),
+    JSON.stringify(
+      { machine, name, exit: r.status, seconds: (Date.now() - started) / 1000, stdout: r.stdout },
+      null,
+      2,
+    ),
+  );
 }
 process.exit(failed > 0 ? 1 : 0);
