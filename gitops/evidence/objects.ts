@@ -109,40 +109,42 @@ export class ObjectStore {
   async write(type: ObjectType, content: Uint8Array): Promise<string> {
     const oid = hashObject(type, content);
     this.remember(oid, type, content);
-    const path = this.objectPath(oid);
-    const dir = join(this.gitdir, "objects", oid.slice(0, 2));
-    if (!this.knownDirs.has(dir)) {
-      this.fs.mkdirSync(dir, { recursive: true });
-      this.knownDirs.add(dir);
-    }
-    if (this.fs.existsSync(path)) return oid;
+    const path = this.prepare(oid);
+    if (path === null) return oid;
     const raw = objectBytes(type, content);
     const deflated =
       raw.length >= ASYNC_DEFLATE_BYTES
         ? await deflateAsync(raw, { level: constants.Z_BEST_SPEED })
         : deflateSync(raw, { level: constants.Z_BEST_SPEED });
-    const tmp = join(dir, `tmp_obj_${process.pid}_${this.tmpCounter++}`);
-    this.fs.writeFileSync(tmp, deflated, { mode: 0o444 });
-    this.fs.renameSync(tmp, path);
-    this.unsynced.push(path);
+    this.place(path, deflated);
     return oid;
   }
 
   /** Write a loose object whose id and deflated bytes were computed elsewhere (segment-hasher.ts). */
   writeDeflated(type: ObjectType, oid: string, content: Uint8Array, deflated: Uint8Array): string {
     this.remember(oid, type, content);
-    const path = this.objectPath(oid);
+    const path = this.prepare(oid);
+    if (path !== null) this.place(path, deflated);
+    return oid;
+  }
+
+  /** The object's path with its fan-out directory made, or null when the object exists already. */
+  private prepare(oid: string): string | null {
     const dir = join(this.gitdir, "objects", oid.slice(0, 2));
     if (!this.knownDirs.has(dir)) {
       this.fs.mkdirSync(dir, { recursive: true });
       this.knownDirs.add(dir);
     }
-    if (this.fs.existsSync(path)) return oid;
-    const tmp = join(dir, `tmp_obj_${process.pid}_${this.tmpCounter++}`);
+    const path = this.objectPath(oid);
+    return this.fs.existsSync(path) ? null : path;
+  }
+
+  /** write + rename, so a reader never sees a partial object; fsync'd later by syncWritten */
+  private place(path: string, deflated: Uint8Array): void {
+    const tmp = join(path, "..", `tmp_obj_${process.pid}_${this.tmpCounter++}`);
     this.fs.writeFileSync(tmp, deflated, { mode: 0o444 });
     this.fs.renameSync(tmp, path);
     this.unsynced.push(path);
-    return oid;
   }
 
   /**
