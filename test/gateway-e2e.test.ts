@@ -321,6 +321,33 @@ describe("kubectl through the gateway", () => {
     noPlanted(content);
   });
 
+  it("a required recording that cannot be kept closes the session: nothing unrecorded reaches the agent", async () => {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromString(sim.kubeconfig());
+    const small = await startTestGateway(new Upstream(kc, { timeoutMs: 10_000 }), {
+      config: policyWithDetector(),
+      maskerFactory: (c) => createMasker(c, { pseudonymKey: new Uint8Array(32).fill(3) }),
+      limits: { maxRecordingBytes: 400 },
+    });
+    try {
+      const lines = Array.from({ length: 40 }, (_, i) => `line ${String(i).padStart(2, "0")} of the session`);
+      const r = await kubectl(await small.kubeconfig(AGENT_TOKEN), ["exec", "-i", "web-0", "--", "cat"], {
+        input: `${lines.join("\n")}\n`,
+      });
+      // the recording limit is hit long before the end: the rest never reaches kubectl
+      expect(r.stdout).not.toContain(lines.at(-1));
+      const execRecords = async () =>
+        (await small.records()).filter((x) => x.objectRef?.subresource === "exec");
+      for (let i = 0; i < 50 && (await execRecords()).length < 1; i++)
+        await new Promise((res) => setTimeout(res, 50));
+      const rec = (await execRecords())[0]!;
+      expect(rec.annotations?.["custos.dev/session-recording-error"]).toBe("MASK_RECORDING_FAILED");
+      expect(rec.annotations?.["custos.dev/session-recording"]).toBeUndefined();
+    } finally {
+      await small.close();
+    }
+  });
+
   it("denials name the rule; bad tokens are 401", async () => {
     const s = await kubectl(agentKc, ["get", "secret", "db"]);
     expect(s.code).toBe(1);

@@ -162,6 +162,7 @@ export const GatewayFileConfig = z
       .object({
         maxBodyBytes: z.number().int().positive().optional(),
         maxResponseBytes: z.number().int().positive().optional(),
+        maxRecordingBytes: z.number().int().positive().optional(),
       })
       .default({}),
     /** hold calls waiting for approval (poll interval, ms) */

@@ -41,12 +41,15 @@ export interface Limits {
   maxResponseBytes: number;
   /** one watch event (line) larger than this closes the stream */
   maxEventBytes: number;
+  /** a required exec/attach session recording larger than this closes the session (fail closed) */
+  maxRecordingBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
   maxBodyBytes: 3 * 1024 * 1024, // kube-apiserver's own default request size limit is 3 MiB
   maxResponseBytes: 256 * 1024 * 1024,
   maxEventBytes: 16 * 1024 * 1024,
+  maxRecordingBytes: 64 * 1024 * 1024,
 };
 
 export interface Snapshot {

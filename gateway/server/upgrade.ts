@@ -271,7 +271,10 @@ async function relay(
     if (call.purpose !== undefined) header.custos.purpose = call.purpose;
     const container = request.query.container?.[0];
     if (container) header.custos.container = container;
-    recorder = createAsciicastRecorder(header, { now: () => rt.clock.now().getTime() });
+    recorder = createAsciicastRecorder(header, {
+      now: () => rt.clock.now().getTime(),
+      maxBytes: rt.limits.maxRecordingBytes,
+    });
   }
   const record = (fn: (r: AsciicastRecorder) => void) => {
     if (!recorder || recordingError) return;
