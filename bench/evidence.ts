@@ -1,5 +1,5 @@
 /**
- * Evidence writer benchmark: `node --import tsx bench/evidence.ts [--seconds 8] [--rate 20000] [--batch 4000] [--segment-worker]`
+ * Evidence writer benchmark: `node --import tsx bench/evidence.ts [--seconds 8] [--rate 20000] [--batch 4000]`
  *
  * 1. sustained: records/s committed as signed commits when appends come as fast as they can
  *    (bounded in flight), durability "process".
@@ -38,8 +38,6 @@ const RATE = arg("rate", 20_000);
 /** records per commit at most; the writer's default (4,000) unless given (1,000 was the default before) */
 const BATCH = {
   ...(args.includes("--batch") ? { batchMaxRecords: arg("batch", 4000) } : {}),
-  // `--segment-worker`: seal segments (chain, blob id, deflate) on a worker thread
-  ...(args.includes("--segment-worker") ? { segmentWorker: true } : {}),
 };
 const root = mkdtempSync(join(tmpdir(), "custos-bench-evidence-"));
 const seed = new Uint8Array(32).map((_, i) => i * 7 + 1);

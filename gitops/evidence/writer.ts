@@ -22,7 +22,7 @@ import { acquireLock, type WriterLock } from "./lock.ts";
 import { type Fs, fsyncPath, ObjectStore } from "./objects.ts";
 import { type FetchLike, newObjects, type RemoteSpec, receivePack, remoteRefs, buildPack } from "./push.ts";
 import { evidenceReadme } from "./readme.ts";
-import { createSegmentHasher, inlineHasher, type SegmentHasher } from "./segment-hasher.ts";
+import { inlineHasher, type SegmentHasher } from "./segment-hasher.ts";
 import { MutableTree } from "./tree.ts";
 import { EvidenceError, formatArtifactLine, formatRecordLine, Wal, type WalEntry } from "./wal.ts";
 
@@ -62,13 +62,8 @@ export interface EvidenceRepoOptions {
   walRotateBytes?: number;
   /** appends wait while this many acknowledged records await their commit (default 200,000) */
   maxQueuedRecords?: number;
-  /**
-   * true: seal segments (chained hash, blob id, deflate) on a worker thread, failing closed if
-   * it dies; false (default): on the writer's thread. Off by default: on the 2-core reference
-   * machine under load it cost more CPU per record than it moved (docs/perf/evidence.md). A
-   * SegmentHasher: that one (tests).
-   */
-  segmentWorker?: boolean | SegmentHasher;
+  /** how segments are sealed (chain, blob id, deflate); default on the writer's thread (tests inject failures) */
+  segmentHasher?: SegmentHasher;
   /** how long close() waits for a last push (ms, default 5000) */
   closePushTimeoutMs?: number;
 }
@@ -280,8 +275,7 @@ class Writer implements EvidenceWriter {
     const stateDir = join(gitdir, "custos");
     await this.fs.promises.mkdir(stateDir, { recursive: true });
     this.lock = acquireLock(this.fs, join(stateDir, "writer.lock"));
-    const sw = this.opts.segmentWorker ?? false;
-    this.hasher = sw === true ? createSegmentHasher() : sw === false ? inlineHasher : sw;
+    this.hasher = this.opts.segmentHasher ?? inlineHasher;
     try {
       await this.load();
     } catch (err) {
