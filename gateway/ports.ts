@@ -111,7 +111,8 @@ export interface EvidenceRecord {
   kind: "Event";
   level: "Metadata" | "Request" | "RequestResponse";
   auditID: string;
-  stage: "ResponseComplete" | "Panic";
+  /** "ResponseStarted": a long-running call (exec/attach/port-forward) has begun; its "ResponseComplete" record follows */
+  stage: "ResponseStarted" | "ResponseComplete" | "Panic";
   requestURI: string;
   verb: string;
   user: { username: string; groups: string[]; extra?: Record<string, string[]> };

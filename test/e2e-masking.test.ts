@@ -463,7 +463,11 @@ describe("what custos stored", () => {
     // exec records are written when the upstream closes, which may be just after kubectl exits
     for (let i = 0; i < 40; i++) {
       await sink.flush();
-      if ((await records()).filter((r) => r.responseStatus?.code === 101).length >= 2) break;
+      if (
+        (await records()).filter((r) => r.responseStatus?.code === 101 && r.custos.type === "call").length >=
+        2
+      )
+        break;
       await new Promise((r) => setTimeout(r, 100));
     }
     await sink.checkpoint();
@@ -500,12 +504,17 @@ describe("what custos stored", () => {
     );
     expect(podGet?.custos.masking?.paths).toContain("/spec/containers/0/env/0/value");
     const sessions = recs.filter(
-      (r) => r.objectRef?.subresource === "exec" && r.responseStatus?.code === 101,
+      (r) =>
+        r.objectRef?.subresource === "exec" && r.responseStatus?.code === 101 && r.custos.type === "call",
     );
     expect(sessions.length).toBe(2);
     for (const r of sessions) {
       expect(r.custos.masking?.counts.ssn).toBeGreaterThan(0);
       expect(r.annotations?.["custos.dev/session-recording"]).toBeDefined();
+      // each session was in the evidence before it started (stage ResponseStarted, earlier seq)
+      const opened = recs.find((o) => o.auditID === r.auditID && o.custos.type === "session");
+      expect(opened?.stage).toBe("ResponseStarted");
+      expect(opened!.custos.seq!).toBeLessThan(r.custos.seq!);
     }
 
     const verify = await new Promise<{ code: number; out: string; err: string }>((resolve) => {

@@ -12,6 +12,7 @@ import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMasker } from "../gateway/masking/index.ts";
 import type { RunningGateway } from "../gateway/server/gateway.ts";
+import type { EvidenceSink } from "../gateway/ports.ts";
 import { Upstream } from "../gateway/upstream/index.ts";
 import { type Simulator, startSimulator } from "../simulator/index.ts";
 import {
@@ -297,7 +298,8 @@ describe("kubectl through the gateway", () => {
     const i = await kubectl(agentKc, ["exec", "-i", "web-0", "--", "cat"], { input: `hello ${PLANTED}\n` });
     expect(i.stdout).toContain("hello [MASKED:name]");
     // the session's record is written when the upstream closes, which may be just after kubectl exits
-    const execRecords = async () => (await t.records()).filter((r) => r.objectRef?.subresource === "exec");
+    const execRecords = async () =>
+      (await t.records()).filter((r) => r.objectRef?.subresource === "exec" && r.custos.type === "call");
     for (let i = 0; i < 50 && (await execRecords()).length < 2; i++)
       await new Promise((r) => setTimeout(r, 50));
     const rec = (await execRecords())[1]!;
@@ -337,7 +339,9 @@ describe("kubectl through the gateway", () => {
       // the recording limit is hit long before the end: the rest never reaches kubectl
       expect(r.stdout).not.toContain(lines.at(-1));
       const execRecords = async () =>
-        (await small.records()).filter((x) => x.objectRef?.subresource === "exec");
+        (await small.records()).filter(
+          (x) => x.objectRef?.subresource === "exec" && x.custos.type === "call",
+        );
       for (let i = 0; i < 50 && (await execRecords()).length < 1; i++)
         await new Promise((res) => setTimeout(res, 50));
       const rec = (await execRecords())[0]!;
@@ -345,6 +349,41 @@ describe("kubectl through the gateway", () => {
       expect(rec.annotations?.["custos.dev/session-recording"]).toBeUndefined();
     } finally {
       await small.close();
+    }
+  });
+
+  it("an exec session whose opening record cannot be written never reaches the API server", async () => {
+    // a sink that takes call records but refuses the session-opened one (disk full just then)
+    const kept: string[] = [];
+    const flaky: EvidenceSink = {
+      append: async (r) => {
+        if (r.custos.type === "session") throw new Error("disk full");
+        kept.push(`${r.custos.type}:${r.objectRef?.subresource ?? ""}:${r.responseStatus.code}`);
+        return { seq: kept.length };
+      },
+      appendArtifact: async () => {},
+      close: async () => {},
+    };
+    const kc = new k8s.KubeConfig();
+    kc.loadFromString(sim.kubeconfig());
+    const upstream = new Upstream(kc, { timeoutMs: 10_000 });
+    // opening the upstream WebSocket would already run the command: count every attempt
+    let wsAttempts = 0;
+    const wsOptions = upstream.wsOptions.bind(upstream);
+    upstream.wsOptions = () => {
+      wsAttempts++;
+      return wsOptions();
+    };
+    const g = await startTestGateway(upstream, { config: policyWithDetector(), sink: flaky });
+    try {
+      const x = await kubectl(await g.kubeconfig(AGENT_TOKEN), ["exec", "web-0", "--", "ls", "-l", "/"]);
+      expect(x.code).not.toBe(0);
+      expect(x.stdout).toBe("");
+      expect(wsAttempts).toBe(0);
+      // the refusal itself is the call's one record
+      expect(kept).toContain("call:exec:503");
+    } finally {
+      await g.close();
     }
   });
 

@@ -211,6 +211,32 @@ export class Call {
     }
   }
 
+  /**
+   * Before the upstream is asked to start a session (exec/attach/port-forward): a durable
+   * `session` record with stage ResponseStarted, so a session that never ends cleanly (a
+   * crash, a kill) is still in the evidence. Resolves false (and logs) when the sink refused
+   * it: the session must not start. The call's own record is written when it ends.
+   */
+  async opened(rt: Runtime): Promise<boolean> {
+    const r = this.record(rt, 101);
+    const rec: EvidenceRecord = {
+      ...r,
+      stage: "ResponseStarted",
+      annotations: { ...r.annotations, "custos.dev/session": "opened" },
+      custos: { ...r.custos, type: "session" },
+    };
+    try {
+      await rt.sink.append(rec);
+      return true;
+    } catch (e) {
+      rt.logger.error("evidence append failed; refusing the session", {
+        auditID: this.auditID,
+        code: (e as { code?: string }).code ?? "error",
+      });
+      return false;
+    }
+  }
+
   /** Write this call's one record. Resolves false (and logs) when the sink refused it. */
   async finish(rt: Runtime, code: number, err?: GatewayError): Promise<boolean> {
     if (this.recorded) return true;

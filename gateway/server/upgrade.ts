@@ -158,6 +158,9 @@ async function relay(
       "WS_PROTOCOL_UNSUPPORTED",
       `custos: none of the offered WebSocket subprotocols (${offered.join(", ") || "none"}) is supported; use one of ${allowed.join(", ")}`,
     );
+  // the session is in the evidence before the upstream is asked to start it (opening the
+  // upstream WebSocket already runs the command); if that cannot be written, it never starts
+  if (!(await call.opened(rt))) throw evidenceUnavailable("sink refused the session-opened record");
   const headers = upstreamHeaders(req.headers, { impersonate: rt.impersonate, identity });
   const { headers: credHeaders, tls } = await rt.upstream.wsOptions();
   const target = rt.upstream.url(call.url, "wss");
