@@ -285,7 +285,7 @@ export async function run(argv: string[]): Promise<number> {
       say(
         "  kubectl get pods                                  # ci-agent, purpose operations: allowed, env values masked",
       );
-      say("  kubectl logs intake-worker-0 -c worker            # identifiers masked line by line (names only when labelled: docs/policy-guide.md)");
+      say("  kubectl logs intake-worker-0 -c worker            # identifiers masked line by line, names too when labelled or next to one");
       say("  kubectl get secrets                               # denied: the message names the rule and why");
       say("  kubectl --context operator get configmaps patient-index -o yaml   # PHI masked field by field");
       say(

@@ -67,12 +67,12 @@ const capture: Logger = {
 };
 
 /**
- * Every planted value but the patients' names. Names (Safe Harbor identifier A) have no shape a
- * regex can find in free text ("billing export failed for Mei Fictional"): the HIPAA baseline
- * masks them where a field rule covers them (env values, ConfigMap and Secret data; asserted
- * below) and leaves free text to the detectors, which do not look for names. A known gap.
+ * Every planted value, the patients' names included: the seed writes names labelled
+ * (`name="…"`), next to another identifier on the same line (`for Juan Placeholder dob=…`,
+ * CSV rows, `psql` output), or in fields a rule masks — all of which the HIPAA baseline masks.
+ * (A name in prose with no identifier on its line would not be found; docs/policy-guide.md.)
  */
-const STRICT = PLANTED_VALUES.filter((v) => !(PLANTED.names as readonly string[]).includes(v));
+const STRICT = PLANTED_VALUES;
 
 /**
  * A planted value standing on its own (not inside a longer run of letters and digits): a

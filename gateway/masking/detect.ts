@@ -25,7 +25,12 @@ export interface CompiledDetector {
   readonly source: string;
   /** what every match must contain (see gate.ts) */
   readonly gate: Gate;
+  /** matches count only on a line where another detector found an identifier */
+  readonly context: RegExp | null;
 }
+
+/** categories whose matches do not make a line identifying enough for context patterns */
+const NOT_ANCHORS = new Set(["ip", "url", "name"]);
 
 export interface Span {
   start: number;
@@ -51,6 +56,7 @@ export function compileDetector(d: Detector): CompiledDetector {
     flags,
     source: d.pattern,
     gate: new Gate(requirementOf(d.pattern, flags)),
+    context: d.contextPattern === undefined ? null : new RegExp(d.contextPattern, "g" + flags),
   };
 }
 
@@ -95,8 +101,12 @@ export class DetectorSet {
    */
   private readonly trigger: Uint8Array | null;
 
+  /** detectors with a context pattern */
+  private readonly contextual: readonly CompiledDetector[];
+
   constructor(dets: readonly CompiledDetector[]) {
     this.dets = dets;
+    this.contextual = dets.filter((d) => d.context !== null);
     let trigger: Uint8Array | null = new Uint8Array(128);
     for (let c = 48; c <= 57; c++) trigger[c] = 1;
     for (const d of dets) {
@@ -324,6 +334,7 @@ export class DetectorSet {
       }
     }
     if (spans === null) return null;
+    if (this.contextual.length > 0) this.addContext(s, spans);
     if (spans.length === 1) return spans;
     spans.sort((a, b) => a.start - b.start || b.end - a.end);
     const out: Span[] = [];
@@ -335,6 +346,42 @@ export class DetectorSet {
       }
     }
     return out;
+  }
+
+  /**
+   * Context patterns: on each line holding an identifier (an anchor: any match but an IP, a URL
+   * or a name), what a detector's context pattern matches is masked too — a name next to an
+   * SSN or a date of birth. Only runs when something was found, so the gates stay sound.
+   */
+  private addContext(s: string, spans: Span[]): void {
+    const lines = new Map<number, number>(); // line start -> line end
+    for (const sp of spans) {
+      if (NOT_ANCHORS.has(sp.det.category)) continue;
+      const from = s.lastIndexOf("\n", sp.start - 1) + 1;
+      if (lines.has(from)) continue;
+      const nl = s.indexOf("\n", sp.end);
+      lines.set(from, nl < 0 ? s.length : nl);
+    }
+    if (lines.size === 0) return;
+    for (const det of this.contextual) {
+      const re = det.context!;
+      for (const [from, to] of lines) {
+        const line = s.slice(from, to);
+        re.lastIndex = 0;
+        let m: RegExpExecArray | null = re.exec(line);
+        while (m !== null) {
+          const whole = m[0];
+          if (whole.length === 0) re.lastIndex++;
+          else {
+            const value = m.groups?.value ?? whole;
+            const off = value === whole ? 0 : Math.max(whole.indexOf(value), 0);
+            const start = from + m.index + off;
+            spans.push({ start, end: start + value.length, det });
+          }
+          m = re.exec(line);
+        }
+      }
+    }
   }
 }
 

@@ -102,10 +102,11 @@ export function asDetectorDef<T extends DetectorDef | LibraryDetector | string>(
 ): DetectorDef | Extract<T, string> {
   if (typeof d === "string") return d as Extract<T, string>;
   if ((d as DetectorDef).kind === "detector") return d as DetectorDef;
-  const { validate, ...rest } = structuredClone(d) as LibraryDetector;
+  const { validate, contextPattern, ...rest } = structuredClone(d) as LibraryDetector;
   return Object.freeze({
     ...rest,
     ...(validate === undefined ? {} : { validate }),
+    ...(contextPattern === undefined ? {} : { contextPattern }),
     kind: "detector",
     source,
   });
@@ -121,6 +122,8 @@ export interface DetectorBuilderSpec {
   /** "everywhere": every response; "masks" (default): only where a mask lists it */
   scope?: "everywhere" | "masks";
   validate?: "none" | "luhn" | "ssn" | "date" | "ipv4";
+  /** also mask what this matches on a line where another detector found an identifier (same flags as `pattern`) */
+  contextPattern?: RegExp;
 }
 
 /**
@@ -140,6 +143,7 @@ export function detector(id: string, spec: DetectorBuilderSpec): DetectorDef {
     label: spec.label ?? spec.category,
     scope: spec.scope ?? "masks",
     ...(spec.validate === undefined ? {} : { validate: spec.validate }),
+    ...(spec.contextPattern === undefined ? {} : { contextPattern: spec.contextPattern.source }),
     source: callerLocation(),
   };
   return Object.freeze(def);

@@ -131,6 +131,7 @@ export interface DetectorDef {
   readonly label: string;
   readonly scope: "everywhere" | "masks";
   readonly validate?: "none" | "luhn" | "ssn" | "date" | "ipv4";
+  readonly contextPattern?: string;
   readonly source: SourceLocation;
 }
 

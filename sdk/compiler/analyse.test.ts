@@ -146,6 +146,19 @@ describe("build problems", () => {
       ]),
     );
     expect(codes(forged)).toEqual(["INVALID_PATTERN@detectors[0]"]);
+    // a context pattern is checked the same way, and carried into the config when valid
+    const ctxBad = compile([], {
+      detectors: [
+        { ...detector("ctx-forged", { category: "x", pattern: /x/ }), contextPattern: "[" },
+        detector("ctx-empty", { category: "x", pattern: /y/, contextPattern: /z*/ }),
+      ],
+    });
+    expect(codes(ctxBad)).toEqual(["INVALID_PATTERN@detectors[0]", "INVALID_PATTERN@detectors[1]"]);
+    const ok = compile([], {
+      detectors: [detector("ctx", { category: "name", pattern: /x/, contextPattern: /[A-Z]\w+/u })],
+    });
+    expect(ok.problems).toEqual([]);
+    expect(ok.config?.detectors.find((d) => d.id === "ctx")?.contextPattern).toBe("[A-Z]\\w+");
   });
 
   it("MISSING_APPROVAL and UNEXPECTED_APPROVAL (data from untyped code)", () => {

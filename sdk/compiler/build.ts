@@ -180,6 +180,24 @@ function registerDetector(ctx: Ctx, def: DetectorDef, path: string): void {
       ctx.loc(def.source),
     );
   }
+  if (def.contextPattern !== undefined) {
+    try {
+      if (new RegExp(def.contextPattern, `g${def.flags}`).test(""))
+        ctx.problems.add(
+          "INVALID_PATTERN",
+          path,
+          `detector "${def.id}": its contextPattern matches the empty string; require at least one character`,
+          ctx.loc(def.source),
+        );
+    } catch (e) {
+      ctx.problems.add(
+        "INVALID_PATTERN",
+        path,
+        `detector "${def.id}" contextPattern: ${(e as Error).message}`,
+        ctx.loc(def.source),
+      );
+    }
+  }
   const out: Detector = {
     id: def.id,
     category: def.category,
@@ -191,6 +209,7 @@ function registerDetector(ctx: Ctx, def: DetectorDef, path: string): void {
     source: ctx.loc(def.source),
   };
   if (def.validate !== undefined) out.validate = def.validate;
+  if (def.contextPattern !== undefined) out.contextPattern = def.contextPattern;
   ctx.detectors.set(def.id, { def, out });
 }
 

@@ -31,6 +31,8 @@ export interface DetectorOptions {
   label?: string;
   scope?: "everywhere" | "masks";
   validate?: NonNullable<Detector["validate"]>;
+  /** a pattern that counts only next to another identifier on the same line; null: none */
+  contextPattern?: string | null;
 }
 
 const REDACT: MaskStrategy = { kind: "redact" };
@@ -75,6 +77,8 @@ function make(defaults: DetectorSpec, o: DetectorOptions): DetectorSpec {
   };
   const validate = o.validate ?? (o.pattern !== undefined ? undefined : defaults.validate);
   if (validate !== undefined) d.validate = validate;
+  const context = o.contextPattern === undefined ? defaults.contextPattern : (o.contextPattern ?? undefined);
+  if (context !== undefined) d.contextPattern = context;
   return d;
 }
 
@@ -409,6 +413,8 @@ export function personName(o: DetectorOptions = {}): DetectorSpec {
   const label =
     "(?:(?:[Pp]atient|PATIENT|[Ff]ull|FULL|[Ff]irst|FIRST|[Ll]ast|LAST|[Gg]iven|[Ff]amily|[Ll]egal|[Mm]ember|[Ss]ubscriber|[Gg]uarantor)[ _-]?(?:[Nn]ame|NAME)|[Nn]ame|NAME|[Pp]atient|PATIENT)";
   const word = "[A-Z][a-zA-Z'.-]*";
+  // a proper noun: Jane, O'Neil, McDonald, Roe-Synthetic (never INFO, GET or MRN)
+  const proper = "[A-Z](?:'[A-Z])?[a-z]+(?:[A-Z][a-z]+)?(?:-[A-Z]?[a-z]+)*";
   return make(
     {
       id: "name",
@@ -418,6 +424,9 @@ export function personName(o: DetectorOptions = {}): DetectorSpec {
       strategy: REDACT,
       label: "name",
       scope: "masks",
+      // two or three capitalised words (Jane Roe, Mei Fictional, Jane Roe-Synthetic, Sean O'Neil)
+      // on a line that also holds an SSN, MRN, date, phone, e-mail, address, ...
+      contextPattern: `\\b${proper}(?:[^\\S\\n]${proper}){1,2}(?![\\w'-])`,
     },
     o,
   );

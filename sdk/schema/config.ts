@@ -218,6 +218,12 @@ export const Detector = z.object({
   scope: z.enum(["everywhere", "masks"]),
   /** extra validation of a candidate match, to cut false positives */
   validate: z.enum(["none", "luhn", "ssn", "date", "ipv4"]).optional(),
+  /**
+   * A second pattern (same flags) that counts only on a line where another detector found an
+   * identifier (not an IP or a URL): e.g. a name next to an SSN or a date of birth, which no
+   * pattern could tell from other capitalised words on its own.
+   */
+  contextPattern: z.string().optional(),
   source: SourceLocation,
 });
 export type Detector = z.infer<typeof Detector>;

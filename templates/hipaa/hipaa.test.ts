@@ -112,6 +112,30 @@ describe("HIPAA template", () => {
     expect(masked[3]).toBe(lines[3]);
     expect(masked[4]).toBe(lines[4]);
     expect(logs2.summary().counts.name).toBe(3);
+    // unlabelled names count next to an identifier on the same line, and only there
+    const logs3 = m.textStream(ctx({ namespace: "phi-records", name: "intake-0", subresource: "log" }));
+    const prose = [
+      "intake: received form for Juan Placeholder dob=1985-11-30 ssn=912-34-5678",
+      "MRN-00481516,Jane Roe-Synthetic,900-12-3456",
+      "2024-05-01T09:03:00Z INFO GET /patients/MRN-00623420 status=200",
+      "Started container Intake Worker for Mei Fictional",
+    ];
+    const out3 = (logs3.push(`${prose.join("\n")}\n`) + logs3.end()).split("\n");
+    expect(out3[0]).toBe("intake: received form for [MASKED:name] dob=[MASKED:date] ssn=[MASKED:ssn]");
+    expect(out3[1]).toBe("[MASKED:mrn],[MASKED:name],[MASKED:ssn]");
+    expect(out3[2]).toBe("2024-05-01T09:03:00Z INFO GET /patients/[MASKED:mrn] status=200"); // no proper noun
+    expect(out3[3]).toBe(prose[3]); // no identifier on the line: capitalised words are not names
+    // the same in an object's strings (an Event's message)
+    const ev = {
+      kind: "Event",
+      apiVersion: "v1",
+      metadata: { name: "intake.1", namespace: "phi-records" },
+      message: "queued Sean O'Neil (SSN 912-34-5678) for triage",
+      reason: "Queued",
+    };
+    const evOut = m.maskJson(ev, ctx({ namespace: "phi-records", resource: "events", name: "" }))
+      .value as typeof ev;
+    expect(evOut.message).toBe("queued [MASKED:name] (SSN [MASKED:ssn]) for triage");
   });
 
   it("reports an unsatisfiable approval when count exceeds reviewers", () => {
