@@ -10,8 +10,9 @@
  * test/masking-false-positives.test.ts). A lookbehind such as `(?<=MRN[:# ]*)` keeps the label
  * visible and masks only the identifier; a named group `value` does the same.
  *
- * Not covered by regex (use field masks): names (A), biometric identifiers (P), full-face
- * photographs (Q); "any other unique identifying number" (R) is the author's to add.
+ * Names (A) only labelled or next to another identifier on the same line (`personName`); a
+ * name in prose alone, biometric identifiers (P) and full-face photographs (Q) need field masks;
+ * "any other unique identifying number" (R) is the author's to add.
  *
  * @example
  *   import { detectors } from "custos";
