@@ -219,33 +219,31 @@ export class Call {
    */
   async opened(rt: Runtime): Promise<boolean> {
     const r = this.record(rt, 101);
-    const rec: EvidenceRecord = {
-      ...r,
-      stage: "ResponseStarted",
-      annotations: { ...r.annotations, "custos.dev/session": "opened" },
-      custos: { ...r.custos, type: "session" },
-    };
-    try {
-      await rt.sink.append(rec);
-      return true;
-    } catch (e) {
-      rt.logger.error("evidence append failed; refusing the session", {
-        auditID: this.auditID,
-        code: (e as { code?: string }).code ?? "error",
-      });
-      return false;
-    }
+    return this.append(
+      rt,
+      {
+        ...r,
+        stage: "ResponseStarted",
+        annotations: { ...r.annotations, "custos.dev/session": "opened" },
+        custos: { ...r.custos, type: "session" },
+      },
+      "session",
+    );
   }
 
   /** Write this call's one record. Resolves false (and logs) when the sink refused it. */
   async finish(rt: Runtime, code: number, err?: GatewayError): Promise<boolean> {
     if (this.recorded) return true;
     this.recorded = true;
+    return this.append(rt, this.record(rt, code, err), "call");
+  }
+
+  private async append(rt: Runtime, rec: EvidenceRecord, refusing: "call" | "session"): Promise<boolean> {
     try {
-      await rt.sink.append(this.record(rt, code, err));
+      await rt.sink.append(rec);
       return true;
     } catch (e) {
-      rt.logger.error("evidence append failed; refusing the call", {
+      rt.logger.error(`evidence append failed; refusing the ${refusing}`, {
         auditID: this.auditID,
         code: (e as { code?: string }).code ?? "error",
       });
