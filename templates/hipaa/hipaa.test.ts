@@ -92,12 +92,15 @@ describe("HIPAA template", () => {
     const out = m.maskJson(pod, ctx({ namespace: "phi-records", name: "intake-0" })).value as typeof pod;
     expect(out.metadata.annotations.note).not.toContain("123-45-6789");
     expect(out.status).toEqual(pod.status);
-    const logs = m.textStream(ctx({ namespace: "phi-records", name: "intake-0", subresource: "log" }));
-    const text = logs.push("GET /chart from 203.0.113.7 ok\n") + logs.end();
+    // a pod log of the PHI namespace, masked as the gateway streams it
+    const podLog = (lines: string[]) => {
+      const t = m.textStream(ctx({ namespace: "phi-records", name: "intake-0", subresource: "log" }));
+      return { lines: (t.push(`${lines.join("\n")}\n`) + t.end()).split("\n"), summary: t.summary() };
+    };
+    const text = podLog(["GET /chart from 203.0.113.7 ok"]).lines[0]!;
     expect(text).not.toContain("203.0.113.7");
     expect(text).toContain("[MASKED:ip]");
     // labelled names in free text; Kubernetes names (lower case) and unlabelled words pass
-    const logs2 = m.textStream(ctx({ namespace: "phi-records", name: "intake-0", subresource: "log" }));
     const lines = [
       'GET /patients/42 name="Juan Placeholder" status=200',
       '{"patientName": "Mei Fictional", "ward": "B"}',
@@ -105,22 +108,21 @@ describe("HIPAA template", () => {
       "container name: api-server restarted; pod Name=web-0",
       "Started container Intake Worker",
     ];
-    const masked = (logs2.push(`${lines.join("\n")}\n`) + logs2.end()).split("\n");
+    const { lines: masked, summary } = podLog(lines);
     for (const n of ["Juan Placeholder", "Mei Fictional", "Jane Roe-Synthetic"])
       expect(masked.join("\n")).not.toContain(n);
     expect(masked[0]).toBe('GET /patients/42 name="[MASKED:name]" status=200');
     expect(masked[3]).toBe(lines[3]);
     expect(masked[4]).toBe(lines[4]);
-    expect(logs2.summary().counts.name).toBe(3);
+    expect(summary.counts.name).toBe(3);
     // unlabelled names count next to an identifier on the same line, and only there
-    const logs3 = m.textStream(ctx({ namespace: "phi-records", name: "intake-0", subresource: "log" }));
     const prose = [
       "intake: received form for Juan Placeholder dob=1985-11-30 ssn=912-34-5678",
       "MRN-00481516,Jane Roe-Synthetic,900-12-3456",
       "2024-05-01T09:03:00Z INFO GET /patients/MRN-00623420 status=200",
       "Started container Intake Worker for Mei Fictional",
     ];
-    const out3 = (logs3.push(`${prose.join("\n")}\n`) + logs3.end()).split("\n");
+    const out3 = podLog(prose).lines;
     expect(out3[0]).toBe("intake: received form for [MASKED:name] dob=[MASKED:date] ssn=[MASKED:ssn]");
     expect(out3[1]).toBe("[MASKED:mrn],[MASKED:name],[MASKED:ssn]");
     expect(out3[2]).toBe("2024-05-01T09:03:00Z INFO GET /patients/[MASKED:mrn] status=200"); // no proper noun
