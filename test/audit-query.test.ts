@@ -157,6 +157,22 @@ describe("audit query", () => {
     );
   });
 
+  it("reports progress per hour partition: hours in order, records read growing to the total", async () => {
+    const seen: { hour: string; records: number }[] = [];
+    const got: EvidenceRecord[] = [];
+    for await (const r of queryRecords(gitDir, { verb: "get" }, (p) => seen.push(p))) got.push(r.record);
+    expect(got.length).toBeGreaterThan(0);
+    expect(seen.length).toBeGreaterThan(1);
+    expect(seen.map((p) => p.hour)).toEqual([...seen.map((p) => p.hour)].sort());
+    for (const p of seen) expect(p.hour).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}$/);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!.records).toBeGreaterThan(seen[i - 1]!.records);
+    // every record of every gateway was read once, the filter only chose among them
+    expect(seen.at(-1)!.records).toBe(all.length);
+    const report: { hour: string; records: number }[] = [];
+    await buildReport({ gitDir, onProgress: (p) => report.push(p) });
+    expect(report).toEqual(seen);
+  });
+
   it("prunes by time partition but keeps segments that spill over an hour boundary", async () => {
     // gw2's segment 4 starts at 10:07+100min = 11:47 and is filed under hour 11; a query from 12:00 still finds nothing lost
     const since = new Date(T0 + 110 * 60_000).toISOString();

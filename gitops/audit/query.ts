@@ -117,6 +117,8 @@ export interface WalkOptions {
   since?: string;
   until?: string;
   gatewayId?: string;
+  /** after each hour partition: which hour (UTC, "YYYY-MM-DDTHH") and how many records were read so far */
+  onProgress?: (p: { hour: string; records: number }) => void;
 }
 
 /**
@@ -147,6 +149,7 @@ export async function* walkRecords(opts: WalkOptions): AsyncGenerator<FoundRecor
 
     const years = new Set<string>();
     for (const r of roots) for (const e of r.records) if (e.isTree) years.add(e.name);
+    let read = 0;
     const filter = compileFilter({
       ...(opts.since !== undefined ? { since: opts.since } : {}),
       ...(opts.until !== undefined ? { until: opts.until } : {}),
@@ -205,6 +208,7 @@ export async function* walkRecords(opts: WalkOptions): AsyncGenerator<FoundRecor
               const path = `records/${y}/${m}/${d}/${dir}/${f.name}`;
               const gatewayId = parseRecordPath(path)?.gatewayId ?? "";
               splitLines(blobs[i]!.toString("utf8")).lines.forEach((line, j) => {
+                read++;
                 let record: EvidenceRecord;
                 try {
                   record = JSON.parse(line) as EvidenceRecord;
@@ -222,6 +226,7 @@ export async function* walkRecords(opts: WalkOptions): AsyncGenerator<FoundRecor
               });
             });
             found.sort((a, b) => a.t - b.t || (a.gatewayId < b.gatewayId ? -1 : 1) || a.line - b.line);
+            opts.onProgress?.({ hour: `${y}-${m}-${d}T${h}`, records: read });
             for (const { t: _t, ...rec } of found) yield rec;
           }
         }
@@ -233,9 +238,14 @@ export async function* walkRecords(opts: WalkOptions): AsyncGenerator<FoundRecor
 }
 
 /** Records matching every given filter field. */
-export async function* queryRecords(gitDir: string, filter: RecordFilter): AsyncGenerator<FoundRecord> {
+export async function* queryRecords(
+  gitDir: string,
+  filter: RecordFilter,
+  onProgress?: WalkOptions["onProgress"],
+): AsyncGenerator<FoundRecord> {
   const match = compileFilter(filter);
   const walk: WalkOptions = { gitDir };
+  if (onProgress) walk.onProgress = onProgress;
   if (filter.since !== undefined) walk.since = filter.since;
   if (filter.until !== undefined) walk.until = filter.until;
   if (filter.gatewayId !== undefined) walk.gatewayId = filter.gatewayId;

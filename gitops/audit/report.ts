@@ -95,6 +95,7 @@ export async function buildReport(opts: ReportOptions): Promise<AuditReport> {
   if (opts.since !== undefined) walk.since = opts.since;
   if (opts.until !== undefined) walk.until = opts.until;
   if (opts.gatewayId !== undefined) walk.gatewayId = opts.gatewayId;
+  if (opts.onProgress) walk.onProgress = opts.onProgress;
 
   for await (const { record: r, gatewayId } of walkRecords(walk)) {
     records++;

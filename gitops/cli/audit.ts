@@ -14,7 +14,7 @@ import cliProgress from "cli-progress";
 import { Command, CommanderError } from "commander";
 import { auditVerify, type Finding, GitReadError, type VerifyResult } from "../audit/index.ts";
 import { resolveGitDir } from "../audit/git-objects.ts";
-import { QueryInputError, queryRecords, type RecordFilter } from "../audit/query.ts";
+import { QueryInputError, queryRecords, type RecordFilter, type WalkOptions } from "../audit/query.ts";
 import { buildReport, reportMarkdown } from "../audit/report.ts";
 import { AllowedSignersError } from "../signer/index.ts";
 
@@ -158,6 +158,43 @@ async function verifyCommand(
 
 const pad = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s.padEnd(n));
 
+/**
+ * A one-line status on stderr while a long walk runs (terminals only, at most 10 updates a
+ * second, erased at the end): the total is unknown before the walk, so a count, not a bar.
+ */
+function walkStatus(verb: string): {
+  onProgress?: WalkOptions["onProgress"];
+  matched(n: number): void;
+  done(): void;
+} {
+  if (process.stderr.isTTY !== true) return { matched() {}, done() {} };
+  let last = 0;
+  let matches = 0;
+  let shown = false;
+  return {
+    onProgress: (p) => {
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      shown = true;
+      process.stderr.write(
+        `\r${verb}: ${p.records.toLocaleString("en-US")} records read, up to ${p.hour}:00Z, ${matches.toLocaleString("en-US")} matching\x1b[K`,
+      );
+    },
+    matched(n) {
+      matches = n;
+      // rows go to stdout on the same terminal: take the status line away before one is printed
+      if (shown) {
+        process.stderr.write("\r\x1b[K");
+        shown = false;
+      }
+    },
+    done() {
+      if (shown) process.stderr.write("\r\x1b[K");
+    },
+  };
+}
+
 async function queryCommand(
   repo: string,
   o: RecordFilter & { json?: boolean; limit?: string; gateway?: string },
@@ -192,7 +229,9 @@ async function queryCommand(
     out(
       `${pad("TIME", 28)} ${pad("GATEWAY", 10)} ${pad("SEQ", 8)} ${pad("USER", 24)} ${pad("VERB", 8)} ${pad("OBJECT", 40)} ${pad("DECISION", 16)} RULE\n`,
     );
-  for await (const f of queryRecords(gitDir, filter)) {
+  const status = walkStatus("query");
+  for await (const f of queryRecords(gitDir, filter, status.onProgress)) {
+    status.matched(n + 1);
     const r = f.record;
     if (o.json) out(`${JSON.stringify(r)}\n`);
     else {
@@ -204,6 +243,7 @@ async function queryCommand(
     }
     if (++n >= limit) break;
   }
+  status.done();
   if (!o.json) err(`${n} record(s)\n`);
   return 0;
 }
@@ -219,7 +259,9 @@ async function reportCommand(
   if (o.since !== undefined) ro.since = o.since;
   if (o.until !== undefined) ro.until = o.until;
   if (o.gateway !== undefined) ro.gatewayId = o.gateway;
-  const report = await buildReport(ro);
+  const status = walkStatus("report");
+  if (status.onProgress) ro.onProgress = status.onProgress;
+  const report = await buildReport(ro).finally(() => status.done());
   out(
     o.format === "json"
       ? `${JSON.stringify(report, null, 2)}\n`
