@@ -223,6 +223,7 @@ export async function run(argv: string[]): Promise<number> {
       approval: approvals,
       maskerFactory: (c) => createMasker(c, { pseudonymKey }),
       logger,
+      ops: { host: "127.0.0.1", port: 0 },
     });
 
     const kubeconfig = path.join(dir, "kubeconfig");
@@ -256,6 +257,7 @@ export async function run(argv: string[]): Promise<number> {
         `${JSON.stringify({
           ready: true,
           url: gateway.url,
+          opsUrl: gateway.opsUrl,
           dir,
           kubeconfig,
           evidence: path.join(dir, "evidence"),
@@ -268,6 +270,7 @@ export async function run(argv: string[]): Promise<number> {
       );
     } else {
       say(`custos demo: gateway ${gateway.url} -> simulated cluster ${sim.url}`);
+      say(`health and metrics: ${gateway.opsUrl}/metrics (also /livez, /readyz)`);
       say(
         `policy ${config.name} ${config.policyHash} (${config.rules.length} rules, ${config.masks.length} masks)`,
       );
@@ -285,7 +288,9 @@ export async function run(argv: string[]): Promise<number> {
       say(
         "  kubectl get pods                                  # ci-agent, purpose operations: allowed, env values masked",
       );
-      say("  kubectl logs intake-worker-0 -c worker            # identifiers masked line by line, names too when labelled or next to one");
+      say(
+        "  kubectl logs intake-worker-0 -c worker            # identifiers masked line by line, names too when labelled or next to one",
+      );
       say("  kubectl get secrets                               # denied: the message names the rule and why");
       say("  kubectl --context operator get configmaps patient-index -o yaml   # PHI masked field by field");
       say(

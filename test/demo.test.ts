@@ -18,6 +18,7 @@ const BIN = path.join(ROOT, "bin", "custos.mjs");
 
 interface Ready {
   url: string;
+  opsUrl: string;
   kubeconfig: string;
   evidence: string;
   allowedSigners: string;
@@ -131,6 +132,17 @@ describe("custos demo", () => {
 
     const third = await kubectl(exec);
     expect(third.code, "a single-use grant must not open a second session").not.toBe(0);
+  });
+
+  it("serves health and metrics to the operator: the calls above are counted", async () => {
+    expect((await fetch(`${ready.opsUrl}/readyz`)).status).toBe(200);
+    const m = await (await fetch(`${ready.opsUrl}/metrics`)).text();
+    const allowed =
+      /^custos_records_total\{type="call",decision="allow",effective="allow",code="2xx"\} (\d+)$/m.exec(m);
+    expect(Number(allowed?.[1])).toBeGreaterThan(0);
+    expect(m).toMatch(
+      /^custos_records_total\{type="call",decision="deny",effective="deny",code="4xx"\} \d+$/m,
+    );
   });
 
   it("never shows a planted identifier to the agents", () => {

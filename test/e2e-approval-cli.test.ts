@@ -112,7 +112,13 @@ describe("custos gateway with approvals and git evidence", () => {
   it("403 names the local approve command; reload records the policy; SIGTERM publishes the checkpoint", async () => {
     await writeFile(
       path.join(dir, "gateway.yaml"),
-      ["listen: 127.0.0.1:0", ...common, "approvals: { kind: local, dir: approvals }", ""].join("\n"),
+      [
+        "listen: 127.0.0.1:0",
+        "ops: { listen: 127.0.0.1:0 }",
+        ...common,
+        "approvals: { kind: local, dir: approvals }",
+        "",
+      ].join("\n"),
     );
     const child: ChildProcess = spawn("node", [CUSTOS, "gateway", "--config", "gateway.yaml"], {
       cwd: dir,

@@ -84,6 +84,7 @@ beforeAll(async () => {
   await writeFile(path.join(dir, "tokens.csv"), `${OPERATOR_TOKEN},oscar,u-oscar,"operators"\n`);
   const yaml = [
     "listen: 127.0.0.1:0",
+    "ops: { listen: 127.0.0.1:0 }",
     "stateDir: state",
     "policy: policy.json",
     "upstream: { kubeconfig: upstream.kubeconfig }",

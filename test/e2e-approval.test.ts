@@ -102,6 +102,7 @@ beforeAll(async () => {
     path.join(dir, "gateway.yaml"),
     [
       "listen: 127.0.0.1:0",
+      "ops: { listen: 127.0.0.1:0 }",
       "stateDir: state",
       "policy: policy.json",
       "upstream: { kubeconfig: upstream.kubeconfig, timeoutSeconds: 10 }",

@@ -31,6 +31,7 @@ let sim: Simulator;
 let dir: string;
 let child: ChildProcess;
 let url: string;
+let started = "";
 let caPem: string;
 let exited: Promise<number | null>;
 
@@ -57,6 +58,7 @@ beforeAll(async () => {
     path.join(dir, "gateway.yaml"),
     [
       "listen: 127.0.0.1:0",
+      "ops: { listen: 127.0.0.1:0 }",
       "stateDir: state",
       "policy: policy.json",
       "upstream:",
@@ -84,6 +86,7 @@ beforeAll(async () => {
     const timer = setTimeout(() => reject(new Error(`gateway did not start: ${out} ${err}`)), 20_000);
     child.stdout?.on("data", (c: Buffer) => {
       out += c.toString();
+      started = out;
       const m = /listening on (https:\/\/\S+)/.exec(out);
       if (m?.[1]) {
         clearTimeout(timer);
@@ -117,12 +120,24 @@ async function records(): Promise<EvidenceRecord[]> {
 }
 
 describe("custos gateway (CLI)", () => {
+  it("serves /livez, /readyz and /metrics on the ops listener from the YAML config", async () => {
+    for (let i = 0; i < 50 && !/health and metrics on/.test(started); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const ops = /health and metrics on (http:\/\/127\.0\.0\.1:(\d+))/.exec(started);
+    expect(ops?.[2]).toBeDefined();
+    expect(ops![2]).not.toBe("9444"); // "ops: { listen: 127.0.0.1:0 }" was honoured
+    expect(await (await fetch(`${ops![1]}/livez`)).text()).toBe("ok\n");
+    expect((await fetch(`${ops![1]}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${ops![1]}/metrics`)).text()).toContain("custos_policy_info{policy_hash=");
+  });
+
   it("--help documents the flags", async () => {
     const h = await custos(["gateway", "--help"], dir);
     expect(h.code).toBe(0);
     for (const flag of [
       "--config",
       "--listen",
+      "--ops-listen",
       "--tls-cert",
       "--policy",
       "--upstream-kubeconfig",

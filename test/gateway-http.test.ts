@@ -470,6 +470,81 @@ describe("refusals", () => {
   });
 });
 
+describe("operations endpoints", () => {
+  it("/metrics counts calls by decision and status class, /readyz follows the evidence sink; no values leak", async () => {
+    let refuse = false;
+    let seq = 0;
+    const sink: EvidenceSink = {
+      append: async () => {
+        if (refuse) throw new Error("disk full");
+        return { seq: ++seq };
+      },
+      appendArtifact: async () => {},
+      close: async () => {},
+    };
+    const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
+      sink,
+      ops: { port: 0 },
+    });
+    const ops = async (p: string) => {
+      const r = await fetch(`${g.gw.opsUrl}${p}`);
+      return { status: r.status, body: await r.text() };
+    };
+    try {
+      expect(g.gw.opsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(await ops("/livez")).toEqual({ status: 200, body: "ok\n" });
+      expect((await ops("/readyz")).status).toBe(200);
+      for (let i = 0; i < 3; i++)
+        expect(
+          (await call(g.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN }))
+            .status,
+        ).toBe(200);
+      expect(
+        (await call(g.gw.url, "GET", "/api/v1/namespaces/default/secrets/x", { token: AGENT_TOKEN })).status,
+      ).toBe(403);
+      expect((await call(g.gw.url, "GET", "/api/v1/pods", { token: "not-a-token" })).status).toBe(401);
+      const m = (await ops("/metrics")).body;
+      const value = (series: string) =>
+        Number(new RegExp(`^${series.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} (\\S+)$`, "m").exec(m)?.[1]);
+      expect(value('custos_records_total{type="call",decision="allow",effective="allow",code="2xx"}')).toBe(
+        3,
+      );
+      expect(value('custos_records_total{type="call",decision="deny",effective="deny",code="4xx"}')).toBe(2);
+      expect(value("custos_call_duration_seconds_count")).toBe(5);
+      expect(value('custos_call_duration_seconds_bucket{le="+Inf"}')).toBe(5);
+      expect(value(`custos_policy_info{policy_hash="${g.gw.config().policyHash}"}`)).toBe(1);
+      expect(value("custos_ready")).toBe(1);
+      // counts only: no token, user, path or planted value
+      for (const secret of [AGENT_TOKEN, "not-a-token", UPSTREAM_TOKEN, "web-0", PLANTED, "agent"])
+        expect(m).not.toContain(secret);
+      // the sink refuses: the call is refused, and the gateway says it is not ready
+      refuse = true;
+      expect(
+        (await call(g.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN })).status,
+      ).toBe(503);
+      const notReady = await ops("/readyz");
+      expect(notReady.status).toBe(503);
+      expect(notReady.body).toContain("evidence");
+      const m2 = (await ops("/metrics")).body;
+      expect(Number(/^custos_evidence_append_failures_total (\d+)$/m.exec(m2)?.[1])).toBeGreaterThanOrEqual(
+        1,
+      );
+      expect(m2).toMatch(/^custos_ready 0$/m);
+      // it recovers with the sink
+      refuse = false;
+      expect(
+        (await call(g.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN })).status,
+      ).toBe(200);
+      expect((await ops("/readyz")).status).toBe(200);
+      expect((await ops("/nope")).status).toBe(404);
+    } finally {
+      await g.close();
+    }
+    // stopped with the gateway
+    await expect(fetch(`${g.gw.opsUrl}/livez`)).rejects.toThrow();
+  });
+});
+
 describe("approval", () => {
   it("holds a call while its approval is pending, then forwards it once granted (single-use grant consumed)", async () => {
     const calls: string[] = [];

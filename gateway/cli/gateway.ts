@@ -23,6 +23,10 @@ export function gatewayCommand(): Command {
     .description("run the custos gateway: an HTTPS proxy between agents and the Kubernetes API server")
     .option("-c, --config <file>", "YAML gateway config (every flag below may also be set there)")
     .option("--listen <host:port>", "address to listen on (default 127.0.0.1:8443)")
+    .option(
+      "--ops-listen <host:port>",
+      "plain-HTTP address of /livez, /readyz and /metrics for operators (default 127.0.0.1:9444; port 0 picks one)",
+    )
     .option("--state-dir <dir>", "where generated TLS material and keys are kept (default .custos/gateway)")
     .option(
       "--tls-cert <file>",
@@ -102,6 +106,7 @@ Exit codes: 0 stopped cleanly (SIGINT/SIGTERM), 2 bad usage or config, 3 could n
 interface Flags {
   config?: string;
   listen?: string;
+  opsListen?: string;
   stateDir?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -134,6 +139,7 @@ function mergeFlags(raw: Record<string, unknown>, f: Flags, fileDir: string): Re
   const up = { ...((raw.upstream as Record<string, unknown>) ?? {}) };
   const auth = { ...((raw.auth as Record<string, unknown>) ?? {}) };
   if (f.listen) out.listen = f.listen;
+  if (f.opsListen) out.ops = { listen: f.opsListen };
   if (f.stateDir) out.stateDir = rel(f.stateDir);
   if (f.tlsCert || f.tlsKey)
     out.tls = {
@@ -219,6 +225,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   composed.bind(gw);
   process.stdout.write(`custos gateway listening on ${gw.url} (policy ${gw.config().policyHash})\n`);
+  if (gw.opsUrl)
+    process.stdout.write(`custos gateway: health and metrics on ${gw.opsUrl} (/livez, /readyz, /metrics)\n`);
   if (composed.approval?.webhookUrl)
     process.stdout.write(`custos gateway: GitHub webhook endpoint ${composed.approval.webhookUrl}\n`);
 

@@ -276,6 +276,7 @@ export async function compose(
     limits,
     impersonate: c.upstream.impersonate,
     approvalPollMs: c.approvalPollMs,
+    ops: parseListen(c.ops.listen),
   };
   if (approval) options.approval = approval;
   const composed: Composed = {

@@ -114,6 +114,8 @@ export const GatewayFileConfig = z
   .object({
     /** host:port, e.g. "127.0.0.1:8443" or "0.0.0.0:8443" */
     listen: z.string().default("127.0.0.1:8443"),
+    /** operators' endpoints /livez, /readyz, /metrics (plain HTTP): host:port, port 0 picks one */
+    ops: z.object({ listen: z.string() }).strict().default({ listen: "127.0.0.1:9444" }),
     /** where generated TLS material, the login key and defaults live */
     stateDir: z.string().default(".custos/gateway"),
     /** extra DNS names / IPs for the generated server certificate */

@@ -28,6 +28,7 @@ import {
   type Snapshot,
   silentLogger,
 } from "./runtime.ts";
+import { Metrics, meteredSink, type OpsServer, startOpsServer } from "./metrics.ts";
 import { createWebSocketServer, handleUpgrade } from "./upgrade.ts";
 
 export interface GatewayOptions {
@@ -49,6 +50,8 @@ export interface GatewayOptions {
   impersonate?: boolean;
   sleep?: (ms: number) => Promise<void>;
   approvalPollMs?: number;
+  /** the operators' listener (/livez, /readyz, /metrics; plain HTTP): bind it to loopback or a private network */
+  ops?: { host?: string; port?: number };
 }
 
 export interface RunningGateway {
@@ -56,6 +59,8 @@ export interface RunningGateway {
   url: string;
   port: number;
   caPem: string;
+  /** http://host:port of /livez, /readyz and /metrics, when `ops` was given */
+  opsUrl?: string;
   /** the policy in force */
   config(): GatewayConfig;
   /** validate and swap the policy atomically; records a "policy-reload" evidence record */
@@ -102,12 +107,14 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   let snapshot: Snapshot = { config: first, masker: o.maskerFactory(first) };
   const clock = o.clock ?? { now: () => new Date() };
   const logger = o.logger ?? silentLogger;
+  let inFlight = 0;
+  const metrics = new Metrics({ policyHash: () => snapshot.config.policyHash, inFlight: () => inFlight });
   const rt: Runtime = {
     snapshot: () => snapshot,
     engine: o.engine ?? { parseRequestInfo: (m, u) => parseRequestInfo(m, u), evaluate },
     auth: new Authenticator(o.auth),
     upstream: o.upstream,
-    sink: o.sink,
+    sink: meteredSink(o.sink, metrics),
     approval: o.approval ?? new NoApprovalBackend(),
     clock,
     logger,
@@ -126,6 +133,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const server = http2.createSecureServer(
     { cert: o.tls.cert, key: o.tls.key, allowHTTP1: true },
     (req, res) => {
+      inFlight++;
+      res.once("close", () => inFlight--);
       void handleHttp(rt, req as unknown as IncomingMessage, res as unknown as ServerResponse);
     },
   );
@@ -153,6 +162,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     s.on("error", () => {});
   });
   server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    inFlight++;
+    socket.once("close", () => inFlight--);
     void handleUpgrade(rt, wss, req, socket, head);
   });
   // malformed HTTP/1.1 (the parser refused it): a Status, then close; nothing reached the stages
@@ -181,12 +192,23 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
   logger.info("gateway listening", { url: `https://${urlHost}:${port}`, policyHash: first.policyHash });
+  let ops: OpsServer | undefined;
+  if (o.ops) {
+    try {
+      ops = await startOpsServer(o.ops, metrics);
+    } catch (e) {
+      server.close();
+      throw e;
+    }
+    logger.info("operations endpoints listening", { url: ops.url, paths: ["/livez", "/readyz", "/metrics"] });
+  }
 
   let reloading: Promise<unknown> = Promise.resolve();
   return {
     url: `https://${urlHost}:${port}`,
     port,
     caPem: o.tls.caPem,
+    ...(ops ? { opsUrl: ops.url } : {}),
     config: () => snapshot.config,
     reload(config, by = "custos-gateway") {
       const run = async () => {
@@ -219,6 +241,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
         for (const s of sockets) s.destroy();
       });
       for (const c of wss.clients) c.terminate();
+      await ops?.close();
       o.upstream.close();
     },
   };
