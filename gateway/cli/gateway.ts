@@ -218,7 +218,7 @@ export async function run(argv: string[]): Promise<number> {
     gw = await startGateway(composed.options);
   } catch (e) {
     process.stderr.write(
-      `custos gateway: could not start: ${(e as Error).message}; check --listen and the TLS files\n`,
+      `custos gateway: could not start: ${(e as Error).message}; check --listen, --ops-listen and the TLS files\n`,
     );
     await composed.close();
     return 3;
