@@ -410,6 +410,7 @@ async function main() {
       path.join(gdir, "gateway.yaml"),
       [
         "listen: 127.0.0.1:0",
+        "ops: { listen: 127.0.0.1:0 }",
         "stateDir: state",
         "tls: { certFile: server.crt, keyFile: server.key, caFile: ca.crt }",
         "policy: policy.json",
