@@ -101,6 +101,16 @@ class KeysSeen {
   }
 }
 
+/** the members of one object or array as they are walked: which were kept, where to cut */
+class Members {
+  kept = 0;
+  dropped = false;
+  lastKeptEnd: number;
+  constructor(readonly afterOpen: number) {
+    this.lastKeptEnd = afterOpen;
+  }
+}
+
 export class JsonTextMaskRun {
   private readonly t: string;
   private readonly n: number;
@@ -239,6 +249,33 @@ export class JsonTextMaskRun {
   }
 
   /** Delete [s, e); a part of it before the copy point was already deleted. */
+  /** before a member starting at `start`: if only dropped members came before, cut their comma too */
+  private beforeMember(m: Members, start: number): void {
+    if (m.kept === 0 && m.dropped) this.del(m.afterOpen, start);
+  }
+
+  /**
+   * After a member (pos just past its value): cut it out when dropped (from the comma after the
+   * last kept one, or the bracket), then read the separator; true when `close` ended the container.
+   */
+  private afterMember(m: Members, drop: boolean, close: number): boolean {
+    if (drop) {
+      this.del(m.lastKeptEnd, this.pos);
+      m.dropped = true;
+    } else {
+      m.kept++;
+      m.lastKeptEnd = this.pos;
+    }
+    this.ws();
+    const c = this.t.charCodeAt(this.pos++);
+    if (c === 44) {
+      this.ws();
+      return false;
+    }
+    if (c === close) return true;
+    throw new Malformed();
+  }
+
   private del(s: number, e: number): void {
     if (s > this.copyFrom) this.parts.push(this.t.slice(this.copyFrom, s));
     if (e > this.copyFrom) this.copyFrom = e;
@@ -644,9 +681,7 @@ export class JsonTextMaskRun {
       !a.detectors.empty &&
       (mode === Mode.Annotations || (mode === Mode.Walk && typeof key === "string" && KEYED_MAPS.has(key)));
     const seen = this.keysSeen();
-    let kept = 0;
-    let dropped = false;
-    let lastKeptEnd = afterOpen;
+    const m = new Members(afterOpen);
     for (;;) {
       if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
       const keyStart = this.pos;
@@ -658,7 +693,7 @@ export class JsonTextMaskRun {
       this.ws();
       this.expect(58);
       this.ws();
-      if (kept === 0 && dropped) this.del(afterOpen, keyStart);
+      this.beforeMember(m, keyStart);
       let drop: boolean;
       if (mode === Mode.Walk) drop = this.walkMember(k, nodes, a, key);
       else if (mode === Mode.Root) {
@@ -669,20 +704,10 @@ export class JsonTextMaskRun {
         } else drop = this.rootMember(k, nodes, a);
       } else if (mode === Mode.Meta) drop = this.metaMember(k, nodes, a);
       else drop = this.annotationMember(k, nodes, a);
-      if (drop) {
-        this.del(lastKeptEnd, this.pos); // from the comma after the last kept one (or the bracket)
-        dropped = true;
-      } else {
-        kept++;
-        lastKeptEnd = this.pos;
-      }
-      this.ws();
-      const c = t.charCodeAt(this.pos++);
-      if (c === 44) this.ws();
-      else if (c === 125) {
+      if (this.afterMember(m, drop, 125)) {
         this.seenDepth--;
         return;
-      } else throw new Malformed();
+      }
     }
   }
 
@@ -866,29 +891,16 @@ export class JsonTextMaskRun {
     }
     this.path.push(0);
     const depth = this.path.length - 1;
-    let kept = 0;
-    let dropped = false;
-    let lastKeptEnd = afterOpen;
+    const m = new Members(afterOpen);
     for (let i = 0; ; i++) {
       this.path[depth] = i;
-      if (kept === 0 && dropped) this.del(afterOpen, this.pos);
+      this.beforeMember(m, this.pos);
       const cn =
         nodes === null ? null : childNodes(nodes, i < INDEX_KEYS.length ? INDEX_KEYS[i]! : String(i));
       let drop = false;
       if (cn === null && a.detectors.empty) this.skipValue();
       else drop = this.walk(cn, a, key, cn !== null, key);
-      if (drop) {
-        this.del(lastKeptEnd, this.pos); // from the comma after the last kept one (or the bracket)
-        dropped = true;
-      } else {
-        kept++;
-        lastKeptEnd = this.pos;
-      }
-      this.ws();
-      const d = t.charCodeAt(this.pos++);
-      if (d === 44) this.ws();
-      else if (d === 93) break;
-      else throw new Malformed();
+      if (this.afterMember(m, drop, 93)) break;
     }
     this.path.pop();
     return false;
