@@ -308,31 +308,7 @@ export class DetectorSet {
     if (dets.length === 0) return null;
 
     let spans: Span[] | null = null;
-    for (const det of dets) {
-      const re = det.re;
-      re.lastIndex = 0;
-      let m: RegExpExecArray | null = re.exec(s);
-      while (m !== null) {
-        const whole = m[0];
-        if (whole.length === 0) {
-          re.lastIndex++;
-        } else {
-          const value = m.groups?.value ?? whole;
-          if (value.length > 0 && (det.validate === null || det.validate(value))) {
-            const off =
-              value === whole
-                ? 0
-                : whole.endsWith(value)
-                  ? whole.length - value.length
-                  : whole.indexOf(value);
-            const start = m.index + Math.max(off, 0);
-            spans ??= [];
-            spans.push({ start, end: start + (off < 0 ? whole.length : value.length), det });
-          }
-        }
-        m = re.exec(s);
-      }
-    }
+    for (const det of dets) spans = collect(det.re, det, det.validate, s, 0, spans);
     if (spans === null) return null;
     if (this.contextual.length > 0) this.addContext(s, spans);
     if (spans.length === 1) return spans;
@@ -363,26 +339,43 @@ export class DetectorSet {
       lines.set(from, nl < 0 ? s.length : nl);
     }
     if (lines.size === 0) return;
-    for (const det of this.contextual) {
-      const re = det.context!;
-      for (const [from, to] of lines) {
-        const line = s.slice(from, to);
-        re.lastIndex = 0;
-        let m: RegExpExecArray | null = re.exec(line);
-        while (m !== null) {
-          const whole = m[0];
-          if (whole.length === 0) re.lastIndex++;
-          else {
-            const value = m.groups?.value ?? whole;
-            const off = value === whole ? 0 : Math.max(whole.indexOf(value), 0);
-            const start = from + m.index + off;
-            spans.push({ start, end: start + value.length, det });
-          }
-          m = re.exec(line);
-        }
+    for (const det of this.contextual)
+      for (const [from, to] of lines) collect(det.context!, det, null, s.slice(from, to), from, spans);
+  }
+}
+
+/**
+ * The matches of `re` in `text` as spans of `det` (offset by `base`), appended to `spans`: the
+ * named group `value` when the pattern has one, else the whole match; `validate` (if any) must
+ * accept the value.
+ */
+function collect(
+  re: RegExp,
+  det: CompiledDetector,
+  validate: Validator | null,
+  text: string,
+  base: number,
+  spans: Span[] | null,
+): Span[] | null {
+  re.lastIndex = 0;
+  let m: RegExpExecArray | null = re.exec(text);
+  while (m !== null) {
+    const whole = m[0];
+    if (whole.length === 0) {
+      re.lastIndex++;
+    } else {
+      const value = m.groups?.value ?? whole;
+      if (value.length > 0 && (validate === null || validate(value))) {
+        const off =
+          value === whole ? 0 : whole.endsWith(value) ? whole.length - value.length : whole.indexOf(value);
+        const start = base + m.index + Math.max(off, 0);
+        spans ??= [];
+        spans.push({ start, end: start + (off < 0 ? whole.length : value.length), det });
       }
     }
+    m = re.exec(text);
   }
+  return spans;
 }
 
 /**
