@@ -10,7 +10,7 @@ import { unauthenticated } from "../errors.ts";
 import type { Identity } from "../ports.ts";
 import { LOGIN_ISSUER, verifyLoginToken } from "./login-token.ts";
 import type { OidcProvider } from "./oidc.ts";
-import type { TokenFileAuthenticator } from "./token-file.ts";
+import { copyIdentity, type TokenFileAuthenticator } from "./token-file.ts";
 
 export interface Authenticated {
   identity: Identity;
@@ -38,10 +38,6 @@ interface CachedJwt {
   auth: Authenticated;
   /** the entry is used only while now < until (ms): min(token exp, verified + jwtCacheMs) */
   until: number;
-}
-
-function copyIdentity(i: Identity): Identity {
-  return { subject: i.subject, groups: [...i.groups], claims: { ...i.claims }, source: i.source };
 }
 
 function copyAuthenticated(a: Authenticated): Authenticated {
