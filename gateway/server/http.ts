@@ -312,6 +312,9 @@ async function serve(
   send(res, status, masked.headers, masked.body);
 }
 
+/** the unmasked relay writes at least every this many bytes (besides once per event-loop turn) */
+const RELAY_FLUSH_BYTES = 64 * 1024;
+
 /**
  * Relay a body no mask can touch. The chunks read from the upstream in one turn of the event
  * loop go out as one write (fewer TLS records and syscalls than a pipe's write per 16 KiB
@@ -319,9 +322,6 @@ async function serve(
  * the headers). Backpressure is kept (the upstream is paused while the client's socket is full);
  * an upstream that stalls mid-body or fails ends the response abnormally, never cleanly.
  */
-/** the unmasked relay writes at least every this many bytes (besides once per event-loop turn) */
-const RELAY_FLUSH_BYTES = 64 * 1024;
-
 export function relayRaw(src: Readable, res: ServerResponse, idleMs: number): void {
   // the whole body is already here (an upstream response parsed to its end while the record was
   // written): send it with the end of the response now, without waiting for another turn

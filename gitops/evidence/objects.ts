@@ -99,7 +99,6 @@ export class ObjectStore {
     return join(this.gitdir, "objects", oid.slice(0, 2), oid.slice(2));
   }
 
-  /** Write a loose object unless it exists; returns its oid. */
   /**
    * Write a loose object unless it exists; returns its oid. Large objects (segment blobs) are
    * deflated on the libuv pool; the rest runs synchronously: a handful of small page-cache writes
