@@ -1,7 +1,7 @@
 /**
- * Sealing segments (chained hash, blob id, deflate): the async path gives the same bytes as the
- * synchronous one, and a sealing failure fails closed: appends are refused, none acknowledged is
- * lost, and a restart commits every acknowledged record exactly once.
+ * Sealing segments (chained hash, blob id, deflate): the same chain as hashing line by line, git's
+ * own blob id and loose-object bytes; and a sealing failure fails closed: appends are refused,
+ * none acknowledged is lost, and a restart commits every acknowledged record exactly once.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,9 +10,9 @@ import { join } from "node:path";
 import { inflateSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import { openEvidenceRepo } from "../gitops/evidence/index.ts";
-import { inlineHasher, type SegmentHasher, sealSegment } from "../gitops/evidence/segment-hasher.ts";
+import { inlineHasher, type SegmentHasher } from "../gitops/evidence/segment-hasher.ts";
 import { sampleRecord } from "../gitops/evidence/testkit.ts";
-import { nodeSigner } from "../gitops/signer/index.ts";
+import { chainStep, nodeSigner } from "../gitops/signer/index.ts";
 import { canonicalJson } from "../sdk/lib/canonical.ts";
 
 const root = mkdtempSync(join(tmpdir(), "custos-evidence-seal-"));
@@ -35,29 +35,28 @@ function seqsOn(dir: string): number[] {
 }
 
 describe("segment sealing", () => {
-  it("seals a segment exactly as the synchronous reference (chain, blob id, loose object bytes)", async () => {
-    const segment = Buffer.from(
-      Array.from({ length: 80 }, (_, i) => `${canonicalJson(sampleRecord(i))}\n`).join(""),
-      "utf8",
-    );
-    expect(segment.length).toBeGreaterThan(64 * 1024); // over the async-deflate size
+  it("seals a segment: the line-by-line chain, git's blob id and loose-object bytes", async () => {
+    const lines = Array.from({ length: 80 }, (_, i) => canonicalJson(sampleRecord(i)));
+    const segment = Buffer.from(lines.map((l) => `${l}\n`).join(""), "utf8");
     const chain = new Uint8Array(32).fill(7);
-    const b = sealSegment(chain, segment);
-    const c = await inlineHasher.seal(chain, segment);
-    expect([Buffer.from(c.chain).toString("hex"), c.oid]).toEqual([
-      Buffer.from(b.chain).toString("hex"),
-      b.oid,
-    ]);
-    expect(inflateSync(c.deflated).equals(inflateSync(b.deflated))).toBe(true);
-    // the blob id is git's own
-    const viaGit = execFileSync("git", ["hash-object", "--stdin"], {
-      input: segment,
-      encoding: "utf8",
-    }).trim();
-    expect(c.oid).toBe(viaGit);
+    for (const s of [Buffer.from(`${lines[0]}\n`), segment]) {
+      // one small segment (deflated inline) and one over the async-deflate size
+      const c = await inlineHasher.seal(chain, s);
+      const n = s === segment ? lines.length : 1;
+      const want = lines.slice(0, n).reduce<Uint8Array>((h, l) => chainStep(h, l), chain);
+      expect(Buffer.from(c.chain).toString("hex")).toBe(Buffer.from(want).toString("hex"));
+      expect(c.oid).toBe(
+        execFileSync("git", ["hash-object", "--stdin"], { input: s, encoding: "utf8" }).trim(),
+      );
+      expect(inflateSync(c.deflated).equals(Buffer.concat([Buffer.from(`blob ${s.length}\0`), s]))).toBe(
+        true,
+      );
+    }
+    expect(segment.length).toBeGreaterThan(64 * 1024);
     // a view into a larger buffer (a record's bytes inside a WAL write) seals the view only
     const big = Buffer.concat([Buffer.from("R1 "), segment, Buffer.from("R2 x\n")]);
-    expect((await inlineHasher.seal(chain, big.subarray(3, 3 + segment.length))).oid).toBe(b.oid);
+    const view = await inlineHasher.seal(chain, big.subarray(3, 3 + segment.length));
+    expect(view.oid).toBe((await inlineHasher.seal(chain, segment)).oid);
   });
 
   it("fails closed when sealing fails: later appends are refused, a restart commits every acknowledged record once", async () => {

@@ -24,14 +24,6 @@ export interface SealedSegment {
   deflated: Uint8Array;
 }
 
-export function sealSegment(chain: Uint8Array, segment: Uint8Array): SealedSegment {
-  return {
-    chain: chainSegment(chain, segment),
-    oid: hashObject("blob", segment),
-    deflated: deflateSync(objectBytes("blob", segment), { level: constants.Z_BEST_SPEED }),
-  };
-}
-
 export interface SegmentHasher {
   seal(chain: Uint8Array, segment: Uint8Array): Promise<SealedSegment>;
   close(): Promise<void>;
