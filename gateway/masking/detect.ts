@@ -73,6 +73,10 @@ interface GateEntry {
   base: CompiledDetector[];
   /** whether finding a word could let more detectors pass */
   needWords: boolean;
+  /** the character counts it was evaluated for (to re-evaluate with label words) */
+  run: number;
+  digits: number;
+  mask: number;
 }
 
 /** strings up to this length have their detector results cached (per DetectorSet) */
@@ -171,7 +175,7 @@ export class DetectorSet {
       }
       if (pass) base.push(this.dets[i]!);
     }
-    return { base, needWords };
+    return { base, needWords, run, digits, mask };
   }
 
   /** The detectors whose cheap gate lets `s` through (see gate.ts). */
@@ -180,12 +184,8 @@ export class DetectorSet {
     if (!e.needWords || this.scanner === null) return e.base;
     const words = this.scanner.scan(s);
     if (words === null) return e.base;
-    return this.evaluate(this.lastRun, this.lastDigits, this.lastMask, words).base;
+    return this.evaluate(e.run, e.digits, e.mask, words).base;
   }
-
-  private lastRun = 0;
-  private lastDigits = 0;
-  private lastMask = 0;
 
   /** The gate's verdict without label words for `text.slice(from, to)` (not sliced). */
   private gateEntry(text: string, from: number, to: number): GateEntry {
@@ -225,9 +225,6 @@ export class DetectorSet {
       }
       byMask.set(mask, e);
     }
-    this.lastRun = run;
-    this.lastDigits = digits;
-    this.lastMask = mask;
     return e;
   }
 
