@@ -24,6 +24,8 @@ export interface TrieNode {
   children: Map<string, TrieNode> | null;
   star: TrieNode | null;
   terminal: CompiledField | null;
+  /** childNodes([this], key), remembered (bounded; see json.ts) */
+  memo: Map<string, TrieNode[] | null> | null;
 }
 
 interface CompiledMask {
@@ -71,13 +73,13 @@ function addToTrie(root: TrieNode, f: CompiledField): void {
   let node = root;
   for (const seg of f.segments) {
     if (seg === "*") {
-      node.star ??= { children: null, star: null, terminal: null };
+      node.star ??= { children: null, star: null, terminal: null, memo: null };
       node = node.star;
     } else {
       node.children ??= new Map();
       let next = node.children.get(seg);
       if (next === undefined) {
-        next = { children: null, star: null, terminal: null };
+        next = { children: null, star: null, terminal: null, memo: null };
         node.children.set(seg, next);
       }
       node = next;
@@ -220,7 +222,7 @@ export class CompiledPolicy {
     const fields = chosen.flatMap((m) => m.fields);
     let trie: TrieNode | null = null;
     if (fields.length > 0) {
-      trie = { children: null, star: null, terminal: null };
+      trie = { children: null, star: null, terminal: null, memo: null };
       for (const f of fields) addToTrie(trie, f);
     }
     return {

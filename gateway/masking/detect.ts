@@ -9,8 +9,8 @@
  * `MRN[:# ]*(?<value>\d{6,10})`: the context ("MRN: ") stays, only the number is masked.
  */
 import type { Detector, MaskStrategy } from "../../sdk/schema/config.ts";
-import { applyStrategy, DROP, type Dropped } from "./strategy.ts";
 import { Gate, requirementOf, WordScanner } from "./gate.ts";
+import { applyStrategy, DROP, type Dropped } from "./strategy.ts";
 import { VALIDATORS, type Validator } from "./validate.ts";
 
 export interface CompiledDetector {
@@ -81,8 +81,17 @@ interface GateEntry {
 
 /** strings up to this length have their detector results cached (per DetectorSet) */
 const FIND_CACHE_MAX_LEN = 256;
-/** strings per cache generation (two generations per DetectorSet: at most ~50 MB of strings) */
-const FIND_CACHE_ENTRIES = 50_000;
+/**
+ * A copy of `s` that shares no memory with a longer string. A slice of a long string may be a
+ * view of it (V8's sliced strings): kept in a cache that outlives the request, it would keep the
+ * whole response text alive.
+ */
+export function ownString(s: string): string {
+  return JSON.parse(JSON.stringify(s)) as string;
+}
+
+/** slots of the result cache per DetectorSet (at most 64 Ki strings of up to 256 characters) */
+const FIND_CACHE_SLOTS = 1 << 16;
 
 export class DetectorSet {
   readonly key: string;
@@ -108,8 +117,14 @@ export class DetectorSet {
   /** detectors with a context pattern */
   private readonly contextual: readonly CompiledDetector[];
 
-  constructor(dets: readonly CompiledDetector[]) {
+  /** `cacheSlots`: a power of two (tests use a tiny cache to make entries collide) */
+  constructor(
+    dets: readonly CompiledDetector[],
+    private readonly cacheSlots = FIND_CACHE_SLOTS,
+  ) {
     this.dets = dets;
+    this.cachedStr = new Array<string | undefined>(cacheSlots);
+    this.cachedRes = new Array<readonly Span[] | null>(cacheSlots).fill(null);
     this.contextual = dets.filter((d) => d.context !== null);
     let trigger: Uint8Array | null = new Uint8Array(128);
     for (let c = 48; c <= 57; c++) trigger[c] = 1;
@@ -208,6 +223,11 @@ export class DetectorSet {
         }
       }
     }
+    return this.gateFor(run, digits, mask);
+  }
+
+  /** The gate's verdict for a string's longest digit run, digit count and character mask. */
+  private gateFor(run: number, digits: number, mask: number): GateEntry {
     if (run > this.maxRun) run = this.maxRun;
     if (digits > this.maxDigits) digits = this.maxDigits;
     const slot = run * (this.maxDigits + 1) + digits;
@@ -228,75 +248,76 @@ export class DetectorSet {
     return e;
   }
 
-  /** Whether the gate can let `text.slice(from, to)` through (false: find would return null). */
-  private gatePasses(text: string, from: number, to: number): boolean {
-    const e = this.gateEntry(text, from, to);
-    return e.base.length > 0 || (e.needWords && this.scanner !== null);
-  }
-
   /**
-   * Whether `findCached` could find anything in `text.slice(from, to)` (the same character
-   * trigger, run over a range of a larger text without slicing it): false means it returns null.
-   */
-  mayMatch(text: string, from: number, to: number): boolean {
-    if (this.dets.length === 0 || to <= from) return false;
-    const t = this.trigger;
-    if (t !== null) {
-      let i = from;
-      for (; i < to; i++) {
-        const c = text.charCodeAt(i);
-        if (c >= 128 || t[c] === 1) break;
-      }
-      if (i === to) return false;
-    }
-    return this.gatePasses(text, from, to);
-  }
-
-  /**
-   * `find`, with results for short
-   * strings are cached: a list repeats the same names, labels, env names and images in every
-   * item (and last-applied-configuration repeats the object), so most lookups are hits. The
-   * returned spans are shared: callers must not mutate them.
+   * `find`, with results for short strings cached: a list repeats the same names, labels, env
+   * names and images in every item (and last-applied-configuration repeats the object), so
+   * most lookups are hits. The returned spans are shared: callers must not mutate them.
    */
   findCached(s: string): readonly Span[] | null {
-    if (this.dets.length === 0 || s.length === 0) return null;
-    if (this.trigger !== null) {
-      // most strings of an object (names, labels, enum values) hold no digit and none of the
-      // characters a digit-free match needs ("@" of an e-mail, ":" of a URL): no detector can match
-      const t = this.trigger;
-      let i = 0;
-      for (; i < s.length; i++) {
-        const c = s.charCodeAt(i);
-        if (c >= 128 || t[c] === 1) break;
-      }
-      if (i === s.length) return null;
-    }
-    if (s.length > FIND_CACHE_MAX_LEN) return this.find(s);
-    // the gate rules out most strings with digits (names, ports, quantities) more cheaply than
-    // a lookup of the string in the cache
-    if (!this.gatePasses(s, 0, s.length)) return null;
-    return this.findPassed(s);
+    return this.findIn(s, 0, s.length);
   }
 
-  /** `findCached` for a string `mayMatch` let through (the cheap checks are not repeated). */
-  findPassed(s: string): readonly Span[] | null {
-    if (s.length > FIND_CACHE_MAX_LEN) return this.find(s);
-    let r = this.found.get(s);
-    if (r !== undefined) return r;
-    r = this.older.get(s);
-    if (r === undefined) r = this.find(s);
-    // two generations: when the young one is full it becomes the old one, so strings still in
-    // use survive (a cheap LRU) and a list larger than the cache does not thrash it
-    if (this.found.size >= FIND_CACHE_ENTRIES) {
-      this.older = this.found;
-      this.found = new Map();
+  /**
+   * `findCached(text.slice(from, to))` without slicing unless needed. One pass over the
+   * characters computes the cheap checks — the character trigger (most strings of an object,
+   * names, labels, enum values, hold no digit and none of the characters a digit-free match
+   * needs: no detector can match), the gate's statistics (which rule out most strings with
+   * digits: names, ports, quantities) — and a hash for the result cache, whose entries are
+   * compared with the text in place: a repeated string costs no new string.
+   */
+  findIn(text: string, from: number, to: number): readonly Span[] | null {
+    if (this.dets.length === 0 || to <= from) return null;
+    const trigger = this.trigger;
+    const charBit = this.charBit;
+    let triggered = trigger === null;
+    let run = 0;
+    let cur = 0;
+    let mask = 0;
+    let digits = 0;
+    let h = 0x811c9dc5;
+    for (let i = from; i < to; i++) {
+      const c = text.charCodeAt(i);
+      h = Math.imul(h ^ c, 0x01000193);
+      if (c >= 48 && c <= 57) {
+        digits++;
+        cur++;
+        if (cur > run) run = cur;
+        triggered = true;
+      } else {
+        cur = 0;
+        if (c < 128) {
+          if (trigger !== null && trigger[c] === 1) triggered = true;
+          const b = charBit[c]!;
+          if (b >= 0) mask |= 1 << b;
+        } else triggered = true;
+      }
     }
-    this.found.set(s, r);
+    if (!triggered) return null;
+    const e = this.gateFor(run, digits, mask);
+    if (e.base.length === 0 && !(e.needWords && this.scanner !== null)) return null;
+    const len = to - from;
+    const slot = (h ^ (h >>> 15)) & (this.cacheSlots - 1);
+    if (len <= FIND_CACHE_MAX_LEN) {
+      const cs = this.cachedStr[slot];
+      if (cs !== undefined && cs.length === len) {
+        // (a loop: `startsWith` at an offset of a long string costs more here)
+        let i = 0;
+        while (i < len && cs.charCodeAt(i) === text.charCodeAt(from + i)) i++;
+        if (i === len) return this.cachedRes[slot]!;
+      }
+    }
+    const str = from === 0 && to === text.length ? text : text.slice(from, to);
+    const r = this.find(str);
+    if (len > FIND_CACHE_MAX_LEN) return r;
+    // a copy, not a slice: the cache outlives this text, which a slice would keep alive
+    this.cachedStr[slot] = str === text ? str : ownString(str);
+    this.cachedRes[slot] = r;
     return r;
   }
 
-  private found = new Map<string, readonly Span[] | null>();
-  private older = new Map<string, readonly Span[] | null>();
+  /** the result cache: direct-mapped by the string's hash (a collision replaces the entry) */
+  private readonly cachedStr: (string | undefined)[];
+  private readonly cachedRes: (readonly Span[] | null)[];
 
   /** Non-overlapping validated spans in `s`, in order; null when none (uncached: streams). */
   find(s: string): Span[] | null {

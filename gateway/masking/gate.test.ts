@@ -83,4 +83,42 @@ describe("detector gates", () => {
     // the test is only worth something if every detector actually matched sometimes
     expect([...hits].sort()).toEqual(dets.map((d) => d.id).sort());
   });
+
+  it("findIn on a range of a longer text finds what find finds on the slice: cache hits, misses and collisions", () => {
+    const dets = hipaaSafeHarbor().map((d) =>
+      compileDetector({ ...d, source: { file: "", line: 0, column: 0 } }),
+    );
+    // four slots: most strings share a slot with another, so entries are replaced and compared
+    const set = new DetectorSet(dets, 4);
+    const fragment = fc.constantFrom(
+      "123-45-6789",
+      "MRN: 12345678",
+      "(617) 555-0123",
+      "jane.roe@example.org",
+      "1984-03-12",
+      "10.1.2.3",
+      "web-7d9f8b6c5",
+      "value-1-2",
+      "plain",
+      " ",
+      "-",
+      "0",
+      "é",
+      "x".repeat(300),
+    );
+    const piece = fc.array(fragment, { maxLength: 5 }).map((a) => a.join(""));
+    fc.assert(
+      fc.property(fc.array(piece, { minLength: 1, maxLength: 8 }), fc.nat(3), (pieces, reps) => {
+        const text = `{"${pieces.join('","')}"}`;
+        for (let r = 0; r <= reps; r++) {
+          let from = 2;
+          for (const p of pieces) {
+            expect(set.findIn(text, from, from + p.length)).toEqual(set.find(p));
+            from += p.length + 3;
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
 });

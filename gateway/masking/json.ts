@@ -14,7 +14,7 @@ import type { Json } from "../../sdk/schema/config.ts";
 import type { MaskContext } from "../ports.ts";
 import type { Applied, CompiledField, CompiledPolicy, TrieNode } from "./compile.ts";
 import type { CompiledDetector, Span } from "./detect.ts";
-import { renderSpans } from "./detect.ts";
+import { ownString, renderSpans } from "./detect.ts";
 import { applyStrategy, DROP, type Dropped, redactToken, strategyStrength } from "./strategy.ts";
 import { SummaryBuilder } from "./summary.ts";
 
@@ -86,8 +86,33 @@ function isObject(v: Json | undefined): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** distinct keys whose child nodes one trie node remembers (keys come from the input: bounded) */
+const CHILD_MEMO_KEYS = 256;
+
+/**
+ * The trie nodes one step below `nodes` along `key`. The result for a single node (the usual
+ * case) is remembered on the node, so walking the items of a list allocates nothing here; the
+ * arrays returned are shared and never mutated.
+ */
 export function childNodes(nodes: readonly TrieNode[] | null, key: string): TrieNode[] | null {
   if (nodes === null) return null;
+  if (nodes.length !== 1) return childNodesOf(nodes, key);
+  const n = nodes[0]!;
+  let memo = n.memo;
+  if (memo === null) {
+    memo = new Map();
+    n.memo = memo;
+  }
+  let r = memo.get(key);
+  if (r === undefined) {
+    r = childNodesOf(nodes, key);
+    // (a key may be a slice of the response text: the node outlives it, so keep a copy)
+    if (memo.size < CHILD_MEMO_KEYS) memo.set(ownString(key), r);
+  }
+  return r;
+}
+
+function childNodesOf(nodes: readonly TrieNode[], key: string): TrieNode[] | null {
   let out: TrieNode[] | null = null;
   for (const n of nodes) {
     const c = n.children?.get(key);

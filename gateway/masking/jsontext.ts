@@ -28,6 +28,7 @@
 import type { Json } from "../../sdk/schema/config.ts";
 import type { MaskContext, MaskSummary } from "../ports.ts";
 import type { Applied, CompiledPolicy, TrieNode } from "./compile.ts";
+import { ownString } from "./detect.ts";
 import {
   childNodes,
   EVENT_TIMES,
@@ -58,6 +59,17 @@ const CONTROL = /[\x00-\x1f]/g;
 
 /** the rest of a string token with escapes, up to its closing quote (validated; sticky) */
 const ESCAPED_STRING = /[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*"/y;
+
+/**
+ * A successful regular-expression match keeps its subject for `RegExp.input` / `RegExp.$1`
+ * (the engine's last-match state, one per realm) until the next successful match: after a walk
+ * whose last match ran on the response text, that would keep the whole text alive. A match on
+ * an empty string replaces it.
+ */
+function forgetLastMatch(): void {
+  EMPTY.test("");
+}
+const EMPTY = /^/;
 
 /** A key JavaScript treats as an array index (enumerated before other keys, in numeric order). */
 function isIndexKey(k: string): boolean {
@@ -164,6 +176,8 @@ export class JsonTextMaskRun {
       if (e instanceof Malformed || e instanceof DocFallback || e instanceof ItemFallback) return null;
       if (e instanceof RangeError) return null; // nesting deeper than the stack: let JSON.parse judge
       throw e;
+    } finally {
+      forgetLastMatch();
     }
   }
 
@@ -284,9 +298,14 @@ export class JsonTextMaskRun {
   // ---- lexing -------------------------------------------------------------------------------
 
   private ws(): void {
+    // (small enough to be inlined: compact JSON has no whitespace)
+    if (this.t.charCodeAt(this.pos) > 32) return;
+    this.wsRun();
+  }
+
+  private wsRun(): void {
     const t = this.t;
     let p = this.pos;
-    if (t.charCodeAt(p) > 32) return;
     for (;;) {
       const c = t.charCodeAt(p);
       if (c === 32 || c === 10 || c === 13 || c === 9) p++;
@@ -374,7 +393,8 @@ export class JsonTextMaskRun {
       while (i < len && c.charCodeAt(i) === t.charCodeAt(s + i)) i++;
       if (i === len) return c;
     }
-    const k = t.slice(s, e);
+    // a copy, not a slice: the cache outlives this text, which a slice would keep alive
+    const k = ownString(t.slice(s, e));
     KEY_CACHE[h] = k;
     return k;
   }
@@ -862,11 +882,10 @@ export class JsonTextMaskRun {
         v = JSON.parse(t.slice(s, this.pos)) as string;
         r = this.jr.str(v, a, canDrop);
       } else {
-        // the detectors' cheap checks run on the text, before any string is made
-        if (!a.detectors.mayMatch(t, s + 1, this.pos - 1)) return false;
-        v = t.slice(s + 1, this.pos - 1);
-        const spans = a.detectors.findPassed(v);
+        // the detectors' cheap checks and cache run on the text, before any string is made
+        const spans = a.detectors.findIn(t, s + 1, this.pos - 1);
         if (spans === null) return false;
+        v = t.slice(s + 1, this.pos - 1);
         r = this.jr.spans(v, spans, canDrop);
       }
       if (r === DROP) return true;
