@@ -262,3 +262,311 @@ export function podList(n: number, seed = 1, ns = "phi-a"): { list: Json; patien
     patients,
   };
 }
+
+// ---- cluster-shaped objects (no planted data beyond what a real cluster carries) ------------------
+
+/**
+ * A Pod as the API server returns it for a Deployment's replica (field order, managedFields of
+ * the controller manager and the kubelet, projected service-account volume, probes, status):
+ * ~5 KB, no last-applied-configuration (pods made by a ReplicaSet carry none), three env vars.
+ */
+export function clusterPod(i: number, ns: string): Json {
+  const hash = "5d8f7c9b4d";
+  const name = `api-${hash}-${((i * 2654435761) >>> 0).toString(36).slice(0, 5)}`;
+  const uid = `${((i * 7919) >>> 0).toString(16).padStart(8, "0")}-3f2a-4c1d-9b8e-${((i * 104729) >>> 0).toString(16).padStart(12, "0")}`;
+  const t = "2025-10-02T08:14:31Z";
+  return {
+    metadata: {
+      name,
+      generateName: `api-${hash}-`,
+      namespace: ns,
+      uid,
+      resourceVersion: String(4810000 + i),
+      creationTimestamp: t,
+      labels: { app: "api", "app.kubernetes.io/part-of": "intake", "pod-template-hash": hash },
+      ownerReferences: [
+        {
+          apiVersion: "apps/v1",
+          kind: "ReplicaSet",
+          name: `api-${hash}`,
+          uid: "b7a1c2d3-0000-4e5f-8a9b-0c1d2e3f4a5b",
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+      managedFields: [
+        {
+          manager: "kube-controller-manager",
+          operation: "Update",
+          apiVersion: "v1",
+          time: t,
+          fieldsType: "FieldsV1",
+          fieldsV1: {
+            "f:metadata": {
+              "f:generateName": {},
+              "f:labels": {
+                ".": {},
+                "f:app": {},
+                "f:app.kubernetes.io/part-of": {},
+                "f:pod-template-hash": {},
+              },
+              "f:ownerReferences": { ".": {}, 'k:{"uid":"b7a1c2d3-0000-4e5f-8a9b-0c1d2e3f4a5b"}': {} },
+            },
+            "f:spec": {
+              "f:containers": {
+                'k:{"name":"api"}': {
+                  ".": {},
+                  "f:env": {
+                    ".": {},
+                    'k:{"name":"LOG_LEVEL"}': { ".": {}, "f:name": {}, "f:value": {} },
+                    'k:{"name":"DB_HOST"}': { ".": {}, "f:name": {}, "f:value": {} },
+                  },
+                  "f:image": {},
+                  "f:imagePullPolicy": {},
+                  "f:name": {},
+                  "f:ports": {
+                    ".": {},
+                    'k:{"containerPort":8080,"protocol":"TCP"}': {
+                      ".": {},
+                      "f:containerPort": {},
+                      "f:name": {},
+                      "f:protocol": {},
+                    },
+                  },
+                  "f:readinessProbe": {
+                    ".": {},
+                    "f:httpGet": { ".": {}, "f:path": {}, "f:port": {}, "f:scheme": {} },
+                    "f:periodSeconds": {},
+                  },
+                  "f:resources": {
+                    ".": {},
+                    "f:limits": { ".": {}, "f:memory": {} },
+                    "f:requests": { ".": {}, "f:cpu": {}, "f:memory": {} },
+                  },
+                },
+              },
+              "f:dnsPolicy": {},
+              "f:enableServiceLinks": {},
+              "f:restartPolicy": {},
+              "f:schedulerName": {},
+              "f:securityContext": {},
+              "f:terminationGracePeriodSeconds": {},
+            },
+          },
+        },
+        {
+          manager: "kubelet",
+          operation: "Update",
+          apiVersion: "v1",
+          time: t,
+          fieldsType: "FieldsV1",
+          fieldsV1: {
+            "f:status": {
+              "f:conditions": {
+                'k:{"type":"ContainersReady"}': {
+                  ".": {},
+                  "f:lastProbeTime": {},
+                  "f:lastTransitionTime": {},
+                  "f:status": {},
+                  "f:type": {},
+                },
+                'k:{"type":"Ready"}': {
+                  ".": {},
+                  "f:lastProbeTime": {},
+                  "f:lastTransitionTime": {},
+                  "f:status": {},
+                  "f:type": {},
+                },
+              },
+              "f:containerStatuses": {},
+              "f:hostIP": {},
+              "f:hostIPs": {},
+              "f:phase": {},
+              "f:podIP": {},
+              "f:podIPs": { ".": {}, 'k:{"ip":"10.244.1.17"}': { ".": {}, "f:ip": {} } },
+              "f:startTime": {},
+            },
+          },
+          subresource: "status",
+        },
+      ],
+    },
+    spec: {
+      volumes: [
+        {
+          name: "kube-api-access-x7k2p",
+          projected: {
+            sources: [
+              { serviceAccountToken: { expirationSeconds: 3607, path: "token" } },
+              { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
+              {
+                downwardAPI: {
+                  items: [
+                    { path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } },
+                  ],
+                },
+              },
+            ],
+            defaultMode: 420,
+          },
+        },
+      ],
+      containers: [
+        {
+          name: "api",
+          image: "registry.example.com/clinic/api:2.14.1",
+          ports: [{ name: "http", containerPort: 8080, protocol: "TCP" }],
+          env: [
+            { name: "LOG_LEVEL", value: "info" },
+            { name: "DB_HOST", value: "postgres.clinic.svc.cluster.local" },
+            { name: "DB_PASSWORD", valueFrom: { secretKeyRef: { name: "db", key: "password" } } },
+          ],
+          resources: { limits: { memory: "512Mi" }, requests: { cpu: "250m", memory: "256Mi" } },
+          volumeMounts: [
+            {
+              name: "kube-api-access-x7k2p",
+              readOnly: true,
+              mountPath: "/var/run/secrets/kubernetes.io/serviceaccount",
+            },
+          ],
+          readinessProbe: {
+            httpGet: { path: "/healthz", port: 8080, scheme: "HTTP" },
+            timeoutSeconds: 1,
+            periodSeconds: 10,
+            successThreshold: 1,
+            failureThreshold: 3,
+          },
+          terminationMessagePath: "/dev/termination-log",
+          terminationMessagePolicy: "File",
+          imagePullPolicy: "IfNotPresent",
+        },
+      ],
+      restartPolicy: "Always",
+      terminationGracePeriodSeconds: 30,
+      dnsPolicy: "ClusterFirst",
+      serviceAccountName: "default",
+      serviceAccount: "default",
+      nodeName: `worker-${i % 12}`,
+      securityContext: {},
+      schedulerName: "default-scheduler",
+      tolerations: [
+        {
+          key: "node.kubernetes.io/not-ready",
+          operator: "Exists",
+          effect: "NoExecute",
+          tolerationSeconds: 300,
+        },
+        {
+          key: "node.kubernetes.io/unreachable",
+          operator: "Exists",
+          effect: "NoExecute",
+          tolerationSeconds: 300,
+        },
+      ],
+      priority: 0,
+      enableServiceLinks: true,
+      preemptionPolicy: "PreemptLowerPriority",
+    },
+    status: {
+      phase: "Running",
+      conditions: [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+      ].map((type) => ({ type, status: "True", lastProbeTime: null, lastTransitionTime: t })),
+      hostIP: `10.0.3.${i % 250}`,
+      hostIPs: [{ ip: `10.0.3.${i % 250}` }],
+      podIP: `10.244.${i % 250}.${(i * 7) % 250}`,
+      podIPs: [{ ip: `10.244.${i % 250}.${(i * 7) % 250}` }],
+      startTime: t,
+      containerStatuses: [
+        {
+          name: "api",
+          state: { running: { startedAt: t } },
+          lastState: {},
+          ready: true,
+          restartCount: 0,
+          image: "registry.example.com/clinic/api:2.14.1",
+          imageID: `registry.example.com/clinic/api@sha256:${"9f86d081884c7d65".repeat(4)}`,
+          containerID: `containerd://${((i * 2654435761) >>> 0).toString(16).padStart(8, "0").repeat(8)}`,
+          started: true,
+        },
+      ],
+      qosClass: "Burstable",
+    },
+  };
+}
+
+const EVENT_MESSAGES = [
+  (pod: string, i: number) => `Successfully assigned phi-a/${pod} to worker-${i % 12}`,
+  () => 'Container image "registry.example.com/clinic/api:2.14.1" already present on machine',
+  () => "Created container api",
+  () => "Started container api",
+  () => "Readiness probe failed: HTTP probe failed with statuscode: 503",
+  (_: string, i: number) => `Back-off restarting failed container api in pod (attempt ${i % 9})`,
+];
+
+/**
+ * An Event as the API server writes it (metadata first, then involvedObject; list items carry no
+ * kind): one in twenty is an application's event whose message names a patient's MRN.
+ */
+export function clusterEvent(i: number, ns: string): Json {
+  const pod = `api-5d8f7c9b4d-${((i * 2654435761) >>> 0).toString(36).slice(0, 5)}`;
+  const t = "2025-10-02T08:14:31Z";
+  const app = i % 20 === 7;
+  return {
+    metadata: {
+      name: `${pod}.${((i * 40503) >>> 0).toString(16).padStart(16, "0")}`,
+      namespace: ns,
+      uid: `${((i * 7919) >>> 0).toString(16).padStart(8, "0")}-77aa-4c1d-9b8e-${((i * 104729) >>> 0).toString(16).padStart(12, "0")}`,
+      resourceVersion: String(5810000 + i),
+      creationTimestamp: t,
+      managedFields: [
+        {
+          manager: app ? "intake-controller" : "kubelet",
+          operation: "Update",
+          apiVersion: "v1",
+          time: t,
+          fieldsType: "FieldsV1",
+          fieldsV1: {
+            "f:count": {},
+            "f:firstTimestamp": {},
+            "f:involvedObject": {},
+            "f:lastTimestamp": {},
+            "f:message": {},
+            "f:reason": {},
+            "f:reportingComponent": {},
+            "f:reportingInstance": {},
+            "f:source": { "f:component": {}, "f:host": {} },
+            "f:type": {},
+          },
+        },
+      ],
+    },
+    involvedObject: {
+      kind: "Pod",
+      namespace: ns,
+      name: pod,
+      uid: `${((i * 31) >>> 0).toString(16).padStart(8, "0")}-3f2a-4c1d-9b8e-0c1d2e3f4a5b`,
+      apiVersion: "v1",
+      resourceVersion: String(4810000 + i),
+      fieldPath: "spec.containers{api}",
+    },
+    reason: app
+      ? "IntakeProcessed"
+      : ["Scheduled", "Pulled", "Created", "Started", "Unhealthy", "BackOff"][i % 6]!,
+    message: app
+      ? `Processed intake for MRN: ${String(10_000_000 + ((i * 7919) % 89_999_999))}`
+      : EVENT_MESSAGES[i % EVENT_MESSAGES.length]!(pod, i),
+    source: { component: app ? "intake-controller" : "kubelet", host: `worker-${i % 12}` },
+    firstTimestamp: t,
+    lastTimestamp: t,
+    count: 1 + (i % 4),
+    type: i % 6 >= 4 ? "Warning" : "Normal",
+    eventTime: null,
+    reportingComponent: app ? "intake-controller" : "kubelet",
+    reportingInstance: `worker-${i % 12}`,
+  };
+}

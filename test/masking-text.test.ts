@@ -18,7 +18,7 @@ import type { MaskContext, Masker } from "../gateway/ports.ts";
 import { maskBuffered } from "../gateway/server/respond.ts";
 import type { Json } from "../sdk/schema/config.ts";
 import { PLANTED } from "../simulator/seed/planted.ts";
-import { ctx, makeConfig, rng } from "./masking-fixtures.ts";
+import { clusterEvent, ctx, makeConfig, rng } from "./masking-fixtures.ts";
 
 const KEY = new Uint8Array(32).fill(9);
 const config = makeConfig();
@@ -223,8 +223,8 @@ const docArb: fc.Arbitrary<Doc> = fc
       else if (shape === "object") {
         const o = vs[0] as Record<string, Json>;
         value = { kind: "Pod", apiVersion: "v1", ...o };
-        // an Event's involvedObject comes after its metadata: the whole object takes the object path
-        return { value, planted: items[0]!.p, ctx: c, via: kind === "events" ? "object" : "text" };
+        // (an Event's involvedObject comes after its metadata: the prescan reads on for it)
+        return { value, planted: items[0]!.p, ctx: c, via: "text" };
       } else if (shape === "table")
         value = {
           kind: "Table",
@@ -608,6 +608,31 @@ describe("the text masker on tricky texts", () => {
       expect(r.itemFallbacks).toBe(1);
       expect(r.text).not.toContain("6789");
     }
+  });
+
+  it("an EventList as the API server writes it (involvedObject after metadata) is masked on the text", () => {
+    const evCtx = ctx({ verb: "list", namespace: "", resource: "events" });
+    const items = Array.from({ length: 60 }, (_, i) => clusterEvent(i, i % 2 === 1 ? "phi-a" : "default"));
+    const text = JSON.stringify({
+      kind: "EventList",
+      apiVersion: "v1",
+      metadata: { resourceVersion: "1" },
+      items,
+    });
+    const r = expectEquivalent(text, evCtx);
+    expect(r.via).toBe("text");
+    expect(r.itemFallbacks).toBe(0);
+    // the applications' events name an MRN (items 7, 27, 47): masked, as the object walker does
+    expect(r.summary.counts.mrn).toBe(3);
+    expect(r.text).not.toMatch(/MRN: \d/);
+    // a kind after metadata is read by the same prescan: this item is masked as a Secret
+    const odd = JSON.stringify({
+      kind: "EventList",
+      apiVersion: "v1",
+      metadata: {},
+      items: [{ ...(items[7] as object), kind: "Secret" }],
+    });
+    expect(expectEquivalent(odd, evCtx).itemFallbacks).toBe(0);
   });
 
   it("last-applied-configuration: masked on the text when canonical, else by the object walker", () => {

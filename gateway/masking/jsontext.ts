@@ -20,8 +20,9 @@
  *   both), with an array-index key like "7" (JavaScript orders those first, which changes
  *   the order of the summary's pointers), with a data-map key that holds an identifier (renamed
  *   keys are recorded before the values), or whose `kind`, `apiVersion`, `involvedObject` or
- *   `regarding` comes after `metadata` (they decide which masks apply): the item's output and
- *   summary are rolled back and the item is parsed and masked as an object;
+ *   `regarding` comes after `metadata` (they decide which masks apply; an Event's are read
+ *   ahead instead, since the API server writes them there): the item's output and summary are
+ *   rolled back and the item is parsed and masked as an object;
  * - malformed JSON, or anything unexpected: the whole document takes the old path, which
  *   throws `JSON.parse`'s own SyntaxError (the caller turns it into MASK_MALFORMED_JSON).
  */
@@ -586,7 +587,7 @@ export class JsonTextMaskRun {
     const seenDepth = this.seenDepth;
     const snap = this.sum.snapshot();
     try {
-      const facts = this.prescan();
+      const facts = this.prescan(kindHint);
       const a = fixed ?? jr.appliedFor(facts, kindHint);
       this.itemKind = typeof facts.kind === "string" ? facts.kind : kindHint;
       this.eventish = isEvent(facts, kindHint);
@@ -612,14 +613,16 @@ export class JsonTextMaskRun {
 
   /**
    * The facts `appliedFor` reads, from the item's keys up to `metadata` (kind, apiVersion,
-   * involvedObject, regarding) and metadata's keys up to `namespace` and `labels`. Keys after
-   * these are checked as the item is masked (a fact key seen later falls back).
+   * involvedObject, regarding) and metadata's keys up to `namespace` and `labels` — for an
+   * Event (by its kind or the list's), from all its keys. Keys after these are checked as the
+   * item is masked (a fact key seen later falls back).
    */
-  private prescan(): JsonObject {
+  private prescan(kindHint: string | undefined): JsonObject {
     const t = this.t;
     const save = this.pos;
     const obj: JsonObject = {};
     this.factsLimit = Number.POSITIVE_INFINITY;
+    let pastMeta = false;
     this.pos++;
     this.ws();
     if (t.charCodeAt(this.pos) !== 125)
@@ -630,12 +633,17 @@ export class JsonTextMaskRun {
         this.ws();
         this.expect(58);
         this.ws();
-        if (k === "metadata") {
+        if (k === "metadata" && !pastMeta) {
           this.factsLimit = keyStart;
+          this.metaOpen = false;
           obj.metadata = t.charCodeAt(this.pos) === 123 ? this.prescanMeta() : this.parseValue();
-          break;
-        }
-        if (FACT_KEYS.has(k)) obj[k] = this.parseValue();
+          // The API server writes an Event's involvedObject / regarding (which decide its
+          // masks) after its metadata: read on for them rather than give up on every event.
+          if (!(obj.kind === "Event" || (obj.kind === undefined && kindHint === "Event"))) break;
+          if (this.metaOpen) this.skipRestOfObject();
+          pastMeta = true;
+          this.factsLimit = Number.POSITIVE_INFINITY;
+        } else if (FACT_KEYS.has(k)) obj[k] = this.parseValue();
         else this.skipValue();
         this.ws();
         const c = t.charCodeAt(this.pos++);
@@ -647,6 +655,9 @@ export class JsonTextMaskRun {
     return obj;
   }
 
+  /** prescanMeta returned before the end of metadata (it had what it looks for) */
+  private metaOpen = false;
+
   private prescanMeta(): JsonObject {
     const t = this.t;
     const meta: JsonObject = {};
@@ -654,7 +665,10 @@ export class JsonTextMaskRun {
     let labels = false;
     this.pos++;
     this.ws();
-    if (t.charCodeAt(this.pos) === 125) return meta;
+    if (t.charCodeAt(this.pos) === 125) {
+      this.pos++;
+      return meta;
+    }
     for (;;) {
       if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
       const k = this.readKey();
@@ -669,12 +683,33 @@ export class JsonTextMaskRun {
         labels = true;
       } else this.skipValue();
       // a second namespace or labels key later is a duplicate: the masking pass falls back
-      if (ns && labels) return meta;
+      if (ns && labels) {
+        this.metaOpen = true;
+        return meta;
+      }
       this.ws();
       const c = t.charCodeAt(this.pos++);
       if (c === 44) this.ws();
       else if (c === 125) return meta;
       else throw new Malformed();
+    }
+  }
+
+  /** Pass over the rest of an object whose member value was just read (validated). */
+  private skipRestOfObject(): void {
+    const t = this.t;
+    for (;;) {
+      this.ws();
+      const c = t.charCodeAt(this.pos++);
+      if (c === 125) return;
+      if (c !== 44) throw new Malformed();
+      this.ws();
+      if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
+      this.scanString();
+      this.ws();
+      this.expect(58);
+      this.ws();
+      this.skipValue();
     }
   }
 
