@@ -9,6 +9,11 @@
  * - end to end as maskBuffered does it (response bytes in -> masked bytes out), interleaved
  *   A/B/C passes (MASK_BENCH_PASSES, default 5; median and min of CPU time): the text masker
  *   (maskJsonText), the object path (parse + maskJson + stringify) and parse + stringify only.
+ * - cluster-shaped lists, ~50 MB each, as a real API server returns them: a PodList of Deployment
+ *   replicas (managedFields, status, three env vars, no last-applied) and an EventList (one event
+ *   in twenty names an MRN); end to end, text masker beside the object path and parse+stringify,
+ *   interleaved (the list above is a stress case: every pod carries 60 masked env vars, planted
+ *   identifiers and a last-applied copy of its spec).
  * - watch stream: the same pods as WatchEvent JSON lines in 64 KiB chunks through watchStream().
  * - logs / exec: 20 MB of log lines (lines mode) and of exec output (chunks of 1-4 KiB).
  * - typical get: one pod (~10 KB): added milliseconds (median, p99) of masking.
@@ -24,7 +29,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createMasker } from "../gateway/masking/index.ts";
 import type { Json } from "../sdk/schema/config.ts";
-import { ctx, makeConfig, patient, pod, rng } from "../test/masking-fixtures.ts";
+import { clusterEvent, clusterPod, ctx, makeConfig, patient, pod, rng } from "../test/masking-fixtures.ts";
 
 const PODS = Number(process.env.MASK_BENCH_PODS ?? 5700); // ~50 MB of JSON
 const ENV = Number(process.env.MASK_BENCH_ENV ?? 60);
@@ -147,6 +152,73 @@ const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const min = (xs: number[]) => Math.min(...xs);
 const textOutBytes = e2e.text().length;
 
+// cluster-shaped lists: what a real API server returns (see the header)
+const CLUSTER_MB = Number(process.env.MASK_BENCH_CLUSTER_MB ?? 50);
+function clusterList(kind: string, make: (i: number, ns: string) => Json, each: number): Buffer {
+  const n = Math.round((CLUSTER_MB * 1e6) / each);
+  const items = Array.from({ length: n }, (_, i) => make(i, i % 3 === 0 ? "default" : "phi-a"));
+  return Buffer.from(
+    JSON.stringify({ kind, apiVersion: "v1", metadata: { resourceVersion: "4899999" }, items }),
+  );
+}
+const cluster = {
+  pods: { body: clusterList("PodList", clusterPod, 5030), ctx: ctx({ verb: "list", namespace: "" }) },
+  events: {
+    body: clusterList("EventList", clusterEvent, 1330),
+    ctx: ctx({ verb: "list", namespace: "", resource: "events" }),
+  },
+};
+const clusterTimes: Record<string, Record<"text" | "object" | "baseline", number[]>> = {};
+for (const [name, w] of Object.entries(cluster)) {
+  const t = masker.maskJsonText(w.body.toString("utf8"), w.ctx);
+  const o = masker.maskJson(JSON.parse(w.body.toString("utf8")) as Json, w.ctx);
+  if (JSON.stringify(JSON.parse(t.text)) !== JSON.stringify(o.value))
+    throw new Error(`bench: maskJsonText and maskJson disagree on the cluster ${name} list`);
+  const runs = { text: [] as number[], object: [] as number[], baseline: [] as number[] };
+  for (let i = 0; i < PASSES; i++) {
+    runs.text.push(time(() => Buffer.from(masker.maskJsonText(w.body.toString("utf8"), w.ctx).text)).cpuMs);
+    runs.object.push(
+      time(() =>
+        Buffer.from(JSON.stringify(masker.maskJson(JSON.parse(w.body.toString("utf8")), w.ctx).value)),
+      ).cpuMs,
+    );
+    runs.baseline.push(time(() => Buffer.from(JSON.stringify(JSON.parse(w.body.toString("utf8"))))).cpuMs);
+  }
+  clusterTimes[name] = runs;
+}
+const clusterSummary = Object.fromEntries(
+  Object.entries(cluster).map(([name, w]) => {
+    const r = clusterTimes[name]!;
+    const b = w.body.length;
+    const m = masker.maskJsonText(w.body.toString("utf8"), w.ctx).summary.counts;
+    return [
+      name,
+      {
+        mb: Math.round(b / 1e5) / 10,
+        items: (JSON.parse(w.body.toString("utf8")) as { items: unknown[] }).items.length,
+        textMBps_cpu_median: mbps(b, med(r.text)),
+        textMBps_cpu_best: mbps(b, min(r.text)),
+        objectMBps_cpu_median: mbps(b, med(r.object)),
+        baselineMBps_cpu_median: mbps(b, med(r.baseline)),
+        textOverBaseline: Math.round((med(r.baseline) / med(r.text)) * 100) / 100,
+        masked: m,
+      },
+    ];
+  }),
+) as Record<
+  keyof typeof cluster,
+  {
+    mb: number;
+    items: number;
+    textMBps_cpu_median: number;
+    textMBps_cpu_best: number;
+    objectMBps_cpu_median: number;
+    baselineMBps_cpu_median: number;
+    textOverBaseline: number;
+    masked: Record<string, number>;
+  }
+>;
+
 // watch stream
 const items = (list as { items: Json[] }).items;
 const watchBody = items.map((o) => JSON.stringify({ type: "MODIFIED", object: o }) + "\n").join("");
@@ -266,6 +338,7 @@ const summary = {
     textOverBaseline: Math.round((med(e2eTimes.baseline) / med(e2eTimes.text)) * 100) / 100,
     textOutBytes,
   },
+  cluster: clusterSummary,
   watch: {
     mb: Math.round(watchBytes / 1e5) / 10,
     events: items.length,
@@ -312,6 +385,11 @@ const rows: [string, string][] = [
     `text/object ${summary.endToEnd.textOverObject}x, text/baseline ${summary.endToEnd.textOverBaseline}x; ` +
       `text masker, field masks only ${summary.endToEnd.textFieldsOnlyMBps_cpu_median} MB/s`,
   ],
+  ...Object.entries(summary.cluster).map(([name, c]): [string, string] => [
+    `cluster-shaped ${name === "pods" ? "PodList" : "EventList"}, ${c.items} items, ${c.mb} MB, end to end`,
+    `text masker ${c.textMBps_cpu_median} MB/s (best ${c.textMBps_cpu_best}), object path ` +
+      `${c.objectMBps_cpu_median}, parse+stringify ${c.baselineMBps_cpu_median}; text/baseline ${c.textOverBaseline}x`,
+  ]),
   [
     `watch stream, ${summary.watch.events} events`,
     `${summary.watch.MBps_cpu} MB/s (baseline ${summary.watch.baselineMBps_cpu})`,

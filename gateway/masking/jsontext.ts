@@ -532,8 +532,44 @@ export class JsonTextMaskRun {
     else throw new Malformed();
   }
 
+  /**
+   * Pass over the value at pos for the prescan: keys are not decoded nor checked for
+   * duplicates (the masking pass that follows reads every key again and validates all).
+   */
+  private passValue(): void {
+    const t = this.t;
+    const c = t.charCodeAt(this.pos);
+    if (c !== 123 && c !== 91) {
+      this.skipValue();
+      return;
+    }
+    const close = c === 123 ? 125 : 93;
+    this.pos++;
+    this.ws();
+    if (t.charCodeAt(this.pos) === close) {
+      this.pos++;
+      return;
+    }
+    for (;;) {
+      if (close === 125) {
+        if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
+        this.scanString();
+        this.ws();
+        this.expect(58);
+        this.ws();
+      }
+      this.passValue();
+      this.ws();
+      const d = t.charCodeAt(this.pos++);
+      if (d === 44) this.ws();
+      else if (d === close) return;
+      else throw new Malformed();
+    }
+  }
+
   /** Parse the value at pos as an object (validated by JSON.parse). */
   private parseValue(): Json {
+    if (this.t.charCodeAt(this.pos) === 34) return this.readString();
     const s = this.pos;
     this.skipValue();
     return JSON.parse(this.t.slice(s, this.pos)) as Json;
@@ -643,8 +679,14 @@ export class JsonTextMaskRun {
           if (this.metaOpen) this.skipRestOfObject();
           pastMeta = true;
           this.factsLimit = Number.POSITIVE_INFINITY;
-        } else if (FACT_KEYS.has(k)) obj[k] = this.parseValue();
-        else this.skipValue();
+        } else if (FACT_KEYS.has(k)) {
+          obj[k] = this.parseValue();
+          // what the event is about: enough (a fact key after it falls back, as above)
+          if (pastMeta && (k === "involvedObject" || k === "regarding")) {
+            this.factsLimit = this.pos;
+            break;
+          }
+        } else this.passValue();
         this.ws();
         const c = t.charCodeAt(this.pos++);
         if (c === 44) this.ws();
@@ -681,7 +723,7 @@ export class JsonTextMaskRun {
       } else if (k === "labels") {
         meta.labels = this.parseValue();
         labels = true;
-      } else this.skipValue();
+      } else this.passValue();
       // a second namespace or labels key later is a duplicate: the masking pass falls back
       if (ns && labels) {
         this.metaOpen = true;
@@ -709,7 +751,7 @@ export class JsonTextMaskRun {
       this.ws();
       this.expect(58);
       this.ws();
-      this.skipValue();
+      this.passValue();
     }
   }
 
@@ -791,7 +833,9 @@ export class JsonTextMaskRun {
     let drop = false;
     this.path.push(k);
     if (k === "managedFields") {
-      this.skipValue();
+      // dropped whole: its keys need no decoding nor duplicate check (nothing of it is emitted)
+      if (a.anyMask) this.passValue();
+      else this.skipValue();
       if (a.anyMask) {
         drop = true;
         const sum = this.sum;
