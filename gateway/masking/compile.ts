@@ -202,7 +202,14 @@ export class CompiledPolicy {
       chosen.push(m);
       key += m.index + ",";
     }
-    if (extraDetectors.length > 0) key += "+" + extraDetectors.map((d) => d.id).join(",");
+    if (extraDetectors.length > 0) {
+      let ek = this.extraKeys.get(extraDetectors);
+      if (ek === undefined) {
+        ek = "+" + extraDetectors.map((d) => d.id).join(",");
+        this.extraKeys.set(extraDetectors, ek);
+      }
+      key += ek;
+    }
     let a = this.appliedCache.get(key);
     if (a === undefined) {
       a = this.build(chosen, extraDetectors);
@@ -235,11 +242,25 @@ export class CompiledPolicy {
     };
   }
 
-  /** Detectors of the masks that fit another resource (used for Events about an object). */
+  /**
+   * Detectors of the masks that fit another resource (used for Events about an object). The
+   * answer is remembered (an event list asks the same few questions for every item; bounded).
+   */
   detectorsFor(apiGroup: string, resource: string, ns: string | undefined): readonly CompiledDetector[] {
-    const a = this.applied(this.candidates(apiGroup, resource, ""), ns, undefined);
-    return a.detectors.dets.filter((d) => d.scope === "masks");
+    const key = `${apiGroup}\n${resource}\n${ns ?? "\u0000"}`;
+    let r = this.detectorsForCache.get(key);
+    if (r === undefined) {
+      const a = this.applied(this.candidates(apiGroup, resource, ""), ns, undefined);
+      r = a.detectors.dets.filter((d) => d.scope === "masks");
+      if (this.detectorsForCache.size >= 1024) this.detectorsForCache.clear();
+      this.detectorsForCache.set(key, r);
+    }
+    return r;
   }
+
+  private readonly detectorsForCache = new Map<string, readonly CompiledDetector[]>();
+  /** the cache-key part of an extra detector list (the lists detectorsFor returns repeat) */
+  private readonly extraKeys = new WeakMap<readonly CompiledDetector[], string>();
 }
 
 const byObject = new WeakMap<GatewayConfig, CompiledPolicy>();
