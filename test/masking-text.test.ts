@@ -199,7 +199,16 @@ const RESOURCE: Record<Kind, { resource: string; apiGroup: string; listKind: str
 const docArb: fc.Arbitrary<Doc> = fc
   .tuple(
     fc.constantFrom<Kind>("pods", "secrets", "configmaps", "events", "patients"),
-    fc.constantFrom("list", "object", "table", "status", "watch", "list-kind-last", "list-no-kind"),
+    fc.constantFrom(
+      "list",
+      "object",
+      "table",
+      "status",
+      "watch",
+      "watch-kind-first",
+      "list-kind-last",
+      "list-no-kind",
+    ),
     fc.integer({ min: 1, max: 4 }),
     fc.constantFrom("", "phi-a", "default"),
     fc.integer({ min: 0, max: 1000 }),
@@ -236,6 +245,17 @@ const docArb: fc.Arbitrary<Doc> = fc
       else if (shape === "status") {
         value = { kind: "Status", apiVersion: "v1", status: "Failure", message: planted[0]!.text, code: 404 };
         return { value, planted: [planted[0]!], ctx: c, via: "object" };
+      } else if (shape === "watch-kind-first") {
+        // as the API server writes a watch event: type, then the object with its kind first
+        const o = vs[0] as Record<string, Json>;
+        const kind = typeof o.kind === "string" ? o.kind : r.listKind.slice(0, -4);
+        value = { type: "MODIFIED", object: { kind, apiVersion: "v1", ...o } };
+        return {
+          value,
+          planted: items[0]!.p,
+          ctx: { ...c, request: { ...c.request, verb: "watch" } },
+          via: "text",
+        };
       } else value = { type: "MODIFIED", object: vs[0]! };
       const via = shape === "list" || shape === "list-no-kind" ? "text" : "object";
       return { value, planted: shape === "watch" ? items[0]!.p : planted, ctx: c, via };
@@ -758,6 +778,45 @@ describe("maskBuffered uses the text masker", () => {
       expect(a.code).toBe("MASK_MALFORMED_JSON");
       expect(a.message).toBe(b.message);
       expect(a).toEqual(b);
+    }
+  });
+
+  it("a refusal never quotes the body: the parser's message loses what it quoted", () => {
+    // V8 quotes the input in its messages: `Unexpected token 'S', "SSN 123-45-6789" is not valid JSON`
+    for (const text of [
+      "SSN 123-45-6789",
+      `{"note":"SSN 123-45-6789"}x`,
+      `["MRN 12345678", tru]`,
+      `"SSN 123-45-6789`,
+    ]) {
+      let parserSaid = "";
+      try {
+        JSON.parse(text);
+      } catch (e) {
+        parserSaid = (e as Error).message;
+      }
+      for (const m of [masker, objectOnly]) {
+        let err: (Error & { code?: string; details?: unknown }) | undefined;
+        try {
+          maskBuffered({ status: 200, headers, body: Buffer.from(text) }, m, c);
+        } catch (e) {
+          err = e as Error & { code?: string };
+        }
+        expect(err?.code).toBe("MASK_MALFORMED_JSON");
+        expect(`${err?.message} ${JSON.stringify(err)}`).not.toMatch(/6789|12345678/);
+      }
+      // the same for a watch stream's event
+      const w = masker.watchStream(ctx({ verb: "watch" }));
+      let werr: Error | undefined;
+      try {
+        w.push(`${text}\n`);
+      } catch (e) {
+        werr = e as Error;
+      }
+      expect(werr?.message).toContain("not valid JSON");
+      expect(`${werr?.message} ${JSON.stringify(werr)}`).not.toMatch(/6789|12345678/);
+      // (the test is only worth something where the parser did quote it)
+      if (text === "SSN 123-45-6789") expect(parserSaid).toContain("123-45-6789");
     }
   });
 });

@@ -79,7 +79,7 @@ export function parseJsonBody(body: string | Uint8Array): Json {
   try {
     return JSON.parse(text) as Json;
   } catch (e) {
-    throw malformedJson((e as Error).message.replace(/".*"/g, "…").slice(0, 120), Buffer.byteLength(text));
+    throw malformedJson((e as Error).message, Buffer.byteLength(text));
   }
 }
 

@@ -48,14 +48,27 @@ export const unknownCompression = (contentEncoding: string) =>
   );
 
 /** The body claims to be JSON but does not parse. */
-export const malformedJson = (detail: string, bytes: number) =>
-  new MaskingError(
+/**
+ * What a JSON parser said, without the body: V8 quotes the input in its messages
+ * (`Unexpected token 'S', "SSN 123-45-6789" is not valid JSON`), and the body is exactly what
+ * must not reach the client, the evidence or a log unmasked. Everything from the first to the
+ * last double quote goes; what remains (the kind of error, a position, one character) does not
+ * identify anybody.
+ */
+export function parseErrorDetail(message: string): string {
+  return message.replace(/"[^]*"/, "…").slice(0, 120);
+}
+
+export const malformedJson = (parserMessage: string, bytes: number) => {
+  const detail = parseErrorDetail(parserMessage);
+  return new MaskingError(
     "MASK_MALFORMED_JSON",
     502,
     "BadGateway",
     `custos: the response is under a masking rule but is not valid JSON (${detail}, ${bytes} bytes); it was refused, not passed through. Retry; if it persists, tell the operator (the upstream sent a broken body)`,
     { detail, bytes },
   );
+};
 
 /** One watch event (one JSON line) grew past the bound the masker holds in memory. */
 export const eventTooLarge = (limit: number) =>

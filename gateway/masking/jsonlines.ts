@@ -5,7 +5,7 @@
 import type { Json } from "../../sdk/schema/config.ts";
 import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
 import { parseJsonBody } from "./encoding.ts";
-import { eventTooLarge } from "./errors.ts";
+import { eventTooLarge, malformedJson } from "./errors.ts";
 import { SummaryBuilder } from "./summary.ts";
 
 export interface JsonLinesMasker {
@@ -28,10 +28,24 @@ export function createJsonLinesMasker(
   let buf = "";
   const one = (line: string): string => {
     if (line.trim() === "") return line + "\n";
+    if (masker.maskJsonText !== undefined) {
+      // masked in place; an event with a duplicate key is re-serialised (the shadowed value,
+      // which no mask looked at, is never emitted)
+      let r: { text: string; summary: MaskSummary };
+      try {
+        r = masker.maskJsonText(line, ctx);
+      } catch (e) {
+        if (e instanceof SyntaxError) throw malformedJson(e.message, Buffer.byteLength(line));
+        throw e;
+      }
+      sum.merge(r.summary);
+      return r.text + "\n";
+    }
     const value = parseJsonBody(line);
     const r = masker.maskJson(value, ctx);
     sum.merge(r.summary);
-    return (r.value === value ? line : JSON.stringify(r.value satisfies Json)) + "\n";
+    // always re-serialised, for the same reason
+    return JSON.stringify(r.value satisfies Json) + "\n";
   };
   return {
     push(chunk) {

@@ -191,6 +191,7 @@ export class JsonTextMaskRun {
     // first), then `items`. Values passed over here are validated and left as they are.
     this.pos++;
     this.ws();
+    if (t.startsWith('"type"', this.pos)) return this.watchEvent();
     let kindSeen = false;
     let kind: Json | undefined;
     let listDone = false;
@@ -237,6 +238,49 @@ export class JsonTextMaskRun {
     }
     this.pos++;
     if (!listDone) throw new DocFallback();
+    return this.finish();
+  }
+
+  /**
+   * A watch event as the API server writes it, `{"type":"…","object":{"kind":"…",…}}` (pos at
+   * `"type"`): its object is masked like a single object, under the path `/object`. Any other
+   * layout — more keys, another order, an object whose kind is not first or is a List, Table or
+   * Status (an ERROR event) — takes the object path, which decides as json.ts does.
+   */
+  private watchEvent(): string {
+    const t = this.t;
+    this.scanString();
+    this.ws();
+    this.expect(58);
+    this.ws();
+    if (t.charCodeAt(this.pos) !== 34) throw new DocFallback();
+    this.scanString();
+    this.ws();
+    this.expect(44);
+    this.ws();
+    if (!t.startsWith('"object"', this.pos)) throw new DocFallback();
+    this.scanString();
+    this.ws();
+    this.expect(58);
+    this.ws();
+    const obj = this.pos;
+    if (t.charCodeAt(obj) !== 123) throw new DocFallback();
+    this.pos++;
+    this.ws();
+    if (!t.startsWith('"kind"', this.pos)) throw new DocFallback();
+    this.scanString();
+    this.ws();
+    this.expect(58);
+    this.ws();
+    const kind = this.parseValue();
+    if (typeof kind !== "string" || kind === "Table" || kind === "Status" || kind.endsWith("List"))
+      throw new DocFallback();
+    this.pos = obj;
+    this.path.push("object");
+    this.item(undefined, true);
+    this.path.pop();
+    this.ws();
+    this.expect(125);
     return this.finish();
   }
 

@@ -114,7 +114,7 @@ export function maskBuffered(
       try {
         m = masker.maskJsonText(text, ctx);
       } catch (e) {
-        if (e instanceof SyntaxError) throw malformedJson(e.message.slice(0, 80), up.body.length);
+        if (e instanceof SyntaxError) throw malformedJson(e.message, up.body.length);
         throw e;
       }
       // re-encoded even when unchanged: the client gets the UTF-8 the masker read, never other bytes
@@ -124,7 +124,7 @@ export function maskBuffered(
     try {
       value = JSON.parse(text) as Json;
     } catch (e) {
-      throw malformedJson((e as Error).message.slice(0, 80), up.body.length);
+      throw malformedJson((e as Error).message, up.body.length);
     }
     const m = masker.maskJson(value, ctx);
     return { status: up.status, headers, body: Buffer.from(JSON.stringify(m.value)), summary: m.summary };
@@ -170,28 +170,41 @@ export function relayWatch(
     if (summary) out.summary = summary;
     onDone(out);
   };
+  const fail = (err: GatewayError): false => {
+    writeErrorEvent(err);
+    finish({ end: "mask-error", error: err });
+    return false;
+  };
   const emitLine = (line: string): boolean => {
     if (line.trim() === "") return true;
-    let ev: Json;
-    try {
-      ev = JSON.parse(line) as Json;
-    } catch (e) {
-      const err = malformedJson((e as Error).message.slice(0, 80), line.length);
-      writeErrorEvent(err);
-      finish({ end: "mask-error", error: err });
-      return false;
+    let out: string;
+    let sum: MaskSummary;
+    if (masker.maskJsonText !== undefined) {
+      // the event's text is masked in place (what no mask touches is copied, not re-serialised)
+      try {
+        const m = masker.maskJsonText(line, ctx);
+        out = m.text;
+        sum = m.summary;
+      } catch (e) {
+        return fail(e instanceof SyntaxError ? malformedJson(e.message, line.length) : asGatewayError(e));
+      }
+    } else {
+      let ev: Json;
+      try {
+        ev = JSON.parse(line) as Json;
+      } catch (e) {
+        return fail(malformedJson((e as Error).message, line.length));
+      }
+      try {
+        const m = masker.maskJson(ev, ctx);
+        out = JSON.stringify(m.value);
+        sum = m.summary;
+      } catch (e) {
+        return fail(asGatewayError(e));
+      }
     }
-    let m: ReturnType<Masker["maskJson"]>;
-    try {
-      m = masker.maskJson(ev, ctx);
-    } catch (e) {
-      const err = asGatewayError(e);
-      writeErrorEvent(err);
-      finish({ end: "mask-error", error: err });
-      return false;
-    }
-    summary = mergeSummaries(summary, m.summary);
-    const s = `${JSON.stringify(m.value)}\n`;
+    summary = mergeSummaries(summary, sum);
+    const s = `${out}\n`;
     bytesOut += Buffer.byteLength(s);
     res.write(s);
     return true;
