@@ -56,7 +56,7 @@ export const unknownCompression = (contentEncoding: string) =>
  * identify anybody.
  */
 export function parseErrorDetail(message: string): string {
-  return message.replace(/"[^]*"/, "…").slice(0, 120);
+  return message.replace(/"[\s\S]*"/, "…").slice(0, 120);
 }
 
 export const malformedJson = (parserMessage: string, bytes: number) => {
