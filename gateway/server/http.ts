@@ -20,6 +20,7 @@ import { mintLoginToken } from "../identity/login-token.ts";
 import type { MaskContext } from "../ports.ts";
 import { answerSelfReview, readSelfReview, selfReviewKind } from "../selfreview/index.ts";
 import { upstreamHeaders } from "../upstream/headers.ts";
+import type { UpstreamResponse } from "../upstream/index.ts";
 import { decodeBody, forwardBody, mediaType, PROTOBUF_TYPE, readBody, sha256 } from "./body.ts";
 import { Call } from "./call.ts";
 import {
@@ -205,9 +206,14 @@ async function serve(
         res.flushHeaders();
       }, WATCH_EARLY_HEADERS_MS)
     : undefined;
-  let up: IncomingMessage;
+  // plain GETs (objects, lists) go through the lean client; watches, log streams and bodies through https.request
+  const lean =
+    method === "GET" && !watching && !(request.subresource === "log" && request.resource === "pods");
+  let up: UpstreamResponse;
   try {
-    up = await rt.upstream.request(method, call.url, headers, hasBody ? forward.bytes : undefined, signal);
+    up = await (lean
+      ? rt.upstream.get(call.url, headers, signal)
+      : rt.upstream.request(method, call.url, headers, hasBody ? forward.bytes : undefined, signal));
   } finally {
     clearTimeout(early);
   }
@@ -323,9 +329,14 @@ const RELAY_FLUSH_BYTES = 64 * 1024;
  * an upstream that stalls mid-body or fails ends the response abnormally, never cleanly.
  */
 export function relayRaw(src: Readable, res: ServerResponse, idleMs: number): void {
+  // failed (reset, malformed, shut down) before it was read: what was buffered is gone, end abnormally
+  if (src.destroyed) {
+    res.destroy();
+    return;
+  }
   // the whole body is already here (an upstream response parsed to its end while the record was
   // written): send it with the end of the response now, without waiting for another turn
-  if ((src as Partial<IncomingMessage>).complete === true && src.readableFlowing !== true) {
+  if ((src as Partial<UpstreamResponse>).complete === true && src.readableFlowing !== true) {
     const chunks: Buffer[] = [];
     let size = 0;
     for (let c = src.read() as Buffer | null; c !== null; c = src.read() as Buffer | null) {
@@ -388,7 +399,7 @@ export function relayRaw(src: Readable, res: ServerResponse, idleMs: number): vo
   });
 }
 
-function downstreamFor(up: IncomingMessage): OutgoingHttpHeaders {
+function downstreamFor(up: UpstreamResponse): OutgoingHttpHeaders {
   const h: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(up.headers)) {
     const n = k.toLowerCase();
