@@ -10,11 +10,11 @@
  *
  *   node --import tsx bench/gateway.ts [--quick] [--fsync]
  *
- * Prints a JSON summary and a human table; "cpu µs" is the proxy process' main-thread CPU time per request
- * during the latency samples (/proc/<pid>/schedstat; its TLS, syscalls and JavaScript).
+ * Prints a JSON summary and a human table; "cpu µs" is the proxy process' CPU time per request (all
+ * threads) during the latency samples (/proc/<pid>/task/<tid>/schedstat: its TLS, syscalls, JavaScript, GC).
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
@@ -155,11 +155,14 @@ interface Target {
   pid?: number | undefined;
 }
 
-/** on-CPU time (ns) of a process' main thread (Linux schedstat), or NaN */
+/** on-CPU time (ns) of all of a process' threads (Linux schedstat; Go spreads its work over several), or NaN */
 function threadCpuNs(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;
   try {
-    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]);
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    return ns;
   } catch {
     return Number.NaN;
   }
