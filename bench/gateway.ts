@@ -151,7 +151,7 @@ const kubeconfig = (server: string, caPem: string, token: string) =>
 interface Target {
   name: string;
   get(p: string): Promise<number>;
-  /** the proxy's process: its main thread's CPU time is measured around the latency samples */
+  /** the proxy's process: its CPU time (all threads) is measured around the latency samples */
   pid?: number | undefined;
 }
 
@@ -252,7 +252,7 @@ function pct(sorted: number[], p: number): number {
 
 /**
  * sequential requests on one keep-alive connection; the latencies (ms) are appended to xs, the
- * proxy process' main-thread CPU time (ns) spent meanwhile is added to cpu
+ * proxy process' CPU time (all threads) (ns) spent meanwhile is added to cpu
  */
 async function sample(t: Target, p: string, n: number, xs: number[], cpu: number[]): Promise<number> {
   let bytes = 0;
