@@ -23,6 +23,7 @@ import { upstreamHeaders } from "../upstream/headers.ts";
 import type { UpstreamResponse } from "../upstream/index.ts";
 import { decodeBody, forwardBody, mediaType, PROTOBUF_TYPE, readBody, sha256 } from "./body.ts";
 import { Call } from "./call.ts";
+import { CallCancel, type CallSignal } from "./cancel.ts";
 import {
   classify,
   decoded,
@@ -35,8 +36,6 @@ import {
 import type { Runtime } from "./runtime.ts";
 
 export const LOGIN_PATH = "/custos/v1/login";
-
-const CLIENT_CLOSED = new Error("the client closed the connection");
 
 /** how long a watch may wait for the upstream's response headers before the gateway starts the stream */
 export const WATCH_EARLY_HEADERS_MS = 300;
@@ -103,14 +102,13 @@ function plainHeaders(h: IncomingMessage["headers"]): IncomingMessage["headers"]
 
 export async function handleHttp(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const call = new Call(rt, req);
-  const abort = new AbortController();
-  // the client went away before its answer was complete: stop what is in flight for it (an
-  // explicit reason: a default AbortError DOMException costs a stack capture on every call)
+  const cancel = new CallCancel();
+  // the client went away before its answer was complete: stop what is in flight for it
   res.on("close", () => {
-    if (!res.writableFinished) abort.abort(CLIENT_CLOSED);
+    if (!res.writableFinished) cancel.abort();
   });
   try {
-    await serve(rt, call, req, res, abort.signal);
+    await serve(rt, call, req, res, cancel);
   } catch (e) {
     const err = asGatewayError(e);
     if (err.httpStatus >= 500 && err.code === "INTERNAL")
@@ -139,7 +137,7 @@ async function serve(
   call: Call,
   req: IncomingMessage,
   res: ServerResponse,
-  signal: AbortSignal,
+  signal: CallSignal,
 ): Promise<void> {
   if (call.url.split("?")[0] === LOGIN_PATH) return login(rt, call, req, res);
   await call.identify(rt, req);
@@ -211,9 +209,13 @@ async function serve(
     method === "GET" && !watching && !(request.subresource === "log" && request.resource === "pods");
   let up: UpstreamResponse;
   try {
-    up = await (lean
+    const pending = lean
       ? rt.upstream.get(call.url, headers, signal)
-      : rt.upstream.request(method, call.url, headers, hasBody ? forward.bytes : undefined, signal));
+      : rt.upstream.request(method, call.url, headers, hasBody ? forward.bytes : undefined, signal);
+    // the request is on its way (the lean client writes it synchronously): build the record's
+    // known parts while the upstream works
+    call.prepare();
+    up = await pending;
   } finally {
     clearTimeout(early);
   }

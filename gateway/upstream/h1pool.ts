@@ -10,6 +10,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import net from "node:net";
 import { Readable } from "node:stream";
 import tls from "node:tls";
+import type { CallSignal } from "../ports.ts";
 import { H1ParseError, type H1Head, H1ResponseParser } from "./h1parse.ts";
 
 /** An upstream response as the relay reads it (IncomingMessage has the same shape). */
@@ -60,7 +61,7 @@ export interface H1RequestOptions {
   noBody?: boolean;
   /** fail with timeout() when no response head arrived within this time */
   timeoutMs: number;
-  signal?: AbortSignal | undefined;
+  signal?: CallSignal | undefined;
   timeout(): Error;
   /** the connection failed before a response head (errno: the socket's error code) */
   unreachable(errno: string | undefined): Error;

@@ -9,6 +9,7 @@ import https from "node:https";
 import net from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { badGateway, type GatewayError, gatewayTimeout } from "../errors.ts";
+import type { CallSignal } from "../ports.ts";
 import { H1Pool, type LeanResponse } from "./h1pool.ts";
 
 export type { UpstreamResponse } from "./h1pool.ts";
@@ -181,7 +182,7 @@ export class Upstream {
     pathAndQuery: string,
     headers: OutgoingHttpHeaders,
     body: Buffer | undefined,
-    signal?: AbortSignal,
+    signal?: CallSignal,
   ): Promise<IncomingMessage> {
     const cred = await this.credential();
     const path = this.path(pathAndQuery);
@@ -313,13 +314,32 @@ export class Upstream {
    * A GET without a body (objects, lists; not watches or streams): through the lean client,
    * same results and errors as `request` (502 unreachable or malformed, 504 no head in time).
    */
-  async get(
+  get(
     pathAndQuery: string,
     headers: OutgoingHttpHeaders,
-    signal?: AbortSignal,
+    signal?: CallSignal,
   ): Promise<IncomingMessage | LeanResponse> {
     if (this.#o.client === "node") return this.request("GET", pathAndQuery, headers, undefined, signal);
-    const cred = await this.credential();
+    // with a cached credential the request is written before this returns (no await on the way)
+    const cached = this.#cred;
+    const cred =
+      cached && (this.#o.now ?? Date.now)() - cached.at < (this.#o.credentialTtlMs ?? 10_000)
+        ? cached.value
+        : undefined;
+    if (!cred) return this.credential().then((c) => this.#get(c, pathAndQuery, headers, signal));
+    try {
+      return this.#get(cred, pathAndQuery, headers, signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #get(
+    cred: UpstreamCredential,
+    pathAndQuery: string,
+    headers: OutgoingHttpHeaders,
+    signal: CallSignal | undefined,
+  ): Promise<IncomingMessage | LeanResponse> {
     const pool = this.#poolFor(cred);
     const head =
       pool.active < LEAN_MAX_ACTIVE ? this.#head("GET", this.path(pathAndQuery), headers, cred) : undefined;
