@@ -35,7 +35,7 @@ const TPUT_MS = quick ? 1000 : 3000;
 const CONCURRENCY = 16;
 /** latency samples are taken in this many interleaved rounds over all paths */
 const ROUNDS = 5;
-/** --only=<substring>: measure only the targets whose name contains it (direct is always measured) */
+/** --only=<substring>[,<substring>...]: measure only the targets whose name contains one (direct is always measured) */
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 /** --latency-only: skip the throughput runs (profiling) */
 const latencyOnly = process.argv.includes("--latency-only");
@@ -498,7 +498,9 @@ async function main() {
       ...target("custos@base (no mask)", baseGateway.url, { token: AGENT, ca: tls.caPem }),
       pid: baseGateway.pid,
     });
-  const measured = targets.filter((t) => !only || t.name === "direct" || t.name.includes(only));
+  const measured = targets.filter(
+    (t) => !only || t.name === "direct" || only.split(",").some((o) => t.name.includes(o)),
+  );
   const cases = [
     { name: "small GET (1 pod)", path: "/api/v1/namespaces/default/pods/web-0", n: LAT_N.small },
     { name: "list 500 pods", path: "/api/v1/namespaces/default/pods?limit=500", n: LAT_N.list },
