@@ -6,11 +6,14 @@
  */
 import https from "node:https";
 import { createServer as tlsCreateServer } from "node:tls";
+import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Upstream } from "../gateway/upstream/index.ts";
 import type { EvidenceRecord, EvidenceSink, Masker } from "../gateway/ports.ts";
 import {
   AGENT_TOKEN,
   call,
+  kubeconfigYaml,
   plantedMasker,
   startRecordingUpstream,
   startTestGateway,
@@ -296,3 +299,26 @@ function tlsServer(
     });
   });
 }
+
+describe("upstream.client: node (the escape hatch)", () => {
+  it("relays plain GETs over https.request as before", async () => {
+    const kc = new KubeConfig();
+    kc.loadFromString(
+      kubeconfigYaml({ server: up.url, caPem: (await testTls()).caPem, token: UPSTREAM_TOKEN }),
+    );
+    const g = await startTestGateway(new Upstream(kc, { timeoutMs: 5000, client: "node" }), {
+      maskerFactory: untouched,
+    });
+    try {
+      for (const n of ["001", "002"]) {
+        const r = await call(g.gw.url, "GET", `/api/v1/namespaces/default/configmaps/small-${n}`, {
+          token: AGENT_TOKEN,
+        });
+        expect(r.status).toBe(200);
+        expect(JSON.parse(r.body)).toEqual({ kind: "ConfigMap", data: { n } });
+      }
+    } finally {
+      await g.close();
+    }
+  });
+});
