@@ -1,7 +1,8 @@
 /**
  * Gateway overhead: added latency (p50/p99) and throughput for a small GET (one Pod) and a
  * 500-item Pod list, through (a) the upstream directly, (b) the real `kubectl proxy` (Go),
- * (c) the custos gateway without mask rules, (d) the gateway with the masking stage busy
+ * (b') a bare Node relay with a TLS client side and the same relay with a plain-HTTP client side
+ * (kubectl proxy's: the client-side TLS cost), (c) the custos gateway without mask rules, (d) the gateway with the masking stage busy
  * (a field mask on pods + an SSN detector) — all against the same loopback HTTPS upstream,
  * in the same run; each gateway runs as its own `custos gateway` process; (c) and (d) are measured
  * over HTTP/1.1 (https.Agent, the fallback) and over HTTP/2 (one multiplexed session, as client-go). Evidence goes to a JSON-lines file, written before each answer; with
@@ -9,9 +10,11 @@
  *
  *   node --import tsx bench/gateway.ts [--quick] [--fsync]
  *
- * Prints a JSON summary and a human table.
+ * Prints a JSON summary and a human table; "cpu µs" is the proxy process' CPU time per request (all
+ * threads) during the latency samples (/proc/<pid>/task/<tid>/schedstat: its TLS, syscalls, JavaScript, GC).
  */
 import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
@@ -32,7 +35,7 @@ const TPUT_MS = quick ? 1000 : 3000;
 const CONCURRENCY = 16;
 /** latency samples are taken in this many interleaved rounds over all paths */
 const ROUNDS = 5;
-/** --only=<substring>: measure only the targets whose name contains it (direct is always measured) */
+/** --only=<substring>[,<substring>...]: measure only the targets whose name contains one (direct is always measured) */
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
 /** --latency-only: skip the throughput runs (profiling) */
 const latencyOnly = process.argv.includes("--latency-only");
@@ -148,6 +151,21 @@ const kubeconfig = (server: string, caPem: string, token: string) =>
 interface Target {
   name: string;
   get(p: string): Promise<number>;
+  /** the proxy's process: its CPU time (all threads) is measured around the latency samples */
+  pid?: number | undefined;
+}
+
+/** on-CPU time (ns) of all of a process' threads (Linux schedstat; Go spreads its work over several), or NaN */
+function threadCpuNs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    return ns;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 function target(name: string, base: string, o: { token?: string; ca?: string }): Target {
@@ -232,15 +250,20 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** sequential requests on one keep-alive connection; the latencies (ms) are appended to xs */
-async function sample(t: Target, p: string, n: number, xs: number[]): Promise<number> {
+/**
+ * sequential requests on one keep-alive connection; the latencies (ms) are appended to xs, the
+ * proxy process' CPU time (all threads) (ns) spent meanwhile is added to cpu
+ */
+async function sample(t: Target, p: string, n: number, xs: number[], cpu: number[]): Promise<number> {
   let bytes = 0;
   for (let i = 0; i < Math.min(20, n); i++) bytes = await t.get(p); // warm up
+  const c0 = threadCpuNs(t.pid);
   for (let i = 0; i < n; i++) {
     const s = process.hrtime.bigint();
     await t.get(p);
     xs.push(Number(process.hrtime.bigint() - s) / 1e6);
   }
+  cpu.push(threadCpuNs(t.pid) - c0);
   return bytes;
 }
 
@@ -258,7 +281,9 @@ async function throughput(t: Target, p: string, ms: number): Promise<number> {
   return done / (ms / 1000);
 }
 
-async function startKubectlProxy(kcFile: string): Promise<{ url: string; stop(): void }> {
+async function startKubectlProxy(
+  kcFile: string,
+): Promise<{ url: string; pid?: number | undefined; stop(): void }> {
   const child = spawn("kubectl", ["proxy", "--port=0", "--kubeconfig", kcFile, "--accept-hosts=.*"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -272,7 +297,7 @@ async function startKubectlProxy(kcFile: string): Promise<{ url: string; stop():
     child.on("exit", (code) => reject(new Error(`kubectl proxy exited ${code}`)));
     setTimeout(() => reject(new Error("kubectl proxy did not start")), 10_000);
   });
-  return { url, stop: () => child.kill("SIGTERM") };
+  return { url, pid: child.pid, stop: () => child.kill("SIGTERM") };
 }
 
 /**
@@ -283,10 +308,11 @@ async function startKubectlProxy(kcFile: string): Promise<{ url: string; stop():
 const RELAY_SRC = `
 const https = require("node:https");
 const http2 = require("node:http2");
-const { UP, CA, CERT, KEY, UPTOKEN } = process.env;
+const { UP, CA, CERT, KEY, UPTOKEN, PLAIN } = process.env;
 const agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: CA });
-// HTTP/2 (ALPN h2) with the HTTP/1.1 fallback, as the gateway's listener
-const srv = http2.createSecureServer({ cert: CERT, key: KEY, allowHTTP1: true }, (req, res) => {
+// HTTP/2 (ALPN h2) with the HTTP/1.1 fallback, as the gateway's listener; PLAIN=1: plain HTTP/1.1
+// towards the client (as kubectl proxy), the same relay otherwise
+const handler = (req, res) => {
   const up = https.request(UP + req.url, { agent, headers: { accept: req.headers.accept || "application/json", authorization: "Bearer " + UPTOKEN } }, (u) => {
     const h = { "content-type": u.headers["content-type"] };
     if (u.headers["content-length"]) h["content-length"] = u.headers["content-length"];
@@ -295,36 +321,49 @@ const srv = http2.createSecureServer({ cert: CERT, key: KEY, allowHTTP1: true },
   });
   up.on("error", () => res.destroy());
   up.end();
-});
+};
+const srv = PLAIN
+  ? require("node:http").createServer(handler)
+  : http2.createSecureServer({ cert: CERT, key: KEY, allowHTTP1: true }, handler);
 srv.keepAliveTimeout = 65000;
 srv.on("connection", (s) => s.setNoDelay(true));
 process.on("SIGTERM", () => process.exit(0));
-srv.listen(0, "127.0.0.1", () => console.log("relay listening on https://127.0.0.1:" + srv.address().port));
+srv.listen(0, "127.0.0.1", () =>
+  console.log("relay listening on " + (PLAIN ? "http" : "https") + "://127.0.0.1:" + srv.address().port));
 `;
 
 async function startRelayProcess(
   upUrl: string,
   tls: { cert: string; key: string; caPem: string },
-): Promise<{ url: string; stop(): void }> {
+  plain = false,
+): Promise<{ url: string; pid?: number | undefined; stop(): void }> {
   const child = spawn(process.execPath, ["-e", RELAY_SRC], {
     stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, UP: upUrl, CA: tls.caPem, CERT: tls.cert, KEY: tls.key, UPTOKEN: UP_TOKEN },
+    env: {
+      ...process.env,
+      UP: upUrl,
+      CA: tls.caPem,
+      CERT: tls.cert,
+      KEY: tls.key,
+      UPTOKEN: UP_TOKEN,
+      ...(plain ? { PLAIN: "1" } : {}),
+    },
   });
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout.on("data", (c: Buffer) => {
-      const m = /listening on (https:\/\/\S+)/.exec(c.toString());
+      const m = /listening on (https?:\/\/\S+)/.exec(c.toString());
       if (m?.[1]) resolve(m[1]);
     });
     child.on("exit", (code) => reject(new Error(`relay exited ${code}`)));
     setTimeout(() => reject(new Error("relay did not start")), 10_000);
   });
-  return { url, stop: () => child.kill("SIGTERM") };
+  return { url, pid: child.pid, stop: () => child.kill("SIGTERM") };
 }
 
 async function startGatewayProcess(
   cwd: string,
   bin = path.resolve(import.meta.dirname, "..", "bin", "custos.mjs"),
-): Promise<{ url: string; stop(): Promise<void> }> {
+): Promise<{ url: string; pid?: number | undefined; stop(): Promise<void> }> {
   // GATEWAY_NODE_ARGS: extra node flags for the gateway processes (e.g. "--cpu-prof")
   const extra = (process.env.GATEWAY_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
   const child = spawn(process.execPath, [...extra, bin, "gateway", "--config", "gateway.yaml"], {
@@ -347,6 +386,7 @@ async function startGatewayProcess(
   });
   return {
     url,
+    pid: child.pid,
     stop: () =>
       new Promise<void>((resolve) => {
         child.once("exit", () => resolve());
@@ -393,11 +433,11 @@ async function main() {
 
   // Each gateway runs as its own process (the `custos gateway` command), as kubectl proxy does:
   // the load generator and the upstream share this process and must not share the gateway's thread.
-  const gateways: { url: string; stop(): Promise<void> }[] = [];
+  const gateways: { url: string; pid?: number | undefined; stop(): Promise<void> }[] = [];
   // --compare=<dir>: also run <dir>/bin/custos.mjs (e.g. a git worktree of the previous commit)
   // as "custos@base", measured in the same rounds as the working tree's gateway
   const compare = process.argv.find((a) => a.startsWith("--compare="))?.slice("--compare=".length);
-  let baseGateway: { url: string; stop(): Promise<void> } | undefined;
+  let baseGateway: { url: string; pid?: number | undefined; stop(): Promise<void> } | undefined;
   for (const masking of [false, true, ...(compare ? ["base" as const] : [])]) {
     const gdir = path.join(dir, `gw-${masking}`);
     await mkdir(gdir, { recursive: true });
@@ -426,51 +466,78 @@ async function main() {
   }
   const proxy = await startKubectlProxy(kcFile);
   const relay = await startRelayProcess(upUrl, tls);
+  // the same relay with a plain-HTTP client side (kubectl proxy's): the client-side TLS cost
+  const plainRelay = await startRelayProcess(upUrl, tls, true);
 
   const LAT_N = latN > 0 ? { small: latN, list: latN } : LAT_N_DEFAULT;
   const targets: Target[] = [
     target("direct", upUrl, { token: UP_TOKEN, ca: tls.caPem }),
-    target("kubectl proxy", proxy.url, {}),
-    target("node TLS relay", relay.url, { token: AGENT, ca: tls.caPem }),
-    targetH2("node TLS relay h2", relay.url, { token: AGENT, ca: tls.caPem }),
-    target("custos (no mask rules)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
-    target("custos (masking)", gateways[1]!.url, { token: AGENT, ca: tls.caPem }),
-    targetH2("custos h2 (no mask)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
-    targetH2("custos h2 (masking)", gateways[1]!.url, { token: AGENT, ca: tls.caPem }),
+    { ...target("kubectl proxy", proxy.url, {}), pid: proxy.pid },
+    { ...target("node TLS relay", relay.url, { token: AGENT, ca: tls.caPem }), pid: relay.pid },
+    { ...target("node relay, http client", plainRelay.url, { token: AGENT }), pid: plainRelay.pid },
+    { ...targetH2("node TLS relay h2", relay.url, { token: AGENT, ca: tls.caPem }), pid: relay.pid },
+    {
+      ...target("custos (no mask rules)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
+      pid: gateways[0]!.pid,
+    },
+    {
+      ...target("custos (masking)", gateways[1]!.url, { token: AGENT, ca: tls.caPem }),
+      pid: gateways[1]!.pid,
+    },
+    {
+      ...targetH2("custos h2 (no mask)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
+      pid: gateways[0]!.pid,
+    },
+    {
+      ...targetH2("custos h2 (masking)", gateways[1]!.url, { token: AGENT, ca: tls.caPem }),
+      pid: gateways[1]!.pid,
+    },
   ];
   if (baseGateway)
-    targets.splice(4, 0, target("custos@base (no mask)", baseGateway.url, { token: AGENT, ca: tls.caPem }));
-  const measured = targets.filter((t) => !only || t.name === "direct" || t.name.includes(only));
+    targets.splice(5, 0, {
+      ...target("custos@base (no mask)", baseGateway.url, { token: AGENT, ca: tls.caPem }),
+      pid: baseGateway.pid,
+    });
+  const measured = targets.filter(
+    (t) => !only || t.name === "direct" || only.split(",").some((o) => t.name.includes(o)),
+  );
   const cases = [
     { name: "small GET (1 pod)", path: "/api/v1/namespaces/default/pods/web-0", n: LAT_N.small },
     { name: "list 500 pods", path: "/api/v1/namespaces/default/pods?limit=500", n: LAT_N.list },
   ];
   const results: Record<
     string,
-    Record<string, { p50: number; p99: number; rps: number; bytes: number }>
+    Record<string, { p50: number; p99: number; rps: number; bytes: number; cpuUsPerReq: number }>
   > = {};
   for (const c of cases) {
     if (onlyCase && !c.name.startsWith(onlyCase)) continue;
     results[c.name] = {};
     // latency in ROUNDS interleaved rounds, so that load drifting on a shared machine hits every path alike
     const xs = new Map<string, number[]>(measured.map((t) => [t.name, []]));
+    const cpu = new Map<string, number[]>(measured.map((t) => [t.name, []]));
     const bytes = new Map<string, number>();
     for (let r = 0; r < ROUNDS; r++)
       for (const t of measured)
-        bytes.set(t.name, await sample(t, c.path, Math.ceil(c.n / ROUNDS), xs.get(t.name)!));
+        bytes.set(
+          t.name,
+          await sample(t, c.path, Math.ceil(c.n / ROUNDS), xs.get(t.name)!, cpu.get(t.name)!),
+        );
     for (const t of measured) {
       const sorted = xs.get(t.name)!.sort((a, b) => a - b);
       const rps = latencyOnly ? 0 : await throughput(t, c.path, TPUT_MS);
+      const cpuNs = cpu.get(t.name)!.reduce((a, b) => a + b, 0);
       results[c.name]![t.name] = {
         p50: pct(sorted, 50),
         p99: pct(sorted, 99),
         bytes: bytes.get(t.name) ?? 0,
         rps,
+        cpuUsPerReq: cpuNs / 1000 / sorted.length,
       };
     }
   }
   proxy.stop();
   relay.stop();
+  plainRelay.stop();
   await baseGateway?.stop();
   for (const g of gateways) await g.stop();
   upstream.closeAllConnections();
@@ -497,11 +564,11 @@ async function main() {
     rows.push(
       "",
       c,
-      `${"path".padEnd(24)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"+p50 ms".padStart(8)} ${"req/s".padStart(8)} ${"vs direct".padStart(9)}`,
+      `${"path".padEnd(24)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"+p50 ms".padStart(8)} ${"cpu µs".padStart(8)} ${"req/s".padStart(8)} ${"vs direct".padStart(9)}`,
     );
     for (const [t, r] of Object.entries(byT))
       rows.push(
-        `${t.padEnd(24)} ${r.p50.toFixed(3).padStart(8)} ${r.p99.toFixed(3).padStart(8)} ${(r.p50 - direct.p50).toFixed(3).padStart(8)} ${r.rps.toFixed(0).padStart(8)} ${(r.rps / direct.rps).toFixed(2).padStart(9)}`,
+        `${t.padEnd(24)} ${r.p50.toFixed(3).padStart(8)} ${r.p99.toFixed(3).padStart(8)} ${(r.p50 - direct.p50).toFixed(3).padStart(8)} ${(Number.isNaN(r.cpuUsPerReq) ? "—" : r.cpuUsPerReq.toFixed(0)).padStart(8)} ${r.rps.toFixed(0).padStart(8)} ${(r.rps / direct.rps).toFixed(2).padStart(9)}`,
       );
   }
   process.stdout.write(`${rows.join("\n")}\n`);

@@ -197,3 +197,13 @@ export interface ApprovalService {
   consume(grantId: string): Promise<boolean>;
   close(): Promise<void>;
 }
+
+/**
+ * The client went away (a subset of AbortSignal, so either an AbortSignal or the gateway's
+ * lighter per-call CallCancel can be passed).
+ */
+export interface CallSignal {
+  readonly aborted: boolean;
+  addEventListener(type: "abort", fn: () => void, o?: { once?: boolean }): void;
+  removeEventListener(type: "abort", fn: () => void): void;
+}

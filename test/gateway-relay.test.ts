@@ -5,11 +5,15 @@
  * response abnormally (never as a clean, truncated answer).
  */
 import https from "node:https";
+import { createServer as tlsCreateServer } from "node:tls";
+import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Upstream } from "../gateway/upstream/index.ts";
 import type { EvidenceRecord, EvidenceSink, Masker } from "../gateway/ports.ts";
 import {
   AGENT_TOKEN,
   call,
+  kubeconfigYaml,
   plantedMasker,
   startRecordingUpstream,
   startTestGateway,
@@ -132,29 +136,31 @@ describe("unmasked relay", () => {
     try {
       const u = new URL(t.gw.url);
       for (const n of ["001", "002", "003"]) {
-        const r = await new Promise<{ status: number; body: string; length?: string | undefined }>((resolve, reject) => {
-          https
-            .get(
-              {
-                host: u.hostname,
-                port: u.port,
-                path: `/api/v1/namespaces/default/configmaps/small-${n}`,
-                agent,
-                headers: { authorization: `Bearer ${AGENT_TOKEN}` },
-              },
-              (res) => {
-                let body = "";
-                res.setEncoding("utf8");
-                res.on("data", (c: string) => {
-                  body += c;
-                });
-                res.on("end", () =>
-                  resolve({ status: res.statusCode ?? 0, body, length: res.headers["content-length"] }),
-                );
-              },
-            )
-            .on("error", reject);
-        });
+        const r = await new Promise<{ status: number; body: string; length?: string | undefined }>(
+          (resolve, reject) => {
+            https
+              .get(
+                {
+                  host: u.hostname,
+                  port: u.port,
+                  path: `/api/v1/namespaces/default/configmaps/small-${n}`,
+                  agent,
+                  headers: { authorization: `Bearer ${AGENT_TOKEN}` },
+                },
+                (res) => {
+                  let body = "";
+                  res.setEncoding("utf8");
+                  res.on("data", (c: string) => {
+                    body += c;
+                  });
+                  res.on("end", () =>
+                    resolve({ status: res.statusCode ?? 0, body, length: res.headers["content-length"] }),
+                  );
+                },
+              )
+              .on("error", reject);
+          },
+        );
         expect(r.status).toBe(200);
         expect(JSON.parse(r.body)).toEqual({ kind: "ConfigMap", data: { n } });
         expect(Number(r.length)).toBe(Buffer.byteLength(r.body));
@@ -208,6 +214,109 @@ describe("unmasked relay, evidence refused", () => {
       expect(r.status).toBe(503);
       expect(r.body).not.toContain("ConfigMap");
       expect(attempts).toBe(1);
+    } finally {
+      await g.close();
+    }
+  });
+});
+
+describe("malformed upstream HTTP (the lean client for plain GETs)", () => {
+  it("502 for a malformed head or a body that fails before it is read; abnormal end after; the gateway stays up", async () => {
+    const tlsM = await testTls();
+    const LEAK = '{"x":"LEAK"}';
+    const replies: Record<string, string> = {
+      "bad-head": `HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Length: 13\r\n\r\n${LEAK}`,
+      "bad-chunk": `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nc\r\n${LEAK}XX0\r\n\r\n`,
+      smuggled: `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nContent-Length: 12\r\n\r\n${LEAK}`,
+      "lf-only": `HTTP/1.1 200 OK\nContent-Type: application/json\nContent-Length: 12\n\n${LEAK}`,
+      ok: 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{"kind":"Pod"}\n',
+    };
+    const seen: string[] = [];
+    const srv = tlsServer(tlsM, (head, sock) => {
+      seen.push(head);
+      const name = /\/pods\/([\w-]+)/.exec(head)?.[1] ?? "";
+      if (name === "cut") {
+        // the head, part of the body, then the connection is reset
+        sock.write(
+          'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"kind":',
+          () => setTimeout(() => sock.destroy(), 30),
+        );
+        return;
+      }
+      sock.write(replies[name] ?? "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const url = `https://127.0.0.1:${(srv.address() as import("node:net").AddressInfo).port}`;
+    for (const masker of [untouched, plantedMasker]) {
+      const g = await startTestGateway(upstreamFor(url, tlsM.caPem, UPSTREAM_TOKEN, 500), {
+        maskerFactory: masker,
+      });
+      try {
+        for (const name of ["bad-head", "bad-chunk", "smuggled", "lf-only"]) {
+          const r = await call(g.gw.url, "GET", `/api/v1/namespaces/default/pods/${name}`, {
+            token: AGENT_TOKEN,
+          });
+          expect(r.status, name).toBe(502);
+          expect(r.body, name).not.toContain("LEAK");
+          expect(r.body).not.toContain(UPSTREAM_TOKEN);
+          expect((await g.records()).pop()!.responseStatus.code, name).toBe(502);
+        }
+        const cut = await call(g.gw.url, "GET", "/api/v1/namespaces/default/pods/cut", {
+          token: AGENT_TOKEN,
+        }).catch((e: Error) => ({ status: 0, body: e.message }));
+        // never a clean, truncated 200
+        expect(cut.status === 200 && cut.body === '{"kind":').toBe(false);
+        if (cut.status !== 0) expect(cut.status).toBe(502);
+        const ok = await call(g.gw.url, "GET", "/api/v1/namespaces/default/pods/ok", { token: AGENT_TOKEN });
+        expect(ok.status).toBe(200);
+        expect(JSON.parse(ok.body)).toEqual({ kind: "Pod" });
+      } finally {
+        await g.close();
+      }
+    }
+    // the upstream got the gateway's credential, never the agent's
+    expect(seen.every((h) => h.includes(`authorization: Bearer ${UPSTREAM_TOKEN}`))).toBe(true);
+    expect(seen.some((h) => h.includes(AGENT_TOKEN))).toBe(false);
+    srv.close();
+  });
+});
+
+/** a raw TLS server: `answer` is called with each request head (keep-alive connections) */
+function tlsServer(
+  m: { cert: string; key: string },
+  answer: (head: string, sock: import("node:tls").TLSSocket) => void,
+): import("node:tls").Server {
+  return tlsCreateServer({ cert: m.cert, key: m.key }, (sock) => {
+    sock.on("error", () => {});
+    let buf = "";
+    sock.on("data", (d: Buffer) => {
+      buf += d.toString("latin1");
+      for (let i = buf.indexOf("\r\n\r\n"); i >= 0; i = buf.indexOf("\r\n\r\n")) {
+        const head = buf.slice(0, i);
+        buf = buf.slice(i + 4);
+        answer(head, sock);
+      }
+    });
+  });
+}
+
+describe("upstream.client: node (the escape hatch)", () => {
+  it("relays plain GETs over https.request as before", async () => {
+    const kc = new KubeConfig();
+    kc.loadFromString(
+      kubeconfigYaml({ server: up.url, caPem: (await testTls()).caPem, token: UPSTREAM_TOKEN }),
+    );
+    const g = await startTestGateway(new Upstream(kc, { timeoutMs: 5000, client: "node" }), {
+      maskerFactory: untouched,
+    });
+    try {
+      for (const n of ["001", "002"]) {
+        const r = await call(g.gw.url, "GET", `/api/v1/namespaces/default/configmaps/small-${n}`, {
+          token: AGENT_TOKEN,
+        });
+        expect(r.status).toBe(200);
+        expect(JSON.parse(r.body)).toEqual({ kind: "ConfigMap", data: { n } });
+      }
     } finally {
       await g.close();
     }

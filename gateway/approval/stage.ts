@@ -27,8 +27,8 @@ export interface ApprovalStageDeps {
   now: () => number;
   /** how often to poll while holding a call */
   pollMs?: number;
-  /** the client went away: stop holding */
-  signal?: AbortSignal;
+  /** the client went away: stop holding (an AbortSignal or the gateway's lighter per-call one) */
+  signal?: { readonly aborted: boolean };
   /** hold one attempt at most this long, then answer 429 + Retry-After (default 50 000) */
   holdSliceMs?: number;
   /** the Retry-After of that 429, seconds (default 1) */

@@ -115,7 +115,10 @@ export async function compose(
   };
   if (c.upstream.kubeconfig) kcSource.kubeconfig = c.upstream.kubeconfig;
   if (c.upstream.context) kcSource.context = c.upstream.context;
-  const upstream = new Upstream(loadKubeConfig(kcSource), { timeoutMs: c.upstream.timeoutSeconds * 1000 });
+  const upstream = new Upstream(loadKubeConfig(kcSource), {
+    timeoutMs: c.upstream.timeoutSeconds * 1000,
+    client: c.upstream.client,
+  });
 
   const auth: AuthenticatorOptions = {};
   if (c.auth.tokenFile) auth.tokenFile = new TokenFileAuthenticator(await readFile(c.auth.tokenFile, "utf8"));

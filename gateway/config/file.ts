@@ -130,6 +130,8 @@ export const GatewayFileConfig = z
         context: z.string().optional(),
         timeoutSeconds: z.number().positive().default(30),
         impersonate: z.boolean().default(false),
+        /** plain GETs over the lean HTTP/1.1 client (default) or always over Node's https.request */
+        client: z.enum(["lean", "node"]).default("lean"),
       })
       .refine((u) => u.inCluster || u.kubeconfig !== undefined, {
         message: "give upstream.kubeconfig or upstream.inCluster: true",

@@ -53,14 +53,55 @@ export interface CallFacts {
   annotations?: Record<string, string>;
 }
 
-export function callRecord(f: CallFacts): EvidenceRecord {
-  const r = f.request;
-  const verb = r?.verb ?? f.method.toLowerCase();
+/** The parts of a call's record that are known before the upstream answers (built while it works). */
+export interface RecordStatics {
+  user: EvidenceRecord["user"];
+  objectRef?: NonNullable<EvidenceRecord["objectRef"]>;
+  jobRun?: Record<string, string>;
+  received: string;
+}
+
+export function recordStatics(f: {
+  identity?: Identity | undefined;
+  request?: RequestInfo | undefined;
+  received: Date;
+}): RecordStatics {
+  const s: RecordStatics = {
+    user: f.identity
+      ? {
+          username: f.identity.subject,
+          groups: [...f.identity.groups],
+          extra: { "custos.dev/source": [f.identity.source] },
+        }
+      : { username: "system:anonymous", groups: ["system:unauthenticated"] },
+    received: rfc3339Micro(f.received),
+  };
   const jobRun: Record<string, string> = {};
+  let any = false;
   for (const k of JOB_RUN_CLAIMS) {
     const v = f.identity?.claims[k];
-    if (v !== undefined) jobRun[k] = v;
+    if (v !== undefined) {
+      jobRun[k] = v;
+      any = true;
+    }
   }
+  if (any) s.jobRun = jobRun;
+  const r = f.request;
+  if (r?.isResourceRequest) {
+    const o: NonNullable<EvidenceRecord["objectRef"]> = { resource: r.resource, apiVersion: r.apiVersion };
+    if (r.namespace) o.namespace = r.namespace;
+    if (r.name) o.name = r.name;
+    if (r.apiGroup) o.apiGroup = r.apiGroup;
+    if (r.subresource) o.subresource = r.subresource;
+    s.objectRef = o;
+  }
+  return s;
+}
+
+/** The record; `statics` (from recordStatics with the same identity, request and received) when prepared earlier. */
+export function callRecord(f: CallFacts, statics?: RecordStatics): EvidenceRecord {
+  const s = statics ?? recordStatics(f);
+  const verb = f.request?.verb ?? f.method.toLowerCase();
   const rec: EvidenceRecord = {
     apiVersion: "audit.k8s.io/v1",
     kind: "Event",
@@ -69,16 +110,13 @@ export function callRecord(f: CallFacts): EvidenceRecord {
     stage: "ResponseComplete",
     requestURI: f.requestURI,
     verb,
-    user: f.identity
-      ? {
-          username: f.identity.subject,
-          groups: [...f.identity.groups],
-          extra: { "custos.dev/source": [f.identity.source] },
-        }
-      : { username: "system:anonymous", groups: ["system:unauthenticated"] },
+    // a copy: records of one call (a session's opening record and its final one) share no objects
+    user: s.user.extra
+      ? { username: s.user.username, groups: [...s.user.groups], extra: { ...s.user.extra } }
+      : { username: s.user.username, groups: [...s.user.groups] },
     sourceIPs: [f.sourceIP],
     responseStatus: { code: f.code },
-    requestReceivedTimestamp: rfc3339Micro(f.received),
+    requestReceivedTimestamp: s.received,
     stageTimestamp: rfc3339Micro(f.completed),
     custos: {
       type: "call",
@@ -94,17 +132,10 @@ export function callRecord(f: CallFacts): EvidenceRecord {
   if (f.statusReason) rec.responseStatus.reason = f.statusReason;
   if (f.message) rec.responseStatus.message = f.message.slice(0, 1024);
   if (f.code >= 400) rec.responseStatus.status = "Failure";
-  if (r?.isResourceRequest) {
-    const o: NonNullable<EvidenceRecord["objectRef"]> = { resource: r.resource, apiVersion: r.apiVersion };
-    if (r.namespace) o.namespace = r.namespace;
-    if (r.name) o.name = r.name;
-    if (r.apiGroup) o.apiGroup = r.apiGroup;
-    if (r.subresource) o.subresource = r.subresource;
-    rec.objectRef = o;
-  }
+  if (s.objectRef) rec.objectRef = { ...s.objectRef };
   if (f.annotations) rec.annotations = f.annotations;
   if (f.purpose !== undefined) rec.custos.purpose = f.purpose;
-  if (Object.keys(jobRun).length > 0) rec.custos.jobRun = jobRun;
+  if (s.jobRun) rec.custos.jobRun = { ...s.jobRun };
   if (f.approval) rec.custos.approval = f.approval;
   if (f.masking) rec.custos.masking = f.masking;
   if (f.bodySha256) rec.custos.bodySha256 = f.bodySha256;

@@ -8,12 +8,20 @@ import type { Decision, Enforcement, Json } from "../../sdk/schema/config.ts";
 import { approvalStage } from "../approval/stage.ts";
 import type { DecisionOutcome } from "../decision/index.ts";
 import { badRequest, forbidden, GatewayError } from "../errors.ts";
-import { callRecord } from "../evidence/record.ts";
+import { callRecord, type RecordStatics, recordStatics } from "../evidence/record.ts";
 import { splitPurposePrefix } from "../identity/index.ts";
 import type { DecisionResult, EvidenceRecord, Identity, MaskSummary, RequestInfo } from "../ports.ts";
+import type { CallSignal } from "./cancel.ts";
 import type { Runtime, Snapshot } from "./runtime.ts";
 
 export const PURPOSE_HEADER = "custos-purpose";
+
+interface PreparedRecord {
+  identity?: Identity;
+  request?: RequestInfo;
+  statics: RecordStatics;
+  uri: string;
+}
 
 export class Call {
   readonly auditID = randomUUID();
@@ -38,6 +46,8 @@ export class Call {
   annotations: Record<string, string> = {};
   /** set when the record was written (exactly one per call) */
   recorded = false;
+  /** the record's parts known before the upstream answers, for this identity and request */
+  #pre: PreparedRecord | undefined;
 
   constructor(rt: Runtime, req: IncomingMessage) {
     this.received = rt.clock.now();
@@ -94,7 +104,7 @@ export class Call {
   }
 
   /** decision (+ approval); throws a 403 GatewayError when the call must not proceed */
-  async decide(rt: Runtime, body: Json | undefined, signal?: AbortSignal): Promise<void> {
+  async decide(rt: Runtime, body: Json | undefined, signal?: CallSignal): Promise<void> {
     if (!this.identity || !this.request)
       throw new GatewayError("INTERNAL", 500, "InternalError", "custos: decide before identify");
     const input: Parameters<Runtime["engine"]["evaluate"]>[1] = {
@@ -146,12 +156,33 @@ export class Call {
     this.outcome = { ...outcome, effective: "allow" };
   }
 
+  /**
+   * Build what the record needs that is already known (masked URI, user, objectRef, job run,
+   * received timestamp) — called while the upstream works on the request, so that only the
+   * status and completion are left once it answers. Writes nothing: the record is still
+   * written (and must be accepted) before any byte of the answer.
+   */
+  prepare(): void {
+    const p: PreparedRecord = {
+      statics: recordStatics({ identity: this.identity, request: this.request, received: this.received }),
+      uri: this.maskedURI(),
+    };
+    if (this.identity) p.identity = this.identity;
+    if (this.request) p.request = this.request;
+    this.#pre = p;
+  }
+
   record(rt: Runtime, code: number, err?: GatewayError): EvidenceRecord {
     const o = this.outcome;
     const pre = preDecision(err);
+    // prepared parts are used only if identity and request are still the ones they were built from
+    const p =
+      this.#pre && this.#pre.identity === this.identity && this.#pre.request === this.request
+        ? this.#pre
+        : undefined;
     const facts: Parameters<typeof callRecord>[0] = {
       auditID: this.auditID,
-      requestURI: this.maskedURI(),
+      requestURI: p ? p.uri : this.maskedURI(),
       method: this.method,
       sourceIP: this.sourceIP,
       received: this.received,
@@ -181,7 +212,7 @@ export class Call {
       ann["custos.dev/dry-run-matches"] = o.dryRunMatches.join(",");
     if (err) ann["custos.dev/error-code"] = err.code;
     if (Object.keys(ann).length > 0) facts.annotations = ann;
-    return callRecord(facts);
+    return callRecord(facts, p?.statics);
   }
 
   /**

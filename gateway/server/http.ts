@@ -20,8 +20,10 @@ import { mintLoginToken } from "../identity/login-token.ts";
 import type { MaskContext } from "../ports.ts";
 import { answerSelfReview, readSelfReview, selfReviewKind } from "../selfreview/index.ts";
 import { upstreamHeaders } from "../upstream/headers.ts";
+import type { UpstreamResponse } from "../upstream/index.ts";
 import { decodeBody, forwardBody, mediaType, PROTOBUF_TYPE, readBody, sha256 } from "./body.ts";
 import { Call } from "./call.ts";
+import { CallCancel, type CallSignal } from "./cancel.ts";
 import {
   classify,
   decoded,
@@ -34,8 +36,6 @@ import {
 import type { Runtime } from "./runtime.ts";
 
 export const LOGIN_PATH = "/custos/v1/login";
-
-const CLIENT_CLOSED = new Error("the client closed the connection");
 
 /** how long a watch may wait for the upstream's response headers before the gateway starts the stream */
 export const WATCH_EARLY_HEADERS_MS = 300;
@@ -102,14 +102,13 @@ function plainHeaders(h: IncomingMessage["headers"]): IncomingMessage["headers"]
 
 export async function handleHttp(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const call = new Call(rt, req);
-  const abort = new AbortController();
-  // the client went away before its answer was complete: stop what is in flight for it (an
-  // explicit reason: a default AbortError DOMException costs a stack capture on every call)
+  const cancel = new CallCancel();
+  // the client went away before its answer was complete: stop what is in flight for it
   res.on("close", () => {
-    if (!res.writableFinished) abort.abort(CLIENT_CLOSED);
+    if (!res.writableFinished) cancel.abort();
   });
   try {
-    await serve(rt, call, req, res, abort.signal);
+    await serve(rt, call, req, res, cancel);
   } catch (e) {
     const err = asGatewayError(e);
     if (err.httpStatus >= 500 && err.code === "INTERNAL")
@@ -138,7 +137,7 @@ async function serve(
   call: Call,
   req: IncomingMessage,
   res: ServerResponse,
-  signal: AbortSignal,
+  signal: CallSignal,
 ): Promise<void> {
   if (call.url.split("?")[0] === LOGIN_PATH) return login(rt, call, req, res);
   await call.identify(rt, req);
@@ -205,9 +204,18 @@ async function serve(
         res.flushHeaders();
       }, WATCH_EARLY_HEADERS_MS)
     : undefined;
-  let up: IncomingMessage;
+  // plain GETs (objects, lists) go through the lean client; watches, log streams and bodies through https.request
+  const lean =
+    method === "GET" && !watching && !(request.subresource === "log" && request.resource === "pods");
+  let up: UpstreamResponse;
   try {
-    up = await rt.upstream.request(method, call.url, headers, hasBody ? forward.bytes : undefined, signal);
+    const pending = lean
+      ? rt.upstream.get(call.url, headers, signal)
+      : rt.upstream.request(method, call.url, headers, hasBody ? forward.bytes : undefined, signal);
+    // the request is on its way (the lean client writes it synchronously): build the record's
+    // known parts while the upstream works
+    call.prepare();
+    up = await pending;
   } finally {
     clearTimeout(early);
   }
@@ -323,9 +331,14 @@ const RELAY_FLUSH_BYTES = 64 * 1024;
  * an upstream that stalls mid-body or fails ends the response abnormally, never cleanly.
  */
 export function relayRaw(src: Readable, res: ServerResponse, idleMs: number): void {
+  // failed (reset, malformed, shut down) before it was read: what was buffered is gone, end abnormally
+  if (src.destroyed) {
+    res.destroy();
+    return;
+  }
   // the whole body is already here (an upstream response parsed to its end while the record was
   // written): send it with the end of the response now, without waiting for another turn
-  if ((src as Partial<IncomingMessage>).complete === true && src.readableFlowing !== true) {
+  if ((src as Partial<UpstreamResponse>).complete === true && src.readableFlowing !== true) {
     const chunks: Buffer[] = [];
     let size = 0;
     for (let c = src.read() as Buffer | null; c !== null; c = src.read() as Buffer | null) {
@@ -388,7 +401,7 @@ export function relayRaw(src: Readable, res: ServerResponse, idleMs: number): vo
   });
 }
 
-function downstreamFor(up: IncomingMessage): OutgoingHttpHeaders {
+function downstreamFor(up: UpstreamResponse): OutgoingHttpHeaders {
   const h: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(up.headers)) {
     const n = k.toLowerCase();

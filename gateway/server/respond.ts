@@ -14,6 +14,7 @@ import { asGatewayError, badGateway, type GatewayError, gatewayTimeout, statusBo
 import { eventTooLarge, malformedJson, unknownCompression, unreadableEncoding } from "../masking/errors.ts";
 import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
 import { downstreamHeaders } from "../upstream/headers.ts";
+import type { UpstreamResponse } from "../upstream/index.ts";
 import { mediaType } from "./body.ts";
 import { mergeSummaries } from "./runtime.ts";
 
@@ -27,7 +28,13 @@ export function classify(contentType: string | undefined): MediaKind {
 }
 
 /** The decompressed body stream (gzip/deflate/br or identity), or a 502 for anything else. */
-export function decoded(res: IncomingMessage): Readable {
+export function decoded(res: UpstreamResponse): Readable {
+  // the body already failed (reset, malformed) before it was read: nothing of it is relayed
+  if (res.destroyed && !res.readableEnded)
+    throw badGateway(
+      "UPSTREAM_RESET",
+      "custos: the upstream connection failed while sending the response; retry",
+    );
   const enc = String(res.headers["content-encoding"] ?? "identity")
     .trim()
     .toLowerCase();
@@ -50,6 +57,15 @@ export function readAll(stream: Readable, limit: number, idleMs: number): Promis
       stream.destroy();
       reject(e);
     };
+    if (stream.destroyed && !stream.readableEnded) {
+      fail(
+        badGateway(
+          "UPSTREAM_RESET",
+          "custos: the upstream connection failed while reading the response; retry",
+        ),
+      );
+      return;
+    }
     stream.on("data", (c: Buffer) => {
       size += c.length;
       if (size > limit) {

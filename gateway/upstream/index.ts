@@ -6,8 +6,13 @@
  */
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import https from "node:https";
+import net from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { badGateway, type GatewayError, gatewayTimeout } from "../errors.ts";
+import type { CallSignal } from "../ports.ts";
+import { H1Pool, type LeanResponse } from "./h1pool.ts";
+
+export type { UpstreamResponse } from "./h1pool.ts";
 
 export interface UpstreamOptions {
   /** answer 504 when the upstream sends no response headers within this time */
@@ -15,6 +20,8 @@ export interface UpstreamOptions {
   /** how long fetched credentials (exec plugins, rotated SA tokens) are reused */
   credentialTtlMs?: number;
   now?: () => number;
+  /** plain GETs through the lean client (h1pool.ts; default) or always through `https.request` */
+  client?: "lean" | "node";
 }
 
 export interface UpstreamTls {
@@ -61,6 +68,12 @@ export function loadKubeConfig(source: {
 const SIMPLE_TARGET = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*(\?[A-Za-z0-9\-._~!$&()*+,;=:@/%?]+)?$/;
 /** `.`/`..` segments (also percent-encoded) are resolved by the URL parser */
 const DOT_SEGMENT = /(^|\/)(\.|%2e)(\.|%2e)?(\/|$)|\/\//i;
+/** what Node's http client accepts in a header name / value / request target (else it throws) */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const REQUEST_TARGET = /^[\x21-\x7e]+$/;
+/** requests in flight over the lean client before further ones queue on the agent instead */
+const LEAN_MAX_ACTIVE = 256;
 
 export class Upstream {
   readonly base: URL;
@@ -73,6 +86,9 @@ export class Upstream {
   #agentCred: UpstreamCredential | undefined;
   readonly #prefix: string;
   readonly #hostname: string;
+  #pool: H1Pool | undefined;
+  /** the credential the pool was built for */
+  #poolCred: UpstreamCredential | undefined;
 
   constructor(kc: KubeConfig, o: UpstreamOptions) {
     const cluster = kc.getCurrentCluster();
@@ -166,7 +182,7 @@ export class Upstream {
     pathAndQuery: string,
     headers: OutgoingHttpHeaders,
     body: Buffer | undefined,
-    signal?: AbortSignal,
+    signal?: CallSignal,
   ): Promise<IncomingMessage> {
     const cred = await this.credential();
     const path = this.path(pathAndQuery);
@@ -205,15 +221,7 @@ export class Upstream {
         reject(err);
       };
       const timer = setTimeout(() => fail(gatewayTimeout(this.#o.timeoutMs)), this.#o.timeoutMs);
-      req.on("error", (e: NodeJS.ErrnoException) =>
-        fail(
-          badGateway(
-            "UPSTREAM_UNREACHABLE",
-            `custos: the Kubernetes API server at ${this.base.host} could not be reached (${e.code ?? "connection error"}); retry later or ask the operator to check the upstream`,
-            { errno: e.code ?? "unknown" },
-          ),
-        ),
-      );
+      req.on("error", (e: NodeJS.ErrnoException) => fail(this.#unreachable(e.code)));
       signal?.addEventListener(
         "abort",
         () => settled || fail(badGateway("CLIENT_GONE", "client went away")),
@@ -232,7 +240,135 @@ export class Upstream {
     return { headers: { ...cred.headers }, tls: { ...cred.tls } };
   }
 
+  #poolFor(cred: UpstreamCredential): H1Pool {
+    if (this.#pool && cred === this.#poolCred) return this.#pool;
+    // a new credential object (refreshed every credentialTtlMs): keep the pool unless its TLS changed
+    const t = cred.tls;
+    const p = this.#poolCred?.tls;
+    if (
+      !this.#pool ||
+      !p ||
+      String(p.ca ?? "") !== String(t.ca ?? "") ||
+      String(p.cert ?? "") !== String(t.cert ?? "") ||
+      String(p.key ?? "") !== String(t.key ?? "") ||
+      p.rejectUnauthorized !== t.rejectUnauthorized ||
+      p.servername !== t.servername
+    ) {
+      this.#pool?.close();
+      const port = Number(this.base.port) || (this.base.protocol === "https:" ? 443 : 80);
+      const host = this.#hostname;
+      this.#pool = new H1Pool(
+        this.base.protocol === "https:"
+          ? {
+              host,
+              port,
+              tls: {
+                ...(t.ca !== undefined ? { ca: t.ca } : {}),
+                ...(t.cert !== undefined ? { cert: t.cert } : {}),
+                ...(t.key !== undefined ? { key: t.key } : {}),
+                ...(t.rejectUnauthorized !== undefined ? { rejectUnauthorized: t.rejectUnauthorized } : {}),
+                // SNI and the name checked against the certificate, as https.Agent does (no SNI for IPs)
+                ...(t.servername !== undefined
+                  ? { servername: t.servername }
+                  : net.isIP(host) === 0
+                    ? { servername: host }
+                    : {}),
+              },
+            }
+          : { host, port },
+      );
+    }
+    this.#poolCred = cred;
+    return this.#pool;
+  }
+
+  /** the request head for the lean client, or undefined when Node's client would refuse a value */
+  #head(
+    method: string,
+    path: string,
+    headers: OutgoingHttpHeaders,
+    cred: UpstreamCredential,
+  ): string | undefined {
+    if (!REQUEST_TARGET.test(path)) return undefined;
+    let s = `${method} ${path} HTTP/1.1\r\nhost: ${this.base.host}\r\nconnection: keep-alive\r\n`;
+    const add = (k: string, v: OutgoingHttpHeaders[string]): boolean => {
+      if (v === undefined) return true;
+      if (!HEADER_NAME.test(k)) return false;
+      for (const x of Array.isArray(v) ? v : [v]) {
+        const value = String(x);
+        if (!HEADER_VALUE.test(value)) return false;
+        s += `${k}: ${value}\r\n`;
+      }
+      return true;
+    };
+    for (const k in headers) {
+      const n = k.toLowerCase();
+      if (n === "host" || n === "connection" || Object.hasOwn(cred.headers, n)) continue;
+      if (!add(n, headers[k])) return undefined;
+    }
+    for (const k in cred.headers) if (!add(k, cred.headers[k])) return undefined;
+    return `${s}\r\n`;
+  }
+
+  /**
+   * A GET without a body (objects, lists; not watches or streams): through the lean client,
+   * same results and errors as `request` (502 unreachable or malformed, 504 no head in time).
+   */
+  get(
+    pathAndQuery: string,
+    headers: OutgoingHttpHeaders,
+    signal?: CallSignal,
+  ): Promise<IncomingMessage | LeanResponse> {
+    if (this.#o.client === "node") return this.request("GET", pathAndQuery, headers, undefined, signal);
+    // with a cached credential the request is written before this returns (no await on the way)
+    const cached = this.#cred;
+    const cred =
+      cached && (this.#o.now ?? Date.now)() - cached.at < (this.#o.credentialTtlMs ?? 10_000)
+        ? cached.value
+        : undefined;
+    if (!cred) return this.credential().then((c) => this.#get(c, pathAndQuery, headers, signal));
+    try {
+      return this.#get(cred, pathAndQuery, headers, signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #get(
+    cred: UpstreamCredential,
+    pathAndQuery: string,
+    headers: OutgoingHttpHeaders,
+    signal: CallSignal | undefined,
+  ): Promise<IncomingMessage | LeanResponse> {
+    const pool = this.#poolFor(cred);
+    const head =
+      pool.active < LEAN_MAX_ACTIVE ? this.#head("GET", this.path(pathAndQuery), headers, cred) : undefined;
+    if (head === undefined) return this.request("GET", pathAndQuery, headers, undefined, signal);
+    return pool.request(head, {
+      timeoutMs: this.#o.timeoutMs,
+      signal,
+      timeout: () => gatewayTimeout(this.#o.timeoutMs),
+      unreachable: (errno) => this.#unreachable(errno),
+      malformed: (problem) =>
+        badGateway(
+          "UPSTREAM_MALFORMED_RESPONSE",
+          `custos: the Kubernetes API server at ${this.base.host} sent a malformed HTTP response (${problem}); it was refused`,
+          { problem },
+        ),
+      gone: () => badGateway("CLIENT_GONE", "client went away"),
+    });
+  }
+
+  #unreachable(errno: string | undefined): GatewayError {
+    return badGateway(
+      "UPSTREAM_UNREACHABLE",
+      `custos: the Kubernetes API server at ${this.base.host} could not be reached (${errno ?? "connection error"}); retry later or ask the operator to check the upstream`,
+      { errno: errno ?? "unknown" },
+    );
+  }
+
   close(): void {
     this.#agent?.destroy();
+    this.#pool?.close();
   }
 }
