@@ -94,6 +94,8 @@ const CHILD_MEMO_KEYS = 256;
  * case) is remembered on the node, so walking the items of a list allocates nothing here; the
  * arrays returned are shared and never mutated.
  */
+const NO_DETECTORS: readonly CompiledDetector[] = [];
+
 export function childNodes(nodes: readonly TrieNode[] | null, key: string): TrieNode[] | null {
   if (nodes === null) return null;
   if (nodes.length !== 1) return childNodesOf(nodes, key);
@@ -189,7 +191,11 @@ export class JsonMaskRun {
   ) {
     this.sum = sum ?? new SummaryBuilder();
     this.cands = policy.requestCandidates(ctx.request);
+    this.labelsMatter = this.cands.some((m) => m.labels !== undefined);
   }
+
+  /** whether an object's labels can change which masks apply to it (a mask selects by label) */
+  readonly labelsMatter: boolean;
 
   /** Entry point: dispatch on the response shape. */
   top(v: Json): Json {
@@ -211,7 +217,7 @@ export class JsonMaskRun {
   }
 
   appliedFor(obj: JsonObject, kindHint?: string): Applied {
-    let extra: readonly CompiledDetector[] = [];
+    let extra: readonly CompiledDetector[] = NO_DETECTORS;
     const meta = obj.metadata;
     const req = this.ctx.request;
     let ns: string | undefined;
@@ -225,8 +231,24 @@ export class JsonMaskRun {
       labels = req.verb === "patch" || req.verb === "watch" || req.verb === "list" ? undefined : {};
     }
     if (isEvent(obj, kindHint)) extra = this.eventDetectors(obj, ns);
-    return this.policy.applied(this.cands, ns, labels, extra);
+    if (this.labelsMatter) return this.policy.applied(this.cands, ns, labels, extra);
+    // the same few answers for every item of a list: by namespace (and the event's detectors)
+    let byNs = this.appliedMemo.get(extra);
+    if (byNs === undefined) {
+      byNs = new Map();
+      this.appliedMemo.set(extra, byNs);
+    }
+    const k = ns ?? "\u0000";
+    let a = byNs.get(k);
+    if (a === undefined) {
+      a = this.policy.applied(this.cands, ns, labels, extra);
+      if (byNs.size < 256) byNs.set(k, a);
+    }
+    return a;
   }
+
+  /** appliedFor's answers when labels do not matter, by extra detectors, then namespace */
+  private readonly appliedMemo = new Map<readonly CompiledDetector[], Map<string, Applied>>();
 
   /** An Event about a pod in a PHI namespace gets the detectors of the masks on that pod. */
   private eventDetectors(ev: JsonObject, ns: string | undefined): readonly CompiledDetector[] {
@@ -317,8 +339,8 @@ export class JsonMaskRun {
         // drop them rather than keep a second copy consistent (kubectl hides them anyway).
         if (a.anyMask) {
           r = DROP;
-          for (const id of a.maskIds) this.sum.rules.add(id);
-          this.sum.counts.set("managedFields", (this.sum.counts.get("managedFields") ?? 0) + 1);
+          for (const id of a.maskIds) this.sum.addRule(id);
+          this.sum.count("managedFields");
           this.sum.addPath(this.path);
         } else r = child;
       } else if (k === "annotations" && isObject(child) && terminalOf(cn) === null) {
@@ -365,7 +387,7 @@ export class JsonMaskRun {
       parsed = JSON.parse(s) as Json;
     } catch {
       if (a.anyMask) {
-        for (const id of a.maskIds) this.sum.rules.add(id);
+        for (const id of a.maskIds) this.sum.addRule(id);
         this.sum.hit(a.maskIds[0] ?? "last-applied-configuration", "last-applied-configuration", this.path);
         return redactToken("last-applied-configuration");
       }
@@ -378,8 +400,7 @@ export class JsonMaskRun {
     const masked = isObject(parsed) ? inner.rootObject(parsed, undefined, a) : inner.walkDetached(parsed, a);
     if (masked === parsed) return s;
     const sub = inner.sum;
-    for (const r of sub.rules) this.sum.rules.add(r);
-    for (const [k, v] of sub.counts) this.sum.counts.set(k, (this.sum.counts.get(k) ?? 0) + v);
+    this.sum.absorb(sub);
     this.sum.addPath(this.path);
     return JSON.stringify(masked) + (s.endsWith("\n") ? "\n" : "");
   }
@@ -472,7 +493,7 @@ export class JsonMaskRun {
       }
       // keep the structure, mask every leaf under it
       const r = this.leaves(v, f);
-      this.sum.rules.add(f.maskId);
+      this.sum.addRule(f.maskId);
       this.sum.addPath(this.path);
       return r;
     }
@@ -495,7 +516,7 @@ export class JsonMaskRun {
       return out;
     }
     const s = typeof v === "string" ? v : String(v);
-    this.sum.counts.set(f.label, (this.sum.counts.get(f.label) ?? 0) + 1);
+    this.sum.count(f.label);
     const rep = applyStrategy(f.strategy, f.label, s, this.key, false);
     return rep === DROP ? redactToken(f.label) : rep;
   }

@@ -72,6 +72,18 @@ function forgetLastMatch(): void {
 }
 const EMPTY = /^/;
 
+/** JSON.stringify(redactToken(label)), made once per label (labels come from the policy) */
+const QUOTED_TOKENS = new Map<string, string>();
+function quotedToken(label: string): string {
+  let q = QUOTED_TOKENS.get(label);
+  if (q === undefined) {
+    q = JSON.stringify(redactToken(label));
+    if (QUOTED_TOKENS.size >= 1024) QUOTED_TOKENS.clear();
+    QUOTED_TOKENS.set(label, q);
+  }
+  return q;
+}
+
 /** A key JavaScript treats as an array index (enumerated before other keys, in numeric order). */
 function isIndexKey(k: string): boolean {
   const c = k.charCodeAt(0);
@@ -118,9 +130,14 @@ class KeysSeen {
 class Members {
   kept = 0;
   dropped = false;
-  lastKeptEnd: number;
-  constructor(readonly afterOpen: number) {
+  lastKeptEnd = 0;
+  afterOpen = 0;
+  reset(afterOpen: number): this {
+    this.kept = 0;
+    this.dropped = false;
+    this.afterOpen = afterOpen;
     this.lastKeptEnd = afterOpen;
+    return this;
   }
 }
 
@@ -448,6 +465,20 @@ export class JsonTextMaskRun {
   private readonly seenPool: KeysSeen[] = [];
   private seenDepth = 0;
 
+  /** member bookkeeping of the containers being walked, one per nesting level (reused) */
+  private readonly membersPool: Members[] = [];
+  private membersDepth = 0;
+
+  private members(afterOpen: number): Members {
+    let m = this.membersPool[this.membersDepth];
+    if (m === undefined) {
+      m = new Members();
+      this.membersPool[this.membersDepth] = m;
+    }
+    this.membersDepth++;
+    return m.reset(afterOpen);
+  }
+
   private keysSeen(): KeysSeen {
     let k = this.seenPool[this.seenDepth];
     if (k === undefined) {
@@ -665,6 +696,7 @@ export class JsonTextMaskRun {
     const copyFrom = this.copyFrom;
     const depth = this.path.length;
     const seenDepth = this.seenDepth;
+    const membersDepth = this.membersDepth;
     const snap = this.sum.snapshot();
     try {
       const facts = this.prescan(kindHint);
@@ -673,6 +705,7 @@ export class JsonTextMaskRun {
       this.eventish = isEvent(facts, kindHint);
       const noop = a.trie === null && a.detectors.empty && !a.anyMask;
       this.object(noop ? null : a.trie === null ? null : [a.trie], a, Mode.Root, undefined, noop);
+      this.sum.release(snap);
     } catch (e) {
       if (!(e instanceof ItemFallback) || root) throw e;
       // roll back what this item wrote, then mask it as an object
@@ -680,6 +713,7 @@ export class JsonTextMaskRun {
       this.copyFrom = copyFrom;
       this.path.length = depth;
       this.seenDepth = seenDepth;
+      this.membersDepth = membersDepth;
       this.sum.restore(snap);
       this.pos = start;
       this.itemFallbacks++;
@@ -748,7 +782,8 @@ export class JsonTextMaskRun {
     const t = this.t;
     const meta: JsonObject = {};
     let ns = false;
-    let labels = false;
+    // (labels are read only where a mask selects by them)
+    let labels = !this.jr.labelsMatter;
     this.pos++;
     this.ws();
     if (t.charCodeAt(this.pos) === 125) {
@@ -764,7 +799,7 @@ export class JsonTextMaskRun {
       if (k === "namespace") {
         meta.namespace = this.parseValue();
         ns = true;
-      } else if (k === "labels") {
+      } else if (k === "labels" && !labels) {
         meta.labels = this.parseValue();
         labels = true;
       } else this.passValue();
@@ -822,7 +857,7 @@ export class JsonTextMaskRun {
       !a.detectors.empty &&
       (mode === Mode.Annotations || (mode === Mode.Walk && typeof key === "string" && KEYED_MAPS.has(key)));
     const seen = this.keysSeen();
-    const m = new Members(afterOpen);
+    const m = this.members(afterOpen);
     for (;;) {
       if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
       const keyStart = this.pos;
@@ -847,6 +882,7 @@ export class JsonTextMaskRun {
       else drop = this.annotationMember(k, nodes, a);
       if (this.afterMember(m, drop, 125)) {
         this.seenDepth--;
+        this.membersDepth--;
         return;
       }
     }
@@ -883,8 +919,8 @@ export class JsonTextMaskRun {
       if (a.anyMask) {
         drop = true;
         const sum = this.sum;
-        for (const id of a.maskIds) sum.rules.add(id);
-        sum.counts.set("managedFields", (sum.counts.get("managedFields") ?? 0) + 1);
+        for (const id of a.maskIds) sum.addRule(id);
+        sum.count("managedFields");
         sum.addPath(this.path);
       }
     } else if (k === "annotations" && this.t.charCodeAt(this.pos) === 123 && terminalOf(cn) === null)
@@ -923,8 +959,7 @@ export class JsonTextMaskRun {
     const out = inner.runFixed(a);
     if (out === null) return this.jr.lastApplied(s, a);
     if (out === s) return s;
-    for (const r of sub.rules) this.sum.rules.add(r);
-    for (const [k, v] of sub.counts) this.sum.counts.set(k, (this.sum.counts.get(k) ?? 0) + v);
+    this.sum.absorb(sub);
     this.sum.addPath(this.path);
     return out;
   }
@@ -977,7 +1012,7 @@ export class JsonTextMaskRun {
           // even read (a hit is recorded either way; the text changes unless it is the token)
           this.scanString();
           this.sum.hit(term.maskId, term.label, this.path);
-          const q = this.quote(redactToken(term.label));
+          const q = quotedToken(term.label);
           if (this.pos - s !== q.length || !t.startsWith(q, s)) this.put(s, this.pos, q);
           return false;
         }
@@ -1033,7 +1068,7 @@ export class JsonTextMaskRun {
     }
     this.path.push(0);
     const depth = this.path.length - 1;
-    const m = new Members(afterOpen);
+    const m = this.members(afterOpen);
     for (let i = 0; ; i++) {
       this.path[depth] = i;
       this.beforeMember(m, this.pos);
@@ -1044,6 +1079,7 @@ export class JsonTextMaskRun {
       else drop = this.walk(cn, a, key, cn !== null, key);
       if (this.afterMember(m, drop, 93)) break;
     }
+    this.membersDepth--;
     this.path.pop();
     return false;
   }
