@@ -125,6 +125,7 @@ export class DetectorSet {
     this.dets = dets;
     this.cachedStr = new Array<string | undefined>(cacheSlots);
     this.cachedRes = new Array<readonly Span[] | null>(cacheSlots).fill(null);
+    this.sighted = new Int32Array(cacheSlots);
     this.contextual = dets.filter((d) => d.context !== null);
     let trigger: Uint8Array | null = new Uint8Array(128);
     for (let c = 48; c <= 57; c++) trigger[c] = 1;
@@ -309,6 +310,12 @@ export class DetectorSet {
     const str = from === 0 && to === text.length ? text : text.slice(from, to);
     const r = this.find(str);
     if (len > FIND_CACHE_MAX_LEN) return r;
+    // Kept from its second sighting on: a string seen once (a uid, a name with a hash, a
+    // message) costs no copy; one that repeats (a list's labels, images, env names) is kept.
+    if (this.sighted[slot] !== h) {
+      this.sighted[slot] = h;
+      return r;
+    }
     // a copy, not a slice: the cache outlives this text, which a slice would keep alive
     this.cachedStr[slot] = str === text ? str : ownString(str);
     this.cachedRes[slot] = r;
@@ -318,6 +325,8 @@ export class DetectorSet {
   /** the result cache: direct-mapped by the string's hash (a collision replaces the entry) */
   private readonly cachedStr: (string | undefined)[];
   private readonly cachedRes: (readonly Span[] | null)[];
+  /** the hash of the last string not yet cached, per slot */
+  private readonly sighted: Int32Array;
 
   /** Non-overlapping validated spans in `s`, in order; null when none (uncached: streams). */
   find(s: string): Span[] | null {

@@ -758,7 +758,10 @@ export class JsonTextMaskRun {
           pastMeta = true;
           this.factsLimit = Number.POSITIVE_INFINITY;
         } else if (FACT_KEYS.has(k)) {
-          obj[k] = this.parseValue();
+          obj[k] =
+            (k === "involvedObject" || k === "regarding") && t.charCodeAt(this.pos) === 123
+              ? this.prescanRef()
+              : this.parseValue();
           // what the event is about: enough (a fact key after it falls back, as above)
           if (pastMeta && (k === "involvedObject" || k === "regarding")) {
             this.factsLimit = this.pos;
@@ -773,6 +776,33 @@ export class JsonTextMaskRun {
       }
     this.pos = save;
     return obj;
+  }
+
+  /** what the masks of an event's object depend on: its kind, apiVersion and namespace */
+  private prescanRef(): JsonObject {
+    const t = this.t;
+    const ref: JsonObject = {};
+    this.pos++;
+    this.ws();
+    if (t.charCodeAt(this.pos) === 125) {
+      this.pos++;
+      return ref;
+    }
+    for (;;) {
+      if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
+      const k = this.readKey();
+      this.ws();
+      this.expect(58);
+      this.ws();
+      // (the last of duplicate keys wins, as in JSON.parse)
+      if (k === "kind" || k === "apiVersion" || k === "namespace") ref[k] = this.parseValue();
+      else this.passValue();
+      this.ws();
+      const c = t.charCodeAt(this.pos++);
+      if (c === 44) this.ws();
+      else if (c === 125) return ref;
+      else throw new Malformed();
+    }
   }
 
   /** prescanMeta returned before the end of metadata (it had what it looks for) */
