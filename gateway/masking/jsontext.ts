@@ -626,14 +626,8 @@ export class JsonTextMaskRun {
       return;
     }
     for (;;) {
-      if (close === 125) {
-        if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
-        this.scanString();
-        this.ws();
-        this.expect(58);
-        this.ws();
-      }
-      this.passValue();
+      if (close === 125) this.passMember();
+      else this.passValue();
       this.ws();
       const d = t.charCodeAt(this.pos++);
       if (d === 44) this.ws();
@@ -778,15 +772,18 @@ export class JsonTextMaskRun {
     return obj;
   }
 
-  /** what the masks of an event's object depend on: its kind, apiVersion and namespace */
-  private prescanRef(): JsonObject {
+  /**
+   * The members of the object at pos, read and validated in order: `member` gets each key with
+   * pos at its value, passes over the value, and returns true to stop there (pos just past that
+   * value). Returns whether it stopped before the end of the object.
+   */
+  private eachMember(member: (k: string) => boolean): boolean {
     const t = this.t;
-    const ref: JsonObject = {};
     this.pos++;
     this.ws();
     if (t.charCodeAt(this.pos) === 125) {
       this.pos++;
-      return ref;
+      return false;
     }
     for (;;) {
       if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
@@ -794,38 +791,36 @@ export class JsonTextMaskRun {
       this.ws();
       this.expect(58);
       this.ws();
-      // (the last of duplicate keys wins, as in JSON.parse)
-      if (k === "kind" || k === "apiVersion" || k === "namespace") ref[k] = this.parseValue();
-      else this.passValue();
+      if (member(k)) return true;
       this.ws();
       const c = t.charCodeAt(this.pos++);
       if (c === 44) this.ws();
-      else if (c === 125) return ref;
+      else if (c === 125) return false;
       else throw new Malformed();
     }
+  }
+
+  /** what the masks of an event's object depend on: its kind, apiVersion and namespace */
+  private prescanRef(): JsonObject {
+    const ref: JsonObject = {};
+    this.eachMember((k) => {
+      // (the last of duplicate keys wins, as in JSON.parse)
+      if (k === "kind" || k === "apiVersion" || k === "namespace") ref[k] = this.parseValue();
+      else this.passValue();
+      return false;
+    });
+    return ref;
   }
 
   /** prescanMeta returned before the end of metadata (it had what it looks for) */
   private metaOpen = false;
 
   private prescanMeta(): JsonObject {
-    const t = this.t;
     const meta: JsonObject = {};
     let ns = false;
     // (labels are read only where a mask selects by them)
     let labels = !this.jr.labelsMatter;
-    this.pos++;
-    this.ws();
-    if (t.charCodeAt(this.pos) === 125) {
-      this.pos++;
-      return meta;
-    }
-    for (;;) {
-      if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
-      const k = this.readKey();
-      this.ws();
-      this.expect(58);
-      this.ws();
+    this.metaOpen = this.eachMember((k) => {
       if (k === "namespace") {
         meta.namespace = this.parseValue();
         ns = true;
@@ -834,16 +829,9 @@ export class JsonTextMaskRun {
         labels = true;
       } else this.passValue();
       // a second namespace or labels key later is a duplicate: the masking pass falls back
-      if (ns && labels) {
-        this.metaOpen = true;
-        return meta;
-      }
-      this.ws();
-      const c = t.charCodeAt(this.pos++);
-      if (c === 44) this.ws();
-      else if (c === 125) return meta;
-      else throw new Malformed();
-    }
+      return ns && labels;
+    });
+    return meta;
   }
 
   /** Pass over the rest of an object whose member value was just read (validated). */
@@ -855,13 +843,18 @@ export class JsonTextMaskRun {
       if (c === 125) return;
       if (c !== 44) throw new Malformed();
       this.ws();
-      if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
-      this.scanString();
-      this.ws();
-      this.expect(58);
-      this.ws();
-      this.passValue();
+      this.passMember();
     }
+  }
+
+  /** passValue for one `"key": value` member of an object (pos at the key) */
+  private passMember(): void {
+    if (this.t.charCodeAt(this.pos) !== 34) throw new Malformed();
+    this.scanString();
+    this.ws();
+    this.expect(58);
+    this.ws();
+    this.passValue();
   }
 
   /**
