@@ -606,8 +606,15 @@ describe("the text masker on tricky texts", () => {
     expect(r.itemFallbacks).toBe(1);
     expect(r.text).not.toContain("6789");
     expect(r.text).toContain(`"value":"[MASKED:env]"`);
-    // in a part no mask walks (the list's own members, a skipped key), too
+    // in a part no mask walks (the list's own members, a skipped key), too — also when the
+    // duplicate is written with an escape, or comes after more than 32 other keys
+    // (`uid` is a key the detectors skip: its value is passed over, not walked)
+    const many = Array.from({ length: 40 }, (_, i) => `"f${i}":${i}`).join(",");
     for (const text of [
+      list(`{"metadata":{"name":"p"},"spec":{"uid":{"ab":"SSN 900-12-3456","a\\u0062":"u"}}}`),
+      list(`{"metadata":{"name":"p"},"spec":{"uid":{"a\\u0062":"SSN 900-12-3456","ab":"u"}}}`),
+      list(`{"metadata":{"name":"p"},"spec":{"uid":{${many},"k7":"SSN 900-12-3456","k7":1}}}`),
+      list(`{"metadata":{"name":"p"},"spec":{"uid":{"k7":"SSN 900-12-3456","k7":1,${many}}}}`),
       `{"kind":"PodList","apiVersion":"v1 SSN 900-12-3456","apiVersion":"v1","items":[]}`,
       list(`{"metadata":{"name":"p","uid":"SSN 900-12-3456","uid":"u"}}`),
     ]) {

@@ -126,6 +126,52 @@ class KeysSeen {
   }
 }
 
+/**
+ * Duplicate-key detection for an object that is only passed over: keys are compared as written
+ * (start and length in the text) — without escapes, equal text is an equal key, and no key
+ * string is made. Once a key with an escape appears, or the object grows large, the keys are
+ * decoded and kept in a Set instead.
+ */
+class RawKeys {
+  private readonly starts: number[] = [];
+  private readonly lens: number[] = [];
+  private n = 0;
+  private decoded: Set<string> | null = null;
+  reset(): void {
+    this.n = 0;
+    this.decoded = null;
+  }
+  /** the key between the quotes at [s, e) of `t` (`esc`: it has an escape); false: a duplicate */
+  add(t: string, s: number, e: number, esc: boolean): boolean {
+    const len = e - s;
+    if (this.decoded === null) {
+      if (!esc && this.n < 32) {
+        const starts = this.starts;
+        const lens = this.lens;
+        for (let i = 0; i < this.n; i++) {
+          if (lens[i] !== len) continue;
+          const o = starts[i]!;
+          let j = 0;
+          while (j < len && t.charCodeAt(o + j) === t.charCodeAt(s + j)) j++;
+          if (j === len) return false;
+        }
+        starts[this.n] = s;
+        lens[this.n] = len;
+        this.n++;
+        return true;
+      }
+      // (the keys so far had no escapes: their text is their value)
+      this.decoded = new Set();
+      for (let i = 0; i < this.n; i++)
+        this.decoded.add(t.slice(this.starts[i]!, this.starts[i]! + this.lens[i]!));
+    }
+    const k = esc ? (JSON.parse(t.slice(s - 1, e + 1)) as string) : t.slice(s, e);
+    if (this.decoded.has(k)) return false;
+    this.decoded.add(k);
+    return true;
+  }
+}
+
 /** the members of one object or array as they are walked: which were kept, where to cut */
 class Members {
   kept = 0;
@@ -479,6 +525,19 @@ export class JsonTextMaskRun {
     return m.reset(afterOpen);
   }
 
+  /** raw key sets of the objects passed over (same depth counter as keysSeen) */
+  private readonly rawPool: RawKeys[] = [];
+
+  private rawKeys(): RawKeys {
+    let k = this.rawPool[this.seenDepth];
+    if (k === undefined) {
+      k = new RawKeys();
+      this.rawPool[this.seenDepth] = k;
+    } else k.reset();
+    this.seenDepth++;
+    return k;
+  }
+
   private keysSeen(): KeysSeen {
     let k = this.seenPool[this.seenDepth];
     if (k === undefined) {
@@ -568,11 +627,18 @@ export class JsonTextMaskRun {
       // JSON.parse keeps the last of two equal keys: the text must not carry the shadowed
       // value either (the item is re-serialised). Canonical: JSON.stringify writes index keys
       // first, so such an object would not come back as written either.
-      const seen = this.keysSeen();
+      const seen = this.canonical ? this.keysSeen() : null;
+      const raw = seen === null ? this.rawKeys() : null;
       for (;;) {
         if (t.charCodeAt(this.pos) !== 34) throw new Malformed();
-        const k = this.readKey();
-        if ((!seen.add(k) && this.checkDups) || (this.canonical && isIndexKey(k))) throw new ItemFallback();
+        if (seen !== null) {
+          const k = this.readKey();
+          if ((!seen.add(k) && this.checkDups) || isIndexKey(k)) throw new ItemFallback();
+        } else {
+          const ks = this.pos + 1;
+          this.scanString();
+          if (!raw!.add(t, ks, this.pos - 1, this.esc) && this.checkDups) throw new ItemFallback();
+        }
         this.ws();
         this.expect(58);
         this.ws();
