@@ -765,7 +765,7 @@ export class JsonTextMaskRun {
       this.eventish = isEvent(facts, kindHint);
       const noop = a.trie === null && a.detectors.empty && !a.anyMask;
       this.object(noop ? null : a.trie === null ? null : [a.trie], a, Mode.Root, undefined, noop);
-      this.sum.release(snap);
+      this.sum.release();
     } catch (e) {
       if (!(e instanceof ItemFallback) || root) throw e;
       // roll back what this item wrote, then mask it as an object

@@ -105,14 +105,13 @@ export class SummaryBuilder {
     j.length = s.journal;
     this.paths.length = s.paths;
     this.truncated = s.truncated;
-    this.release(s);
+    this.release();
   }
 
-  /** The work since the snapshot stays. */
-  release(s: SummarySnapshot): void {
+  /** The work since the innermost open snapshot stays. */
+  release(): void {
     if (--this.#open > 0) return;
     this.#journal = null;
-    void s;
   }
 
   merge(s: MaskSummary): void {
