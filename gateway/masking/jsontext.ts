@@ -529,20 +529,19 @@ export class JsonTextMaskRun {
   private readonly rawPool: RawKeys[] = [];
 
   private rawKeys(): RawKeys {
-    let k = this.rawPool[this.seenDepth];
-    if (k === undefined) {
-      k = new RawKeys();
-      this.rawPool[this.seenDepth] = k;
-    } else k.reset();
-    this.seenDepth++;
-    return k;
+    return this.keySet(this.rawPool, RawKeys);
   }
 
   private keysSeen(): KeysSeen {
-    let k = this.seenPool[this.seenDepth];
+    return this.keySet(this.seenPool, KeysSeen);
+  }
+
+  /** the key set for the next nesting level, from its pool (made once, reset after) */
+  private keySet<T extends { reset(): void }>(pool: T[], make: new () => T): T {
+    let k = pool[this.seenDepth];
     if (k === undefined) {
-      k = new KeysSeen();
-      this.seenPool[this.seenDepth] = k;
+      k = new make();
+      pool[this.seenDepth] = k;
     } else k.reset();
     this.seenDepth++;
     return k;
