@@ -769,6 +769,34 @@ describe("maskBuffered uses the text masker", () => {
     expect(a.body.toString("utf8")).toContain("SSN [MASKED:ssn] é");
   });
 
+  it("an unchanged body goes out as the upstream's bytes only when they are valid UTF-8", () => {
+    const clean = Buffer.from(JSON.stringify({ kind: "Pod", apiVersion: "v1", metadata: { name: "p é" } }));
+    const a = maskBuffered({ status: 200, headers, body: clean }, masker, c);
+    expect(a.body).toBe(clean);
+    // a byte that is not UTF-8: the client gets what the masker read (U+FFFD), never the raw byte
+    const broken = Buffer.concat([
+      Buffer.from('{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p'),
+      Buffer.from([0xff]),
+      Buffer.from('"}}'),
+    ]);
+    const b = maskBuffered({ status: 200, headers, body: broken }, masker, c);
+    expect(b.body).not.toBe(broken);
+    expect(b.body.includes(0xff)).toBe(false);
+    expect(b.body.toString("utf8")).toBe(broken.toString("utf8"));
+    // a masked body is always the masked text
+    const masked = Buffer.from(
+      JSON.stringify({
+        kind: "Pod",
+        apiVersion: "v1",
+        metadata: { name: "p", namespace: "phi-a" },
+        status: { message: "SSN 123-45-6789" },
+      }),
+    );
+    expect(maskBuffered({ status: 200, headers, body: masked }, masker, c).body.toString()).toContain(
+      "[MASKED:ssn]",
+    );
+  });
+
   it("refuses malformed JSON with the same MASK_MALFORMED_JSON error as before", () => {
     for (const text of [`{"kind":"PodList","items":[{"a":1,}]}`, "{", `{"kind":"Pod","x":"\u0000"}`, "[é"]) {
       const body = Buffer.from(text);

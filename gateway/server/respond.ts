@@ -5,6 +5,7 @@
  * through a streaming text masker. Anything the masker cannot read (protobuf, unknown
  * compression, malformed JSON) is refused, never passed through.
  */
+import { isUtf8 } from "node:buffer";
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
@@ -133,8 +134,10 @@ export function maskBuffered(
         if (e instanceof SyntaxError) throw malformedJson(e.message, up.body.length);
         throw e;
       }
-      // re-encoded even when unchanged: the client gets the UTF-8 the masker read, never other bytes
-      return { status: up.status, headers, body: Buffer.from(m.text), summary: m.summary };
+      // the client gets the UTF-8 the masker read, never other bytes: an unchanged text goes out
+      // as the upstream's bytes only when those are valid UTF-8 (else decoding replaced some)
+      const body = m.text === text && isUtf8(up.body) ? up.body : Buffer.from(m.text);
+      return { status: up.status, headers, body, summary: m.summary };
     }
     let value: Json;
     try {
