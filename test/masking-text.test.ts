@@ -662,6 +662,69 @@ describe("the text masker on tricky texts", () => {
     expect(expectEquivalent(odd, evCtx).itemFallbacks).toBe(1);
   });
 
+  it("an Event whose object is not the guessed one is masked again, as the object walker masks it", () => {
+    // pods in PHI namespaces carry an SSN detector that applies only where the pods' mask does:
+    // an event gets it when it is about such a pod (whatever the event's own namespace)
+    const src = { file: "policy.ts", line: 1, column: 1 };
+    const cfg = makeConfig({
+      masks: [
+        {
+          id: "phi-pods",
+          match: { resources: ["pods"], phi: true },
+          fields: [],
+          detectors: ["ssn-near"],
+          source: src,
+        },
+      ],
+      detectors: [
+        {
+          id: "ssn-near",
+          category: "ssn",
+          pattern: "\\b\\d{3}-\\d{2}-\\d{4}\\b",
+          flags: "",
+          strategy: { kind: "redact" },
+          label: "ssn",
+          scope: "masks",
+          source: src,
+        },
+      ],
+    });
+    const pol = compilePolicy(cfg);
+    const m = createMasker(cfg, { pseudonymKey: KEY });
+    const evCtx = ctx({ verb: "list", namespace: "", resource: "events" });
+    const ev = (i: number, ns: string, ref: Json | undefined) => ({
+      metadata: { name: `e${i}`, namespace: ns, uid: `u${i}` },
+      ...(ref === undefined ? {} : { involvedObject: ref }),
+      reason: "Note",
+      message: `about 123-45-${String(1000 + i)}`,
+    });
+    const items = [
+      ev(0, "phi-a", { kind: "Pod", apiVersion: "v1", namespace: "phi-a", name: "p" }), // as guessed
+      ev(1, "default", { kind: "Pod", apiVersion: "v1", namespace: "phi-b", name: "p" }), // another namespace
+      ev(2, "phi-a", undefined), // about nothing: no pod detectors
+      ev(3, "phi-a", { kind: "ConfigMap", apiVersion: "v1", namespace: "phi-a", name: "c" }), // not a pod
+      ev(4, "phi-a", { kind: "Pod", apiVersion: "v1", name: "p" }), // the event's namespace
+      ev(5, "default", { kind: "Pod", apiVersion: "v1", namespace: "default", name: "p" }),
+    ];
+    const text = JSON.stringify({ kind: "EventList", apiVersion: "v1", metadata: {}, items });
+    const r = maskJsonTextWith(pol, KEY, evCtx, undefined, text);
+    const o = m.maskJson(JSON.parse(text) as Json, evCtx);
+    expect(r.via).toBe("text");
+    expect(JSON.parse(r.text)).toEqual(o.value);
+    expect(r.summary).toEqual(o.summary);
+    expect(r.itemFallbacks).toBe(0);
+    expect(r.itemRedos).toBeGreaterThanOrEqual(3);
+    const msgs = (JSON.parse(r.text) as { items: { message: string }[] }).items.map((x) => x.message);
+    expect(msgs).toEqual([
+      "about [MASKED:ssn]",
+      "about [MASKED:ssn]",
+      "about 123-45-1002",
+      "about 123-45-1003",
+      "about [MASKED:ssn]",
+      "about 123-45-1005",
+    ]);
+  });
+
   it("last-applied-configuration: masked on the text when canonical, else by the object walker", () => {
     const inner = {
       apiVersion: "v1",

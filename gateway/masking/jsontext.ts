@@ -20,9 +20,9 @@
  *   both), with an array-index key like "7" (JavaScript orders those first, which changes
  *   the order of the summary's pointers), with a data-map key that holds an identifier (renamed
  *   keys are recorded before the values), or whose `kind`, `apiVersion`, `involvedObject` or
- *   `regarding` comes after `metadata` (they decide which masks apply; an Event's are read
- *   ahead instead, since the API server writes them there): the item's output and summary are
- *   rolled back and the item is parsed and masked as an object;
+ *   `regarding` comes after `metadata` (they decide which masks apply; an Event's object, which
+ *   the API server writes there, is guessed and checked instead — see refState): the item's
+ *   output and summary are rolled back and the item is parsed and masked as an object;
  * - malformed JSON, or anything unexpected: the whole document takes the old path, which
  *   throws `JSON.parse`'s own SyntaxError (the caller turns it into MASK_MALFORMED_JSON).
  */
@@ -48,6 +48,16 @@ import { SummaryBuilder } from "./summary.ts";
 class Malformed extends Error {}
 /** This item cannot be masked at the text level: roll back and mask it as an object. */
 class ItemFallback extends Error {}
+/** The item was masked under a guessed applied set that turned out wrong: redo it with this one. */
+class ItemRedo extends Error {
+  constructor(
+    readonly applied: Applied,
+    /** the event's object was read: its key is accepted once in the redo */
+    readonly refSeen: boolean,
+  ) {
+    super("redo");
+  }
+}
 /** This document cannot be masked at the text level: mask it as an object. */
 class DocFallback extends Error {}
 
@@ -203,10 +213,25 @@ export class JsonTextMaskRun {
   private eventish = false;
   /** FACT_KEYS at or after this position were not seen when the applied set was chosen */
   private factsLimit = Number.POSITIVE_INFINITY;
+  /**
+   * An Event's masks depend on the object it is about (involvedObject / regarding), which the API
+   * server writes after the metadata. Rather than read every event twice, the item is masked
+   * under a guess — the kind the last event was about, in the event's own namespace — checked
+   * when the key arrives (or at the end, if it never does) and redone if wrong. 0: no guess;
+   * 1: guessing; 2: the redo, whose set came from the object itself (its key is accepted once).
+   */
+  private refState: 0 | 1 | 2 = 0;
+  private guess: JsonObject = {};
+  private itemFacts: JsonObject = {};
+  private itemHint: string | undefined = undefined;
+  private lastRefKind: Json = "Pod";
+  private lastRefApiVersion: Json = "v1";
   /** a duplicate key in a passed-over object sends the item to the object walker */
   private checkDups = true;
   /** items masked as objects after the text walk gave up on them (tests and benchmarks) */
   itemFallbacks = 0;
+  /** items masked again because an event's guessed object was wrong (tests and benchmarks) */
+  itemRedos = 0;
 
   /**
    * `canonical`: the text must be exactly what JSON.stringify writes (no whitespace, its
@@ -756,46 +781,130 @@ export class JsonTextMaskRun {
     const depth = this.path.length;
     const seenDepth = this.seenDepth;
     const membersDepth = this.membersDepth;
-    const snap = this.sum.snapshot();
-    try {
-      const facts = this.prescan(kindHint);
-      const a = fixed ?? jr.appliedFor(facts, kindHint);
-      this.itemKind = typeof facts.kind === "string" ? facts.kind : kindHint;
-      this.eventish = isEvent(facts, kindHint);
-      const noop = a.trie === null && a.detectors.empty && !a.anyMask;
-      this.object(noop ? null : a.trie === null ? null : [a.trie], a, Mode.Root, undefined, noop);
-      this.sum.release();
-    } catch (e) {
-      if (!(e instanceof ItemFallback) || root) throw e;
-      // roll back what this item wrote, then mask it as an object
-      this.parts.length = parts;
-      this.copyFrom = copyFrom;
-      this.path.length = depth;
-      this.seenDepth = seenDepth;
-      this.membersDepth = membersDepth;
-      this.sum.restore(snap);
-      this.pos = start;
-      this.itemFallbacks++;
-      // re-serialised even when unchanged: a value shadowed by a duplicate key is not emitted
-      this.checkDups = false;
-      const v = this.parseValue() as JsonObject;
-      this.checkDups = true;
-      this.put(start, this.pos, JSON.stringify(jr.rootObject(v, kindHint, jr.appliedFor(v, kindHint))));
+    let redo: ItemRedo | null = null;
+    for (;;) {
+      const snap = this.sum.snapshot();
+      try {
+        const facts = this.prescan(kindHint);
+        this.itemKind = typeof facts.kind === "string" ? facts.kind : kindHint;
+        this.eventish = isEvent(facts, kindHint);
+        this.itemFacts = facts;
+        this.itemHint = kindHint;
+        let a: Applied;
+        if (redo !== null) {
+          a = redo.applied;
+          this.refState = redo.refSeen ? 2 : 0;
+        } else if (
+          fixed === undefined &&
+          this.eventish &&
+          facts.involvedObject === undefined &&
+          facts.regarding === undefined
+        ) {
+          const meta = facts.metadata as JsonObject | undefined;
+          const ns = typeof meta === "object" && meta !== null ? meta.namespace : undefined;
+          const guess: JsonObject = { kind: this.lastRefKind, apiVersion: this.lastRefApiVersion };
+          if (ns !== undefined) guess.namespace = ns;
+          this.guess = guess;
+          facts.involvedObject = guess;
+          a = jr.appliedFor(facts, kindHint);
+          delete facts.involvedObject;
+          this.refState = 1;
+        } else {
+          a = fixed ?? jr.appliedFor(facts, kindHint);
+          this.refState = 0;
+        }
+        const noop = a.trie === null && a.detectors.empty && !a.anyMask;
+        this.object(noop ? null : a.trie === null ? null : [a.trie], a, Mode.Root, undefined, noop);
+        // guessed, and the event named no object: its set is the one without
+        if (this.refState === 1) {
+          this.refState = 0;
+          const truth = jr.appliedFor(facts, kindHint);
+          if (truth !== a) throw new ItemRedo(truth, false);
+        }
+        this.refState = 0;
+        this.sum.release();
+        return;
+      } catch (e) {
+        this.refState = 0;
+        const again = e instanceof ItemRedo && redo === null;
+        if (!again && (!(e instanceof ItemFallback) || root)) throw e;
+        // roll back what this item wrote
+        this.parts.length = parts;
+        this.copyFrom = copyFrom;
+        this.path.length = depth;
+        this.seenDepth = seenDepth;
+        this.membersDepth = membersDepth;
+        this.sum.restore(snap);
+        this.pos = start;
+        if (again) {
+          redo = e as ItemRedo;
+          this.itemRedos++;
+          continue;
+        }
+        // mask it as an object
+        this.itemFallbacks++;
+        // re-serialised even when unchanged: a value shadowed by a duplicate key is not emitted
+        this.checkDups = false;
+        const v = this.parseValue() as JsonObject;
+        this.checkDups = true;
+        this.put(start, this.pos, JSON.stringify(jr.rootObject(v, kindHint, jr.appliedFor(v, kindHint))));
+        return;
+      }
     }
+  }
+
+  /** the namespace appliedFor takes for the item (its own, else the request's) */
+  private itemNs(): Json | undefined {
+    const meta = this.itemFacts.metadata;
+    const ns = typeof meta === "object" && meta !== null && !Array.isArray(meta) ? meta.namespace : undefined;
+    return typeof ns === "string" && ns !== "" ? ns : this.ctx.request.namespace;
+  }
+
+  /**
+   * An Event's involvedObject / regarding in the masking pass (pos at its value), while the set
+   * was guessed (refState 1) or came from it (2): check the guess, or accept the key once. A
+   * fact key after it sends the item to the object walker, as for any item.
+   */
+  private eventRef(k: string, keyStart: number, a: Applied): void {
+    if (this.refState === 1) {
+      const t = this.t;
+      const vs = this.pos;
+      const ref = t.charCodeAt(vs) === 123 ? this.prescanRef() : this.parseValue();
+      this.pos = vs;
+      const g = this.guess;
+      const isRef = typeof ref === "object" && ref !== null && !Array.isArray(ref);
+      if (isRef) {
+        if (ref.kind !== undefined) this.lastRefKind = ref.kind;
+        if (ref.apiVersion !== undefined) this.lastRefApiVersion = ref.apiVersion;
+      }
+      // the guess was right when the object's facts are the guessed ones (no need to ask again)
+      const same =
+        isRef &&
+        k === "involvedObject" &&
+        ref.kind === g.kind &&
+        ref.apiVersion === g.apiVersion &&
+        (ref.namespace === g.namespace ||
+          ((ref.namespace === undefined || ref.namespace === "") && g.namespace === this.itemNs()));
+      if (!same) {
+        const truth = this.jr.appliedFor({ ...this.itemFacts, [k]: ref }, this.itemHint);
+        if (truth !== a) throw new ItemRedo(truth, true);
+      }
+    }
+    this.refState = 0;
+    this.factsLimit = keyStart;
   }
 
   /**
    * The facts `appliedFor` reads, from the item's keys up to `metadata` (kind, apiVersion,
-   * involvedObject, regarding) and metadata's keys up to `namespace` and `labels` — for an
-   * Event (by its kind or the list's), from all its keys. Keys after these are checked as the
-   * item is masked (a fact key seen later falls back).
+   * involvedObject, regarding) and metadata's keys up to `namespace` and `labels`. Keys after
+   * these are checked as the item is masked: a fact key seen later falls back, except an
+   * Event's involvedObject / regarding, which checks the guess (see refState).
    */
   private prescan(kindHint: string | undefined): JsonObject {
     const t = this.t;
     const save = this.pos;
     const obj: JsonObject = {};
     this.factsLimit = Number.POSITIVE_INFINITY;
-    let pastMeta = false;
     this.pos++;
     this.ws();
     if (t.charCodeAt(this.pos) !== 125)
@@ -806,27 +915,17 @@ export class JsonTextMaskRun {
         this.ws();
         this.expect(58);
         this.ws();
-        if (k === "metadata" && !pastMeta) {
+        if (k === "metadata") {
           this.factsLimit = keyStart;
-          this.metaOpen = false;
           obj.metadata = t.charCodeAt(this.pos) === 123 ? this.prescanMeta() : this.parseValue();
-          // The API server writes an Event's involvedObject / regarding (which decide its
-          // masks) after its metadata: read on for them rather than give up on every event.
-          if (!(obj.kind === "Event" || (obj.kind === undefined && kindHint === "Event"))) break;
-          if (this.metaOpen) this.skipRestOfObject();
-          pastMeta = true;
-          this.factsLimit = Number.POSITIVE_INFINITY;
-        } else if (FACT_KEYS.has(k)) {
+          break;
+        }
+        if (FACT_KEYS.has(k))
           obj[k] =
             (k === "involvedObject" || k === "regarding") && t.charCodeAt(this.pos) === 123
               ? this.prescanRef()
               : this.parseValue();
-          // what the event is about: enough (a fact key after it falls back, as above)
-          if (pastMeta && (k === "involvedObject" || k === "regarding")) {
-            this.factsLimit = this.pos;
-            break;
-          }
-        } else this.passValue();
+        else this.passValue();
         this.ws();
         const c = t.charCodeAt(this.pos++);
         if (c === 44) this.ws();
@@ -877,15 +976,12 @@ export class JsonTextMaskRun {
     return ref;
   }
 
-  /** prescanMeta returned before the end of metadata (it had what it looks for) */
-  private metaOpen = false;
-
   private prescanMeta(): JsonObject {
     const meta: JsonObject = {};
     let ns = false;
     // (labels are read only where a mask selects by them)
     let labels = !this.jr.labelsMatter;
-    this.metaOpen = this.eachMember((k) => {
+    this.eachMember((k) => {
       if (k === "namespace") {
         meta.namespace = this.parseValue();
         ns = true;
@@ -897,19 +993,6 @@ export class JsonTextMaskRun {
       return ns && labels;
     });
     return meta;
-  }
-
-  /** Pass over the rest of an object whose member value was just read (validated). */
-  private skipRestOfObject(): void {
-    const t = this.t;
-    for (;;) {
-      this.ws();
-      const c = t.charCodeAt(this.pos++);
-      if (c === 125) return;
-      if (c !== 44) throw new Malformed();
-      this.ws();
-      this.passMember();
-    }
   }
 
   /** passValue for one `"key": value` member of an object (pos at the key) */
@@ -961,7 +1044,9 @@ export class JsonTextMaskRun {
       let drop: boolean;
       if (mode === Mode.Walk) drop = this.walkMember(k, nodes, a, key);
       else if (mode === Mode.Root) {
-        if (keyStart > this.factsLimit && FACT_KEYS.has(k)) throw new ItemFallback();
+        if (this.refState !== 0 && (k === "involvedObject" || k === "regarding"))
+          this.eventRef(k, keyStart, a);
+        else if (keyStart > this.factsLimit && FACT_KEYS.has(k)) throw new ItemFallback();
         if (noop) {
           this.skipValue();
           drop = false;
@@ -1180,6 +1265,8 @@ export interface JsonTextResult {
   via: "text" | "object";
   /** list items the text walk handed to the object walker */
   itemFallbacks: number;
+  /** items masked again because an event's guessed object was wrong */
+  itemRedos: number;
 }
 
 /** Mask a JSON document given as text. Throws JSON.parse's SyntaxError when it is not JSON. */
@@ -1194,7 +1281,13 @@ export function maskJsonTextWith(
   const run = new JsonTextMaskRun(policy, key, ctx, sum, text);
   const out = run.run();
   if (out !== null)
-    return { text: out, summary: sum.toSummary(), via: "text", itemFallbacks: run.itemFallbacks };
+    return {
+      text: out,
+      summary: sum.toSummary(),
+      via: "text",
+      itemFallbacks: run.itemFallbacks,
+      itemRedos: run.itemRedos,
+    };
   // the object path: parse (throws the SyntaxError for malformed JSON), walk, serialise
   const value = JSON.parse(text) as Json;
   const obj = new JsonMaskRun(policy, key, ctx, new SummaryBuilder(maxPaths));
@@ -1205,5 +1298,6 @@ export function maskJsonTextWith(
     summary: obj.sum.toSummary(),
     via: "object",
     itemFallbacks: 0,
+    itemRedos: 0,
   };
 }
