@@ -785,7 +785,7 @@ export class JsonTextMaskRun {
     for (;;) {
       const snap = this.sum.snapshot();
       try {
-        const facts = this.prescan(kindHint);
+        const facts = this.prescan();
         this.itemKind = typeof facts.kind === "string" ? facts.kind : kindHint;
         this.eventish = isEvent(facts, kindHint);
         this.itemFacts = facts;
@@ -900,7 +900,7 @@ export class JsonTextMaskRun {
    * these are checked as the item is masked: a fact key seen later falls back, except an
    * Event's involvedObject / regarding, which checks the guess (see refState).
    */
-  private prescan(kindHint: string | undefined): JsonObject {
+  private prescan(): JsonObject {
     const t = this.t;
     const save = this.pos;
     const obj: JsonObject = {};
