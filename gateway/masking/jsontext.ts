@@ -395,7 +395,6 @@ export class JsonTextMaskRun {
     this.copyFrom = e;
   }
 
-  /** Delete [s, e); a part of it before the copy point was already deleted. */
   /** before a member starting at `start`: if only dropped members came before, cut their comma too */
   private beforeMember(m: Members, start: number): void {
     if (m.kept === 0 && m.dropped) this.del(m.afterOpen, start);
@@ -423,6 +422,7 @@ export class JsonTextMaskRun {
     throw new Malformed();
   }
 
+  /** Delete [s, e); a part of it before the copy point was already deleted. */
   private del(s: number, e: number): void {
     if (s > this.copyFrom) this.parts.push(this.t.slice(this.copyFrom, s));
     if (e > this.copyFrom) this.copyFrom = e;
