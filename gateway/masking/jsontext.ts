@@ -1086,10 +1086,10 @@ export class JsonTextMaskRun {
     let drop = false;
     this.path.push(k);
     if (k === "managedFields") {
-      // dropped whole: its keys need no decoding nor duplicate check (nothing of it is emitted)
-      if (a.anyMask) this.passValue();
-      else this.skipValue();
-      if (a.anyMask) {
+      if (!a.anyMask) this.skipValue();
+      else {
+        // dropped whole: its keys need no decoding nor duplicate check (nothing of it is emitted)
+        this.passValue();
         drop = true;
         const sum = this.sum;
         for (const id of a.maskIds) sum.addRule(id);
