@@ -10,6 +10,7 @@ import net from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { badGateway, type GatewayError, gatewayTimeout } from "../errors.ts";
 import type { CallSignal } from "../ports.ts";
+import { FIELD_VALUE, TOKEN } from "./h1parse.ts";
 import { H1Pool, type LeanResponse } from "./h1pool.ts";
 
 export type { UpstreamResponse } from "./h1pool.ts";
@@ -68,9 +69,7 @@ export function loadKubeConfig(source: {
 const SIMPLE_TARGET = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*(\?[A-Za-z0-9\-._~!$&()*+,;=:@/%?]+)?$/;
 /** `.`/`..` segments (also percent-encoded) are resolved by the URL parser */
 const DOT_SEGMENT = /(^|\/)(\.|%2e)(\.|%2e)?(\/|$)|\/\//i;
-/** what Node's http client accepts in a header name / value / request target (else it throws) */
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** what Node's http client accepts in a request target (else it throws); header names and values: h1parse's */
 const REQUEST_TARGET = /^[\x21-\x7e]+$/;
 /** requests in flight over the lean client before further ones queue on the agent instead */
 const LEAN_MAX_ACTIVE = 256;
@@ -109,9 +108,16 @@ export class Upstream {
   }
 
   /** The credential and TLS options from the kubeconfig (cached briefly; exec plugins may be slow). */
+  /** the fetched credential while it is fresh (credentialTtlMs), else undefined */
+  #freshCredential(now: number): UpstreamCredential | undefined {
+    const c = this.#cred;
+    return c && now - c.at < (this.#o.credentialTtlMs ?? 10_000) ? c.value : undefined;
+  }
+
   async credential(): Promise<UpstreamCredential> {
     const now = (this.#o.now ?? Date.now)();
-    if (this.#cred && now - this.#cred.at < (this.#o.credentialTtlMs ?? 10_000)) return this.#cred.value;
+    const fresh = this.#freshCredential(now);
+    if (fresh) return fresh;
     const opts: https.RequestOptions & { headers: Record<string, string> } = { headers: {} };
     await this.#kc.applyToHTTPSOptions(opts);
     const headers: Record<string, string> = {};
@@ -293,10 +299,10 @@ export class Upstream {
     let s = `${method} ${path} HTTP/1.1\r\nhost: ${this.base.host}\r\nconnection: keep-alive\r\n`;
     const add = (k: string, v: OutgoingHttpHeaders[string]): boolean => {
       if (v === undefined) return true;
-      if (!HEADER_NAME.test(k)) return false;
+      if (!TOKEN.test(k)) return false;
       for (const x of Array.isArray(v) ? v : [v]) {
         const value = String(x);
-        if (!HEADER_VALUE.test(value)) return false;
+        if (!FIELD_VALUE.test(value)) return false;
         s += `${k}: ${value}\r\n`;
       }
       return true;
@@ -321,11 +327,7 @@ export class Upstream {
   ): Promise<IncomingMessage | LeanResponse> {
     if (this.#o.client === "node") return this.request("GET", pathAndQuery, headers, undefined, signal);
     // with a cached credential the request is written before this returns (no await on the way)
-    const cached = this.#cred;
-    const cred =
-      cached && (this.#o.now ?? Date.now)() - cached.at < (this.#o.credentialTtlMs ?? 10_000)
-        ? cached.value
-        : undefined;
+    const cred = this.#freshCredential((this.#o.now ?? Date.now)());
     if (!cred) return this.credential().then((c) => this.#get(c, pathAndQuery, headers, signal));
     try {
       return this.#get(cred, pathAndQuery, headers, signal);
