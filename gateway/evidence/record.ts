@@ -100,6 +100,9 @@ export function recordStatics(f: {
 
 /** The record; `statics` (from recordStatics with the same identity, request and received) when prepared earlier. */
 export function callRecord(f: CallFacts, statics?: RecordStatics): EvidenceRecord {
+  // prepared parts may serve more than one record of a call (a session's opening record and its
+  // final one): those are copied, so the records share no objects; fresh ones are used as built
+  const shared = statics !== undefined;
   const s = statics ?? recordStatics(f);
   const verb = f.request?.verb ?? f.method.toLowerCase();
   const rec: EvidenceRecord = {
@@ -110,10 +113,11 @@ export function callRecord(f: CallFacts, statics?: RecordStatics): EvidenceRecor
     stage: "ResponseComplete",
     requestURI: f.requestURI,
     verb,
-    // a copy: records of one call (a session's opening record and its final one) share no objects
-    user: s.user.extra
-      ? { username: s.user.username, groups: [...s.user.groups], extra: { ...s.user.extra } }
-      : { username: s.user.username, groups: [...s.user.groups] },
+    user: !shared
+      ? s.user
+      : s.user.extra
+        ? { username: s.user.username, groups: [...s.user.groups], extra: { ...s.user.extra } }
+        : { username: s.user.username, groups: [...s.user.groups] },
     sourceIPs: [f.sourceIP],
     responseStatus: { code: f.code },
     requestReceivedTimestamp: s.received,
@@ -132,10 +136,10 @@ export function callRecord(f: CallFacts, statics?: RecordStatics): EvidenceRecor
   if (f.statusReason) rec.responseStatus.reason = f.statusReason;
   if (f.message) rec.responseStatus.message = f.message.slice(0, 1024);
   if (f.code >= 400) rec.responseStatus.status = "Failure";
-  if (s.objectRef) rec.objectRef = { ...s.objectRef };
+  if (s.objectRef) rec.objectRef = shared ? { ...s.objectRef } : s.objectRef;
   if (f.annotations) rec.annotations = f.annotations;
   if (f.purpose !== undefined) rec.custos.purpose = f.purpose;
-  if (s.jobRun) rec.custos.jobRun = { ...s.jobRun };
+  if (s.jobRun) rec.custos.jobRun = shared ? { ...s.jobRun } : s.jobRun;
   if (f.approval) rec.custos.approval = f.approval;
   if (f.masking) rec.custos.masking = f.masking;
   if (f.bodySha256) rec.custos.bodySha256 = f.bodySha256;
