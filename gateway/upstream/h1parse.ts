@@ -140,13 +140,9 @@ export class H1ResponseParser {
           break;
         }
         case S.BodyLength: {
-          const n = Math.min(this.#remaining, buf.length);
-          const part = buf.subarray(0, n);
-          buf = buf.subarray(n);
-          this.#remaining -= n;
-          if (this.#remaining === 0) this.#state = S.Done;
-          this.#h.onBody(part);
-          if (this.#state === S.Done) {
+          buf = this.#body(buf);
+          if (this.#remaining === 0) {
+            this.#state = S.Done;
             this.#h.onComplete(buf);
             return;
           }
@@ -198,15 +194,11 @@ export class H1ResponseParser {
           break;
         }
         case S.ChunkData: {
-          const n = Math.min(this.#remaining, buf.length);
-          const part = buf.subarray(0, n);
-          buf = buf.subarray(n);
-          this.#remaining -= n;
+          buf = this.#body(buf);
           if (this.#remaining === 0) {
             this.#state = S.ChunkEnd;
             this.#remaining = 2;
           }
-          this.#h.onBody(part);
           break;
         }
         case S.ChunkEnd: {
@@ -222,6 +214,14 @@ export class H1ResponseParser {
           throw new H1ParseError("data after the response");
       }
     }
+  }
+
+  /** Hand out up to `#remaining` bytes of `buf` as body; returns what follows them. */
+  #body(buf: Buffer): Buffer {
+    const n = Math.min(this.#remaining, buf.length);
+    this.#remaining -= n;
+    this.#h.onBody(buf.subarray(0, n));
+    return buf.subarray(n);
   }
 
   /** The connection ended (EOF). Throws when the message was not complete. */
