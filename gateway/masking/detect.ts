@@ -196,7 +196,11 @@ export class DetectorSet {
 
   /** The detectors whose cheap gate lets `s` through (see gate.ts). */
   candidates(s: string): readonly CompiledDetector[] {
-    const e = this.gateEntry(s, 0, s.length);
+    return this.candidatesFor(s, this.gateEntry(s, 0, s.length));
+  }
+
+  /** `candidates` with the gate's verdict for `s` already computed */
+  private candidatesFor(s: string, e: GateEntry): readonly CompiledDetector[] {
     if (!e.needWords || this.scanner === null) return e.base;
     const words = this.scanner.scan(s);
     if (words === null) return e.base;
@@ -308,7 +312,7 @@ export class DetectorSet {
       }
     }
     const str = from === 0 && to === text.length ? text : text.slice(from, to);
-    const r = this.find(str);
+    const r = this.findAmong(str, this.candidatesFor(str, e)); // (the gate already ran)
     if (len > FIND_CACHE_MAX_LEN) return r;
     // Kept from its second sighting on: a string seen once (a uid, a name with a hash, a
     // message) costs no copy; one that repeats (a list's labels, images, env names) is kept.
@@ -331,7 +335,11 @@ export class DetectorSet {
   /** Non-overlapping validated spans in `s`, in order; null when none (uncached: streams). */
   find(s: string): Span[] | null {
     if (this.dets.length === 0 || s.length === 0) return null;
-    const dets = this.candidates(s);
+    return this.findAmong(s, this.candidates(s));
+  }
+
+  /** find, over the detectors the gate let through */
+  private findAmong(s: string, dets: readonly CompiledDetector[]): Span[] | null {
     if (dets.length === 0) return null;
 
     let spans: Span[] | null = null;
