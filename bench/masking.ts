@@ -7,7 +7,7 @@
  *   JSON.parse + JSON.stringify baseline. Wall time and CPU time of this process (the machine
  *   may be shared: CPU time is the fairer figure).
  * - end to end as maskBuffered does it (response bytes in -> masked bytes out), interleaved
- *   A/B/C passes (MASK_BENCH_PASSES, default 5; median and min of CPU time): the text masker
+ *   A/B/C passes (MASK_BENCH_PASSES, default 9; median and min of CPU time): the text masker
  *   (maskJsonText), the object path (parse + maskJson + stringify) and parse + stringify only.
  * - cluster-shaped lists, ~50 MB each, as a real API server returns them: a PodList of Deployment
  *   replicas (managedFields, status, three env vars, no last-applied) and an EventList (one event
