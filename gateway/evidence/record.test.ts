@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Identity, RequestInfo } from "../ports.ts";
+import { request as fixtureRequest } from "../../test/masking-fixtures.ts";
+import type { Identity } from "../ports.ts";
 import { type CallFacts, callRecord, recordStatics } from "./record.ts";
 
 const identity: Identity = {
@@ -8,19 +9,7 @@ const identity: Identity = {
   claims: { repository: "clinic/app", runId: "42" },
   source: "oidc",
 };
-const request: RequestInfo = {
-  isResourceRequest: true,
-  path: "/api/v1/namespaces/phi-a/pods/p",
-  verb: "get",
-  apiPrefix: "api",
-  apiGroup: "",
-  apiVersion: "v1",
-  namespace: "phi-a",
-  resource: "pods",
-  subresource: "",
-  name: "p",
-  query: {},
-};
+const request = fixtureRequest({ path: "/api/v1/namespaces/phi-a/pods/p", name: "p" });
 const facts: CallFacts = {
   auditID: "a1",
   requestURI: "/api/v1/namespaces/phi-a/pods/p",
