@@ -4,6 +4,7 @@
  * purposes and login tokens.
  */
 import https from "node:https";
+import { connect as tlsConnect } from "node:tls";
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -83,6 +84,25 @@ beforeAll(async () => {
           res.write(`${JSON.stringify({ type: "MODIFIED", object: POD }).slice(0, 20)}`);
           setTimeout(() => res.end(`${JSON.stringify({ type: "MODIFIED", object: POD }).slice(20)}\n`), 50);
         }, 400);
+        return true;
+      },
+      (r, res) => {
+        if (!r.url.startsWith("/api/v1/namespaces/mixed/pods?") || !r.url.includes("watch=true"))
+          return false;
+        res.writeHead(200, {
+          "content-type": "application/json;stream=watch",
+          "transfer-encoding": "chunked",
+        });
+        // a good event whose "é" is cut between two chunks, then (with its end) a broken one
+        const good = Buffer.from(
+          `${JSON.stringify({ type: "ADDED", object: { ...POD, metadata: { ...POD.metadata, name: "café-0" } } })}\n`,
+        );
+        const cut = good.indexOf(0xc3) + 1;
+        res.write(good.subarray(0, cut));
+        setTimeout(
+          () => res.end(Buffer.concat([good.subarray(cut), Buffer.from(`{"type":"ADDED","object":{\n`)])),
+          50,
+        );
         return true;
       },
       (r, res) => {
@@ -261,38 +281,87 @@ describe("allowed calls", () => {
   });
 });
 
-describe("streams", () => {
-  it("forwards each watch event as soon as it arrives, masked", async () => {
+describe("TLS", () => {
+  it("chooses AES-128-GCM as a Go API server does, whatever order the client offers", async () => {
     const tls = await testTls();
     const u = new URL(t.gw.url);
-    const arrivals: { at: number; line: string }[] = [];
-    const start = Date.now();
+    const offers = [
+      undefined, // Node's default order: AES-256 first
+      "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+    ];
+    for (const ciphers of offers) {
+      const s = tlsConnect({
+        host: u.hostname,
+        port: Number(u.port),
+        ca: tls.caPem,
+        servername: "localhost",
+        ...(ciphers ? { ciphers } : {}),
+      });
+      await new Promise<void>((resolve, reject) => {
+        s.once("secureConnect", resolve);
+        s.once("error", reject);
+      });
+      expect(s.getCipher().name).toBe("TLS_AES_128_GCM_SHA256");
+      s.destroy();
+    }
+    // a client that offers only AES-256 still gets it
+    const only = tlsConnect({
+      host: u.hostname,
+      port: Number(u.port),
+      ca: tls.caPem,
+      servername: "localhost",
+      ciphers: "TLS_AES_256_GCM_SHA384",
+    });
+    await new Promise<void>((resolve, reject) => {
+      only.once("secureConnect", resolve);
+      only.once("error", reject);
+    });
+    expect(only.getCipher().name).toBe("TLS_AES_256_GCM_SHA384");
+    only.destroy();
+  });
+});
+
+describe("streams", () => {
+  /**
+   * GET a stream as the agent; `onData` sees each chunk as it arrives. Resolves when the
+   * response closes (cleanly or not: a refused stream ends abnormally).
+   */
+  async function stream(path: string, onData: (c: Buffer) => void): Promise<void> {
+    const tls = await testTls();
+    const u = new URL(t.gw.url);
     await new Promise<void>((resolve, reject) => {
       const req = https.request(
         {
           host: u.hostname,
           port: u.port,
-          path: "/api/v1/namespaces/default/pods?watch=true&resourceVersion=1",
+          path,
           ca: tls.caPem,
           headers: { authorization: `Bearer ${AGENT_TOKEN}` },
           agent: false,
         },
         (res) => {
-          let buf = "";
-          res.on("data", (c: Buffer) => {
-            buf += c.toString();
-            let nl = buf.indexOf("\n");
-            while (nl >= 0) {
-              arrivals.push({ at: Date.now() - start, line: buf.slice(0, nl) });
-              buf = buf.slice(nl + 1);
-              nl = buf.indexOf("\n");
-            }
-          });
-          res.on("end", () => resolve());
+          res.on("data", onData);
+          res.on("error", () => {});
+          res.on("close", () => resolve());
         },
       );
       req.on("error", reject);
       req.end();
+    });
+  }
+
+  it("forwards each watch event as soon as it arrives, masked", async () => {
+    const arrivals: { at: number; line: string }[] = [];
+    const start = Date.now();
+    let buf = "";
+    await stream("/api/v1/namespaces/default/pods?watch=true&resourceVersion=1", (c) => {
+      buf += c.toString();
+      let nl = buf.indexOf("\n");
+      while (nl >= 0) {
+        arrivals.push({ at: Date.now() - start, line: buf.slice(0, nl) });
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf("\n");
+      }
     });
     expect(arrivals.length).toBe(2);
     expect(arrivals[0]!.at).toBeLessThan(350);
@@ -302,6 +371,28 @@ describe("streams", () => {
     const rec = (await t.records()).pop()!;
     expect(rec.verb).toBe("watch");
     expect(rec.custos.masking?.counts.name).toBe(2);
+  });
+
+  it("a watch event that cannot be masked ends the stream with an ERROR event, after the events before it", async () => {
+    const chunks: Buffer[] = [];
+    await stream("/api/v1/namespaces/mixed/pods?watch=true", (c) => chunks.push(c));
+    const body = Buffer.concat(chunks).toString("utf8");
+    const lines = body.split("\n").filter((l) => l !== "");
+    expect(lines.length).toBe(2);
+    // the good event, whole (its two-byte character was cut between chunks), masked
+    const first = JSON.parse(lines[0]!);
+    expect(first.object.metadata.name).toBe("café-0");
+    expect(lines[0]).not.toContain(PLANTED);
+    // then the refusal, as an event client-go reads, and nothing of the broken event
+    const err = JSON.parse(lines[1]!);
+    expect(err.type).toBe("ERROR");
+    expect(err.object.kind).toBe("Status");
+    expect(err.object.message).toContain("not valid JSON");
+    expect(body).not.toContain('{"type":"ADDED","object":{\n');
+    const rec = (await t.records()).pop()!;
+    expect(rec.verb).toBe("watch");
+    expect(rec.annotations?.["custos.dev/stream-end"]).toBe("mask-error");
+    expect(rec.custos.masking?.counts.name).toBe(1);
   });
 
   it("masks a log stream even when a value is split across chunks", async () => {

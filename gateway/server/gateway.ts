@@ -16,8 +16,10 @@ import { reloadRecord } from "../evidence/record.ts";
 import { Authenticator, type AuthenticatorOptions } from "../identity/index.ts";
 import type { ApprovalService, EvidenceSink, Masker } from "../ports.ts";
 import { parseRequestInfo } from "../requestinfo/index.ts";
+import { TLS_CIPHERS } from "../tls/ciphers.ts";
 import type { Upstream } from "../upstream/index.ts";
 import { handleHttp } from "./http.ts";
+import { Metrics, meteredSink, type OpsServer, startOpsServer } from "./metrics.ts";
 import {
   type Clock,
   DEFAULT_LIMITS,
@@ -28,7 +30,6 @@ import {
   type Snapshot,
   silentLogger,
 } from "./runtime.ts";
-import { Metrics, meteredSink, type OpsServer, startOpsServer } from "./metrics.ts";
 import { createWebSocketServer, handleUpgrade } from "./upgrade.ts";
 
 export interface GatewayOptions {
@@ -131,7 +132,8 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   // instead of waiting for the next byte on an HTTP/1.1 connection; HTTP/1.1 stays for clients
   // that need it and for the WebSocket upgrades of exec/attach/port-forward.
   const server = http2.createSecureServer(
-    { cert: o.tls.cert, key: o.tls.key, allowHTTP1: true },
+    // Go's cipher order (AES-128-GCM first), chosen by the server whatever the client's order
+    { cert: o.tls.cert, key: o.tls.key, allowHTTP1: true, ciphers: TLS_CIPHERS, honorCipherOrder: true },
     (req, res) => {
       inFlight++;
       res.once("close", () => inFlight--);
