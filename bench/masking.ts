@@ -8,7 +8,7 @@
  *   may be shared: CPU time is the fairer figure).
  * - end to end as maskBuffered does it (response bytes in -> masked bytes out), interleaved
  *   A/B/C passes (MASK_BENCH_PASSES, default 9; median and min of CPU time): the text masker
- *   (maskJsonText), the object path (parse + maskJson + stringify) and parse + stringify only.
+ *   (maskJsonBytes: bytes in, bytes out), the object path (parse + maskJson + stringify) and parse + stringify only.
  * - cluster-shaped lists, ~50 MB each, as a real API server returns them: a PodList of Deployment
  *   replicas (managedFields, status, three env vars, no last-applied) and an EventList (one event
  *   in twenty names an MRN); end to end, text masker beside the object path and parse+stringify,
@@ -16,7 +16,9 @@
  *   identifiers and a last-applied copy of its spec). Each is measured in a child process that
  *   holds only that list, as a gateway process would.
  * - watch streams: the stress pods, and 5,000 of the cluster-shaped pods, as WatchEvent JSON lines
- *   (kind first in the object, as the API server writes them) in 64 KiB chunks through watchStream().
+ *   (kind first in the object, as the API server writes them) in 64 KiB chunks of bytes through
+ *   watchStream(), as the gateway relays them (bytes in, bytes out); the baseline decodes, parses,
+ *   re-serialises and encodes each line.
  * - logs / exec: 20 MB of log lines (lines mode) and of exec output (chunks of 1-4 KiB).
  * - typical get: one pod (~10 KB): added milliseconds (median, p99) of masking.
  * - peak RSS: child processes mask the 50 MB list from its bytes to masked bytes, with the text
@@ -28,6 +30,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { StringDecoder } from "node:string_decoder";
 import { fileURLToPath } from "node:url";
 import { createMasker } from "../gateway/masking/index.ts";
 import type { Json } from "../sdk/schema/config.ts";
@@ -73,13 +76,13 @@ const mbps = (bytes: number, ms: number) => Math.round((bytes / 1e6 / (ms / 1000
 // ---- child mode: peak RSS --------------------------------------------------------------------
 const child = process.argv.find((a) => a.startsWith("--child="))?.slice(8);
 if (child !== undefined) {
-  // as maskBuffered does it: the body's bytes -> text -> masked -> bytes
+  // as maskBuffered does it: the body's bytes -> masked bytes
   const file = process.argv[process.argv.indexOf(`--child=${child}`) + 1]!;
   const body = readFileSync(file);
   const masker = createMasker(makeConfig(), { pseudonymKey: KEY });
   const c = ctx({ verb: "list", namespace: "" });
   let out: Buffer;
-  if (child === "text") out = Buffer.from(masker.maskJsonText(body.toString("utf8"), c).text);
+  if (child === "text") out = masker.maskJsonBytes(body, c).body;
   else {
     const v = JSON.parse(body.toString("utf8")) as Json;
     out = Buffer.from(JSON.stringify(child === "mask" ? masker.maskJson(v, c).value : v));
@@ -135,11 +138,13 @@ if (clusterArg !== undefined) {
   const o = masker.maskJson(JSON.parse(body.toString("utf8")) as Json, c);
   if (JSON.stringify(JSON.parse(t.text)) !== JSON.stringify(o.value))
     throw new Error(`bench: maskJsonText and maskJson disagree on the cluster ${clusterChild} list`);
+  if (!masker.maskJsonBytes(body, c).body.equals(Buffer.from(t.text)))
+    throw new Error(`bench: maskJsonBytes and maskJsonText disagree on the cluster ${clusterChild} list`);
   const b = body.length;
   if (variant === "alone") {
     const alone: number[] = [];
     for (let i = 0; i <= PASSES; i++) {
-      const ms = time(() => Buffer.from(masker.maskJsonText(body.toString("utf8"), c).text)).cpuMs;
+      const ms = time(() => masker.maskJsonBytes(body, c).body).cpuMs;
       if (i > 0) alone.push(ms); // (the first pass warms up)
     }
     process.stdout.write(
@@ -152,7 +157,7 @@ if (clusterArg !== undefined) {
   }
   const r = { text: [] as number[], object: [] as number[], baseline: [] as number[] };
   for (let i = 0; i < PASSES; i++) {
-    r.text.push(time(() => Buffer.from(masker.maskJsonText(body.toString("utf8"), c).text)).cpuMs);
+    r.text.push(time(() => masker.maskJsonBytes(body, c).body).cpuMs);
     r.object.push(
       time(() => Buffer.from(JSON.stringify(masker.maskJson(JSON.parse(body.toString("utf8")), c).value)))
         .cpuMs,
@@ -220,12 +225,12 @@ const fieldsOnlyT = best(3, () => fieldsOnly.maskJson(parsed, listCtx));
 // end to end as maskBuffered does it, interleaved: text masker, object path, parse+stringify
 const body = Buffer.from(text);
 const e2e = {
-  text: () => Buffer.from(masker.maskJsonText(body.toString("utf8"), listCtx).text),
+  text: () => masker.maskJsonBytes(body, listCtx).body,
   object: () =>
     Buffer.from(JSON.stringify(masker.maskJson(JSON.parse(body.toString("utf8")), listCtx).value)),
   baseline: () => Buffer.from(JSON.stringify(JSON.parse(body.toString("utf8")))),
 };
-const textFieldsOnly = () => Buffer.from(fieldsOnly.maskJsonText(body.toString("utf8"), listCtx).text);
+const textFieldsOnly = () => fieldsOnly.maskJsonBytes(body, listCtx).body;
 const e2eTimes: Record<keyof typeof e2e | "textFieldsOnly", number[]> = {
   text: [],
   object: [],
@@ -264,25 +269,34 @@ const watchOf = (objs: Json[]) =>
     )
     .join("");
 const watchRun = (body: string) => {
-  const chunks: string[] = [];
-  for (let i = 0; i < body.length; i += 65536) chunks.push(body.slice(i, i + 65536));
+  // bytes in, bytes out, as the gateway relays a watch: 64 KiB chunks of the UTF-8 stream
+  const bytes = Buffer.from(body);
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += 65536) chunks.push(bytes.subarray(i, i + 65536));
+  let outBytes = 0;
+  const sink = (b: Buffer) => {
+    outBytes += b.length;
+  };
   const masked = best(3, () => {
     const w = masker.watchStream(ctx({ verb: "watch" }));
-    for (const c of chunks) w.push(c);
-    w.end();
+    for (const c of chunks) w.push(c, sink);
+    w.end(sink);
   });
+  // the same stream decoded, each line parsed, re-serialised and encoded
   const base = best(3, () => {
+    const dec = new StringDecoder("utf8");
     let buf = "";
     for (const c of chunks) {
-      buf += c;
+      buf += dec.write(c);
       let nl = buf.indexOf("\n");
       while (nl !== -1) {
-        JSON.stringify(JSON.parse(buf.slice(0, nl)));
+        outBytes += Buffer.from(JSON.stringify(JSON.parse(buf.slice(0, nl)))).length;
         buf = buf.slice(nl + 1);
         nl = buf.indexOf("\n");
       }
     }
   });
+  if (outBytes === 0) throw new Error("bench: the watch stream produced nothing");
   return { bytes: Buffer.byteLength(body), masked, base };
 };
 const watchStress = watchRun(watchOf(items));

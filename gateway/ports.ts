@@ -90,12 +90,14 @@ export interface Masker {
   /** Mask a decoded JSON response or request body (object, List, Table, Status, WatchEvent). Never mutates its input. */
   maskJson(value: Json, ctx: MaskContext): { value: Json; summary: MaskSummary };
   /**
-   * (additive, optional) Mask a JSON document given as text, without re-serialising what no
-   * mask touches. Same masking as maskJson: `JSON.parse` of the result deep-equals
-   * `maskJson(JSON.parse(text), ctx).value` and the summaries are equal; untouched values keep
-   * their bytes. Throws `JSON.parse`'s own SyntaxError when `text` is not valid JSON.
+   * (additive, optional) Mask a JSON document given as its bytes (a response body, one watch
+   * event), without re-serialising what no mask touches. Same masking as maskJson: `JSON.parse`
+   * of the result deep-equals `maskJson(JSON.parse(text), ctx).value` and the summaries are
+   * equal; untouched values keep their bytes, and an unchanged body is returned as it is (a body
+   * that is not valid UTF-8 goes out as the text the masker read). Throws `JSON.parse`'s own
+   * SyntaxError when the body is not JSON.
    */
-  maskJsonText?(text: string, ctx: MaskContext): { text: string; summary: MaskSummary };
+  maskJsonBytes?(bytes: Buffer, ctx: MaskContext): { body: Buffer; summary: MaskSummary };
   /** A masker for a text stream (pod logs, exec stdout/stderr). */
   textStream(ctx: MaskContext): TextStreamMasker;
   /**

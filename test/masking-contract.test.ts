@@ -105,9 +105,11 @@ const shapes: Record<string, (m: CustosMasker) => Out> = {
     ]
       .map((e) => JSON.stringify(e) + "\n")
       .join("");
-    let text = "";
-    for (const c of chunked(body, [7, 300, 1, 4096])) text += w.push(c);
-    text += w.end();
+    const outs: Buffer[] = [];
+    const write = (b: Buffer) => outs.push(b);
+    for (const c of chunked(body, [7, 300, 1, 4096])) w.push(c, write);
+    w.end(write);
+    const text = Buffer.concat(outs).toString("utf8");
     return { text, summary: w.summary() };
   },
   "table watch event": (m) =>

@@ -187,16 +187,30 @@ describe("property: no planted identifier survives", () => {
         fc.array(fc.nat(), { maxLength: 8 }),
         (texts, cuts) => {
           const body = texts
-            .map((t, i) => JSON.stringify({ type: "MODIFIED", object: podWith("phi-a", [t], i) }) + "\n")
+            .map(
+              (t, i) =>
+                // with characters of two, three and four UTF-8 bytes, for the cuts to fall inside
+                JSON.stringify({
+                  type: "MODIFIED",
+                  object: { ...(podWith("phi-a", [t], i) as object), note: "é日😀" },
+                }) + "\n",
+            )
             .join("");
           const w = masker.watchStream(ctx({ verb: "watch" }));
-          let out = "";
-          for (const c of splitAt(body, cuts)) out += w.push(c);
-          out += w.end();
+          const outs: Buffer[] = [];
+          const write = (b: Buffer) => outs.push(b);
+          // cut at any byte: a character split between chunks must come out whole
+          for (const c of splitAt(Buffer.from(body).toString("latin1"), cuts))
+            w.push(Buffer.from(c, "latin1"), write);
+          w.end(write);
+          const out = Buffer.concat(outs).toString("utf8");
           expect(leaks(out, texts)).toEqual([]);
           const lines = out.split("\n").filter((l) => l !== "");
           expect(lines.length).toBe(texts.length);
-          for (const l of lines) expect(JSON.parse(l).type).toBe("MODIFIED");
+          for (const l of lines) {
+            expect(JSON.parse(l).type).toBe("MODIFIED");
+            expect(JSON.parse(l).object.note).toBe("é日😀");
+          }
         },
       ),
       RUNS,

@@ -569,9 +569,9 @@ describe("fail closed", () => {
     expect(code(() => parseJsonBody("{nope"))).toBe("MASK_MALFORMED_JSON");
     const m = masker(makeConfig().masks);
     const w = m.watchStream(ctx({ verb: "watch" }), { maxEventBytes: 100 });
-    expect(code(() => w.push("x".repeat(200)))).toBe("MASK_EVENT_TOO_LARGE");
+    expect(code(() => w.push("x".repeat(200), () => {}))).toBe("MASK_EVENT_TOO_LARGE");
     const w2 = m.watchStream(ctx({ verb: "watch" }));
-    expect(code(() => w2.push("{broken\n"))).toBe("MASK_MALFORMED_JSON");
+    expect(code(() => w2.push("{broken\n", () => {}))).toBe("MASK_MALFORMED_JSON");
     try {
       parseJsonBody("{nope");
     } catch (e) {

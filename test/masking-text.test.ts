@@ -40,7 +40,33 @@ function expectEquivalent(text: string, c: MaskContext) {
   const m = masker.maskJsonText(text, c);
   expect(m.text).toBe(r.text);
   expect(m.summary).toEqual(r.summary);
+  expectBytesLikeText(text, c, r.text, r.summary, r.via);
   return r;
+}
+
+/** inputs the bytes path saw, by branch (both must be exercised) */
+const bytesBranches = { ascii: 0, other: 0 };
+
+/**
+ * maskJsonBytes on the text's UTF-8 bytes gives the masked text's UTF-8 bytes, and the same
+ * summary; an unchanged body is the input Buffer itself
+ */
+function expectBytesLikeText(
+  text: string,
+  c: MaskContext,
+  masked: string,
+  summary: unknown,
+  via: "text" | "object",
+) {
+  const bytes = Buffer.from(text);
+  if (bytes.toString("utf8") !== text) return; // a lone surrogate: not what a body can hold
+  const b = masker.maskJsonBytes(bytes, c);
+  expect(b.body.toString("utf8")).toBe(masked);
+  expect(b.summary).toEqual(summary);
+  // unchanged on the text: the body itself (the object path always writes anew)
+  if (masked === text && via === "text") expect(b.body).toBe(bytes);
+  if (bytes.length === text.length) bytesBranches.ascii++;
+  else bytesBranches.other++;
 }
 
 // ---- planted identifiers ---------------------------------------------------------------------
@@ -417,10 +443,61 @@ describe("property: malformed JSON is refused as JSON.parse refuses it", () => {
         }
         expect(err).toBeInstanceOf(SyntaxError);
         expect((err as Error).message).toBe(parseError);
+        const bytes = Buffer.from(text);
+        if (bytes.toString("utf8") !== text) return;
+        let bytesErr: unknown = null;
+        try {
+          masker.maskJsonBytes(bytes, doc.ctx);
+        } catch (e) {
+          bytesErr = e;
+        }
+        expect(bytesErr).toBeInstanceOf(SyntaxError);
+        expect((bytesErr as Error).message).toBe(parseError);
       }),
       RUNS,
     );
     expect(refused).toBeGreaterThan(0);
+  });
+});
+
+describe("the bytes path (maskJsonBytes)", () => {
+  it("documents holding non-ASCII text: the same masked bytes as the text path", () => {
+    fc.assert(
+      fc.property(docArb, fc.constantFrom("é", "Ünïcødé", "日本語", "😀 ok"), (doc, u) => {
+        // a member with non-ASCII text first, where every shape keeps it
+        const text = JSON.stringify(doc.value).replace(/^\{/, `{"note":${JSON.stringify(u)},`);
+        expectEquivalent(text, doc.ctx);
+      }),
+      { numRuns: Math.ceil(RUNS.numRuns / 3) },
+    );
+  });
+
+  it("took both branches in the properties: ASCII bodies and UTF-8 ones", () => {
+    // vitest runs a file's tests in order: the properties above fed expectBytesLikeText
+    expect(bytesBranches.ascii).toBeGreaterThan(RUNS.numRuns / 2);
+    expect(bytesBranches.other).toBeGreaterThan(RUNS.numRuns / 4);
+  });
+
+  it("assembles an ASCII body from its own bytes and the replacements", () => {
+    const c = ctx({ verb: "list", namespace: "" });
+    const text = JSON.stringify({
+      kind: "PodList",
+      apiVersion: "v1",
+      metadata: {},
+      items: [
+        { metadata: { name: "a", namespace: "phi-a" }, status: { message: "SSN 123-45-6789, \\u00e9" } },
+        { metadata: { name: "b", namespace: "phi-a", managedFields: [{ manager: "x" }] } },
+      ],
+    });
+    const bytes = Buffer.from(text);
+    const b = masker.maskJsonBytes(bytes, c);
+    expect(b.body.toString("latin1")).toBe(masker.maskJsonText(text, c).text);
+    expect(b.body.toString()).toContain("SSN [MASKED:ssn]");
+    expect(b.body.toString()).not.toContain("managedFields");
+    // a replacement that is not ASCII (a partial strategy keeps the input's own characters)
+    // still lands as UTF-8 between ASCII spans
+    const wide = Buffer.from(text.replace('"name":"a"', '"name":"\\u00e9a"'));
+    expect(masker.maskJsonBytes(wide, c).body.toString()).toBe(masker.maskJsonText(wide.toString(), c).text);
   });
 });
 
@@ -907,7 +984,7 @@ describe("maskBuffered uses the text masker", () => {
       const w = masker.watchStream(ctx({ verb: "watch" }));
       let werr: Error | undefined;
       try {
-        w.push(`${text}\n`);
+        w.push(`${text}\n`, () => {});
       } catch (e) {
         werr = e as Error;
       }

@@ -14,7 +14,7 @@ import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
 import { type CompiledPolicy, compilePolicy } from "./compile.ts";
 import { JsonMaskRun } from "./json.ts";
 import { createJsonLinesMasker, type JsonLinesMasker } from "./jsonlines.ts";
-import { maskJsonTextWith } from "./jsontext.ts";
+import { maskJsonBytesWith, maskJsonTextWith } from "./jsontext.ts";
 import { SummaryBuilder } from "./summary.ts";
 import { type FlushableTextStreamMasker, StreamMasker, type TextStreamOptions } from "./text.ts";
 
@@ -56,6 +56,8 @@ export interface MaskerOptions {
 export interface CustosMasker extends Masker {
   /** maskJson on the text: untouched spans are copied, not re-serialised (see jsontext.ts). */
   maskJsonText(text: string, ctx: MaskContext): { text: string; summary: MaskSummary };
+  /** maskJsonText on a body's bytes, returning the masked bytes (see jsontext.ts maskJsonBytesWith). */
+  maskJsonBytes(bytes: Buffer, ctx: MaskContext): { body: Buffer; summary: MaskSummary };
   /** Logs ("lines" mode) for pods/log, exec/attach channels ("chunks" mode) otherwise. */
   textStream(ctx: MaskContext, opts?: Partial<TextStreamOptions>): FlushableTextStreamMasker;
   /** A watch stream (JSON lines): each event masked and emitted as soon as its line is complete. */
@@ -87,6 +89,10 @@ export function createMasker(config: GatewayConfig, opts: MaskerOptions): Custos
     maskJsonText(text: string, ctx: MaskContext): { text: string; summary: MaskSummary } {
       const r = maskJsonTextWith(policy, key, ctx, maxPaths, text);
       return { text: r.text, summary: r.summary };
+    },
+    maskJsonBytes(bytes: Buffer, ctx: MaskContext): { body: Buffer; summary: MaskSummary } {
+      const r = maskJsonBytesWith(policy, key, ctx, maxPaths, bytes);
+      return { body: r.body, summary: r.summary };
     },
     textStream(ctx: MaskContext, o: Partial<TextStreamOptions> = {}): FlushableTextStreamMasker {
       const a = policy.applied(policy.requestCandidates(ctx.request), ctx.request.namespace, undefined);

@@ -1,6 +1,11 @@
 /**
  * Watch streams: newline-delimited JSON WatchEvents, each masked and emitted as soon as its
  * line is complete (never buffered to the end). Memory is bounded by the largest event.
+ *
+ * The stream is read as bytes: lines are cut at the newline byte (which no multi-byte UTF-8
+ * sequence contains, so a character split between chunks is whole in its line), each event is
+ * masked bytes in, bytes out (maskJsonBytes), and the events completed by one chunk leave in
+ * one write.
  */
 import type { Json } from "../../sdk/schema/config.ts";
 import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
@@ -9,14 +14,31 @@ import { eventTooLarge, malformedJson } from "./errors.ts";
 import { SummaryBuilder } from "./summary.ts";
 
 export interface JsonLinesMasker {
-  /** returns complete masked lines (each ending in "\n"); throws MASK_MALFORMED_JSON / MASK_EVENT_TOO_LARGE */
-  push(chunk: string): string;
-  end(): string;
+  /**
+   * Mask the events this chunk completes. Their masked lines (each ending in "\n") go to
+   * `write` in one Buffer, at most once per call; when an event cannot be masked, the events
+   * before it are written first and then the error is thrown (MASK_MALFORMED_JSON,
+   * MASK_EVENT_TOO_LARGE). A string chunk is taken as its UTF-8 bytes.
+   */
+  push(chunk: Uint8Array | string, write: (out: Buffer) => void): void;
+  /** the last event, when the stream ended without its newline (written without one) */
+  end(write: (out: Buffer) => void): void;
   summary(): MaskSummary;
 }
 
 /** Default bound on one watch event: above the 3 MiB etcd request limit with room for JSON escaping. */
 export const MAX_EVENT_BYTES = 16 * 1024 * 1024;
+
+const NL = Buffer.from("\n");
+
+/** only JSON whitespace (space, tab, CR, LF), or nothing */
+function blank(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i];
+    if (c !== 32 && c !== 9 && c !== 13 && c !== 10) return false;
+  }
+  return true;
+}
 
 export function createJsonLinesMasker(
   masker: Masker,
@@ -25,51 +47,75 @@ export function createJsonLinesMasker(
 ): JsonLinesMasker {
   const limit = opts.maxEventBytes ?? MAX_EVENT_BYTES;
   const sum = new SummaryBuilder(opts.maxSummaryPaths);
-  let buf = "";
-  const one = (line: string): string => {
-    if (line.trim() === "") return line + "\n";
-    if (masker.maskJsonText !== undefined) {
+  /** the start of the event not yet complete */
+  let rest: Buffer[] = [];
+  let restBytes = 0;
+
+  /** one event's masked bytes (without its newline) */
+  const one = (line: Buffer): Buffer => {
+    if (blank(line)) return line;
+    if (masker.maskJsonBytes !== undefined) {
       // masked in place; an event with a duplicate key is re-serialised (the shadowed value,
       // which no mask looked at, is never emitted)
-      let r: { text: string; summary: MaskSummary };
+      let r: { body: Buffer; summary: MaskSummary };
       try {
-        r = masker.maskJsonText(line, ctx);
+        r = masker.maskJsonBytes(line, ctx);
       } catch (e) {
-        if (e instanceof SyntaxError) throw malformedJson(e.message, Buffer.byteLength(line));
+        if (e instanceof SyntaxError) throw malformedJson(e.message, line.length);
         throw e;
       }
       sum.merge(r.summary);
-      return r.text + "\n";
+      return r.body;
     }
-    const value = parseJsonBody(line);
-    const r = masker.maskJson(value, ctx);
+    const r = masker.maskJson(parseJsonBody(line), ctx);
     sum.merge(r.summary);
     // always re-serialised, for the same reason
-    return JSON.stringify(r.value satisfies Json) + "\n";
+    return Buffer.from(JSON.stringify(r.value satisfies Json));
   };
+
   return {
-    push(chunk) {
-      buf += chunk;
-      let out = "";
-      let start = 0;
-      let nl = buf.indexOf("\n", start);
-      while (nl !== -1) {
-        out += one(buf.slice(start, nl));
-        start = nl + 1;
-        nl = buf.indexOf("\n", start);
+    push(input, write) {
+      const chunk =
+        typeof input === "string"
+          ? Buffer.from(input)
+          : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+      const out: Buffer[] = [];
+      try {
+        let start = 0;
+        let nl = chunk.indexOf(10);
+        while (nl !== -1) {
+          let line = chunk.subarray(start, nl);
+          if (restBytes > 0) {
+            rest.push(line);
+            line = Buffer.concat(rest, restBytes + line.length);
+            rest = [];
+            restBytes = 0;
+          }
+          if (line.length > limit) throw eventTooLarge(limit);
+          out.push(one(line), NL);
+          start = nl + 1;
+          nl = chunk.indexOf(10, start);
+        }
+        if (start < chunk.length) {
+          // (a copy: the caller may reuse its chunk)
+          rest.push(Buffer.from(chunk.subarray(start)));
+          restBytes += chunk.length - start;
+          if (restBytes > limit) {
+            rest = [];
+            restBytes = 0;
+            throw eventTooLarge(limit);
+          }
+        }
+      } finally {
+        if (out.length > 0) write(Buffer.concat(out));
       }
-      buf = buf.slice(start);
-      if (buf.length > limit) {
-        buf = "";
-        throw eventTooLarge(limit);
-      }
-      return out;
     },
-    end() {
-      const rest = buf;
-      buf = "";
-      if (rest.trim() === "") return rest;
-      return one(rest).slice(0, -1);
+    end(write) {
+      if (restBytes === 0) return;
+      const line = Buffer.concat(rest, restBytes);
+      rest = [];
+      restBytes = 0;
+      write(one(line));
     },
     summary: () => sum.toSummary(),
   };

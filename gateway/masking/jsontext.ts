@@ -26,6 +26,7 @@
  * - malformed JSON, or anything unexpected: the whole document takes the old path, which
  *   throws `JSON.parse`'s own SyntaxError (the caller turns it into MASK_MALFORMED_JSON).
  */
+import { isAscii, isUtf8 } from "node:buffer";
 import type { Json } from "../../sdk/schema/config.ts";
 import type { MaskContext, MaskSummary } from "../ports.ts";
 import type { Applied, CompiledPolicy, TrieNode } from "./compile.ts";
@@ -201,7 +202,12 @@ export class JsonTextMaskRun {
   private readonly t: string;
   private readonly n: number;
   private pos = 0;
-  private parts: string[] = [];
+  /**
+   * The output, in order: replacement strings, and spans of the input copied as they are, each
+   * as two numbers (start, end). Kept as spans, the output can be assembled as a string or, for
+   * an ASCII input, straight from the input's bytes (runBytes), without an intermediate string.
+   */
+  private parts: (string | number)[] = [];
   private copyFrom = 0;
   private readonly jr: JsonMaskRun;
   private readonly sum: SummaryBuilder;
@@ -259,18 +265,62 @@ export class JsonTextMaskRun {
    * (a shape not handled here, malformed JSON, anything unexpected): the caller then parses it.
    */
   run(): string | null {
+    return this.complete() ? this.text() : null;
+  }
+
+  /**
+   * Mask the text and assemble the result from `input`, the bytes the text was decoded from,
+   * which must be ASCII (one byte per character, so the text's offsets are the bytes'
+   * offsets). Returns `input` itself when nothing changed, null as run() does.
+   */
+  runBytes(input: Buffer): Buffer | null {
+    if (!this.complete()) return null;
+    const p = this.parts;
+    if (p.length === 0) return input;
+    let size = 0;
+    for (let i = 0; i < p.length; i++) {
+      const x = p[i]!;
+      if (typeof x === "string") size += Buffer.byteLength(x);
+      else size += (p[++i] as number) - x;
+    }
+    const out = Buffer.allocUnsafe(size);
+    let o = 0;
+    for (let i = 0; i < p.length; i++) {
+      const x = p[i]!;
+      if (typeof x === "string") o += out.write(x, o);
+      else o += input.copy(out, o, x, p[++i] as number);
+    }
+    if (o !== size) throw new Error("custos: masked output size mismatch");
+    return out;
+  }
+
+  /** the masked text (the input itself when nothing changed) */
+  private text(): string {
+    const p = this.parts;
+    if (p.length === 0) return this.t;
+    const out: string[] = [];
+    for (let i = 0; i < p.length; i++) {
+      const x = p[i]!;
+      out.push(typeof x === "string" ? x : this.t.slice(x, p[++i] as number));
+    }
+    return out.join("");
+  }
+
+  /** walk the whole text; false when the document must take the object path instead */
+  private complete(): boolean {
     try {
-      return this.document();
+      this.document();
+      return true;
     } catch (e) {
-      if (e instanceof Malformed || e instanceof DocFallback || e instanceof ItemFallback) return null;
-      if (e instanceof RangeError) return null; // nesting deeper than the stack: let JSON.parse judge
+      if (e instanceof Malformed || e instanceof DocFallback || e instanceof ItemFallback) return false;
+      if (e instanceof RangeError) return false; // nesting deeper than the stack: let JSON.parse judge
       throw e;
     } finally {
       forgetLastMatch();
     }
   }
 
-  private document(): string {
+  private document(): void {
     const t = this.t;
     this.ws();
     const root = this.pos;
@@ -279,7 +329,10 @@ export class JsonTextMaskRun {
     // first), then `items`. Values passed over here are validated and left as they are.
     this.pos++;
     this.ws();
-    if (t.startsWith('"type"', this.pos)) return this.watchEvent();
+    if (t.startsWith('"type"', this.pos)) {
+      this.watchEvent();
+      return;
+    }
     let kindSeen = false;
     let kind: Json | undefined;
     let listDone = false;
@@ -305,7 +358,8 @@ export class JsonTextMaskRun {
             // makes the item fall back, which here means the whole document)
             this.pos = root;
             this.item(undefined, true);
-            return this.finish();
+            this.finish();
+            return;
           }
         } else if (k === "items") {
           if (listDone || t.charCodeAt(this.pos) !== 91) throw new DocFallback();
@@ -326,7 +380,7 @@ export class JsonTextMaskRun {
     }
     this.pos++;
     if (!listDone) throw new DocFallback();
-    return this.finish();
+    this.finish();
   }
 
   /**
@@ -335,7 +389,7 @@ export class JsonTextMaskRun {
    * layout — more keys, another order, an object whose kind is not first or is a List, Table or
    * Status (an ERROR event) — takes the object path, which decides as json.ts does.
    */
-  private watchEvent(): string {
+  private watchEvent(): void {
     const t = this.t;
     this.scanString();
     this.ws();
@@ -369,10 +423,10 @@ export class JsonTextMaskRun {
     this.path.pop();
     this.ws();
     this.expect(125);
-    return this.finish();
+    this.finish();
   }
 
-  private finish(): string {
+  private finish(): void {
     if (this.canonical) {
       // JSON.stringify's text, plus the newline kubectl appends (lastApplied keeps it)
       if (this.pos !== this.n && (this.pos !== this.n - 1 || this.t.charCodeAt(this.pos) !== 10))
@@ -381,16 +435,15 @@ export class JsonTextMaskRun {
     }
     this.ws();
     if (this.pos !== this.n) throw new Malformed();
-    if (this.parts.length === 0) return this.t;
-    if (this.copyFrom < this.n) this.parts.push(this.t.slice(this.copyFrom));
-    return this.parts.join("");
+    if (this.parts.length === 0 && this.copyFrom === 0) return;
+    if (this.copyFrom < this.n) this.parts.push(this.copyFrom, this.n);
   }
 
   // ---- output -----------------------------------------------------------------------------
 
   /** Replace [s, e) of the input with `rep` (s >= every earlier replacement's end). */
   private put(s: number, e: number, rep: string): void {
-    if (s > this.copyFrom) this.parts.push(this.t.slice(this.copyFrom, s));
+    if (s > this.copyFrom) this.parts.push(this.copyFrom, s);
     this.parts.push(rep);
     this.copyFrom = e;
   }
@@ -424,7 +477,7 @@ export class JsonTextMaskRun {
 
   /** Delete [s, e); a part of it before the copy point was already deleted. */
   private del(s: number, e: number): void {
-    if (s > this.copyFrom) this.parts.push(this.t.slice(this.copyFrom, s));
+    if (s > this.copyFrom) this.parts.push(this.copyFrom, s);
     if (e > this.copyFrom) this.copyFrom = e;
   }
 
@@ -1141,7 +1194,8 @@ export class JsonTextMaskRun {
   runFixed(a: Applied): string | null {
     try {
       this.item(undefined, true, a);
-      return this.finish();
+      this.finish();
+      return this.text();
     } catch (e) {
       if (e instanceof Malformed || e instanceof DocFallback || e instanceof ItemFallback) return null;
       if (e instanceof RangeError) return null;
@@ -1269,6 +1323,39 @@ export interface JsonTextResult {
   itemRedos: number;
 }
 
+type Diagnostics = Omit<JsonTextResult, "text">;
+
+/**
+ * Mask `text` on the text (`viaText` runs the walk and assembles its output, null when it gives
+ * up) or else on the parsed object, whose masked form `viaObject` gets as JSON.stringify's
+ * text: always re-serialised, so a value shadowed by a duplicate key is not emitted. Throws
+ * JSON.parse's SyntaxError when the text is not JSON.
+ */
+function maskDocument<T>(
+  policy: CompiledPolicy,
+  key: Uint8Array,
+  ctx: MaskContext,
+  maxPaths: number | undefined,
+  text: string,
+  viaText: (run: JsonTextMaskRun) => T | null,
+  viaObject: (json: string) => T,
+): [T, Diagnostics] {
+  const sum = new SummaryBuilder(maxPaths);
+  const run = new JsonTextMaskRun(policy, key, ctx, sum, text);
+  const out = viaText(run);
+  if (out !== null)
+    return [
+      out,
+      { summary: sum.toSummary(), via: "text", itemFallbacks: run.itemFallbacks, itemRedos: run.itemRedos },
+    ];
+  const obj = new JsonMaskRun(policy, key, ctx, new SummaryBuilder(maxPaths));
+  const masked = obj.top(JSON.parse(text) as Json);
+  return [
+    viaObject(JSON.stringify(masked)),
+    { summary: obj.sum.toSummary(), via: "object", itemFallbacks: 0, itemRedos: 0 },
+  ];
+}
+
 /** Mask a JSON document given as text. Throws JSON.parse's SyntaxError when it is not JSON. */
 export function maskJsonTextWith(
   policy: CompiledPolicy,
@@ -1277,27 +1364,54 @@ export function maskJsonTextWith(
   maxPaths: number | undefined,
   text: string,
 ): JsonTextResult {
-  const sum = new SummaryBuilder(maxPaths);
-  const run = new JsonTextMaskRun(policy, key, ctx, sum, text);
-  const out = run.run();
-  if (out !== null)
-    return {
-      text: out,
-      summary: sum.toSummary(),
-      via: "text",
-      itemFallbacks: run.itemFallbacks,
-      itemRedos: run.itemRedos,
-    };
-  // the object path: parse (throws the SyntaxError for malformed JSON), walk, serialise
-  const value = JSON.parse(text) as Json;
-  const obj = new JsonMaskRun(policy, key, ctx, new SummaryBuilder(maxPaths));
-  const masked = obj.top(value);
-  return {
-    // always re-serialised (as before): a value shadowed by a duplicate key is not emitted
-    text: JSON.stringify(masked),
-    summary: obj.sum.toSummary(),
-    via: "object",
-    itemFallbacks: 0,
-    itemRedos: 0,
-  };
+  const [out, d] = maskDocument(
+    policy,
+    key,
+    ctx,
+    maxPaths,
+    text,
+    (run) => run.run(),
+    (json) => json,
+  );
+  return { text: out, ...d };
+}
+
+export interface JsonBytesResult extends Diagnostics {
+  /** the masked document's UTF-8 bytes (the input itself when nothing changed) */
+  body: Buffer;
+}
+
+/**
+ * Mask a JSON document given as its bytes, as a response body arrives: bytes in, bytes out.
+ * An ASCII body (what the API server writes for nearly every object: JSON escapes anything
+ * else only when the data holds it) is masked on its text and the result assembled from the
+ * body's own bytes and the replacements, with no masked string built and encoded again. Any
+ * other body is decoded as UTF-8 and masked as text; the client then gets the UTF-8 the masker
+ * read (an invalid byte is U+FFFD), never other bytes. Throws JSON.parse's SyntaxError when the
+ * body is not JSON.
+ */
+export function maskJsonBytesWith(
+  policy: CompiledPolicy,
+  key: Uint8Array,
+  ctx: MaskContext,
+  maxPaths: number | undefined,
+  bytes: Buffer,
+): JsonBytesResult {
+  const ascii = isAscii(bytes);
+  const text = bytes.toString(ascii ? "latin1" : "utf8");
+  const [body, d] = maskDocument(
+    policy,
+    key,
+    ctx,
+    maxPaths,
+    text,
+    ascii
+      ? (run) => run.runBytes(bytes)
+      : (run) => {
+          const out = run.run();
+          return out === null ? null : out === text && isUtf8(bytes) ? bytes : Buffer.from(out);
+        },
+    (json) => Buffer.from(json),
+  );
+  return { body, ...d };
 }

@@ -5,19 +5,18 @@
  * through a streaming text masker. Anything the masker cannot read (protobuf, unknown
  * compression, malformed JSON) is refused, never passed through.
  */
-import { isUtf8 } from "node:buffer";
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
 import zlib from "node:zlib";
 import type { Json } from "../../sdk/schema/config.ts";
 import { asGatewayError, badGateway, type GatewayError, gatewayTimeout, statusBody } from "../errors.ts";
-import { eventTooLarge, malformedJson, unknownCompression, unreadableEncoding } from "../masking/errors.ts";
+import { malformedJson, unknownCompression, unreadableEncoding } from "../masking/errors.ts";
+import { createJsonLinesMasker } from "../masking/jsonlines.ts";
 import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
 import { downstreamHeaders } from "../upstream/headers.ts";
 import type { UpstreamResponse } from "../upstream/index.ts";
 import { mediaType } from "./body.ts";
-import { mergeSummaries } from "./runtime.ts";
 
 export type MediaKind = "json" | "text" | "unreadable";
 
@@ -124,21 +123,18 @@ export function maskBuffered(
   if (kind !== "unreadable" && masker.appliesTo?.(ctx) === false)
     return { status: up.status, headers, body: up.body };
   if (kind === "json") {
-    const text = up.body.toString("utf8");
-    if (masker.maskJsonText !== undefined) {
-      // masks the text itself: what no mask touches is copied, not parsed and re-serialised
-      let m: { text: string; summary: MaskSummary };
+    if (masker.maskJsonBytes !== undefined) {
+      // masks the text itself, bytes in and bytes out: what no mask touches is copied
+      let m: { body: Buffer; summary: MaskSummary };
       try {
-        m = masker.maskJsonText(text, ctx);
+        m = masker.maskJsonBytes(up.body, ctx);
       } catch (e) {
         if (e instanceof SyntaxError) throw malformedJson(e.message, up.body.length);
         throw e;
       }
-      // the client gets the UTF-8 the masker read, never other bytes: an unchanged text goes out
-      // as the upstream's bytes only when those are valid UTF-8 (else decoding replaced some)
-      const body = m.text === text && isUtf8(up.body) ? up.body : Buffer.from(m.text);
-      return { status: up.status, headers, body, summary: m.summary };
+      return { status: up.status, headers, body: m.body, summary: m.summary };
     }
+    const text = up.body.toString("utf8");
     let value: Json;
     try {
       value = JSON.parse(text) as Json;
@@ -176,84 +172,45 @@ export function relayWatch(
   maxEventBytes: number,
   onDone: (r: StreamResult) => void,
 ): void {
-  const dec = new StringDecoder("utf8");
-  let buf = "";
-  let summary: MaskSummary | undefined;
+  const w = createJsonLinesMasker(masker, ctx, { maxEventBytes });
   let bytesOut = 0;
   let done = false;
+  // the events one chunk completes leave in one write (one TLS record, not one per event)
+  const write = (out: Buffer) => {
+    bytesOut += out.length;
+    res.write(out);
+  };
   const finish = (r: Omit<StreamResult, "summary" | "bytesOut">) => {
     if (done) return;
     done = true;
     src.destroy();
-    const out: StreamResult = { ...r, bytesOut };
-    if (summary) out.summary = summary;
-    onDone(out);
+    onDone({ ...r, bytesOut, summary: w.summary() });
   };
-  const fail = (err: GatewayError): false => {
-    writeErrorEvent(err);
+  // fail closed: an event that cannot be masked ends the stream with an ERROR event
+  const fail = (e: unknown) => {
+    const err = asGatewayError(e);
+    if (!res.writableEnded)
+      res.write(
+        `${JSON.stringify({ type: "ERROR", object: statusBody(err.httpStatus, err.reason, err.message) })}\n`,
+      );
     finish({ end: "mask-error", error: err });
-    return false;
-  };
-  const emitLine = (line: string): boolean => {
-    if (line.trim() === "") return true;
-    let out: string;
-    let sum: MaskSummary;
-    if (masker.maskJsonText !== undefined) {
-      // the event's text is masked in place (what no mask touches is copied, not re-serialised)
-      try {
-        const m = masker.maskJsonText(line, ctx);
-        out = m.text;
-        sum = m.summary;
-      } catch (e) {
-        return fail(e instanceof SyntaxError ? malformedJson(e.message, line.length) : asGatewayError(e));
-      }
-    } else {
-      let ev: Json;
-      try {
-        ev = JSON.parse(line) as Json;
-      } catch (e) {
-        return fail(malformedJson((e as Error).message, line.length));
-      }
-      try {
-        const m = masker.maskJson(ev, ctx);
-        out = JSON.stringify(m.value);
-        sum = m.summary;
-      } catch (e) {
-        return fail(asGatewayError(e));
-      }
-    }
-    summary = mergeSummaries(summary, sum);
-    const s = `${out}\n`;
-    bytesOut += Buffer.byteLength(s);
-    res.write(s);
-    return true;
-  };
-  const writeErrorEvent = (err: GatewayError) => {
-    if (res.writableEnded) return;
-    res.write(
-      `${JSON.stringify({ type: "ERROR", object: statusBody(err.httpStatus, err.reason, err.message) })}\n`,
-    );
   };
   src.on("data", (chunk: Buffer) => {
     if (done) return;
-    buf += dec.write(chunk);
-    let nl = buf.indexOf("\n");
-    while (nl >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (!emitLine(line)) return;
-      nl = buf.indexOf("\n");
-    }
-    if (buf.length > maxEventBytes) {
-      const err = eventTooLarge(maxEventBytes);
-      writeErrorEvent(err);
-      finish({ end: "mask-error", error: err });
+    try {
+      w.push(chunk, write);
+    } catch (e) {
+      fail(e);
     }
   });
   src.on("end", () => {
     if (done) return;
-    buf += dec.end();
-    if (!emitLine(buf)) return;
+    try {
+      w.end(write);
+    } catch (e) {
+      fail(e);
+      return;
+    }
     finish({ end: "upstream-end" });
   });
   src.on("error", () => finish({ end: "upstream-error" }));
