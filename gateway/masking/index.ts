@@ -5,9 +5,9 @@
  *   const masker = createMasker(config, { pseudonymKey });
  *   const shape = assertMaskableResponse({ contentType, contentEncoding }); // throws MASK_* (fail closed)
  *   const { value, summary } = masker.maskJson(parseJsonBody(decodeBody(bytes, shape.compression)), ctx);
- *   const { text, summary } = masker.maskJsonText(bytes.toString("utf8"), ctx); // same masking, on the text
+ *   const { body, summary } = masker.maskJsonBytes(bytes, ctx); // same masking, on the text: bytes in, bytes out
  *   const logs = masker.textStream(ctx); res.write(logs.push(chunk)); ... res.end(logs.end());
- *   const watch = masker.watchStream(ctx); res.write(watch.push(chunk)); ...
+ *   const watch = masker.watchStream(ctx); watch.push(chunk, (out) => res.write(out)); ...
  */
 import type { GatewayConfig, Json } from "../../sdk/schema/config.ts";
 import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
