@@ -54,7 +54,40 @@ const kubePod: Json = {
         apiVersion: "v1",
         time: "2024-03-12T10:00:00Z",
         fieldsType: "FieldsV1",
-        fieldsV1: { "f:metadata": {} },
+        fieldsV1: {
+          "f:metadata": {
+            "f:generateName": {},
+            "f:labels": { ".": {}, "f:app": {}, "f:pod-template-hash": {} },
+          },
+          "f:spec": {
+            "f:containers": {
+              'k:{"name":"api"}': {
+                ".": {},
+                "f:ports": {
+                  'k:{"containerPort":8080,"protocol":"TCP"}': { ".": {}, "f:containerPort": {} },
+                },
+                "f:env": { 'k:{"name":"MODE"}': { ".": {}, "f:value": {} } },
+              },
+            },
+          },
+        },
+      },
+      {
+        // the kubelet's status: the managedFields name pod IPs, conditions and times in their keys
+        manager: "kubelet",
+        operation: "Update",
+        apiVersion: "v1",
+        time: "2024-03-12T10:00:05Z",
+        fieldsType: "FieldsV1",
+        fieldsV1: {
+          "f:status": {
+            "f:conditions": { 'k:{"type":"Ready"}': { ".": {}, "f:lastTransitionTime": {} } },
+            "f:podIPs": { ".": {}, 'k:{"ip":"10.244.1.5"}': { ".": {}, "f:ip": {} } },
+            "f:hostIPs": { 'k:{"ip":"192.168.1.20"}': { ".": {} } },
+            "f:startTime": {},
+          },
+        },
+        subresource: "status",
       },
     ],
   },

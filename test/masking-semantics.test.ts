@@ -435,6 +435,55 @@ describe("Kubernetes duplicates of data", () => {
     ).value;
     expect(get(plain, "metadata", "managedFields")).toBe(mf);
   });
+
+  it("managedFields kept under detectors: the data they repeat is masked there too", () => {
+    // no mask applies to configmaps in "default": the managedFields stay, and they name the data
+    // keys (a ConfigMap entry, an annotation), list keys and set values the detectors mask
+    const mf = [
+      {
+        manager: "intake-writer SSN 123-45-6789",
+        operation: "Update",
+        apiVersion: "v1",
+        time: "2024-03-12T10:00:00Z",
+        fieldsType: "FieldsV1",
+        fieldsV1: {
+          "f:data": { ".": {}, "f:record-MRN-12345678.json": {} },
+          "f:metadata": { "f:annotations": { "f:MRN-87654321": {} } },
+          "f:spec": {
+            "f:patients": { 'k:{"id":"MRN-11223344"}': { ".": {}, "f:id": {} } },
+            "f:tags": { 'v:"SSN 987-65-4320"': {} },
+          },
+        },
+      },
+    ];
+    const cm = {
+      kind: "ConfigMap",
+      apiVersion: "v1",
+      metadata: {
+        name: "records",
+        namespace: "default",
+        annotations: { "MRN-87654321": "seen" },
+        managedFields: mf,
+      },
+      data: { "record-MRN-12345678.json": "{}" },
+    };
+    const c = ctx({ namespace: "default", resource: "configmaps", name: "records" });
+    const r = m.maskJson(cm, c);
+    const out = JSON.stringify(r.value);
+    for (const planted of ["12345678", "87654321", "11223344", "987-65-4320", "123-45-6789"])
+      expect(out).not.toContain(planted);
+    // kept, with the keys renamed as the data keys they repeat are
+    const kept = get(r.value, "metadata", "managedFields", 0, "fieldsV1") as O;
+    expect(Object.keys(get(kept, "f:data") as O)).toEqual([".", "f:record-[MASKED:mrn].json"]);
+    expect(Object.keys(get(r.value, "data") as O)).toEqual(["record-[MASKED:mrn].json"]);
+    expect(get(kept, "f:spec", "f:patients", 'k:{"id":"[MASKED:mrn]"}', "f:id")).toEqual({});
+    expect(get(r.value, "metadata", "managedFields", 0, "time")).toBe("2024-03-12T10:00:00Z");
+    expect(r.summary.paths).toContain("/metadata/managedFields/0/fieldsV1/f:data/f:record-[MASKED:mrn].json");
+    // the text masker the gateway runs does the same
+    const text = m.maskJsonText(JSON.stringify(cm), c);
+    expect(JSON.parse(text.text)).toEqual(r.value);
+    expect(text.summary).toEqual(r.summary);
+  });
 });
 
 describe("server-side Table", () => {

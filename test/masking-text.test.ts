@@ -554,6 +554,38 @@ describe("the text masker on tricky texts", () => {
     expect(out.v).toBe('SSN [MASKED:ssn] {"}');
   });
 
+  it("managedFields kept under detectors: strings masked on the text, identifier keys by the object walker", () => {
+    // configmaps in "default": no mask applies, the detectors do; managedFields are kept
+    const c = ctx({ namespace: "default", resource: "configmaps", name: "cm" });
+    const cm = (fieldsV1: Json, manager: string) =>
+      JSON.stringify({
+        kind: "ConfigMap",
+        apiVersion: "v1",
+        metadata: {
+          name: "cm",
+          namespace: "default",
+          managedFields: [
+            { manager, operation: "Update", apiVersion: "v1", fieldsType: "FieldsV1", fieldsV1 },
+          ],
+        },
+        data: { plain: "ok" },
+      });
+    // a string in them: masked in place, on the text
+    const a = expectEquivalent(cm({ "f:data": { ".": {}, "f:plain": {} } }, "writer SSN 123-45-6789"), c);
+    expect(a.via).toBe("text");
+    expect(a.itemFallbacks).toBe(0);
+    expect(a.text).not.toContain("123-45-6789");
+    expect(a.text).toContain('"f:plain":{}');
+    // a key holding an identifier (a set value, a list key): renamed, as the object walker does
+    for (const key of ['v:"SSN 987-65-4320"', 'k:{"id":"MRN-11223344"}']) {
+      const b = expectEquivalent(cm({ "f:spec": { "f:items": { [key]: {} } } }, "kubectl"), c);
+      expect(b.text).not.toMatch(/987-65-4320|11223344/);
+      expect(
+        b.summary.paths.some((p) => p.startsWith("/metadata/managedFields/0/fieldsV1/f:spec/f:items/")),
+      ).toBe(true);
+    }
+  });
+
   it("copies untouched numbers, escapes and whitespace byte for byte", () => {
     const untouched = `"status":{"score":1.50E+2,"big":12345678901234567890,"neg":-0,"tiny":1e-7,"esc":"\\u0041\\/b","huge":1e400}`;
     const text = list(

@@ -6,7 +6,8 @@
  * Shapes: single objects, Lists (each item judged by its own namespace and labels), server-side
  * Tables (cells and the embedded row objects), WatchEvents, Status, Events (with the detectors
  * of masks on the object they are about), Secret `data` (base64: decoded, masked, re-encoded),
- * `metadata.managedFields` (dropped whenever a mask applies), and the
+ * `metadata.managedFields` (dropped whenever a mask applies; else, under detectors, their keys
+ * are scanned as a data map's keys: they repeat data keys and set values), and the
  * `kubectl.kubernetes.io/last-applied-configuration` annotation (parsed, masked with the same
  * rules, re-serialised; unparseable: redacted whole).
  */
@@ -342,7 +343,7 @@ export class JsonMaskRun {
           for (const id of a.maskIds) this.sum.addRule(id);
           this.sum.count("managedFields");
           this.sum.addPath(this.path);
-        } else r = child;
+        } else r = a.detectors.empty ? child : this.managed(child, a);
       } else if (k === "annotations" && isObject(child) && terminalOf(cn) === null) {
         r = this.annotations(child, cn, a);
       } else {
@@ -466,6 +467,47 @@ export class JsonMaskRun {
       this.path.pop();
     }
     return renames;
+  }
+
+  /**
+   * managedFields kept (no mask applies) while detectors do. They repeat data: the keys of data
+   * maps and annotations (`f:record-MRN-….json`), list keys (`k:{"name":…}`), the values of
+   * set lists (`v:"…"`). Every key in them is scanned and renamed as a data map's key is, and
+   * every string scanned as any other string, so a value masked in the object is not left in
+   * its managedFields.
+   */
+  managed(v: Json, a: Applied): Json {
+    if (typeof v === "string") return this.walk(v, null, a, undefined, false) as Json;
+    if (v === null || typeof v !== "object") return v;
+    if (Array.isArray(v)) {
+      let out: Json[] | null = null;
+      this.path.push(0);
+      const depth = this.path.length - 1;
+      for (let i = 0; i < v.length; i++) {
+        this.path[depth] = i;
+        const r = this.managed(v[i]!, a);
+        if (r !== v[i]) {
+          out ??= v.slice();
+          out[i] = r;
+        }
+      }
+      this.path.pop();
+      return out ?? v;
+    }
+    const renames = this.maskKeys(v, a);
+    let out: JsonObject | null = null;
+    for (const k in v) {
+      const child = v[k]!;
+      this.path.push(renames?.get(k) ?? k);
+      const r = this.managed(child, a);
+      this.path.pop();
+      if (r !== child) {
+        out ??= { ...v };
+        out[k] = r;
+      }
+    }
+    if (renames !== null) return renameKeys(out ?? v, renames);
+    return out ?? v;
   }
 
   /** Run detectors over a string; record hits at the current path. */

@@ -109,7 +109,7 @@ const INDEX_KEYS: readonly string[] = Array.from({ length: 256 }, (_, i) => Stri
 const KEY_CACHE: (string | undefined)[] = new Array<string | undefined>(4096);
 
 /** which of json.ts' object methods an object is masked like */
-const Mode = { Walk: 0, Root: 1, Meta: 2, Annotations: 3 } as const;
+const Mode = { Walk: 0, Root: 1, Meta: 2, Annotations: 3, Managed: 4 } as const;
 type Mode = (typeof Mode)[keyof typeof Mode];
 
 /** Duplicate-key detection for one object (a linear scan while small, a Set once large). */
@@ -1079,7 +1079,9 @@ export class JsonTextMaskRun {
     }
     const keyed =
       !a.detectors.empty &&
-      (mode === Mode.Annotations || (mode === Mode.Walk && typeof key === "string" && KEYED_MAPS.has(key)));
+      (mode === Mode.Annotations ||
+        mode === Mode.Managed ||
+        (mode === Mode.Walk && typeof key === "string" && KEYED_MAPS.has(key)));
     const seen = this.keysSeen();
     const m = this.members(afterOpen);
     for (;;) {
@@ -1105,7 +1107,12 @@ export class JsonTextMaskRun {
           drop = false;
         } else drop = this.rootMember(k, nodes, a);
       } else if (mode === Mode.Meta) drop = this.metaMember(k, nodes, a);
-      else drop = this.annotationMember(k, nodes, a);
+      else if (mode === Mode.Managed) {
+        this.path.push(k);
+        this.managed(a);
+        this.path.pop();
+        drop = false;
+      } else drop = this.annotationMember(k, nodes, a);
       if (this.afterMember(m, drop, 125)) {
         this.seenDepth--;
         this.membersDepth--;
@@ -1139,8 +1146,10 @@ export class JsonTextMaskRun {
     let drop = false;
     this.path.push(k);
     if (k === "managedFields") {
-      if (!a.anyMask) this.skipValue();
-      else {
+      if (!a.anyMask) {
+        if (a.detectors.empty) this.skipValue();
+        else this.managed(a);
+      } else {
         // dropped whole: its keys need no decoding nor duplicate check (nothing of it is emitted)
         this.passValue();
         drop = true;
@@ -1154,6 +1163,38 @@ export class JsonTextMaskRun {
     else drop = this.walk(cn, a, k, true, "metadata");
     this.path.pop();
     return drop;
+  }
+
+  /** json.ts `managed` over the value at pos: every key is data, every string scanned */
+  private managed(a: Applied): void {
+    const t = this.t;
+    const c = t.charCodeAt(this.pos);
+    if (c === 123) {
+      this.object(null, a, Mode.Managed, undefined);
+      return;
+    }
+    if (c !== 91) {
+      this.walk(null, a, undefined, false, undefined);
+      return;
+    }
+    this.pos++;
+    const afterOpen = this.pos;
+    this.ws();
+    if (t.charCodeAt(this.pos) === 93) {
+      this.pos++;
+      return;
+    }
+    this.path.push(0);
+    const depth = this.path.length - 1;
+    const m = this.members(afterOpen);
+    for (let i = 0; ; i++) {
+      this.path[depth] = i;
+      this.beforeMember(m, this.pos);
+      this.managed(a);
+      if (this.afterMember(m, false, 93)) break;
+    }
+    this.membersDepth--;
+    this.path.pop();
   }
 
   private annotationMember(k: string, nodes: TrieNode[] | null, a: Applied): boolean {
