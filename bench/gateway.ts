@@ -2,7 +2,8 @@
  * Gateway overhead: added latency (p50/p99) and throughput for a small GET (one Pod) and a
  * 500-item Pod list, through (a) the upstream directly, (b) the real `kubectl proxy` (Go),
  * (b') a bare Node relay with a TLS client side and the same relay with a plain-HTTP client side
- * (kubectl proxy's: the client-side TLS cost), (c) the custos gateway without mask rules, (d) the gateway with the masking stage busy
+ * (kubectl proxy's: the client-side TLS cost), (b'') a Node TLS byte pipe with no HTTP at all (the
+ * floor for any Node process on the data path), (c) the custos gateway without mask rules, (d) the gateway with the masking stage busy
  * (a field mask on pods + an SSN detector) — all against the same loopback HTTPS upstream,
  * in the same run; each gateway runs as its own `custos gateway` process; (c) and (d) are measured
  * over HTTP/1.1 (https.Agent, the fallback) and over HTTP/2 (one multiplexed session, as client-go). Evidence goes to a JSON-lines file, written before each answer; with
@@ -26,6 +27,7 @@ import { stringify as yamlStringify } from "yaml";
 import { canonicalJson, sha256Hex } from "../sdk/lib/canonical.ts";
 import type { GatewayConfig } from "../sdk/schema/config.ts";
 import { ensureTls } from "../gateway/tls/ca.ts";
+import { TLS_CIPHERS } from "../gateway/tls/ciphers.ts";
 
 const quick = process.argv.includes("--quick");
 /** fsync every evidence batch before answering (the JSON-lines sink's default) or only write(2) it */
@@ -308,9 +310,9 @@ async function startKubectlProxy(
 const RELAY_SRC = `
 const https = require("node:https");
 const http2 = require("node:http2");
-const { UP, CA, CERT, KEY, UPTOKEN, PLAIN } = process.env;
+const { UP, CA, CERT, KEY, UPTOKEN, PLAIN, CIPHERS } = process.env;
 const agent = new https.Agent({ keepAlive: true, maxSockets: 256, ca: CA });
-// HTTP/2 (ALPN h2) with the HTTP/1.1 fallback, as the gateway's listener; PLAIN=1: plain HTTP/1.1
+// HTTP/2 (ALPN h2) with the HTTP/1.1 fallback and the cipher order of the gateway's listener; PLAIN=1: plain HTTP/1.1
 // towards the client (as kubectl proxy), the same relay otherwise
 const handler = (req, res) => {
   const up = https.request(UP + req.url, { agent, headers: { accept: req.headers.accept || "application/json", authorization: "Bearer " + UPTOKEN } }, (u) => {
@@ -324,7 +326,7 @@ const handler = (req, res) => {
 };
 const srv = PLAIN
   ? require("node:http").createServer(handler)
-  : http2.createSecureServer({ cert: CERT, key: KEY, allowHTTP1: true }, handler);
+  : http2.createSecureServer({ cert: CERT, key: KEY, allowHTTP1: true, ciphers: CIPHERS, honorCipherOrder: true }, handler);
 srv.keepAliveTimeout = 65000;
 srv.on("connection", (s) => s.setNoDelay(true));
 process.on("SIGTERM", () => process.exit(0));
@@ -332,15 +334,39 @@ srv.listen(0, "127.0.0.1", () =>
   console.log("relay listening on " + (PLAIN ? "http" : "https") + "://127.0.0.1:" + srv.address().port));
 `;
 
+/**
+ * The floor for any Node process on the data path: a TLS server that moves bytes between the
+ * client's connection and one upstream TLS connection of its own, with no HTTP at all (the
+ * client sends the upstream's token itself). It chooses AES-128-GCM as the gateway does.
+ */
+const PIPE_SRC = `
+const tls = require("node:tls");
+const { UP, CA, CERT, KEY, CIPHERS } = process.env;
+const u = new URL(UP);
+const srv = tls.createServer({ cert: CERT, key: KEY, ciphers: CIPHERS, honorCipherOrder: true }, (c) => {
+  c.setNoDelay(true);
+  const up = tls.connect({ host: u.hostname, port: Number(u.port), ca: CA, servername: "localhost" });
+  up.setNoDelay(true);
+  c.pipe(up);
+  up.pipe(c);
+  c.on("error", () => up.destroy());
+  up.on("error", () => c.destroy());
+});
+process.on("SIGTERM", () => process.exit(0));
+srv.listen(0, "127.0.0.1", () => console.log("relay listening on https://127.0.0.1:" + srv.address().port));
+`;
+
 async function startRelayProcess(
   upUrl: string,
   tls: { cert: string; key: string; caPem: string },
-  plain = false,
+  mode: "tls" | "plain" | "pipe" = "tls",
 ): Promise<{ url: string; pid?: number | undefined; stop(): void }> {
-  const child = spawn(process.execPath, ["-e", RELAY_SRC], {
+  const plain = mode === "plain";
+  const child = spawn(process.execPath, ["-e", mode === "pipe" ? PIPE_SRC : RELAY_SRC], {
     stdio: ["ignore", "pipe", "inherit"],
     env: {
       ...process.env,
+      CIPHERS: TLS_CIPHERS,
       UP: upUrl,
       CA: tls.caPem,
       CERT: tls.cert,
@@ -467,7 +493,8 @@ async function main() {
   const proxy = await startKubectlProxy(kcFile);
   const relay = await startRelayProcess(upUrl, tls);
   // the same relay with a plain-HTTP client side (kubectl proxy's): the client-side TLS cost
-  const plainRelay = await startRelayProcess(upUrl, tls, true);
+  const plainRelay = await startRelayProcess(upUrl, tls, "plain");
+  const pipe = await startRelayProcess(upUrl, tls, "pipe");
 
   const LAT_N = latN > 0 ? { small: latN, list: latN } : LAT_N_DEFAULT;
   const targets: Target[] = [
@@ -475,6 +502,8 @@ async function main() {
     { ...target("kubectl proxy", proxy.url, {}), pid: proxy.pid },
     { ...target("node TLS relay", relay.url, { token: AGENT, ca: tls.caPem }), pid: relay.pid },
     { ...target("node relay, http client", plainRelay.url, { token: AGENT }), pid: plainRelay.pid },
+    // (the client sends the upstream's token: the pipe has no HTTP to swap it in)
+    { ...target("node TLS pipe, no HTTP", pipe.url, { token: UP_TOKEN, ca: tls.caPem }), pid: pipe.pid },
     { ...targetH2("node TLS relay h2", relay.url, { token: AGENT, ca: tls.caPem }), pid: relay.pid },
     {
       ...target("custos (no mask rules)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
@@ -538,6 +567,7 @@ async function main() {
   proxy.stop();
   relay.stop();
   plainRelay.stop();
+  pipe.stop();
   await baseGateway?.stop();
   for (const g of gateways) await g.stop();
   upstream.closeAllConnections();
