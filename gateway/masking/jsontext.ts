@@ -1167,34 +1167,10 @@ export class JsonTextMaskRun {
 
   /** json.ts `managed` over the value at pos: every key is data, every string scanned */
   private managed(a: Applied): void {
-    const t = this.t;
-    const c = t.charCodeAt(this.pos);
-    if (c === 123) {
-      this.object(null, a, Mode.Managed, undefined);
-      return;
-    }
-    if (c !== 91) {
-      this.walk(null, a, undefined, false, undefined);
-      return;
-    }
-    this.pos++;
-    const afterOpen = this.pos;
-    this.ws();
-    if (t.charCodeAt(this.pos) === 93) {
-      this.pos++;
-      return;
-    }
-    this.path.push(0);
-    const depth = this.path.length - 1;
-    const m = this.members(afterOpen);
-    for (let i = 0; ; i++) {
-      this.path[depth] = i;
-      this.beforeMember(m, this.pos);
-      this.managed(a);
-      if (this.afterMember(m, false, 93)) break;
-    }
-    this.membersDepth--;
-    this.path.pop();
+    const c = this.t.charCodeAt(this.pos);
+    if (c === 123) this.object(null, a, Mode.Managed, undefined);
+    else if (c === 91) this.array(null, a, undefined, true);
+    else this.walk(null, a, undefined, false, undefined);
   }
 
   private annotationMember(k: string, nodes: TrieNode[] | null, a: Applied): boolean {
@@ -1326,13 +1302,26 @@ export class JsonTextMaskRun {
       this.object(nodes, a, Mode.Walk, key);
       return false;
     }
-    // an array: an element dropped by a field mask is removed; a detector never drops one
+    this.array(nodes, a, key, false);
+    return false;
+  }
+
+  /**
+   * An array at pos, element by element: walked (an element dropped by a field mask is removed;
+   * a detector never drops one), or with `managed`, as managedFields are.
+   */
+  private array(
+    nodes: TrieNode[] | null,
+    a: Applied,
+    key: string | number | undefined,
+    managed: boolean,
+  ): void {
     this.pos++;
     const afterOpen = this.pos;
     this.ws();
-    if (t.charCodeAt(this.pos) === 93) {
+    if (this.t.charCodeAt(this.pos) === 93) {
       this.pos++;
-      return false;
+      return;
     }
     this.path.push(0);
     const depth = this.path.length - 1;
@@ -1340,16 +1329,18 @@ export class JsonTextMaskRun {
     for (let i = 0; ; i++) {
       this.path[depth] = i;
       this.beforeMember(m, this.pos);
-      const cn =
-        nodes === null ? null : childNodes(nodes, i < INDEX_KEYS.length ? INDEX_KEYS[i]! : String(i));
       let drop = false;
-      if (cn === null && a.detectors.empty) this.skipValue();
-      else drop = this.walk(cn, a, key, cn !== null, key);
+      if (managed) this.managed(a);
+      else {
+        const cn =
+          nodes === null ? null : childNodes(nodes, i < INDEX_KEYS.length ? INDEX_KEYS[i]! : String(i));
+        if (cn === null && a.detectors.empty) this.skipValue();
+        else drop = this.walk(cn, a, key, cn !== null, key);
+      }
       if (this.afterMember(m, drop, 93)) break;
     }
     this.membersDepth--;
     this.path.pop();
-    return false;
   }
 }
 
