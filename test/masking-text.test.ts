@@ -586,6 +586,54 @@ describe("the text masker on tricky texts", () => {
     }
   });
 
+  it("managedFields repeated item after item are scanned once, and a changed copy is scanned again", () => {
+    const c = ctx({ verb: "list", namespace: "", resource: "events" });
+    const kubelet = [
+      {
+        // letters only (digits could look like an identifier), unique to this run
+        manager: `kubelet-${Math.random().toString(36).replace(/[^a-z]/g, "")}`,
+        operation: "Update",
+        apiVersion: "v1",
+        time: "2025-10-02T08:14:31Z",
+        fieldsType: "FieldsV1",
+        fieldsV1: { "f:count": {}, "f:message": {}, "f:source": { "f:component": {}, "f:host": {} } },
+      },
+    ];
+    const ev = (i: number, managedFields: Json) => ({
+      metadata: { name: `e${i}`, namespace: "default", managedFields },
+      involvedObject: { kind: "Pod", namespace: "default", name: `p${i}` },
+      reason: "Started",
+      message: "Started container",
+    });
+    const withSsn = [{ ...kubelet[0]!, manager: "kubelet SSN 123-45-6789" }];
+    const withMrnKey = [{ ...kubelet[0]!, fieldsV1: { 'k:{"id":"MRN-11223344"}': {} } }];
+    // the same text again, a longer one that starts like it, PHI in a string, PHI in a key
+    const items = [
+      ev(0, kubelet),
+      ev(1, kubelet),
+      ev(2, [...kubelet, ...kubelet]),
+      ev(3, kubelet),
+      ev(4, withSsn),
+      ev(5, kubelet),
+      ev(6, withMrnKey),
+      ev(7, kubelet),
+    ];
+    const text = JSON.stringify({ kind: "EventList", apiVersion: "v1", metadata: {}, items });
+    // (the manager's name is this test's own: no earlier run can have left this text clean)
+    const r = viaText(text, c);
+    expect(r.via).toBe("text");
+    // items 1, 5 and 7 (item 3 follows item 2, whose longer managedFields were the last clean ones)
+    expect(r.managedReused).toBe(3);
+    expect(r.text).not.toMatch(/123-45-6789|11223344/);
+    // the next run (the next watch event, the next list) starts from the last run's clean text:
+    // items 0, 1, 3, 5 and 7
+    const again = viaText(text, c);
+    expect(again.managedReused).toBe(5);
+    expect(again.text).toBe(r.text);
+    expect(again.summary).toEqual(r.summary);
+    expectEquivalent(text, c);
+  });
+
   it("copies untouched numbers, escapes and whitespace byte for byte", () => {
     const untouched = `"status":{"score":1.50E+2,"big":12345678901234567890,"neg":-0,"tiny":1e-7,"esc":"\\u0041\\/b","huge":1e400}`;
     const text = list(

@@ -30,7 +30,7 @@ import { isAscii, isUtf8 } from "node:buffer";
 import type { Json } from "../../sdk/schema/config.ts";
 import type { MaskContext, MaskSummary } from "../ports.ts";
 import type { Applied, CompiledPolicy, TrieNode } from "./compile.ts";
-import { ownString } from "./detect.ts";
+import { type DetectorSet, ownString } from "./detect.ts";
 import {
   childNodes,
   EVENT_TIMES,
@@ -44,6 +44,11 @@ import {
 } from "./json.ts";
 import { DROP, type Dropped, redactToken } from "./strategy.ts";
 import { SummaryBuilder } from "./summary.ts";
+
+/** the last managedFields text a run scanned clean, per detector set (see managedFields) */
+const CLEAN_MANAGED = new WeakMap<DetectorSet, string>();
+/** longer managedFields texts are not kept between runs */
+const CLEAN_MANAGED_MAX = 16 * 1024;
 
 /** The text is not valid JSON (the caller re-parses it to get JSON.parse's own error). */
 class Malformed extends Error {}
@@ -238,6 +243,8 @@ export class JsonTextMaskRun {
   itemFallbacks = 0;
   /** items masked again because an event's guessed object was wrong (tests and benchmarks) */
   itemRedos = 0;
+  /** managedFields passed over as a copy of ones already scanned clean (tests and benchmarks) */
+  managedReused = 0;
 
   /**
    * `canonical`: the text must be exactly what JSON.stringify writes (no whitespace, its
@@ -310,6 +317,7 @@ export class JsonTextMaskRun {
   private complete(): boolean {
     try {
       this.document();
+      this.keepClean();
       return true;
     } catch (e) {
       if (e instanceof Malformed || e instanceof DocFallback || e instanceof ItemFallback) return false;
@@ -1148,7 +1156,7 @@ export class JsonTextMaskRun {
     if (k === "managedFields") {
       if (!a.anyMask) {
         if (a.detectors.empty) this.skipValue();
-        else this.managed(a);
+        else this.managedFields(a);
       } else {
         // dropped whole: its keys need no decoding nor duplicate check (nothing of it is emitted)
         this.passValue();
@@ -1163,6 +1171,61 @@ export class JsonTextMaskRun {
     else drop = this.walk(cn, a, k, true, "metadata");
     this.path.pop();
     return drop;
+  }
+
+  /**
+   * The last managedFields text that scanned clean in this run (a slice of the text), and the
+   * detectors it was scanned with. The items of a list written by one controller repeat it
+   * (every kubelet event carries the same managedFields): an item whose managedFields are that
+   * text again is passed over, since a JSON value that starts the rest of the text is all of the
+   * value there. A run that ends well leaves its last clean text to the next run with the same
+   * detectors (CLEAN_MANAGED), so the events of a watch share it too.
+   */
+  private cleanManaged = "";
+  private cleanManagedFor: DetectorSet | null = null;
+
+  /** managedFields kept under detectors (metadata member; pos at its value) */
+  private managedFields(a: Applied): void {
+    const t = this.t;
+    const start = this.pos;
+    const d = a.detectors;
+    if (!this.canonical) {
+      if (this.cleanManagedFor === d && this.reuse(this.cleanManaged)) return;
+      const known = CLEAN_MANAGED.get(d);
+      if (known !== undefined && this.reuse(known)) return;
+    }
+    const parts = this.parts.length;
+    const copyFrom = this.copyFrom;
+    const counted = this.sum.counted;
+    this.managed(a);
+    // clean: nothing replaced nor counted (a key holding an identifier threw ItemFallback)
+    if (this.parts.length === parts && this.copyFrom === copyFrom && this.sum.counted === counted) {
+      this.cleanManaged = t.slice(start, this.pos);
+      this.cleanManagedFor = d;
+    }
+  }
+
+  /** pass over `clean` when the value at pos is that text */
+  private reuse(clean: string): boolean {
+    const t = this.t;
+    const start = this.pos;
+    const n = clean.length;
+    if (n === 0 || start + n > this.n) return false;
+    let i = 0;
+    while (i < n && clean.charCodeAt(i) === t.charCodeAt(start + i)) i++;
+    if (i < n) return false;
+    this.pos = start + n;
+    this.managedReused++;
+    return true;
+  }
+
+  /** after a run that ended well: its last clean managedFields, for the next run */
+  private keepClean(): void {
+    const d = this.cleanManagedFor;
+    const clean = this.cleanManaged;
+    if (d === null || clean.length > CLEAN_MANAGED_MAX || CLEAN_MANAGED.get(d) === clean) return;
+    // a copy, not a slice: a slice would keep the whole response text alive
+    CLEAN_MANAGED.set(d, ownString(clean));
   }
 
   /** json.ts `managed` over the value at pos: every key is data, every string scanned */
@@ -1353,6 +1416,8 @@ export interface JsonTextResult {
   itemFallbacks: number;
   /** items masked again because an event's guessed object was wrong */
   itemRedos: number;
+  /** managedFields passed over as a copy of ones already scanned clean */
+  managedReused: number;
 }
 
 type Diagnostics = Omit<JsonTextResult, "text">;
@@ -1378,13 +1443,19 @@ function maskDocument<T>(
   if (out !== null)
     return [
       out,
-      { summary: sum.toSummary(), via: "text", itemFallbacks: run.itemFallbacks, itemRedos: run.itemRedos },
+      {
+        summary: sum.toSummary(),
+        via: "text",
+        itemFallbacks: run.itemFallbacks,
+        itemRedos: run.itemRedos,
+        managedReused: run.managedReused,
+      },
     ];
   const obj = new JsonMaskRun(policy, key, ctx, new SummaryBuilder(maxPaths));
   const masked = obj.top(JSON.parse(text) as Json);
   return [
     viaObject(JSON.stringify(masked)),
-    { summary: obj.sum.toSummary(), via: "object", itemFallbacks: 0, itemRedos: 0 },
+    { summary: obj.sum.toSummary(), via: "object", itemFallbacks: 0, itemRedos: 0, managedReused: 0 },
   ];
 }
 

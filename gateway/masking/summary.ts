@@ -38,6 +38,8 @@ export class SummaryBuilder {
    */
   #journal: (string | number | undefined)[] | null = null;
   #open = 0;
+  /** how many times count() ran (never goes back): whether a piece of work counted anything */
+  counted = 0;
   constructor(readonly maxPaths: number = MAX_SUMMARY_PATHS) {}
 
   get rules(): ReadonlySet<string> {
@@ -55,6 +57,7 @@ export class SummaryBuilder {
   }
 
   count(key: string, n = 1): void {
+    this.counted++;
     const old = this.#counts.get(key);
     this.#counts.set(key, (old ?? 0) + n);
     this.#journal?.push(key, old);
