@@ -27,7 +27,7 @@ describe("the custos command (real processes): compile, test, explain, diff the 
     const out = path.join(dir, "hipaa.json");
     const compiled = await custos("compile", "templates/hipaa/policy.ts", "--out", out, "--skip-typecheck");
     expect(compiled.code).toBe(0);
-    expect(compiled.stdout).toMatch(/17 rules, 7 masks, 0 warnings, sha256:[0-9a-f]{64}/);
+    expect(compiled.stdout).toMatch(/17 rules, 9 masks, 0 warnings, sha256:[0-9a-f]{64}/);
     const config = JSON.parse(readFileSync(out, "utf8"));
 
     const tested = await custos(

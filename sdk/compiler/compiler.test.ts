@@ -94,7 +94,7 @@ describe("compilePolicyFile", () => {
   it("warns about mask paths that cannot exist on the resource", async () => {
     const r = await compilePolicyFile(fx("maskpaths.policy.ts"));
     const found = r.problems.filter((p) => p.code === "MASK_PATH_IMPOSSIBLE").map((p) => p.path);
-    expect(found).toEqual(["masks[1].fields[1]", "masks[2].fields"]);
+    expect(found).toEqual(["masks[1].fields[1]", "masks[2].fields", "masks[3].fields[1]"]);
     expect(r.config).toBeDefined();
   });
 

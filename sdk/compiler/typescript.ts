@@ -162,6 +162,10 @@ function pathExists(root: Type, segments: readonly string[], at: SourceFile): bo
         }
         if (!t.isObject()) continue;
         const index = t.getStringIndexType();
+        // an interface with no members is free-form JSON in kubernetes-types (RawExtension: a
+        // ControllerRevision's pod template; FieldsV1; apiextensions JSON): any path may exist
+        if (index === undefined && t.getProperties().length === 0 && t.getCallSignatures().length === 0)
+          return true;
         if (seg === "*") {
           if (index !== undefined) next.push(index);
           for (const p of t.getProperties()) next.push(p.getTypeAtLocation(at));

@@ -8,9 +8,10 @@
  * - Access control (164.312(a)(1)): agents never delete namespaces or read Secrets; node,
  *   service and pod proxies are closed; RBAC changes, PersistentVolumes and exec/attach/
  *   port-forward into PHI pods need signed approvals.
- * - De-identification (164.514(b)(2)): ConfigMap and Secret data, container env values,
- *   last-applied-configuration, logs, exec streams and events are masked by field rules and
- *   the Safe Harbor detectors.
+ * - De-identification (164.514(b)(2)): ConfigMap and Secret data, container env values
+ *   (pods, workload and cron job templates, and the copies Kubernetes keeps: StatefulSet and
+ *   DaemonSet revisions, PodTemplates), last-applied-configuration, logs, exec streams and
+ *   events are masked by field rules and the Safe Harbor detectors.
  * - Audit controls (164.312(b)): every decision names its rule; the gateway records it.
  *
  * Identities (groups the gateway's identity stage puts on callers; override with `identities`):
@@ -340,6 +341,8 @@ export function hipaaBaseline(options: HipaaBaselineOptions): PolicyDef {
         fields: [
           field("spec.containers[*].env[*].value", redact(), { label: "env" }),
           field("spec.initContainers[*].env[*].value", redact(), { label: "env" }),
+          // `kubectl debug` adds these to a running pod
+          field("spec.ephemeralContainers[*].env[*].value", redact(), { label: "env" }),
         ],
         framework: hipaa("164.514(b)(2)"),
       }),
@@ -351,6 +354,28 @@ export function hipaaBaseline(options: HipaaBaselineOptions): PolicyDef {
         fields: [
           field("spec.template.spec.containers[*].env[*].value", redact(), { label: "env" }),
           field("spec.template.spec.initContainers[*].env[*].value", redact(), { label: "env" }),
+        ],
+        framework: hipaa("164.514(b)(2)"),
+      }),
+      mask("revision-env", {
+        description:
+          "StatefulSet and DaemonSet revisions keep a copy of the pod template (`kubectl rollout history --revision`)",
+        apiGroups: ["apps"],
+        resources: ["controllerrevisions"],
+        phi: true,
+        fields: [
+          field("data.spec.template.spec.containers[*].env[*].value", redact(), { label: "env" }),
+          field("data.spec.template.spec.initContainers[*].env[*].value", redact(), { label: "env" }),
+        ],
+        framework: hipaa("164.514(b)(2)"),
+      }),
+      mask("podtemplate-env", {
+        description: "PodTemplate objects' environment values in PHI namespaces",
+        resources: ["podtemplates"],
+        phi: true,
+        fields: [
+          field("template.spec.containers[*].env[*].value", redact(), { label: "env" }),
+          field("template.spec.initContainers[*].env[*].value", redact(), { label: "env" }),
         ],
         framework: hipaa("164.514(b)(2)"),
       }),

@@ -140,6 +140,57 @@ describe("HIPAA template", () => {
     expect(evOut.message).toBe("queued [MASKED:name] (SSN [MASKED:ssn]) for triage");
   });
 
+  it("masks container env wherever Kubernetes copies a pod template: revisions, PodTemplates, ephemeral containers", () => {
+    const key = `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${"B".repeat(43)} r`;
+    const r = compilePolicy(hipaaBaseline({ reviewers: [{ githubId: 7, login: "r1", keys: [key] }] }));
+    expect(r.problems).toEqual([]);
+    const m = createMasker(r.config!, { pseudonymKey: new Uint8Array(32) });
+    const env = [{ name: "PATIENT_NAME", value: "Juan Placeholder" }];
+    const spec = {
+      containers: [{ name: "app", image: "intake:1.2", env }],
+      initContainers: [{ name: "i", env }],
+    };
+    const cases = [
+      {
+        res: "controllerrevisions",
+        obj: {
+          kind: "ControllerRevision",
+          apiVersion: "apps/v1",
+          metadata: { name: "intake-7d9f8b6c5", namespace: "phi-records" },
+          data: { spec: { template: { spec } } },
+          revision: 2,
+        },
+      },
+      {
+        res: "podtemplates",
+        obj: {
+          kind: "PodTemplate",
+          apiVersion: "v1",
+          metadata: { name: "t", namespace: "phi-records" },
+          template: { spec },
+        },
+      },
+      {
+        res: "pods",
+        obj: {
+          kind: "Pod",
+          apiVersion: "v1",
+          metadata: { name: "intake-0", namespace: "phi-records" },
+          spec: { containers: [], ephemeralContainers: [{ name: "debugger", env }] },
+        },
+      },
+    ];
+    for (const { res, obj } of cases) {
+      const group = obj.apiVersion.includes("/") ? obj.apiVersion.split("/")[0]! : "";
+      const out = m.maskJson(
+        obj,
+        ctx({ namespace: "phi-records", resource: res, apiGroup: group, name: "x" }),
+      );
+      expect(JSON.stringify(out.value)).not.toContain("Juan Placeholder");
+      expect(out.summary.counts.env).toBeGreaterThan(0);
+    }
+  });
+
   it("reports an unsatisfiable approval when count exceeds reviewers", () => {
     const key = `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${"B".repeat(43)} r`;
     const r = compilePolicy(
