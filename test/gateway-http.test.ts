@@ -158,6 +158,17 @@ function raw(
 const lastSeen = (): Recorded => up.seen[up.seen.length - 1]!;
 
 describe("allowed calls", () => {
+  it("an object name holding an identifier is masked in the record's objectRef as in its requestURI", async () => {
+    const r = await call(t.gw.url, "GET", `/api/v1/namespaces/default/pods/${encodeURIComponent(PLANTED)}`, {
+      token: AGENT_TOKEN,
+    });
+    expect(r.status).toBe(404);
+    const rec = (await t.records()).pop()!;
+    expect(rec.objectRef).toMatchObject({ resource: "pods", namespace: "default", name: "[MASKED:name]" });
+    expect(rec.requestURI).toBe("/api/v1/namespaces/default/pods/[MASKED:name]");
+    expect(JSON.stringify(rec)).not.toContain(PLANTED);
+  });
+
   it("forwards with the gateway's credential only, rewrites Accept away from protobuf, masks the body, records once", async () => {
     const before = (await t.records()).length;
     const seenBefore = up.seen.length;

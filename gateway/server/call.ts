@@ -164,7 +164,11 @@ export class Call {
    */
   prepare(): void {
     const p: PreparedRecord = {
-      statics: recordStatics({ identity: this.identity, request: this.request, received: this.received }),
+      statics: recordStatics({
+        identity: this.identity,
+        request: this.recordedRequest(),
+        received: this.received,
+      }),
       uri: this.maskedURI(),
     };
     if (this.identity) p.identity = this.identity;
@@ -197,7 +201,8 @@ export class Call {
     };
     if (this.userAgent) facts.userAgent = this.userAgent;
     if (this.identity) facts.identity = this.identity;
-    if (this.request) facts.request = this.request;
+    const request = this.recordedRequest();
+    if (request) facts.request = request;
     if (this.purpose !== undefined) facts.purpose = this.purpose;
     if (err) {
       facts.statusReason = err.reason;
@@ -227,6 +232,30 @@ export class Call {
     } catch {
       // keep it encoded
     }
+    const masked = this.maskedText(decoded);
+    // (fail closed: a URI that could not be masked is not recorded as it was)
+    return masked === undefined ? "[MASKED:request-uri]" : masked === decoded ? this.requestURI : masked;
+  }
+
+  /**
+   * The request as the record names it: an object's name can hold an identifier (a Job per
+   * patient, a ConfigMap named after a record) and is masked as the URI is, so the record's
+   * objectRef never holds what its requestURI does not.
+   */
+  private recordedRequest(): RequestInfo | undefined {
+    const r = this.request;
+    if (!r?.name) return r;
+    if (this.#recorded?.from === r) return this.#recorded.request;
+    const masked = this.maskedText(r.name) ?? "[MASKED:name]";
+    const request = masked === r.name ? r : { ...r, name: masked };
+    this.#recorded = { from: r, request };
+    return request;
+  }
+  #recorded: { from: RequestInfo; request: RequestInfo } | undefined;
+
+  /** `s` through the masker's text stream for this request; undefined when masking failed */
+  private maskedText(s: string): string | undefined {
+    if (!this.request) return s;
     try {
       const identity = this.identity ?? {
         subject: "system:anonymous",
@@ -235,10 +264,9 @@ export class Call {
         source: "token-file" as const,
       };
       const t = this.snap.masker.textStream({ request: this.request, identity });
-      const masked = t.push(decoded) + t.end();
-      return masked === decoded ? this.requestURI : masked;
+      return t.push(s) + t.end();
     } catch {
-      return this.request.path;
+      return undefined;
     }
   }
 
