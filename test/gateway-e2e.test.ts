@@ -321,6 +321,15 @@ describe("kubectl through the gateway", () => {
     const content = await readFile(path.join(t.dir, `${rec.auditID}-${cast}`), "utf8");
     expect(content).toContain("hello [MASKED:name]");
     noPlanted(content);
+    // the recording of `echo <planted>` names its command masked too (the header is stored)
+    const echo = (await execRecords())[2]!;
+    const echoCast = await readFile(
+      path.join(t.dir, `${echo.auditID}-${echo.annotations?.["custos.dev/session-recording"]}`),
+      "utf8",
+    );
+    const header = JSON.parse(echoCast.split("\n")[0]!);
+    expect(header.custos.command).toEqual(["echo", "[MASKED:name]"]);
+    noPlanted(echoCast);
   });
 
   it("a required recording that cannot be kept closes the session: nothing unrecorded reaches the agent", async () => {

@@ -253,8 +253,11 @@ export class Call {
   }
   #recorded: { from: RequestInfo; request: RequestInfo } | undefined;
 
-  /** `s` through the masker's text stream for this request; undefined when masking failed */
-  private maskedText(s: string): string | undefined {
+  /**
+   * `s` (a URI, an object name, a command argument) through the masker's text stream for this
+   * request, for what custos stores about the call; undefined when masking failed.
+   */
+  maskedText(s: string): string | undefined {
     if (!this.request) return s;
     try {
       const identity = this.identity ?? {

@@ -264,8 +264,10 @@ async function relay(
           claims: identity.claims,
         },
         namespace: request.namespace,
-        pod: request.name,
-        command: request.query.command ?? [],
+        // the recording is stored: the pod's name and the command's arguments (`grep <an SSN>`)
+        // are masked as the record's URI is (fail closed: what cannot be masked is not kept)
+        pod: call.maskedText(request.name) ?? "[MASKED:name]",
+        command: (request.query.command ?? []).map((arg) => call.maskedText(arg) ?? "[MASKED:argument]"),
         tty: (request.query.tty?.[0] ?? "") === "true",
         ruleId: call.outcome.ruleId,
         policyHash: call.outcome.policyHash,
@@ -273,7 +275,7 @@ async function relay(
     };
     if (call.purpose !== undefined) header.custos.purpose = call.purpose;
     const container = request.query.container?.[0];
-    if (container) header.custos.container = container;
+    if (container) header.custos.container = call.maskedText(container) ?? "[MASKED:name]";
     recorder = createAsciicastRecorder(header, {
       now: () => rt.clock.now().getTime(),
       maxBytes: rt.limits.maxRecordingBytes,
