@@ -167,6 +167,13 @@ describe("allowed calls", () => {
     expect(rec.objectRef).toMatchObject({ resource: "pods", namespace: "default", name: "[MASKED:name]" });
     expect(rec.requestURI).toBe("/api/v1/namespaces/default/pods/[MASKED:name]");
     expect(JSON.stringify(rec)).not.toContain(PLANTED);
+    // a default deny quotes the request in its reason: the record quotes it masked
+    const widget = `/apis/example.com/v1/namespaces/default/widgets/${encodeURIComponent(PLANTED)}`;
+    const denied = await call(t.gw.url, "DELETE", widget, { token: AGENT_TOKEN });
+    expect(denied.status).toBe(403);
+    const drec = (await t.records()).pop()!;
+    expect(drec.custos.reason).toContain("widgets.example.com [MASKED:name] in namespace default");
+    expect(JSON.stringify(drec)).not.toContain(PLANTED);
   });
 
   it("forwards with the gateway's credential only, rewrites Accept away from protobuf, masks the body, records once", async () => {

@@ -184,6 +184,11 @@ export class Call {
       this.#pre && this.#pre.identity === this.identity && this.#pre.request === this.request
         ? this.#pre
         : undefined;
+    // the record's texts name the object as its objectRef does (a default-deny reason quotes it)
+    const request = this.recordedRequest();
+    const raw = this.request?.name;
+    const named = (text: string): string =>
+      raw && request && request.name !== raw ? text.replaceAll(raw, request.name) : text;
     const facts: Parameters<typeof callRecord>[0] = {
       auditID: this.auditID,
       requestURI: p ? p.uri : this.maskedURI(),
@@ -196,17 +201,16 @@ export class Call {
       effective: o?.effective ?? pre.decision,
       enforcement: o?.enforcement ?? pre.enforcement,
       ruleId: o?.ruleId ?? pre.ruleId,
-      reason: o?.reason ?? pre.reason,
+      reason: named(o?.reason ?? pre.reason),
       policyHash: o?.policyHash ?? this.snap.config.policyHash,
     };
     if (this.userAgent) facts.userAgent = this.userAgent;
     if (this.identity) facts.identity = this.identity;
-    const request = this.recordedRequest();
     if (request) facts.request = request;
     if (this.purpose !== undefined) facts.purpose = this.purpose;
     if (err) {
       facts.statusReason = err.reason;
-      facts.message = err.message;
+      facts.message = named(err.message);
     }
     if (this.approval) facts.approval = this.approval;
     if (this.masking) facts.masking = this.masking;
