@@ -98,6 +98,13 @@ export interface Masker {
    * SyntaxError when the body is not JSON.
    */
   maskJsonBytes?(bytes: Buffer, ctx: MaskContext): { body: Buffer; summary: MaskSummary };
+  /**
+   * (additive, optional) A keyed digest of a value custos must bind without storing it (HMAC
+   * with the deployment's pseudonym key): an approval names a masked object name with the digest
+   * of the real one, so its fingerprint still binds that exact object. Without it, approvals name
+   * the request as it came.
+   */
+  digest?(value: string): string;
   /** A masker for a text stream (pod logs, exec stdout/stderr). */
   textStream(ctx: MaskContext): TextStreamMasker;
   /**

@@ -3,6 +3,7 @@
  * masking of bodies and streams, evidence (one record per call), fail-closed paths, reload,
  * purposes and login tokens.
  */
+import { createHmac } from "node:crypto";
 import https from "node:https";
 import { connect as tlsConnect } from "node:tls";
 import { gzipSync } from "node:zlib";
@@ -717,6 +718,63 @@ describe("approval", () => {
         ruleId: "approve-cm-delete",
         approval: { requestId: "req-1", grantId: "grant-for-approve-cm-delete" },
       });
+    } finally {
+      await g.close();
+    }
+  });
+});
+
+describe("approval of an object whose name holds an identifier", () => {
+  it("names it masked, with a keyed digest that tells two such objects apart", async () => {
+    const ops: Parameters<ApprovalService["check"]>[0][] = [];
+    const service: ApprovalService = {
+      async check(op) {
+        ops.push(op);
+        return { status: "denied", requestId: "req-x", fingerprint: "fp", reason: "not now" };
+      },
+      async consume() {
+        return false;
+      },
+      async close() {},
+    };
+    const held = testPolicy([
+      {
+        id: "approve-cm-delete",
+        decision: "requireApproval",
+        reason: "configmap deletion needs approval",
+        enforcement: "enforce",
+        match: { verbs: ["delete"], resources: ["configmaps"] },
+        approval: { group: "leads", count: 1, ttlSeconds: 60, use: "once", wait: null, allowUnsigned: false },
+        source: { file: "x.ts", line: 1, column: 1 },
+      },
+    ]);
+    const base = plantedMasker();
+    // the test masker, with a keyed digest as the gateway's masker has
+    const masker: Masker = {
+      ...base,
+      digest: (v) => createHmac("sha256", "k").update(v).digest("hex").slice(0, 32),
+    };
+    const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
+      config: held,
+      approval: service,
+      maskerFactory: () => masker,
+    });
+    try {
+      for (const name of [`${PLANTED} 1`, `${PLANTED} 2`, "plain-name"])
+        await call(g.gw.url, "DELETE", `/api/v1/namespaces/default/configmaps/${encodeURIComponent(name)}`, {
+          token: AGENT_TOKEN,
+        });
+      expect(ops.length).toBe(3);
+      const [a, b, c] = ops.map((o) => o.request);
+      // what an approval stores (request file, pull request, evidence) holds no identifier
+      expect(JSON.stringify(ops)).not.toContain(PLANTED);
+      expect(a!.name).toMatch(/^\[MASKED:name\] 1#[0-9a-f]{32}$/);
+      expect(a!.path).toMatch(/\/configmaps\/\[MASKED:name\] 1#[0-9a-f]{32}$/);
+      // two objects that mask alike are still two operations
+      expect(b!.name).not.toBe(a!.name);
+      // a name that holds nothing is named as it is
+      expect(c!.name).toBe("plain-name");
+      expect(c!.path).toBe("/api/v1/namespaces/default/configmaps/plain-name");
     } finally {
       await g.close();
     }

@@ -486,6 +486,22 @@ describe("Kubernetes duplicates of data", () => {
   });
 });
 
+describe("digest (what an approval binds without storing it)", () => {
+  it("is keyed by the pseudonym key, stable, and tells values apart", () => {
+    const a = createMasker(makeConfig(), { pseudonymKey: new Uint8Array(32).fill(1) });
+    const b = createMasker(makeConfig(), { pseudonymKey: new Uint8Array(32).fill(2) });
+    const d = a.digest("record-MRN-12345678");
+    expect(d).toMatch(/^[0-9a-f]{32}$/);
+    expect(a.digest("record-MRN-12345678")).toBe(d);
+    expect(a.digest("record-MRN-12345679")).not.toBe(d);
+    expect(b.digest("record-MRN-12345678")).not.toBe(d);
+    // not the unkeyed hash a dictionary of MRNs would reverse
+    expect(d).not.toBe(
+      createHmac("sha256", "").update("custos-bind:record-MRN-12345678").digest("hex").slice(0, 32),
+    );
+  });
+});
+
 describe("server-side Table", () => {
   const m = masker(makeConfig().masks);
   it("masks cells whose column shows a masked field, and cells equal to a value masked in the row object", () => {

@@ -9,6 +9,7 @@
  *   const logs = masker.textStream(ctx); res.write(logs.push(chunk)); ... res.end(logs.end());
  *   const watch = masker.watchStream(ctx); watch.push(chunk, (out) => res.write(out)); ...
  */
+import { createHmac } from "node:crypto";
 import type { GatewayConfig, Json } from "../../sdk/schema/config.ts";
 import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
 import { type CompiledPolicy, compilePolicy } from "./compile.ts";
@@ -58,6 +59,8 @@ export interface CustosMasker extends Masker {
   maskJsonText(text: string, ctx: MaskContext): { text: string; summary: MaskSummary };
   /** maskJsonText on a body's bytes, returning the masked bytes (see jsontext.ts maskJsonBytesWith). */
   maskJsonBytes(bytes: Buffer, ctx: MaskContext): { body: Buffer; summary: MaskSummary };
+  /** HMAC-SHA256 of `value` under the pseudonym key, 32 hex digits (Masker.digest) */
+  digest(value: string): string;
   /** Logs ("lines" mode) for pods/log, exec/attach channels ("chunks" mode) otherwise. */
   textStream(ctx: MaskContext, opts?: Partial<TextStreamOptions>): FlushableTextStreamMasker;
   /** A watch stream (JSON lines): each event masked and emitted as soon as its line is complete. */
@@ -93,6 +96,9 @@ export function createMasker(config: GatewayConfig, opts: MaskerOptions): Custos
     maskJsonBytes(bytes: Buffer, ctx: MaskContext): { body: Buffer; summary: MaskSummary } {
       const r = maskJsonBytesWith(policy, key, ctx, maxPaths, bytes);
       return { body: r.body, summary: r.summary };
+    },
+    digest(value: string): string {
+      return createHmac("sha256", key).update(`custos-bind:${value}`, "utf8").digest("hex").slice(0, 32);
     },
     textStream(ctx: MaskContext, o: Partial<TextStreamOptions> = {}): FlushableTextStreamMasker {
       const a = policy.applied(policy.requestCandidates(ctx.request), ctx.request.namespace, undefined);

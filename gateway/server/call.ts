@@ -127,7 +127,7 @@ export class Call {
       });
     const op: Parameters<typeof approvalStage>[1] = {
       identity: this.identity,
-      request: this.request,
+      request: this.approvalRequest(this.request),
       bodySha256: this.bodySha256 ?? "",
       ruleId: outcome.ruleId,
       policyHash: outcome.policyHash,
@@ -256,6 +256,24 @@ export class Call {
     return request;
   }
   #recorded: { from: RequestInfo; request: RequestInfo } | undefined;
+
+  /**
+   * The request as an approval names it — in request files, pull requests and approval
+   * evidence, all stored: its name and path masked as the record's are, each followed by a keyed
+   * digest of what it was (`record-[MASKED:mrn]#3f2a…`), so that the approval's fingerprint still
+   * binds that exact object and a grant for one patient's object is no grant for another's.
+   */
+  private approvalRequest(r: RequestInfo): RequestInfo {
+    const masker = this.snap.masker;
+    if (masker.digest === undefined) return r;
+    const bind = (raw: string): string => {
+      const masked = this.maskedText(raw);
+      return masked === raw ? raw : `${masked ?? "[MASKED]"}#${masker.digest!(raw)}`;
+    };
+    const name = r.name ? bind(r.name) : r.name;
+    const path = bind(r.path);
+    return name === r.name && path === r.path ? r : { ...r, name, path };
+  }
 
   /**
    * `s` (a URI, an object name, a command argument) through the masker's text stream for this
