@@ -655,6 +655,21 @@ describe("operations endpoints", () => {
   });
 });
 
+/** a policy whose one rule sends every configmap deletion to approval (held up to `wait`) */
+function cmDeleteNeedsApproval(wait: { timeoutSeconds: number } | null) {
+  return testPolicy([
+    {
+      id: "approve-cm-delete",
+      decision: "requireApproval",
+      reason: "configmap deletion needs approval",
+      enforcement: "enforce",
+      match: { verbs: ["delete"], resources: ["configmaps"] },
+      approval: { group: "leads", count: 1, ttlSeconds: 60, use: "once", wait, allowUnsigned: false },
+      source: { file: "x.ts", line: 1, column: 1 },
+    },
+  ]);
+}
+
 describe("approval", () => {
   it("holds a call while its approval is pending, then forwards it once granted (single-use grant consumed)", async () => {
     const calls: string[] = [];
@@ -676,24 +691,7 @@ describe("approval", () => {
       },
       async close() {},
     };
-    const held = testPolicy([
-      {
-        id: "approve-cm-delete",
-        decision: "requireApproval",
-        reason: "configmap deletion needs approval",
-        enforcement: "enforce",
-        match: { verbs: ["delete"], resources: ["configmaps"] },
-        approval: {
-          group: "leads",
-          count: 1,
-          ttlSeconds: 60,
-          use: "once",
-          wait: { timeoutSeconds: 5 },
-          allowUnsigned: false,
-        },
-        source: { file: "x.ts", line: 1, column: 1 },
-      },
-    ]);
+    const held = cmDeleteNeedsApproval({ timeoutSeconds: 5 });
     up.routes.push(
       (r, res) =>
         r.method === "DELETE" &&
@@ -737,17 +735,7 @@ describe("approval of an object whose name holds an identifier", () => {
       },
       async close() {},
     };
-    const held = testPolicy([
-      {
-        id: "approve-cm-delete",
-        decision: "requireApproval",
-        reason: "configmap deletion needs approval",
-        enforcement: "enforce",
-        match: { verbs: ["delete"], resources: ["configmaps"] },
-        approval: { group: "leads", count: 1, ttlSeconds: 60, use: "once", wait: null, allowUnsigned: false },
-        source: { file: "x.ts", line: 1, column: 1 },
-      },
-    ]);
+    const held = cmDeleteNeedsApproval(null);
     const base = plantedMasker();
     // the test masker, with a keyed digest as the gateway's masker has
     const masker: Masker = {
