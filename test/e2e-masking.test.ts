@@ -358,6 +358,28 @@ describe("no planted value leaves the gateway (real kubectl, HIPAA baseline, git
     expect(names(cm.stdout + s.stdout)).toEqual([]);
   });
 
+  it("a ConfigMap outside the PHI namespaces, read raw by @kubernetes/client-node: its managedFields name its data keys masked too", async () => {
+    // written straight to the cluster (not through custos): the API server's managedFields list
+    // every data key, "f:record-MRN-….json" included
+    const upKc = new k8s.KubeConfig();
+    upKc.loadFromString(sim.kubeconfig());
+    const key = `record-${PLANTED.mrns[0]}.json`;
+    await upKc.makeApiClient(k8s.CoreV1Api).createNamespacedConfigMap({
+      namespace: "default",
+      body: { metadata: { name: "export-index" }, data: { [key]: "{}" } },
+    });
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(opKc);
+    const cm = await kc
+      .makeApiClient(k8s.CoreV1Api)
+      .readNamespacedConfigMap({ name: "export-index", namespace: "default" });
+    expect(cm.metadata?.managedFields?.length).toBeGreaterThan(0);
+    const text = JSON.stringify(cm);
+    expect(Object.keys(cm.data ?? {})).toEqual(["record-[MASKED:mrn].json"]);
+    expect(JSON.stringify(cm.metadata?.managedFields)).toContain("f:record-[MASKED:mrn].json");
+    expect(leaks(text)).toEqual([]);
+  });
+
   it("get -w: a MODIFIED event with new planted data streams masked", async () => {
     const out = await kubectlStream(
       ciKc,
