@@ -378,6 +378,12 @@ describe("no planted value leaves the gateway (real kubectl, HIPAA baseline, git
     expect(Object.keys(cm.data ?? {})).toEqual(["record-[MASKED:mrn].json"]);
     expect(JSON.stringify(cm.metadata?.managedFields)).toContain("f:record-[MASKED:mrn].json");
     expect(leaks(text)).toEqual([]);
+    // an object named after an SSN: what kubectl prints and what the record stores (its URI, its
+    // objectRef; the last test scans every evidence file) name it masked
+    const named = await k(opKc, ["get", "configmap", PLANTED.ssns[0]!]);
+    expect(named.code).not.toBe(0);
+    expect(named.stderr).toContain("NotFound");
+    expect(leaks(named.stdout + named.stderr)).toEqual([]);
   });
 
   it("get -w: a MODIFIED event with new planted data streams masked", async () => {

@@ -236,9 +236,27 @@ export class Call {
     } catch {
       // keep it encoded
     }
-    const masked = this.maskedText(decoded);
+    const whole = this.maskedText(decoded);
     // (fail closed: a URI that could not be masked is not recorded as it was)
-    return masked === undefined ? "[MASKED:request-uri]" : masked === decoded ? this.requestURI : masked;
+    if (whole === undefined) return "[MASKED:request-uri]";
+    // then each path segment that could hold an identifier, alone, as a body's metadata.name is
+    // read: a detector that leaves "/900-12-3456" alone in a path (its lookbehind keeps paths and
+    // versions whole) must still find the SSN an object is named after
+    const q = whole.indexOf("?");
+    const segments = (q < 0 ? whole : whole.slice(0, q)).split("/");
+    let changed = false;
+    for (let i = 0; i < segments.length; i++) {
+      const seg = segments[i]!;
+      if (!/[0-9@]/.test(seg)) continue;
+      const m = this.maskedText(seg);
+      if (m === undefined) return "[MASKED:request-uri]";
+      if (m !== seg) {
+        segments[i] = m;
+        changed = true;
+      }
+    }
+    const masked = changed ? segments.join("/") + (q < 0 ? "" : whole.slice(q)) : whole;
+    return masked === decoded ? this.requestURI : masked;
   }
 
   /**
