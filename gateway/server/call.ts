@@ -23,6 +23,9 @@ interface PreparedRecord {
   uri: string;
 }
 
+/** a path segment that names an API version (v1, v1beta1, v2alpha3): structure, never data */
+const API_VERSION = /^v\d+(?:(?:alpha|beta)\d+)?$/;
+
 export class Call {
   readonly auditID = randomUUID();
   readonly received: Date;
@@ -247,7 +250,7 @@ export class Call {
     let changed = false;
     for (let i = 0; i < segments.length; i++) {
       const seg = segments[i]!;
-      if (!/[0-9@]/.test(seg)) continue;
+      if (!/[0-9@]/.test(seg) || API_VERSION.test(seg)) continue;
       const m = this.maskedText(seg);
       if (m === undefined) return "[MASKED:request-uri]";
       if (m !== seg) {
@@ -298,6 +301,18 @@ export class Call {
    * request, for what custos stores about the call; undefined when masking failed.
    */
   maskedText(s: string): string | undefined {
+    if (!this.request) return s;
+    // the object's name is asked for twice (objectRef, its path segment)
+    if (s === this.#lastMaskedIn) return this.#lastMaskedOut;
+    const out = this.maskText(s);
+    this.#lastMaskedIn = s;
+    this.#lastMaskedOut = out;
+    return out;
+  }
+  #lastMaskedIn: string | undefined;
+  #lastMaskedOut: string | undefined;
+
+  private maskText(s: string): string | undefined {
     if (!this.request) return s;
     try {
       const identity = this.identity ?? {
