@@ -139,6 +139,7 @@ describe("custos gateway (CLI)", () => {
       "--listen",
       "--ops-listen",
       "--tls-cert",
+      "--tls-ciphers",
       "--policy",
       "--upstream-kubeconfig",
       "--token-file",
@@ -149,6 +150,17 @@ describe("custos gateway (CLI)", () => {
       expect(h.stdout).toContain(flag);
     const { loginCommand } = await import("../gateway/cli/login.ts");
     expect(loginCommand().helpInformation()).toContain("--purpose <id>");
+  });
+
+  it("--tls-ciphers: a list OpenSSL refuses is one line naming the fix, exit 2", async () => {
+    const r = await custos(
+      ["gateway", "--config", "gateway.yaml", "--tls-ciphers", "NOT-A-CIPHER", "--listen", "127.0.0.1:0"],
+      dir,
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain('tlsCiphers "NOT-A-CIPHER" is not a cipher list OpenSSL accepts');
+    expect(r.stderr).toContain("remove it for the default");
   });
 
   it("serves kubectl with the generated CA; TokenReview identities work", async () => {

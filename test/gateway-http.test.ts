@@ -338,6 +338,32 @@ describe("TLS", () => {
     expect(only.getCipher().name).toBe("TLS_AES_256_GCM_SHA384");
     only.destroy();
   });
+
+  it("an operator's cipher list (tlsCiphers) replaces the default order", async () => {
+    const tls = await testTls();
+    const g = await startTestGateway(upstreamFor(up.url, tls.caPem, UPSTREAM_TOKEN), {
+      tlsCiphers: "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
+    });
+    try {
+      const u = new URL(g.gw.url);
+      // a client that prefers AES-128 (as Go's do) gets the operator's first choice
+      const s = tlsConnect({
+        host: u.hostname,
+        port: Number(u.port),
+        ca: tls.caPem,
+        servername: "localhost",
+        ciphers: "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
+      });
+      await new Promise<void>((resolve, reject) => {
+        s.once("secureConnect", resolve);
+        s.once("error", reject);
+      });
+      expect(s.getCipher().name).toBe("TLS_AES_256_GCM_SHA384");
+      s.destroy();
+    } finally {
+      await g.close();
+    }
+  });
 });
 
 describe("streams", () => {

@@ -34,6 +34,10 @@ export function gatewayCommand(): Command {
     )
     .option("--tls-key <file>", "server private key (PEM)")
     .option("--tls-ca <file>", "CA certificate for agent kubeconfigs (PEM; default: the server certificate)")
+    .option(
+      "--tls-ciphers <list>",
+      "the listener's cipher preference, an OpenSSL cipher list chosen in this order (default: TLS_AES_128_GCM_SHA256 first, as kube-apiserver, then Node's default list)",
+    )
     .option("--host <name...>", "extra DNS names/IPs for the generated server certificate")
     .option("--policy <file>", "compiled policy JSON (from custos compile)")
     .option(
@@ -111,6 +115,7 @@ interface Flags {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  tlsCiphers?: string;
   host?: string[];
   policy?: string;
   upstreamKubeconfig?: string;
@@ -147,6 +152,7 @@ function mergeFlags(raw: Record<string, unknown>, f: Flags, fileDir: string): Re
       keyFile: rel(f.tlsKey ?? ""),
       ...(f.tlsCa ? { caFile: rel(f.tlsCa) } : {}),
     };
+  if (f.tlsCiphers) out.tlsCiphers = f.tlsCiphers;
   if (f.host) out.hosts = f.host;
   if (f.policy) out.policy = rel(f.policy);
   if (f.upstreamKubeconfig) up.kubeconfig = rel(f.upstreamKubeconfig);

@@ -10,6 +10,7 @@ import http, { type IncomingMessage, type Server, type ServerResponse } from "no
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { createSecureContext } from "node:tls";
 import type { GitHubApprovalService } from "../../gitops/approvals/index.ts";
 import { GatewayConfig } from "../../sdk/schema/config.ts";
 import { JsonlEvidenceSink } from "../evidence/jsonl-sink.ts";
@@ -92,12 +93,25 @@ export interface ComposeDeps {
   env?: NodeJS.ProcessEnv;
 }
 
+/** An OpenSSL cipher list the listener can use, or an error naming the fix. */
+function checkCiphers(list: string): string {
+  try {
+    createSecureContext({ ciphers: list });
+  } catch (e) {
+    throw new Error(
+      `tlsCiphers "${list}" is not a cipher list OpenSSL accepts (${(e as Error).message}); use names such as TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384, or remove it for the default`,
+    );
+  }
+  return list;
+}
+
 export async function compose(
   c: GatewayFileConfig,
   logger: Logger,
   deps: ComposeDeps = {},
 ): Promise<Composed> {
   const env = deps.env ?? process.env;
+  const tlsCiphers = c.tlsCiphers === undefined ? undefined : checkCiphers(c.tlsCiphers);
   const { config, text: policyText } = await loadPolicyFile(c.policy);
   const listen = parseListen(c.listen);
   const tls = c.tls
@@ -271,6 +285,7 @@ export async function compose(
     config,
     upstream,
     tls,
+    ...(tlsCiphers !== undefined ? { tlsCiphers } : {}),
     listen,
     auth,
     sink,

@@ -121,6 +121,12 @@ export const GatewayFileConfig = z
     /** extra DNS names / IPs for the generated server certificate */
     hosts: z.array(z.string()).default([]),
     tls: z.object({ certFile: z.string(), keyFile: z.string(), caFile: z.string().optional() }).optional(),
+    /**
+     * the listener's cipher preference, an OpenSSL cipher list (TLS 1.3 suites and TLS 1.2
+     * ciphers, chosen in this order whatever the client offers); default: AES-128-GCM first, as
+     * kube-apiserver, then Node's default list
+     */
+    tlsCiphers: z.string().min(1).optional(),
     /** the compiled policy (JSON from `custos compile`) */
     policy: z.string(),
     upstream: z

@@ -38,6 +38,8 @@ export interface GatewayOptions {
   upstream: Upstream;
   /** TLS for the listener: PEM cert + key; caPem is what agent kubeconfigs embed */
   tls: { cert: string; key: string; caPem: string };
+  /** the listener's cipher preference (OpenSSL cipher list; default TLS_CIPHERS) */
+  tlsCiphers?: string;
   listen?: { host?: string; port?: number };
   auth: AuthenticatorOptions;
   sink: EvidenceSink;
@@ -133,7 +135,13 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   // that need it and for the WebSocket upgrades of exec/attach/port-forward.
   const server = http2.createSecureServer(
     // Go's cipher order (AES-128-GCM first), chosen by the server whatever the client's order
-    { cert: o.tls.cert, key: o.tls.key, allowHTTP1: true, ciphers: TLS_CIPHERS, honorCipherOrder: true },
+    {
+      cert: o.tls.cert,
+      key: o.tls.key,
+      allowHTTP1: true,
+      ciphers: o.tlsCiphers ?? TLS_CIPHERS,
+      honorCipherOrder: true,
+    },
     (req, res) => {
       inFlight++;
       res.once("close", () => inFlight--);
