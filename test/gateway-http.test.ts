@@ -789,6 +789,9 @@ describe("approval of an object whose name holds an identifier", () => {
       // a name that holds nothing is named as it is
       expect(c!.name).toBe("plain-name");
       expect(c!.path).toBe("/api/v1/namespaces/default/configmaps/plain-name");
+      // the call records name each object as its approval does
+      const names = (await g.records()).map((r) => r.objectRef?.name);
+      expect(names).toEqual([a!.name, b!.name, c!.name]);
     } finally {
       await g.close();
     }

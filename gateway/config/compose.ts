@@ -12,6 +12,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { createSecureContext } from "node:tls";
 import type { GitHubApprovalService } from "../../gitops/approvals/index.ts";
+import { parseKeyFile } from "../../sdk/lib/digest.ts";
 import { GatewayConfig } from "../../sdk/schema/config.ts";
 import { JsonlEvidenceSink } from "../evidence/jsonl-sink.ts";
 import type { AuthenticatorOptions } from "../identity/index.ts";
@@ -29,11 +30,7 @@ import { type GatewayFileConfig, parseListen } from "./file.ts";
 /** Read a key file, or create it with `bytes` random bytes (mode 0600) when missing. */
 export async function loadOrCreateKey(file: string, bytes: number): Promise<Uint8Array> {
   try {
-    const text = await readFile(file);
-    const s = text.toString("utf8").trim();
-    // base64 text or raw bytes
-    const b = /^[A-Za-z0-9+/=_-]+$/.test(s) ? Buffer.from(s, "base64") : text;
-    return new Uint8Array(b);
+    return parseKeyFile(await readFile(file));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });

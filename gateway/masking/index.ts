@@ -9,7 +9,7 @@
  *   const logs = masker.textStream(ctx); res.write(logs.push(chunk)); ... res.end(logs.end());
  *   const watch = masker.watchStream(ctx); watch.push(chunk, (out) => res.write(out)); ...
  */
-import { createHmac } from "node:crypto";
+import { bindDigest } from "../../sdk/lib/digest.ts";
 import type { GatewayConfig, Json } from "../../sdk/schema/config.ts";
 import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
 import { type CompiledPolicy, compilePolicy } from "./compile.ts";
@@ -30,10 +30,10 @@ export {
   parseJsonBody,
 } from "./encoding.ts";
 export {
+  eventTooLarge,
   MaskingError,
   type MaskingErrorCode,
   malformedJson,
-  eventTooLarge,
   recordingFailed,
   unknownCompression,
   unreadableEncoding,
@@ -98,7 +98,7 @@ export function createMasker(config: GatewayConfig, opts: MaskerOptions): Custos
       return { body: r.body, summary: r.summary };
     },
     digest(value: string): string {
-      return createHmac("sha256", key).update(`custos-bind:${value}`, "utf8").digest("hex").slice(0, 32);
+      return bindDigest(key, value);
     },
     textStream(ctx: MaskContext, o: Partial<TextStreamOptions> = {}): FlushableTextStreamMasker {
       const a = policy.applied(policy.requestCandidates(ctx.request), ctx.request.namespace, undefined);

@@ -265,14 +265,19 @@ export class Call {
   /**
    * The request as the record names it: an object's name can hold an identifier (a Job per
    * patient, a ConfigMap named after a record) and is masked as the URI is, so the record's
-   * objectRef never holds what its requestURI does not.
+   * objectRef never holds what its requestURI does not — followed, as in approvals, by the keyed
+   * digest of the real name, so the records of one object can still be found
+   * (`custos audit query --name … --pseudonym-key …`) and two objects told apart.
    */
   private recordedRequest(): RequestInfo | undefined {
     const r = this.request;
     if (!r?.name) return r;
     if (this.#recorded?.from === r) return this.#recorded.request;
     const masked = this.maskedText(r.name) ?? "[MASKED:name]";
-    const request = masked === r.name ? r : { ...r, name: masked };
+    const masker = this.snap.masker;
+    const name =
+      masked === r.name || masker.digest === undefined ? masked : `${masked}#${masker.digest(r.name)}`;
+    const request = name === r.name ? r : { ...r, name };
     this.#recorded = { from: r, request };
     return request;
   }
@@ -287,12 +292,9 @@ export class Call {
   private approvalRequest(r: RequestInfo): RequestInfo {
     const masker = this.snap.masker;
     if (masker.digest === undefined) return r;
-    const bind = (raw: string): string => {
-      const masked = this.maskedText(raw);
-      return masked === raw ? raw : `${masked ?? "[MASKED]"}#${masker.digest!(raw)}`;
-    };
-    const name = r.name ? bind(r.name) : r.name;
-    const path = bind(r.path);
+    const name = r.name ? (this.recordedRequest()?.name ?? r.name) : r.name;
+    const masked = this.maskedText(r.path);
+    const path = masked === r.path ? r.path : `${masked ?? "[MASKED]"}#${masker.digest(r.path)}`;
     return name === r.name && path === r.path ? r : { ...r, name, path };
   }
 

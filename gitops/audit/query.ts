@@ -13,6 +13,11 @@ export interface RecordFilter {
   resource?: string;
   namespace?: string;
   name?: string;
+  /**
+   * the keyed digest of `name` (see sdk/lib/digest.ts): a record that names the object masked
+   * (`record-[MASKED:mrn]#<digest>`) matches too
+   */
+  nameDigest?: string;
   user?: string;
   verb?: string;
   decision?: string;
@@ -78,7 +83,14 @@ export function compileFilter(f: RecordFilter): (r: EvidenceRecord) => boolean {
   };
   add(matcher(f.resource), (r) => r.objectRef?.resource);
   add(matcher(f.namespace), (r) => r.objectRef?.namespace);
-  add(matcher(f.name), (r) => r.objectRef?.name);
+  const byName = matcher(f.name);
+  if (f.nameDigest !== undefined) {
+    const tail = `#${f.nameDigest}`;
+    checks.push((r) => {
+      const n = r.objectRef?.name;
+      return n !== undefined && (byName?.(n) === true || n.endsWith(tail));
+    });
+  } else add(byName, (r) => r.objectRef?.name);
   add(matcher(f.user), (r) => r.user?.username);
   add(matcher(f.verb), (r) => r.verb);
   add(matcher(f.decision), (r) => r.custos?.decision);

@@ -2,7 +2,7 @@
  * `custos audit verify | query | report` over a clone of the evidence repository.
  *
  *   custos audit verify <repo> --allowed-signers <file> [--checkpoint <file>]... [--since <commit>] [--json]
- *   custos audit query  <repo> [--resource r] [--namespace ns] [--name n] [--user u] [--verb v]
+ *   custos audit query  <repo> [--resource r] [--namespace ns] [--name n [--pseudonym-key f]] [--user u] [--verb v]
  *                              [--decision d] [--gateway id] [--request-id id] [--fingerprint fp] [--grant-id id]
  *                              [--since t] [--until t] [--limit n] [--json]
  *   custos audit report <repo> [--since t] [--until t] [--format md|json]
@@ -12,8 +12,9 @@
 import { readFile } from "node:fs/promises";
 import cliProgress from "cli-progress";
 import { Command, CommanderError } from "commander";
-import { auditVerify, type Finding, GitReadError, type VerifyResult } from "../audit/index.ts";
+import { bindDigest, parseKeyFile } from "../../sdk/lib/digest.ts";
 import { resolveGitDir } from "../audit/git-objects.ts";
+import { auditVerify, type Finding, GitReadError, type VerifyResult } from "../audit/index.ts";
 import { QueryInputError, queryRecords, type RecordFilter, type WalkOptions } from "../audit/query.ts";
 import { buildReport, reportMarkdown } from "../audit/report.ts";
 import { AllowedSignersError } from "../signer/index.ts";
@@ -197,7 +198,7 @@ function walkStatus(verb: string): {
 
 async function queryCommand(
   repo: string,
-  o: RecordFilter & { json?: boolean; limit?: string; gateway?: string },
+  o: RecordFilter & { json?: boolean; limit?: string; gateway?: string; pseudonymKey?: string },
 ): Promise<number> {
   const gitDir = await resolveGitDir(repo);
   const filter: RecordFilter = {};
@@ -216,6 +217,18 @@ async function queryCommand(
   ] as const)
     if (o[k] !== undefined) filter[k] = o[k];
   if (o.gateway !== undefined) filter.gatewayId = o.gateway;
+  if (o.pseudonymKey !== undefined) {
+    if (o.name === undefined) throw new UsageError("--pseudonym-key needs --name (the object's real name)");
+    let key: Uint8Array;
+    try {
+      key = parseKeyFile(await readFile(o.pseudonymKey));
+    } catch (e) {
+      throw new UsageError(
+        `cannot read --pseudonym-key ${o.pseudonymKey}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; give the gateway's pseudonym.key`,
+      );
+    }
+    filter.nameDigest = bindDigest(key, o.name);
+  }
   if (
     o.decision !== undefined &&
     !/^(allow|deny|requireApproval)$/.test(o.decision) &&
@@ -308,6 +321,10 @@ export async function run(argv: string[]): Promise<number> {
     .option("--resource <r>", "objectRef.resource, e.g. pods, secrets (globs allowed)")
     .option("--namespace <ns>", "objectRef.namespace")
     .option("--name <n>", "objectRef.name")
+    .option(
+      "--pseudonym-key <file>",
+      "the gateway's pseudonym.key: --name then also finds records that name the object masked (record-[MASKED:mrn]#<digest>)",
+    )
     .option("--user <u>", "user.username")
     .option("--verb <v>", "get, list, watch, create, update, patch, delete, ...")
     .option("--decision <d>", "allow | deny | requireApproval")
