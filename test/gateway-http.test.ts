@@ -54,6 +54,18 @@ beforeAll(async () => {
           gzipSync(JSON.stringify(POD)),
         ),
       (r, res) =>
+        r.url.startsWith("/api/v1/namespaces/default/pods/warned") &&
+        raw(
+          res,
+          200,
+          {
+            "content-type": "application/json",
+            // what an admission webhook's warning can quote
+            warning: `299 - "annotation patient holds ${PLANTED}"`,
+          },
+          JSON.stringify(POD),
+        ),
+      (r, res) =>
         r.url.startsWith("/api/v1/namespaces/default/pods/zstd") &&
         raw(res, 200, { "content-type": "application/json", "content-encoding": "zstd" }, "xx"),
       (r, res) =>
@@ -260,6 +272,13 @@ describe("allowed calls", () => {
     expect(lastSeen().headers.accept).toBe(
       "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
     );
+  });
+
+  it("masks the upstream's Warning headers like a body's strings", async () => {
+    const r = await call(t.gw.url, "GET", "/api/v1/namespaces/default/pods/warned", { token: AGENT_TOKEN });
+    expect(r.status).toBe(200);
+    expect(r.headers.warning).toBe('299 - "annotation patient holds [MASKED:name]"');
+    expect(r.body).not.toContain(PLANTED);
   });
 
   it("decompresses gzip before masking", async () => {

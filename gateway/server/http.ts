@@ -19,7 +19,7 @@ import {
 import { mintLoginToken } from "../identity/login-token.ts";
 import type { MaskContext } from "../ports.ts";
 import { answerSelfReview, readSelfReview, selfReviewKind } from "../selfreview/index.ts";
-import { upstreamHeaders } from "../upstream/headers.ts";
+import { downstreamHeaders, upstreamHeaders } from "../upstream/headers.ts";
 import type { UpstreamResponse } from "../upstream/index.ts";
 import { decodeBody, forwardBody, mediaType, PROTOBUF_TYPE, readBody, sha256 } from "./body.ts";
 import { Call } from "./call.ts";
@@ -28,6 +28,7 @@ import {
   classify,
   decoded,
   maskBuffered,
+  maskedWarnings,
   readAll,
   relayText,
   relayWatch,
@@ -272,7 +273,10 @@ async function serve(
       );
     }
     if (!res.headersSent) {
-      const h: OutgoingHttpHeaders = { ...downstreamFor(up), "content-type": ctUp || "text/plain" };
+      const h: OutgoingHttpHeaders = {
+        ...maskedWarnings(downstreamHeaders(up.headers), masker, ctx),
+        "content-type": ctUp || "text/plain",
+      };
       res.writeHead(status, h);
       res.flushHeaders();
     }
@@ -303,7 +307,8 @@ async function serve(
       up.destroy();
       throw evidenceUnavailable("sink refused the record");
     }
-    const h = downstreamFor(up);
+    // (no mask nor detector applies to this request: the Warning texts go as they came)
+    const h = downstreamHeaders(up.headers);
     const identityEncoded = String(up.headers["content-encoding"] ?? "identity").toLowerCase() === "identity";
     if (identityEncoded && up.headers["content-length"]) h["content-length"] = up.headers["content-length"];
     res.writeHead(status, h);
@@ -399,24 +404,6 @@ export function relayRaw(src: Readable, res: ServerResponse, idleMs: number): vo
   res.on("close", () => {
     if (!src.readableEnded) src.destroy();
   });
-}
-
-function downstreamFor(up: UpstreamResponse): OutgoingHttpHeaders {
-  const h: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(up.headers)) {
-    const n = k.toLowerCase();
-    if (
-      v === undefined ||
-      n === "content-length" ||
-      n === "content-encoding" ||
-      n === "connection" ||
-      n === "transfer-encoding" ||
-      n === "keep-alive"
-    )
-      continue;
-    h[n] = v;
-  }
-  return h;
 }
 
 /**

@@ -5,9 +5,9 @@
  * through a streaming text masker. Anything the masker cannot read (protobuf, unknown
  * compression, malformed JSON) is refused, never passed through.
  */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { StringDecoder } from "node:string_decoder";
+import type { IncomingMessage, OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
 import zlib from "node:zlib";
 import type { Json } from "../../sdk/schema/config.ts";
 import { asGatewayError, badGateway, type GatewayError, gatewayTimeout, statusBody } from "../errors.ts";
@@ -102,6 +102,26 @@ export function readAll(stream: Readable, limit: number, idleMs: number): Promis
   });
 }
 
+/**
+ * The upstream's Warning headers masked like a body's strings: an admission webhook's warning
+ * can quote the object it judged (`299 - "env PATIENT_SSN holds 900-12-3456"`).
+ */
+export function maskedWarnings(
+  h: OutgoingHttpHeaders,
+  masker: Masker,
+  ctx: MaskContext,
+): OutgoingHttpHeaders {
+  const w = h.warning;
+  if (w === undefined) return h;
+  const mask = (v: string) => {
+    const t = masker.textStream(ctx);
+    return t.push(v) + t.end();
+  };
+  const out: Record<string, OutgoingHttpHeader | undefined> = { ...h };
+  out.warning = Array.isArray(w) ? w.map((v) => mask(String(v))) : mask(String(w));
+  return out;
+}
+
 export interface Masked {
   status: number;
   headers: OutgoingHttpHeaders;
@@ -122,6 +142,7 @@ export function maskBuffered(
   // nothing in the policy can touch this response: relay the (decompressed, readable) bytes as they are
   if (kind !== "unreadable" && masker.appliesTo?.(ctx) === false)
     return { status: up.status, headers, body: up.body };
+  const masked = maskedWarnings(headers, masker, ctx);
   if (kind === "json") {
     if (masker.maskJsonBytes !== undefined) {
       // masks the text itself, bytes in and bytes out: what no mask touches is copied
@@ -132,7 +153,7 @@ export function maskBuffered(
         if (e instanceof SyntaxError) throw malformedJson(e.message, up.body.length);
         throw e;
       }
-      return { status: up.status, headers, body: m.body, summary: m.summary };
+      return { status: up.status, headers: masked, body: m.body, summary: m.summary };
     }
     const text = up.body.toString("utf8");
     let value: Json;
@@ -142,12 +163,17 @@ export function maskBuffered(
       throw malformedJson((e as Error).message, up.body.length);
     }
     const m = masker.maskJson(value, ctx);
-    return { status: up.status, headers, body: Buffer.from(JSON.stringify(m.value)), summary: m.summary };
+    return {
+      status: up.status,
+      headers: masked,
+      body: Buffer.from(JSON.stringify(m.value)),
+      summary: m.summary,
+    };
   }
   if (kind === "text") {
     const t = masker.textStream(ctx);
     const text = t.push(up.body.toString("utf8")) + t.end();
-    return { status: up.status, headers, body: Buffer.from(text), summary: t.summary() };
+    return { status: up.status, headers: masked, body: Buffer.from(text), summary: t.summary() };
   }
   throw unreadableEncoding(ct ?? "(none)");
 }
