@@ -766,9 +766,23 @@ describe("approval of an object whose name holds an identifier", () => {
     };
     const held = cmDeleteNeedsApproval(null);
     const base = plantedMasker();
-    // the test masker, with a keyed digest as the gateway's masker has
+    // the test masker, with a keyed digest as the gateway's masker has, and an SSN found only
+    // on its own (as the real detector's lookbehind leaves "/900-12-3456" in a path alone)
+    const SSN = "900-12-3456";
     const masker: Masker = {
       ...base,
+      textStream: (c) => {
+        const inner = base.textStream(c);
+        let text = "";
+        return {
+          push: (x: string) => {
+            text += x;
+            return "";
+          },
+          end: () => (text === SSN ? "[MASKED:ssn]" : inner.push(text) + inner.end()),
+          summary: () => inner.summary(),
+        };
+      },
       digest: (v) => createHmac("sha256", "k").update(v).digest("hex").slice(0, 32),
     };
     const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
@@ -777,14 +791,16 @@ describe("approval of an object whose name holds an identifier", () => {
       maskerFactory: () => masker,
     });
     try {
-      for (const name of [`${PLANTED} 1`, `${PLANTED} 2`, "plain-name"])
+      for (const name of [`${PLANTED} 1`, `${PLANTED} 2`, "plain-name", SSN])
         await call(g.gw.url, "DELETE", `/api/v1/namespaces/default/configmaps/${encodeURIComponent(name)}`, {
           token: AGENT_TOKEN,
         });
-      expect(ops.length).toBe(3);
-      const [a, b, c] = ops.map((o) => o.request);
+      expect(ops.length).toBe(4);
+      const [a, b, c, d] = ops.map((o) => o.request);
       // what an approval stores (request file, pull request, evidence) holds no identifier
       expect(JSON.stringify(ops)).not.toContain(PLANTED);
+      expect(JSON.stringify(ops)).not.toContain(SSN);
+      expect(d!.path).toMatch(/\/configmaps\/\[MASKED:ssn\]#[0-9a-f]{32}$/);
       expect(a!.name).toMatch(/^\[MASKED:name\] 1#[0-9a-f]{32}$/);
       expect(a!.path).toMatch(/\/configmaps\/\[MASKED:name\] 1#[0-9a-f]{32}$/);
       // two objects that mask alike are still two operations
@@ -794,7 +810,7 @@ describe("approval of an object whose name holds an identifier", () => {
       expect(c!.path).toBe("/api/v1/namespaces/default/configmaps/plain-name");
       // the call records name each object as its approval does
       const names = (await g.records()).map((r) => r.objectRef?.name);
-      expect(names).toEqual([a!.name, b!.name, c!.name]);
+      expect(names).toEqual([a!.name, b!.name, c!.name, d!.name]);
     } finally {
       await g.close();
     }

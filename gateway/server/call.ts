@@ -239,12 +239,20 @@ export class Call {
     } catch {
       // keep it encoded
     }
-    const whole = this.maskedText(decoded);
     // (fail closed: a URI that could not be masked is not recorded as it was)
-    if (whole === undefined) return "[MASKED:request-uri]";
-    // then each path segment that could hold an identifier, alone, as a body's metadata.name is
-    // read: a detector that leaves "/900-12-3456" alone in a path (its lookbehind keeps paths and
-    // versions whole) must still find the SSN an object is named after
+    const masked = this.maskedPath(decoded) ?? "[MASKED:request-uri]";
+    return masked === decoded ? this.requestURI : masked;
+  }
+
+  /**
+   * A path (and query) masked as a whole, then each path segment that could hold an identifier
+   * alone, as a body's metadata.name is read: a detector that leaves "/900-12-3456" alone in a
+   * path (its lookbehind keeps paths and versions whole) must still find the SSN an object is
+   * named after. Undefined when masking failed.
+   */
+  private maskedPath(text: string): string | undefined {
+    const whole = this.maskedText(text);
+    if (whole === undefined) return undefined;
     const q = whole.indexOf("?");
     const segments = (q < 0 ? whole : whole.slice(0, q)).split("/");
     let changed = false;
@@ -252,14 +260,13 @@ export class Call {
       const seg = segments[i]!;
       if (!/[0-9@]/.test(seg) || API_VERSION.test(seg)) continue;
       const m = this.maskedText(seg);
-      if (m === undefined) return "[MASKED:request-uri]";
+      if (m === undefined) return undefined;
       if (m !== seg) {
         segments[i] = m;
         changed = true;
       }
     }
-    const masked = changed ? segments.join("/") + (q < 0 ? "" : whole.slice(q)) : whole;
-    return masked === decoded ? this.requestURI : masked;
+    return changed ? segments.join("/") + (q < 0 ? "" : whole.slice(q)) : whole;
   }
 
   /**
@@ -293,7 +300,7 @@ export class Call {
     const masker = this.snap.masker;
     if (masker.digest === undefined) return r;
     const name = r.name ? (this.recordedRequest()?.name ?? r.name) : r.name;
-    const masked = this.maskedText(r.path);
+    const masked = this.maskedPath(r.path);
     const path = masked === r.path ? r.path : `${masked ?? "[MASKED]"}#${masker.digest(r.path)}`;
     return name === r.name && path === r.path ? r : { ...r, name, path };
   }
