@@ -10,7 +10,7 @@ import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import zlib from "node:zlib";
 import type { Json } from "../../sdk/schema/config.ts";
-import { asGatewayError, badGateway, type GatewayError, gatewayTimeout, statusBody } from "../errors.ts";
+import { asGatewayError, badGateway, type GatewayError, gatewayTimeout, toStatus } from "../errors.ts";
 import { malformedJson, unknownCompression, unreadableEncoding } from "../masking/errors.ts";
 import { createJsonLinesMasker } from "../masking/jsonlines.ts";
 import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
@@ -215,10 +215,7 @@ export function relayWatch(
   // fail closed: an event that cannot be masked ends the stream with an ERROR event
   const fail = (e: unknown) => {
     const err = asGatewayError(e);
-    if (!res.writableEnded)
-      res.write(
-        `${JSON.stringify({ type: "ERROR", object: statusBody(err.httpStatus, err.reason, err.message) })}\n`,
-      );
+    if (!res.writableEnded) res.write(`${JSON.stringify({ type: "ERROR", object: toStatus(err) })}\n`);
     finish({ end: "mask-error", error: err });
   };
   src.on("data", (chunk: Buffer) => {
