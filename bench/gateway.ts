@@ -3,7 +3,9 @@
  * 500-item Pod list, through (a) the upstream directly, (b) the real `kubectl proxy` (Go),
  * (b') a bare Node relay with a TLS client side and the same relay with a plain-HTTP client side
  * (kubectl proxy's: the client-side TLS cost), (b'') a Node TLS byte pipe with no HTTP at all (the
- * floor for any Node process on the data path), (c) the custos gateway without mask rules, (d) the gateway with the masking stage busy
+ * floor for any Node process on the data path), (b''') when a Go toolchain is on PATH, a bare Go
+ * reverse proxy (bench/go-relay: kubectl proxy's language and library) with a TLS client side and with a
+ * plain-HTTP one (the Go floor for a proxy that must serve TLS), (c) the custos gateway without mask rules, (d) the gateway with the masking stage busy
  * (a field mask on pods + an SSN detector) — all against the same loopback HTTPS upstream,
  * in the same run; each gateway runs as its own `custos gateway` process; (c) and (d) are measured
  * over HTTP/1.1 (https.Agent, the fallback) and over HTTP/2 (one multiplexed session, as client-go). Evidence goes to a JSON-lines file, written before each answer; with
@@ -14,7 +16,7 @@
  * Prints a JSON summary and a human table; "cpu µs" is the proxy process' CPU time per request (all
  * threads) during the latency samples (/proc/<pid>/task/<tid>/schedstat: its TLS, syscalls, JavaScript, GC).
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
@@ -386,6 +388,50 @@ async function startRelayProcess(
   return { url, pid: child.pid, stop: () => child.kill("SIGTERM") };
 }
 
+/**
+ * bench/go-relay built into `dir` when a Go toolchain is on PATH (null otherwise: the Go rows are
+ * left out). It is the Go floor for a proxy that serves TLS, as the pipe is Node's.
+ */
+function buildGoRelay(dir: string): string | null {
+  if (spawnSync("go", ["version"], { encoding: "utf8" }).status !== 0) return null;
+  const out = path.join(dir, "go-relay");
+  const b = spawnSync("go", ["build", "-o", out, "."], {
+    cwd: path.resolve(import.meta.dirname, "go-relay"),
+    encoding: "utf8",
+  });
+  if (b.status !== 0) throw new Error(`go build bench/go-relay failed: ${b.stderr}`);
+  return out;
+}
+
+async function startGoRelay(
+  bin: string,
+  upUrl: string,
+  tls: { cert: string; key: string; caPem: string },
+  plain: boolean,
+): Promise<{ url: string; pid?: number | undefined; stop(): void }> {
+  const child = spawn(bin, [], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: {
+      ...process.env,
+      UP: upUrl,
+      CA: tls.caPem,
+      CERT: tls.cert,
+      KEY: tls.key,
+      UPTOKEN: UP_TOKEN,
+      ...(plain ? { PLAIN: "1" } : {}),
+    },
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (c: Buffer) => {
+      const m = /listening on (https?:\/\/\S+)/.exec(c.toString());
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`go relay exited ${code}`)));
+    setTimeout(() => reject(new Error("go relay did not start")), 10_000);
+  });
+  return { url, pid: child.pid, stop: () => child.kill("SIGTERM") };
+}
+
 async function startGatewayProcess(
   cwd: string,
   bin = path.resolve(import.meta.dirname, "..", "bin", "custos.mjs"),
@@ -495,6 +541,9 @@ async function main() {
   // the same relay with a plain-HTTP client side (kubectl proxy's): the client-side TLS cost
   const plainRelay = await startRelayProcess(upUrl, tls, "plain");
   const pipe = await startRelayProcess(upUrl, tls, "pipe");
+  const goBin = buildGoRelay(dir);
+  const goTls = goBin ? await startGoRelay(goBin, upUrl, tls, false) : null;
+  const goPlain = goBin ? await startGoRelay(goBin, upUrl, tls, true) : null;
 
   const LAT_N = latN > 0 ? { small: latN, list: latN } : LAT_N_DEFAULT;
   const targets: Target[] = [
@@ -505,6 +554,12 @@ async function main() {
     // (the client sends the upstream's token: the pipe has no HTTP to swap it in)
     { ...target("node TLS pipe, no HTTP", pipe.url, { token: UP_TOKEN, ca: tls.caPem }), pid: pipe.pid },
     { ...targetH2("node TLS relay h2", relay.url, { token: AGENT, ca: tls.caPem }), pid: relay.pid },
+    ...(goTls && goPlain
+      ? [
+          { ...target("go TLS relay", goTls.url, { token: AGENT, ca: tls.caPem }), pid: goTls.pid },
+          { ...target("go relay, http client", goPlain.url, { token: AGENT }), pid: goPlain.pid },
+        ]
+      : []),
     {
       ...target("custos (no mask rules)", gateways[0]!.url, { token: AGENT, ca: tls.caPem }),
       pid: gateways[0]!.pid,
@@ -523,7 +578,7 @@ async function main() {
     },
   ];
   if (baseGateway)
-    targets.splice(5, 0, {
+    targets.splice(targets.findIndex((t) => t.name.startsWith("custos")), 0, {
       ...target("custos@base (no mask)", baseGateway.url, { token: AGENT, ca: tls.caPem }),
       pid: baseGateway.pid,
     });
@@ -568,6 +623,8 @@ async function main() {
   relay.stop();
   plainRelay.stop();
   pipe.stop();
+  goTls?.stop();
+  goPlain?.stop();
   await baseGateway?.stop();
   for (const g of gateways) await g.stop();
   upstream.closeAllConnections();

@@ -1,0 +1,3 @@
+module custos.dev/bench/go-relay
+
+go 1.19
