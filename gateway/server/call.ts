@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Decision, Enforcement, Json } from "../../sdk/schema/config.ts";
 import { approvalStage } from "../approval/stage.ts";
-import type { DecisionOutcome } from "../decision/index.ts";
+import { DEFAULT_DENY_RULE_ID, type DecisionOutcome } from "../decision/index.ts";
 import { badRequest, forbidden, GatewayError } from "../errors.ts";
 import { callRecord, type RecordStatics, recordStatics } from "../evidence/record.ts";
 import { splitPurposePrefix } from "../identity/index.ts";
@@ -192,6 +192,9 @@ export class Call {
     const raw = this.request?.name;
     const named = (text: string): string =>
       raw && request && request.name !== raw ? text.replaceAll(raw, request.name) : text;
+    // ... and quote what the client sent (a path, a namespace, a purpose) masked as the URI is;
+    // a matched rule's reason is the policy's own text
+    const reason = named(o?.reason ?? pre.reason);
     const facts: Parameters<typeof callRecord>[0] = {
       auditID: this.auditID,
       requestURI: p ? p.uri : this.maskedURI(),
@@ -204,7 +207,7 @@ export class Call {
       effective: o?.effective ?? pre.decision,
       enforcement: o?.enforcement ?? pre.enforcement,
       ruleId: o?.ruleId ?? pre.ruleId,
-      reason: named(o?.reason ?? pre.reason),
+      reason: o?.ruleId === DEFAULT_DENY_RULE_ID ? this.storedText(reason) : reason,
       policyHash: o?.policyHash ?? this.snap.config.policyHash,
     };
     if (this.userAgent) facts.userAgent = this.userAgent;
@@ -213,7 +216,7 @@ export class Call {
     if (this.purpose !== undefined) facts.purpose = this.purpose;
     if (err) {
       facts.statusReason = err.reason;
-      facts.message = named(err.message);
+      facts.message = this.storedText(named(err.message));
     }
     if (this.approval) facts.approval = this.approval;
     if (this.masking) facts.masking = this.masking;
@@ -232,16 +235,25 @@ export class Call {
    * the decoded URI goes through the masker; when nothing fires, the URI is kept as received.
    */
   maskedURI(): string {
-    if (!this.request) return this.requestURI;
-    let decoded = this.requestURI;
+    return this.storedText(this.requestURI.replace(/\+/g, " "), this.requestURI, "[MASKED:request-uri]");
+  }
+
+  /**
+   * A text custos stores that can quote what the client sent (a refusal's message quotes the
+   * path or the purpose it refused): percent-decoded where it can be, then masked as a path is;
+   * when nothing fires, kept as it was (`original`). Also for calls whose request was never
+   * parsed (unauthenticated, a refused path): they are stored too.
+   */
+  storedText(text: string, original = text, failed = "[MASKED]"): string {
+    let decoded = text;
     try {
-      decoded = decodeURIComponent(this.requestURI.replace(/\+/g, " "));
+      decoded = decodeURIComponent(text);
     } catch {
       // keep it encoded
     }
-    // (fail closed: a URI that could not be masked is not recorded as it was)
-    const masked = this.maskedPath(decoded) ?? "[MASKED:request-uri]";
-    return masked === decoded ? this.requestURI : masked;
+    // (fail closed: a text that could not be masked is not stored as it was)
+    const masked = this.maskedPath(decoded) ?? failed;
+    return masked === decoded ? original : masked;
   }
 
   /**
@@ -310,7 +322,6 @@ export class Call {
    * request, for what custos stores about the call; undefined when masking failed.
    */
   maskedText(s: string): string | undefined {
-    if (!this.request) return s;
     // the object's name is asked for twice (objectRef, its path segment)
     if (s === this.#lastMaskedIn) return this.#lastMaskedOut;
     const out = this.maskText(s);
@@ -322,7 +333,6 @@ export class Call {
   #lastMaskedOut: string | undefined;
 
   private maskText(s: string): string | undefined {
-    if (!this.request) return s;
     try {
       const identity = this.identity ?? {
         subject: "system:anonymous",
@@ -330,7 +340,10 @@ export class Call {
         claims: {},
         source: "token-file" as const,
       };
-      const t = this.snap.masker.textStream({ request: this.request, identity });
+      // a call refused before its request was parsed is masked as a non-resource request
+      // (the detectors that apply everywhere still do)
+      const request = this.request ?? unparsedRequest(this.method, this.url);
+      const t = this.snap.masker.textStream({ request, identity });
       return t.push(s) + t.end();
     } catch {
       return undefined;
@@ -376,6 +389,23 @@ export class Call {
       return false;
     }
   }
+}
+
+/** the request info of a call whose path was never parsed (refused before, or refused by, parsing) */
+function unparsedRequest(method: string, url: string): RequestInfo {
+  return {
+    isResourceRequest: false,
+    path: url.split("?")[0] ?? url,
+    verb: method.toLowerCase(),
+    apiPrefix: "",
+    apiGroup: "",
+    apiVersion: "",
+    namespace: "",
+    resource: "",
+    subresource: "",
+    name: "",
+    query: {},
+  };
 }
 
 function preDecision(err: GatewayError | undefined): {

@@ -1,0 +1,165 @@
+/**
+ * What custos stores about a call holds no identifier the call carried: synthetic identifiers
+ * (SSN, MRN, e-mail) planted in paths, namespaces, selectors, headers, exec arguments and
+ * purposes, through the real masker (HIPAA Safe Harbor detectors), the simulator and real
+ * kubectl; then every evidence record, artefact, approval file (git objects too) and log line
+ * is swept for them. Also: a bearer token offered as a WebSocket subprotocol is never stored.
+ */
+import { execFileSync } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { JsonlEvidenceSink } from "../gateway/evidence/jsonl-sink.ts";
+import { createMasker } from "../gateway/masking/index.ts";
+import type { EvidenceRecord } from "../gateway/ports.ts";
+import type { Logger } from "../gateway/server/runtime.ts";
+import { Upstream } from "../gateway/upstream/index.ts";
+import { LocalApprovalService } from "../gitops/approvals/index.ts";
+import { type Simulator, startSimulator } from "../simulator/index.ts";
+import {
+  AGENT_TOKEN,
+  call,
+  kubectl,
+  startTestGateway,
+  type TestGateway,
+  tempDir,
+  testPolicy,
+  testTls,
+  withHash,
+} from "./gateway-helpers.ts";
+import { detectors } from "./masking-fixtures.ts";
+
+const SSN = "900-12-3456";
+const MRN = "MRN-12345678";
+const MAIL = "jane.roe@example.com";
+/** the planted values, and the encoded forms a stored URI could keep them in */
+const PLANTED = [SSN, "900%2D12%2D3456", MRN, "12345678", MAIL, "jane.roe%40example.com"];
+
+const logLines: string[] = [];
+const capture: Logger = {
+  info: (msg, f) => logLines.push(JSON.stringify({ level: "info", msg, ...f })),
+  warn: (msg, f) => logLines.push(JSON.stringify({ level: "warn", msg, ...f })),
+  error: (msg, f) => logLines.push(JSON.stringify({ level: "error", msg, ...f })),
+};
+
+let sim: Simulator;
+let t: TestGateway;
+let approvalsDir: string;
+/** the evidence file and its artefacts (session recordings) */
+let evidenceFile: string;
+let agentKc: string;
+
+function leaks(s: string): string[] {
+  const lower = s.toLowerCase();
+  return PLANTED.filter((v) => lower.includes(v.toLowerCase()));
+}
+
+async function records(): Promise<EvidenceRecord[]> {
+  return (await readFile(evidenceFile, "utf8"))
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => JSON.parse(l) as EvidenceRecord);
+}
+
+/** the last call record written */
+async function lastRecord(): Promise<EvidenceRecord> {
+  const all = (await records()).filter((r) => r.custos.type === "call");
+  return all[all.length - 1]!;
+}
+
+async function allFilesText(dir: string): Promise<string> {
+  const parts: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true }))
+    if (e.isFile()) parts.push((await readFile(path.join(e.parentPath, e.name))).toString("latin1"));
+  return parts.join("\n");
+}
+
+beforeAll(async () => {
+  sim = await startSimulator({
+    seed: [
+      { apiVersion: "v1", kind: "Namespace", metadata: { name: `ns-${SSN}` } },
+      {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: {
+          name: "web-0",
+          namespace: "default",
+          annotations: {
+            "sim.custos.dev/exec": JSON.stringify({ [`cat /data/${SSN}`]: { stdout: "chart ok\n" } }),
+          },
+        },
+        spec: { containers: [{ name: "main", image: "nginx" }] },
+      },
+    ],
+  });
+  const kc = new k8s.KubeConfig();
+  kc.loadFromString(sim.kubeconfig());
+  const { policyHash: _h, ...base } = testPolicy();
+  const config = withHash({
+    ...base,
+    rules: base.rules.map((r) => (r.id === "agents-exec" ? { ...r, recordSession: true } : r)),
+    detectors: detectors(),
+  });
+  const dir = await tempDir("custos-stored-");
+  approvalsDir = path.join(dir, "approvals");
+  evidenceFile = path.join(dir, "evidence.jsonl");
+  const sink = await JsonlEvidenceSink.open({
+    file: evidenceFile,
+    gatewayId: "gw-stored",
+    fsync: false,
+  });
+  let approvalGroups = () => config.approvalGroups;
+  const approvals = new LocalApprovalService({
+    dir: approvalsDir,
+    approvalGroups: () => approvalGroups(),
+    evidence: sink,
+    log: (e) => logLines.push(JSON.stringify(e)),
+  });
+  await approvals.init();
+  t = await startTestGateway(new Upstream(kc, { timeoutMs: 10_000 }), {
+    config,
+    sink,
+    approval: approvals,
+    logger: capture,
+    maskerFactory: (c) => createMasker(c, { pseudonymKey: new Uint8Array(32).fill(9) }),
+  });
+  approvalGroups = () => t.gw.config().approvalGroups;
+  agentKc = await t.kubeconfig(AGENT_TOKEN);
+}, 30_000);
+
+afterAll(async () => {
+  await t?.close();
+  await sim?.stop();
+});
+
+describe("what custos stores about a call holds no planted identifier", () => {
+  it("calls refused before their request is parsed (401, bad path, unknown purpose, login)", async () => {
+    const cases: [string, string, Parameters<typeof call>[3]][] = [
+      ["GET", `/api/v1/namespaces/default/configmaps/${SSN}?labelSelector=mrn%3D${MRN}`, {}],
+      ["GET", `/api/v1/namespaces/default/configmaps?labelSelector=mail=${MAIL}`, { token: "not-a-token" }],
+      ["GET", `/api/v1/namespaces/default/configmaps/${SSN}/../x`, { token: AGENT_TOKEN }],
+      ["GET", `/api/v1/namespaces/default/configmaps/a?x=1;mrn=${MRN}`, { token: AGENT_TOKEN }],
+      ["GET", "/api/v1/namespaces/default/configmaps/a", { token: AGENT_TOKEN, headers: { "custos-purpose": MRN } }],
+      [
+        "GET",
+        "/purpose/deploy/api/v1/namespaces/default/configmaps/a",
+        { token: AGENT_TOKEN, headers: { "custos-purpose": MRN } },
+      ],
+      ["GET", `/custos/v1/login?patient=${SSN}`, { token: AGENT_TOKEN }],
+    ];
+    for (const [method, p, o] of cases) {
+      const before = (await records()).length;
+      const r = await call(t.gw.url, method, p, o);
+      expect(r.status, p).toBeGreaterThanOrEqual(400);
+      const recs = (await records()).slice(before);
+      expect(recs.length, p).toBe(1);
+      expect(leaks(JSON.stringify(recs[0])), `${p}: ${JSON.stringify(recs[0])}`).toEqual([]);
+    }
+  });
+
+  it("the gateway's log holds no planted value", () => {
+    expect(leaks(logLines.join("\n"))).toEqual([]);
+  });
+});
