@@ -141,7 +141,18 @@ describe("what custos stores about a call holds no planted identifier", () => {
       ["GET", `/api/v1/namespaces/default/configmaps?labelSelector=mail=${MAIL}`, { token: "not-a-token" }],
       ["GET", `/api/v1/namespaces/default/configmaps/${SSN}/../x`, { token: AGENT_TOKEN }],
       ["GET", `/api/v1/namespaces/default/configmaps/a?x=1;mrn=${MRN}`, { token: AGENT_TOKEN }],
-      ["GET", "/api/v1/namespaces/default/configmaps/a", { token: AGENT_TOKEN, headers: { "custos-purpose": MRN } }],
+      // invalid percent-encoding elsewhere in the URI must not keep the encoded SSN from the masker
+      [
+        "GET",
+        "/api/v1/namespaces/default/configmaps?fieldSelector=metadata.name%3D900%2D12%2D3456&x=%E0%A4%A",
+        { token: AGENT_TOKEN },
+      ],
+      ["GET", "/api/v1/namespaces/default/configmaps/900%2D12%2D3456%ZZ", { token: AGENT_TOKEN }],
+      [
+        "GET",
+        "/api/v1/namespaces/default/configmaps/a",
+        { token: AGENT_TOKEN, headers: { "custos-purpose": MRN } },
+      ],
       [
         "GET",
         "/purpose/deploy/api/v1/namespaces/default/configmaps/a",

@@ -245,11 +245,15 @@ export class Call {
    * parsed (unauthenticated, a refused path): they are stored too.
    */
   storedText(text: string, original = text, failed = "[MASKED]"): string {
-    let decoded = text;
+    let decoded: string;
     try {
       decoded = decodeURIComponent(text);
     } catch {
-      // keep it encoded
+      // malformed escapes elsewhere (a "%ZZ", a cut UTF-8 sequence) must not keep the rest
+      // encoded past the masker: the ASCII escapes an identifier is written with are decoded
+      decoded = text.replace(/%([0-7][0-9A-Fa-f])/g, (_m, h: string) =>
+        String.fromCharCode(Number.parseInt(h, 16)),
+      );
     }
     // (fail closed: a text that could not be masked is not stored as it was)
     const masked = this.maskedPath(decoded) ?? failed;
