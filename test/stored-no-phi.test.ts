@@ -170,6 +170,22 @@ describe("what custos stores about a call holds no planted identifier", () => {
     }
   });
 
+  it("the User-Agent is masked; kubectl's own stays as sent", async () => {
+    await call(t.gw.url, "GET", "/api/v1/namespaces/default/configmaps", {
+      token: AGENT_TOKEN,
+      headers: { "user-agent": `agent/1.0 (for ${SSN}, ${MAIL})` },
+    });
+    const rec = await lastRecord();
+    expect(rec.userAgent).toBeDefined();
+    expect(leaks(JSON.stringify(rec))).toEqual([]);
+    const ua = "kubectl/v1.32.0 (linux/amd64) kubernetes/70d3cc9";
+    await call(t.gw.url, "GET", "/api/v1/namespaces/default/configmaps", {
+      token: AGENT_TOKEN,
+      headers: { "user-agent": ua },
+    });
+    expect((await lastRecord()).userAgent).toBe(ua);
+  });
+
   it("the gateway's log holds no planted value", () => {
     expect(leaks(logLines.join("\n"))).toEqual([]);
   });

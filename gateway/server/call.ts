@@ -210,7 +210,8 @@ export class Call {
       reason: o?.ruleId === DEFAULT_DENY_RULE_ID ? this.storedText(reason) : reason,
       policyHash: o?.policyHash ?? this.snap.config.policyHash,
     };
-    if (this.userAgent) facts.userAgent = this.userAgent;
+    // a client names itself freely: what it says is masked as the URI is
+    if (this.userAgent) facts.userAgent = this.storedText(this.userAgent);
     if (this.identity) facts.identity = this.identity;
     if (request) facts.request = request;
     if (this.purpose !== undefined) facts.purpose = this.purpose;
