@@ -186,6 +186,29 @@ describe("what custos stores about a call holds no planted identifier", () => {
     expect((await lastRecord()).userAgent).toBe(ua);
   });
 
+  it("a namespace named after an identifier: objectRef, approval request file and approval records", async () => {
+    const ns = `ns-${SSN}`;
+    const got = await kubectl(agentKc, ["get", "configmaps", "-n", ns]);
+    expect(got.code, got.stderr).toBe(0);
+    const rec = await lastRecord();
+    expect(rec.objectRef?.namespace).toBeDefined();
+    expect(leaks(JSON.stringify(rec)), JSON.stringify(rec)).toEqual([]);
+    // a pod delete goes to approval: the request file and its records name the namespace masked
+    const del = await kubectl(agentKc, ["delete", "pod", "x", "-n", ns, "--wait=false"]);
+    expect(del.stderr).toMatch(/requires approval/);
+    const git = execFileSync("git", [
+      "-C",
+      approvalsDir,
+      "cat-file",
+      "--batch-all-objects",
+      "--batch",
+    ]).toString("latin1");
+    expect(git).toMatch(/ns-\[MASKED:ssn\]/);
+    expect(leaks(git)).toEqual([]);
+    expect(leaks(await allFilesText(approvalsDir))).toEqual([]);
+    for (const r of await records()) expect(leaks(JSON.stringify(r)), JSON.stringify(r)).toEqual([]);
+  });
+
   it("the gateway's log holds no planted value", () => {
     expect(leaks(logLines.join("\n"))).toEqual([]);
   });

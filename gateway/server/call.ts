@@ -295,13 +295,18 @@ export class Call {
    */
   private recordedRequest(): RequestInfo | undefined {
     const r = this.request;
-    if (!r?.name) return r;
+    if (!r?.name && !r?.namespace) return r;
     if (this.#recorded?.from === r) return this.#recorded.request;
-    const masked = this.maskedText(r.name) ?? "[MASKED:name]";
     const masker = this.snap.masker;
-    const name =
-      masked === r.name || masker.digest === undefined ? masked : `${masked}#${masker.digest(r.name)}`;
-    const request = name === r.name ? r : { ...r, name };
+    // the namespace too: the URI masks a namespace named after a patient, so must the objectRef
+    const recorded = (v: string, what: string): string => {
+      if (v === "") return v;
+      const masked = this.maskedText(v) ?? `[MASKED:${what}]`;
+      return masked === v || masker.digest === undefined ? masked : `${masked}#${masker.digest(v)}`;
+    };
+    const name = recorded(r.name, "name");
+    const namespace = recorded(r.namespace, "namespace");
+    const request = name === r.name && namespace === r.namespace ? r : { ...r, name, namespace };
     this.#recorded = { from: r, request };
     return request;
   }
@@ -316,10 +321,13 @@ export class Call {
   private approvalRequest(r: RequestInfo): RequestInfo {
     const masker = this.snap.masker;
     if (masker.digest === undefined) return r;
-    const name = r.name ? (this.recordedRequest()?.name ?? r.name) : r.name;
+    const recorded = this.recordedRequest() ?? r;
+    const { name, namespace } = recorded;
     const masked = this.maskedPath(r.path);
     const path = masked === r.path ? r.path : `${masked ?? "[MASKED]"}#${masker.digest(r.path)}`;
-    return name === r.name && path === r.path ? r : { ...r, name, path };
+    return name === r.name && namespace === r.namespace && path === r.path
+      ? r
+      : { ...r, name, namespace, path };
   }
 
   /**
