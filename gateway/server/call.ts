@@ -262,28 +262,29 @@ export class Call {
   }
 
   /**
-   * A path (and query) masked as a whole, then each path segment that could hold an identifier
-   * alone, as a body's metadata.name is read: a detector that leaves "/900-12-3456" alone in a
-   * path (its lookbehind keeps paths and versions whole) must still find the SSN an object is
-   * named after. Undefined when masking failed.
+   * A path (and query) masked as a whole, then each piece between `/`, `?`, `&` and `=` that
+   * could hold an identifier alone, as a body's metadata.name is read: a detector that leaves
+   * "/900-12-3456" alone in a path (its lookbehind keeps paths and versions whole) must still
+   * find the SSN an object is named after, or an exec argument names (`command=/data/<SSN>`).
+   * Undefined when masking failed.
    */
   private maskedPath(text: string): string | undefined {
     const whole = this.maskedText(text);
     if (whole === undefined) return undefined;
-    const q = whole.indexOf("?");
-    const segments = (q < 0 ? whole : whole.slice(0, q)).split("/");
+    // odd indices are the separators
+    const pieces = whole.split(/([/?&=])/);
     let changed = false;
-    for (let i = 0; i < segments.length; i++) {
-      const seg = segments[i]!;
+    for (let i = 0; i < pieces.length; i += 2) {
+      const seg = pieces[i]!;
       if (!/[0-9@]/.test(seg) || API_VERSION.test(seg)) continue;
       const m = this.maskedText(seg);
       if (m === undefined) return undefined;
       if (m !== seg) {
-        segments[i] = m;
+        pieces[i] = m;
         changed = true;
       }
     }
-    return changed ? segments.join("/") + (q < 0 ? "" : whole.slice(q)) : whole;
+    return changed ? pieces.join("") : whole;
   }
 
   /**

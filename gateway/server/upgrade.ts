@@ -263,11 +263,12 @@ async function relay(
           source: identity.source,
           claims: identity.claims,
         },
-        namespace: request.namespace,
-        // the recording is stored: the pod's name and the command's arguments (`grep <an SSN>`)
-        // are masked as the record's URI is (fail closed: what cannot be masked is not kept)
-        pod: call.maskedText(request.name) ?? "[MASKED:name]",
-        command: (request.query.command ?? []).map((arg) => call.maskedText(arg) ?? "[MASKED:argument]"),
+        // the recording is stored: the namespace, the pod's name and the command's arguments
+        // (`grep <an SSN>`, `cat /data/<an SSN>`) are masked as the record's URI is (fail
+        // closed: what cannot be masked is not kept)
+        namespace: call.storedText(request.namespace, request.namespace, "[MASKED:namespace]"),
+        pod: call.storedText(request.name, request.name, "[MASKED:name]"),
+        command: (request.query.command ?? []).map((arg) => call.storedText(arg, arg, "[MASKED:argument]")),
         tty: (request.query.tty?.[0] ?? "") === "true",
         ruleId: call.outcome.ruleId,
         policyHash: call.outcome.policyHash,
@@ -275,7 +276,7 @@ async function relay(
     };
     if (call.purpose !== undefined) header.custos.purpose = call.purpose;
     const container = request.query.container?.[0];
-    if (container) header.custos.container = call.maskedText(container) ?? "[MASKED:name]";
+    if (container) header.custos.container = call.storedText(container, container, "[MASKED:name]");
     recorder = createAsciicastRecorder(header, {
       now: () => rt.clock.now().getTime(),
       maxBytes: rt.limits.maxRecordingBytes,
