@@ -261,6 +261,37 @@ describe("what custos stores about a call holds no planted identifier", () => {
     expect(leaks(both)).toEqual([]);
   });
 
+  it("a bearer token offered as a WebSocket subprotocol is never stored nor forwarded", async () => {
+    const secret = "ws-subprotocol-secret-0123456789";
+    const proto = `base64url.bearer.authorization.k8s.io.${Buffer.from(secret).toString("base64url")}`;
+    const tls = await testTls();
+    const open = (protocols: string[]) =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(
+          `${t.gw.url.replace("https", "wss")}/api/v1/namespaces/default/pods/web-0/exec?command=true&stdout=true`,
+          protocols,
+          { headers: { authorization: `Bearer ${AGENT_TOKEN}` }, ca: tls.caPem },
+        );
+        ws.on("unexpected-response", (_q, r) => {
+          r.resume();
+          resolve(r.statusCode ?? 0);
+        });
+        ws.on("open", () => {
+          ws.close();
+          resolve(101);
+        });
+        ws.on("error", () => resolve(0));
+      });
+    expect(await open([proto, "v9.unknown.k8s.io"])).toBe(400);
+    expect(await open([proto, "v5.channel.k8s.io"])).toBe(101);
+    await new Promise((r) => setTimeout(r, 300));
+    const stored = await allFilesText(path.dirname(evidenceFile));
+    expect(stored).not.toContain(proto.slice(-20));
+    expect(stored).not.toContain(secret);
+    for (const r of sim.requests) expect(JSON.stringify(r)).not.toContain(proto.slice(-20));
+    expect(logLines.join("\n")).not.toContain(proto.slice(-20));
+  });
+
   it("the gateway's log holds no planted value", () => {
     expect(leaks(logLines.join("\n"))).toEqual([]);
   });

@@ -62,6 +62,14 @@ const STDOUT = 1;
 const STDERR = 2;
 const ERROR = 3;
 
+/** a bearer token offered as a subprotocol (browsers' way to authenticate a WebSocket) */
+const BEARER_PROTOCOL = "base64url.bearer.authorization.k8s.io.";
+
+/** an offered subprotocol as a message may quote it (and the evidence store it): never a token */
+function withoutToken(p: string): string {
+  return p.toLowerCase().startsWith(BEARER_PROTOCOL) ? `${BEARER_PROTOCOL}<redacted>` : p;
+}
+
 function writeRaw(socket: Duplex, err: GatewayError): void {
   if (socket.destroyed) return;
   const body = JSON.stringify(toStatus(err));
@@ -156,7 +164,7 @@ async function relay(
   if (protocols.length === 0)
     throw badRequest(
       "WS_PROTOCOL_UNSUPPORTED",
-      `custos: none of the offered WebSocket subprotocols (${offered.join(", ") || "none"}) is supported; use one of ${allowed.join(", ")}`,
+      `custos: none of the offered WebSocket subprotocols (${offered.map(withoutToken).join(", ") || "none"}) is supported; use one of ${allowed.join(", ")}`,
     );
   // the session is in the evidence before the upstream is asked to start it (opening the
   // upstream WebSocket already runs the command); if that cannot be written, it never starts
