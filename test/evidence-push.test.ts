@@ -152,6 +152,30 @@ describe("evidence push over smart HTTP", () => {
     );
   });
 
+  it("a remote URL with credentials in it: a failed push logs and reports it without them", async () => {
+    initRemote(join(root, "srv", "creds.git"));
+    const secret = "push-secret-token-0123456789";
+    const url = backend.url("creds.git").replace("://", `://x-access-token:${secret}@`);
+    const logged: string[] = [];
+    const w = await openEvidenceRepo({
+      dir: join(root, "creds"),
+      gatewayId: "gw-c",
+      signer: signerA,
+      remote: { url },
+      batchMaxRecords: 10,
+      log: (e) => logged.push(JSON.stringify(e)),
+    });
+    await w.append(sampleRecord(0));
+    await w.flush();
+    for (let i = 0; i < 50 && w.stats().pushFailures === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(w.stats().pushFailures).toBeGreaterThan(0);
+    expect(w.stats().lastPushError).toContain("***@");
+    expect(String(w.stats().lastPushError)).not.toContain(secret);
+    expect(logged.some((l) => l.includes("evidence push failed"))).toBe(true);
+    expect(logged.join("\n")).not.toContain(secret);
+    await w.close();
+  });
+
   it("a fresh writer process pushes a backlog left by an earlier one (only what the remote lacks)", async () => {
     initRemote(join(root, "srv", "backlog.git"));
     const dir = join(root, "backlog");

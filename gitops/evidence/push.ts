@@ -78,7 +78,12 @@ export async function remoteRefs(fetchFn: FetchLike, remote: RemoteSpec): Promis
 }
 
 function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, "//***@");
+  return redactCredentials(url);
+}
+
+/** Every `scheme://user:password@` in a text (a URL, an error quoting one) without its credentials. */
+export function redactCredentials(text: string): string {
+  return text.replace(/\/\/[^@/\s]*@/g, "//***@");
 }
 
 /** Objects reachable from `head` and not from `base` (base null = everything), commits newest first. */

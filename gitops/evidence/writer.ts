@@ -20,7 +20,15 @@ import {
 } from "../signer/index.ts";
 import { acquireLock, type WriterLock } from "./lock.ts";
 import { type Fs, fsyncPath, ObjectStore } from "./objects.ts";
-import { type FetchLike, newObjects, type RemoteSpec, receivePack, remoteRefs, buildPack } from "./push.ts";
+import {
+  type FetchLike,
+  newObjects,
+  type RemoteSpec,
+  receivePack,
+  redactCredentials,
+  remoteRefs,
+  buildPack,
+} from "./push.ts";
 import { evidenceReadme } from "./readme.ts";
 import { inlineHasher, type SegmentHasher } from "./segment-hasher.ts";
 import { MutableTree } from "./tree.ts";
@@ -955,7 +963,8 @@ class Writer implements EvidenceWriter {
       } catch (err) {
         this.remoteHead = undefined; // rediscover: the push may have landed
         this.pushFailures++;
-        this.lastPushError = (err as Error).message;
+        // a fetch error quotes the URL, and with it any credentials written into the remote's URL
+        this.lastPushError = redactCredentials((err as Error).message);
         this.log({
           level: "warn",
           msg: "evidence push failed; will retry",
