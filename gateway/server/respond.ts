@@ -136,13 +136,15 @@ export function maskBuffered(
   ctx: MaskContext,
 ): Masked {
   const headers = downstreamHeaders(up.headers);
-  if (up.body.length === 0) return { status: up.status, headers, body: up.body };
+  const empty = up.body.length === 0;
   const ct = typeof up.headers["content-type"] === "string" ? up.headers["content-type"] : undefined;
   const kind = classify(ct);
   // nothing in the policy can touch this response: relay the (decompressed, readable) bytes as they are
-  if (kind !== "unreadable" && masker.appliesTo?.(ctx) === false)
+  if ((empty || kind !== "unreadable") && masker.appliesTo?.(ctx) === false)
     return { status: up.status, headers, body: up.body };
+  // a response without a body (204, 304, HEAD) still has headers to mask
   const masked = maskedWarnings(headers, masker, ctx);
+  if (empty) return { status: up.status, headers: masked, body: up.body };
   if (kind === "json") {
     if (masker.maskJsonBytes !== undefined) {
       // masks the text itself, bytes in and bytes out: what no mask touches is copied
