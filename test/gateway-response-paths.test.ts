@@ -38,6 +38,20 @@ beforeAll(async () => {
       (r, res) =>
         r.url.startsWith("/api/v1/namespaces/default/pods/nocontent") &&
         raw(res, 204, { warning: `299 - "annotation patient holds ${PLANTED}"` }),
+      (r, res) =>
+        r.url.startsWith("/api/v1/namespaces/default/pods/echo") &&
+        raw(
+          res,
+          200,
+          {
+            "content-type": "application/json",
+            "audit-id": "4f1c2a6e-0001-4b1e-9a3d-0c2d5e6f7a8b",
+            location: `/api/v1/namespaces/default/configmaps/${PLANTED}`,
+            "content-disposition": `attachment; filename="${PLANTED}.json"`,
+            "x-patient": PLANTED,
+          },
+          JSON.stringify({ kind: "Pod", apiVersion: "v1", metadata: { name: "echo" } }),
+        ),
     ],
   });
   t = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN, 1000));
@@ -56,5 +70,19 @@ describe("responses without a body", () => {
       expect(r.status, method).toBe(204);
       expect(r.headers.warning, method).toBe('299 - "annotation patient holds [MASKED:name]"');
     }
+  });
+});
+
+describe("response headers", () => {
+  it("are masked like a body's strings, except those the API server sets from its own state", async () => {
+    const r = await call(t.gw.url, "GET", "/api/v1/namespaces/default/pods/echo", { token: AGENT_TOKEN });
+    expect(r.status).toBe(200);
+    expect(JSON.stringify(r.headers)).not.toContain(PLANTED);
+    expect(r.headers.location).toBe("/api/v1/namespaces/default/configmaps/[MASKED:name]");
+    expect(r.headers["content-disposition"]).toBe('attachment; filename="[MASKED:name].json"');
+    expect(r.headers["x-patient"]).toBe("[MASKED:name]");
+    expect(r.headers["audit-id"]).toBe("4f1c2a6e-0001-4b1e-9a3d-0c2d5e6f7a8b");
+    expect(r.headers["content-type"]).toBe("application/json");
+    expect(r.headers.date).toMatch(/GMT$/);
   });
 });

@@ -28,7 +28,7 @@ import {
   classify,
   decoded,
   maskBuffered,
-  maskedWarnings,
+  maskedHeaders,
   readAll,
   relayText,
   relayWatch,
@@ -274,7 +274,7 @@ async function serve(
     }
     if (!res.headersSent) {
       const h: OutgoingHttpHeaders = {
-        ...maskedWarnings(downstreamHeaders(up.headers), masker, ctx),
+        ...maskedHeaders(downstreamHeaders(up.headers), masker, ctx),
         "content-type": ctUp || "text/plain",
       };
       res.writeHead(status, h);
@@ -307,7 +307,7 @@ async function serve(
       up.destroy();
       throw evidenceUnavailable("sink refused the record");
     }
-    // (no mask nor detector applies to this request: the Warning texts go as they came)
+    // (no mask nor detector applies to this request: the headers go as they came)
     const h = downstreamHeaders(up.headers);
     const identityEncoded = String(up.headers["content-encoding"] ?? "identity").toLowerCase() === "identity";
     if (identityEncoded && up.headers["content-length"]) h["content-length"] = up.headers["content-length"];

@@ -103,22 +103,45 @@ export function readAll(stream: Readable, limit: number, idleMs: number): Promis
 }
 
 /**
- * The upstream's Warning headers masked like a body's strings: an admission webhook's warning
- * can quote the object it judged (`299 - "env PATIENT_SSN holds 900-12-3456"`).
+ * Response headers the API server sets from its own state, never from an object's data: passed
+ * as they are (masking them could only break them: a date detector would rewrite `Date`).
  */
-export function maskedWarnings(
+const DATA_FREE_HEADERS = new Set([
+  "content-type",
+  "cache-control",
+  "date",
+  "expires",
+  "last-modified",
+  "etag",
+  "vary",
+  "retry-after",
+  "audit-id",
+  "x-kubernetes-pf-flowschema-uid",
+  "x-kubernetes-pf-prioritylevel-uid",
+  "x-content-type-options",
+  "strict-transport-security",
+]);
+
+/**
+ * The upstream's headers masked like a body's strings: an admission webhook's warning can
+ * quote the object it judged (`299 - "env PATIENT_SSN holds 900-12-3456"`), and a Location,
+ * a Content-Disposition or an aggregated API server's own header can name one. Only the
+ * headers the API server sets from its own state (DATA_FREE_HEADERS) pass as they are.
+ */
+export function maskedHeaders(
   h: OutgoingHttpHeaders,
   masker: Masker,
   ctx: MaskContext,
 ): OutgoingHttpHeaders {
-  const w = h.warning;
-  if (w === undefined) return h;
   const mask = (v: string) => {
     const t = masker.textStream(ctx);
     return t.push(v) + t.end();
   };
-  const out: Record<string, OutgoingHttpHeader | undefined> = { ...h };
-  out.warning = Array.isArray(w) ? w.map((v) => mask(String(v))) : mask(String(w));
+  const out: Record<string, OutgoingHttpHeader | undefined> = {};
+  for (const [name, v] of Object.entries(h)) {
+    if (v === undefined || DATA_FREE_HEADERS.has(name.toLowerCase())) out[name] = v;
+    else out[name] = Array.isArray(v) ? v.map((x) => mask(String(x))) : mask(String(v));
+  }
   return out;
 }
 
@@ -143,7 +166,7 @@ export function maskBuffered(
   if ((empty || kind !== "unreadable") && masker.appliesTo?.(ctx) === false)
     return { status: up.status, headers, body: up.body };
   // a response without a body (204, 304, HEAD) still has headers to mask
-  const masked = maskedWarnings(headers, masker, ctx);
+  const masked = maskedHeaders(headers, masker, ctx);
   if (empty) return { status: up.status, headers: masked, body: up.body };
   if (kind === "json") {
     if (masker.maskJsonBytes !== undefined) {
