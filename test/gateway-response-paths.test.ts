@@ -52,6 +52,14 @@ beforeAll(async () => {
           },
           JSON.stringify({ kind: "Pod", apiVersion: "v1", metadata: { name: "echo" } }),
         ),
+      (r, res) =>
+        r.url.startsWith("/api/v1/namespaces/default/pods/utf16") &&
+        raw(
+          res,
+          r.url.includes("/log") ? 200 : 500,
+          { "content-type": `text/plain; charset="UTF-16LE"` },
+          Buffer.from(`internal error for ${PLANTED}\n`, "utf16le"),
+        ),
     ],
   });
   t = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN, 1000));
@@ -84,5 +92,17 @@ describe("response headers", () => {
     expect(r.headers["audit-id"]).toBe("4f1c2a6e-0001-4b1e-9a3d-0c2d5e6f7a8b");
     expect(r.headers["content-type"]).toBe("application/json");
     expect(r.headers.date).toMatch(/GMT$/);
+  });
+});
+
+describe("bodies in a charset the masker does not read", () => {
+  it("are refused, an error page and a log stream alike (UTF-16 hides every value from the detectors)", async () => {
+    for (const path of ["/api/v1/namespaces/default/pods/utf16", "/api/v1/namespaces/default/pods/utf16/log"]) {
+      const r = await call(t.gw.url, "GET", path, { token: AGENT_TOKEN });
+      expect(r.status, path).toBe(502);
+      expect(JSON.parse(r.body).kind, path).toBe("Status");
+      expect(r.body.replaceAll("\0", ""), path).not.toContain(PLANTED);
+      expect(r.body, path).toContain("cannot be masked");
+    }
   });
 });

@@ -258,14 +258,14 @@ async function serve(
     const ctUp = String(up.headers["content-type"] ?? "");
     const src = decoded(up);
     const watch = request.verb === "watch";
-    if (watch && mediaType(ctUp) !== "application/json") {
+    if (watch && (mediaType(ctUp) !== "application/json" || classify(ctUp) !== "json")) {
       up.resume();
       throw badGateway(
         "MASK_UNREADABLE_ENCODING",
         `custos: the watch stream's content type "${ctUp}" cannot be masked; it was refused`,
       );
     }
-    if (!watch && !ctUp.startsWith("text/") && ctUp !== "") {
+    if (!watch && ctUp !== "" && classify(ctUp) !== "text") {
       up.resume();
       throw badGateway(
         "MASK_UNREADABLE_ENCODING",

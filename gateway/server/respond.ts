@@ -20,8 +20,28 @@ import { mediaType } from "./body.ts";
 
 export type MediaKind = "json" | "text" | "unreadable";
 
+/** charsets whose text the masker reads as it reads UTF-8 (no charset: UTF-8, as JSON is) */
+const READABLE_CHARSETS = new Set(["utf-8", "utf8", "us-ascii", "ascii"]);
+
+/** the `charset` parameter of a content type (lower-case, unquoted), or undefined */
+export function charset(contentType: string | undefined): string | undefined {
+  for (const p of (contentType ?? "").split(";").slice(1)) {
+    const eq = p.indexOf("=");
+    if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== "charset") continue;
+    return p
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, "$1")
+      .toLowerCase();
+  }
+  return undefined;
+}
+
 export function classify(contentType: string | undefined): MediaKind {
   const mt = mediaType(contentType);
+  // UTF-16 text read as UTF-8 hides every identifier from the detectors (a NUL between its characters)
+  const cs = charset(contentType);
+  if (cs !== undefined && !READABLE_CHARSETS.has(cs)) return "unreadable";
   if (mt === "application/json" || mt.endsWith("+json")) return "json";
   if (mt.startsWith("text/")) return "text";
   return "unreadable";
