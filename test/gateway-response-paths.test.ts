@@ -3,6 +3,7 @@
  * answers (204, HEAD) and their headers, headers that echo a value, bodies in a charset the
  * masker cannot read, and the frames and close of an exec session.
  */
+import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   AGENT_TOKEN,
@@ -62,6 +63,14 @@ beforeAll(async () => {
         ),
     ],
   });
+  // an exec whose upstream writes on channels no conforming server writes on
+  up.wss.on("connection", (ws, req) => {
+    if (!String(req.url).includes("/pods/odd/exec")) return;
+    ws.send(Buffer.concat([Buffer.from([1]), Buffer.from("ok\n")]));
+    ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(`echo ${PLANTED}\n`)]));
+    ws.send(Buffer.concat([Buffer.from([4]), Buffer.from(`{"note":"${PLANTED}"}`)]));
+    setTimeout(() => ws.close(1000), 50);
+  });
   t = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN, 1000));
 });
 afterAll(async () => {
@@ -104,5 +113,32 @@ describe("bodies in a charset the masker does not read", () => {
       expect(r.body.replaceAll("\0", ""), path).not.toContain(PLANTED);
       expect(r.body, path).toContain("cannot be masked");
     }
+  });
+});
+
+/** an exec session through the gateway: the frames the client got (channel, text) */
+async function exec(pod: string): Promise<{ frames: [number, string][]; code: number; reason: string }> {
+  const u = new URL(t.gw.url);
+  const ws = new WebSocket(
+    `wss://${u.host}/api/v1/namespaces/default/pods/${pod}/exec?command=ls&container=main&stdout=true&stderr=true`,
+    ["v5.channel.k8s.io"],
+    { ca: t.gw.caPem, headers: { authorization: `Bearer ${AGENT_TOKEN}` } },
+  );
+  const frames: [number, string][] = [];
+  ws.on("message", (d: Buffer) => frames.push([d[0]!, d.subarray(1).toString()]));
+  const closed = await new Promise<{ code: number; reason: string }>((resolve, reject) => {
+    ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() }));
+    ws.on("error", reject);
+  });
+  return { frames, ...closed };
+}
+
+describe("exec sessions", () => {
+  it("mask what the upstream writes on any channel, not only stdout and stderr", async () => {
+    const s = await exec("odd");
+    expect(JSON.stringify(s.frames)).not.toContain(PLANTED);
+    expect(s.frames).toContainEqual([1, "ok\n"]);
+    expect(s.frames).toContainEqual([0, "echo [MASKED:name]\n"]);
+    expect(s.frames).toContainEqual([4, '{"note":"[MASKED:name]"}']);
   });
 });

@@ -58,8 +58,6 @@ export function createWebSocketServer(): WebSocketServer {
 /** how long a held-back tail may wait before an idle flush (interactive shells, prompts) */
 const IDLE_FLUSH_MS = 50;
 
-const STDOUT = 1;
-const STDERR = 2;
 const ERROR = 3;
 
 /** a bearer token offered as a subprotocol (browsers' way to authenticate a WebSocket) */
@@ -337,7 +335,10 @@ async function relay(
       return;
     }
     const ch = buf[0]!;
-    if (ch === STDOUT || ch === STDERR) {
+    // stdout (1), stderr (2) and any other channel the upstream writes on (a conforming server
+    // writes none: 0 is stdin, 4 resize, 255 close, all the client's) are text to mask, never
+    // relayed unread
+    if (ch !== ERROR) {
       const m = channelMasker(ch);
       const out = m.t.push(m.dec.write(buf.subarray(1)));
       emitText(ch, out);
@@ -356,21 +357,17 @@ async function relay(
         }, IDLE_FLUSH_MS);
       return;
     }
-    if (ch === ERROR) {
-      let text = buf.subarray(1).toString("utf8");
-      try {
-        const m = call.snap.masker.maskJson(JSON.parse(text) as Json, ctx);
-        summary = mergeSummaries(summary, m.summary);
-        text = JSON.stringify(m.value);
-      } catch {
-        const t = call.snap.masker.textStream(ctx);
-        text = t.push(text) + t.end();
-        summary = mergeSummaries(summary, t.summary());
-      }
-      sendClient(Buffer.concat([Buffer.from([ch]), Buffer.from(text)]));
-      return;
+    let text = buf.subarray(1).toString("utf8");
+    try {
+      const m = call.snap.masker.maskJson(JSON.parse(text) as Json, ctx);
+      summary = mergeSummaries(summary, m.summary);
+      text = JSON.stringify(m.value);
+    } catch {
+      const t = call.snap.masker.textStream(ctx);
+      text = t.push(text) + t.end();
+      summary = mergeSummaries(summary, t.summary());
     }
-    sendClient(buf);
+    sendClient(Buffer.concat([Buffer.from([ch]), Buffer.from(text)]));
   };
   client.on("message", (data: Buffer | Buffer[] | ArrayBuffer, isBinary: boolean) => {
     const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
