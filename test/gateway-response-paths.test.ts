@@ -71,6 +71,11 @@ beforeAll(async () => {
     ws.send(Buffer.concat([Buffer.from([4]), Buffer.from(`{"note":"${PLANTED}"}`)]));
     setTimeout(() => ws.close(1000), 50);
   });
+  up.wss.on("connection", (ws, req) => {
+    if (!String(req.url).includes("/pods/closer/exec")) return;
+    ws.send(Buffer.concat([Buffer.from([1]), Buffer.from("ok\n")]));
+    setTimeout(() => ws.close(4000, `command failed for ${PLANTED}`), 50);
+  });
   t = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN, 1000));
 });
 afterAll(async () => {
@@ -140,5 +145,11 @@ describe("exec sessions", () => {
     expect(s.frames).toContainEqual([1, "ok\n"]);
     expect(s.frames).toContainEqual([0, "echo [MASKED:name]\n"]);
     expect(s.frames).toContainEqual([4, '{"note":"[MASKED:name]"}']);
+  });
+
+  it("mask the upstream's close reason", async () => {
+    const s = await exec("closer");
+    expect(s.code).toBe(4000);
+    expect(s.reason).toBe("command failed for [MASKED:name]");
   });
 });

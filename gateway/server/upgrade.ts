@@ -390,6 +390,19 @@ async function relay(
     if (upstream.readyState === WebSocket.OPEN) upstream.send(buf, { binary: isBinary });
   });
 
+  // the upstream's close reason is text it wrote too: masked, then cut to the 123 bytes a close frame holds
+  const closeReason = (reason: Buffer): string => {
+    if (reason.length === 0) return "";
+    let chars: string[];
+    try {
+      const t = call.snap.masker.textStream(ctx);
+      chars = Array.from(t.push(reason.toString("utf8")) + t.end());
+    } catch {
+      return "";
+    }
+    while (Buffer.byteLength(chars.join("")) > 123) chars.pop();
+    return chars.join("");
+  };
   await new Promise<void>((resolve) => {
     let closed = false;
     const end = (code: number, reason: Buffer, who: "upstream" | "client") => {
@@ -405,7 +418,7 @@ async function relay(
             call.annotations["custos.dev/session-error"] = "mask-failed";
           }
         }
-        if (client.readyState === WebSocket.OPEN) client.close(validClose(code), reason);
+        if (client.readyState === WebSocket.OPEN) client.close(validClose(code), closeReason(reason));
       } else if (upstream.readyState === WebSocket.OPEN || upstream.readyState === WebSocket.CONNECTING)
         upstream.close(validClose(code), reason);
       resolve();
