@@ -3,8 +3,10 @@
  * answers (204, HEAD) and their headers, headers that echo a value, bodies in a charset the
  * masker cannot read, and the frames and close of an exec session.
  */
+import https from "node:https";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMasker } from "../gateway/masking/index.ts";
 import {
   AGENT_TOKEN,
   call,
@@ -14,6 +16,9 @@ import {
   type TestGateway,
   testTls,
   upstreamFor,
+  SRC,
+  testPolicy,
+  withHash,
 } from "./gateway-helpers.ts";
 
 const UPSTREAM_TOKEN = "upstream-secret-token-xyz";
@@ -151,5 +156,114 @@ describe("exec sessions", () => {
     const s = await exec("closer");
     expect(s.code).toBe(4000);
     expect(s.reason).toBe("command failed for [MASKED:name]");
+  });
+});
+
+describe("a Table watch (kubectl get -w)", () => {
+  // kube-apiserver sends the column definitions with the first event only; a mask that names a
+  // column (its label, or its field's last segment) must hold for the events after it too
+  const MRN = "Patient Number1";
+  const table = (columns: boolean) => ({
+    kind: "Table",
+    apiVersion: "meta.k8s.io/v1",
+    metadata: { resourceVersion: "7" },
+    columnDefinitions: columns
+      ? [
+          { name: "Name", type: "string", format: "name", description: "", priority: 0 },
+          { name: "Patient", type: "string", format: "", description: "", priority: 0 },
+          { name: "Age", type: "string", format: "", description: "", priority: 0 },
+        ]
+      : [],
+    rows: [
+      {
+        cells: ["p-1", MRN, "1d"],
+        object: {
+          kind: "PartialObjectMetadata",
+          apiVersion: "meta.k8s.io/v1",
+          metadata: { name: "p-1", namespace: "phi-a" },
+        },
+      },
+    ],
+  });
+
+  it("masks a column's cells in every event, not only in the first (which alone carries the columns)", async () => {
+    const tup = await startRecordingUpstream({
+      token: UPSTREAM_TOKEN,
+      routes: [
+        (r, res) => {
+          if (!r.url.startsWith("/apis/clinic.example.com/v1/namespaces/phi-a/patients?")) return false;
+          res.writeHead(200, { "content-type": "application/json;stream=watch" });
+          res.write(`${JSON.stringify({ type: "ADDED", object: table(true) })}\n`);
+          res.end(`${JSON.stringify({ type: "MODIFIED", object: table(false) })}\n`);
+          return true;
+        },
+      ],
+    });
+    const { policyHash: _, ...base } = testPolicy();
+    const config = withHash({
+      ...base,
+      masks: [
+        {
+          id: "patients",
+          match: { apiGroups: ["clinic.example.com"], resources: ["patients"] },
+          fields: [
+            {
+              path: "spec.patient",
+              segments: ["spec", "patient"],
+              strategy: { kind: "redact" },
+              label: "patient",
+            },
+          ],
+          detectors: [],
+          source: SRC,
+        },
+      ],
+    });
+    const g = await startTestGateway(upstreamFor(tup.url, (await testTls()).caPem, UPSTREAM_TOKEN, 2000), {
+      config,
+      maskerFactory: (c) => createMasker(c, { pseudonymKey: new Uint8Array(32).fill(7) }),
+    });
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const u = new URL(g.gw.url);
+        https
+          .get(
+            {
+              host: u.hostname,
+              port: u.port,
+              path: "/apis/clinic.example.com/v1/namespaces/phi-a/patients?watch=true&resourceVersion=0",
+              ca: g.gw.caPem,
+              agent: false,
+              headers: {
+                authorization: `Bearer ${AGENT_TOKEN}`,
+                accept: "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+              },
+            },
+            (res) => {
+              let b = "";
+              res.on("data", (c: Buffer) => {
+                b += c.toString();
+              });
+              res.on("end", () => resolve(b));
+              res.on("error", reject);
+            },
+          )
+          .on("error", reject);
+      });
+      const events = body
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l));
+      expect(events.map((e) => e.type)).toEqual(["ADDED", "MODIFIED"]);
+      expect(body).not.toContain(MRN);
+      for (const e of events) expect(e.object.rows[0].cells[1]).toBe("[MASKED:patient]");
+      // the later event goes out as it came: without the column definitions
+      expect(events[1].object.columnDefinitions).toEqual([]);
+      const rec = (await g.records()).pop()!;
+      expect(rec.custos.masking?.counts.patient).toBe(2);
+    } finally {
+      await g.close();
+      await tup.close();
+    }
   });
 });

@@ -31,6 +31,10 @@ export const MAX_EVENT_BYTES = 16 * 1024 * 1024;
 
 const NL = Buffer.from("\n");
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
 /** only JSON whitespace (space, tab, CR, LF), or nothing */
 function blank(b: Buffer): boolean {
   for (let i = 0; i < b.length; i++) {
@@ -51,9 +55,47 @@ export function createJsonLinesMasker(
   let rest: Buffer[] = [];
   let restBytes = 0;
 
+  /** a Table watch's column definitions: kube-apiserver sends them with the first event only */
+  let columns: Json[] | undefined;
+  /**
+   * A Table event after the first (no column definitions of its own): masked as if it carried
+   * the first one's, so a mask naming a column holds for every event; sent without them, as it
+   * came. Undefined for any other event (and for a line that is not JSON: the masker says so).
+   */
+  const laterTable = (line: Buffer): Buffer | undefined => {
+    // (an escape can spell "Table" too)
+    if (line.indexOf("Table") < 0 && line.indexOf("\\u") < 0) return undefined;
+    let ev: unknown;
+    try {
+      ev = JSON.parse(line.toString("utf8"));
+    } catch {
+      return undefined;
+    }
+    const obj = isObject(ev) ? ev.object : undefined;
+    if (!isObject(ev) || !isObject(obj) || obj.kind !== "Table") return undefined;
+    const defs = obj.columnDefinitions;
+    if (Array.isArray(defs) && defs.length > 0) {
+      columns = defs;
+      return undefined;
+    }
+    if (columns === undefined) return undefined;
+    const r = masker.maskJson({ ...ev, object: { ...obj, columnDefinitions: columns } } as Json, ctx);
+    sum.merge(r.summary);
+    const out = r.value as { object?: Record<string, Json | undefined> };
+    if (isObject(out.object)) {
+      const o: Record<string, Json | undefined> = { ...out.object };
+      if (defs === undefined) delete o.columnDefinitions;
+      else o.columnDefinitions = defs as Json;
+      return Buffer.from(JSON.stringify({ ...out, object: o }));
+    }
+    return Buffer.from(JSON.stringify(out));
+  };
+
   /** one event's masked bytes (without its newline) */
   const one = (line: Buffer): Buffer => {
     if (blank(line)) return line;
+    const table = laterTable(line);
+    if (table !== undefined) return table;
     if (masker.maskJsonBytes !== undefined) {
       // masked in place; an event with a duplicate key is re-serialised (the shadowed value,
       // which no mask looked at, is never emitted)
