@@ -6,7 +6,10 @@
 import https from "node:https";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as k8s from "@kubernetes/client-node";
 import { createMasker } from "../gateway/masking/index.ts";
+import { Upstream } from "../gateway/upstream/index.ts";
+import { startSimulator } from "../simulator/index.ts";
 import {
   AGENT_TOKEN,
   call,
@@ -264,6 +267,43 @@ describe("a Table watch (kubectl get -w)", () => {
     } finally {
       await g.close();
       await tup.close();
+    }
+  });
+});
+
+describe("content negotiation", () => {
+  it("a client that accepts JSON gets JSON, even when it prefers YAML (which the masker cannot read)", async () => {
+    const sim = await startSimulator({
+      token: UPSTREAM_TOKEN,
+      seed: [
+        {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: "notes", namespace: "default" },
+          data: { note: `admitted ${PLANTED}` },
+        },
+      ],
+    });
+    const kc = new k8s.KubeConfig();
+    kc.loadFromString(sim.kubeconfig());
+    const g = await startTestGateway(new Upstream(kc, { timeoutMs: 5000 }));
+    try {
+      for (const accept of [
+        "application/yaml, application/json;q=0.9",
+        "application/yaml,application/json",
+        "application/cbor, application/yaml;q=0.5, */*;q=0.1",
+      ]) {
+        const r = await call(g.gw.url, "GET", "/api/v1/namespaces/default/configmaps/notes", {
+          token: AGENT_TOKEN,
+          headers: { accept },
+        });
+        expect(r.status, accept).toBe(200);
+        expect(String(r.headers["content-type"]), accept).toMatch(/^application\/json/);
+        expect(JSON.parse(r.body).data.note, accept).toBe("admitted [MASKED:name]");
+      }
+    } finally {
+      await g.close();
+      await sim.stop();
     }
   });
 });

@@ -44,9 +44,10 @@ export function isStrippedHeader(name: string, connectionListed: Set<string>): b
 }
 
 /**
- * Protobuf is never requested: the masking stage reads JSON only. Media ranges that name
- * protobuf are dropped (keeping the `as=Table` JSON variants); if nothing is left,
- * `application/json`.
+ * Protobuf, CBOR and YAML are never requested: the masking stage reads JSON only. Media ranges
+ * that name them are dropped (keeping the `as=Table` JSON variants): a client that prefers YAML
+ * but accepts JSON gets JSON, not a refusal of the YAML the API server would choose; if nothing
+ * is left, `application/json`.
  */
 export function rewriteAccept(accept: string | undefined): string {
   if (!accept) return "application/json";
@@ -54,7 +55,7 @@ export function rewriteAccept(accept: string | undefined): string {
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s !== "" && !/protobuf/i.test(s));
-  const acceptable = kept.filter((s) => /^(application\/(json|yaml|\*)|text\/|\*\/\*)/i.test(s));
+  const acceptable = kept.filter((s) => /^(application\/(json|\*)|text\/|\*\/\*)/i.test(s));
   return acceptable.length > 0 ? acceptable.join(",") : "application/json";
 }
 
