@@ -119,7 +119,10 @@ describe("response headers", () => {
 
 describe("bodies in a charset the masker does not read", () => {
   it("are refused, an error page and a log stream alike (UTF-16 hides every value from the detectors)", async () => {
-    for (const path of ["/api/v1/namespaces/default/pods/utf16", "/api/v1/namespaces/default/pods/utf16/log"]) {
+    for (const path of [
+      "/api/v1/namespaces/default/pods/utf16",
+      "/api/v1/namespaces/default/pods/utf16/log",
+    ]) {
       const r = await call(t.gw.url, "GET", path, { token: AGENT_TOKEN });
       expect(r.status, path).toBe(502);
       expect(JSON.parse(r.body).kind, path).toBe("Status");

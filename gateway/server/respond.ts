@@ -148,11 +148,7 @@ const DATA_FREE_HEADERS = new Set([
  * a Content-Disposition or an aggregated API server's own header can name one. Only the
  * headers the API server sets from its own state (DATA_FREE_HEADERS) pass as they are.
  */
-export function maskedHeaders(
-  h: OutgoingHttpHeaders,
-  masker: Masker,
-  ctx: MaskContext,
-): OutgoingHttpHeaders {
+export function maskedHeaders(h: OutgoingHttpHeaders, masker: Masker, ctx: MaskContext): OutgoingHttpHeaders {
   const mask = (v: string) => {
     const t = masker.textStream(ctx);
     return t.push(v) + t.end();
