@@ -66,18 +66,45 @@ export function decodeBody(buf: Buffer, contentType: string | undefined): Json |
       );
     }
   }
-  if (YAML_TYPES.has(mt)) {
-    try {
-      const v = parseYaml(text, { maxAliasCount: 100 }) as unknown;
-      return JSON.parse(JSON.stringify(v ?? null)) as Json;
-    } catch {
-      throw badRequest(
-        "BODY_MALFORMED",
-        `custos: the request body is not valid YAML (${buf.length} bytes); send one YAML document`,
-      );
-    }
-  }
+  if (YAML_TYPES.has(mt)) return decodeYaml(text, buf.length);
   return decodeProtobuf(buf);
+}
+
+/**
+ * kube-apiserver reads YAML with sigs.k8s.io/yaml over go-yaml v2, a YAML 1.1 reader: `yes`,
+ * `on`, `y` are true there, `0b1` and `1_000` numbers, `<<` merges — where YAML 1.2 (this
+ * library's default) reads strings. The body is read both ways (1.1 without the timestamp and
+ * base-60 forms go-yaml v2 leaves as strings); where the readings differ the policy cannot know
+ * what the server will store, so the body is refused (fail closed), never decided on one reading.
+ */
+function decodeYaml(text: string, size: number): Json {
+  let v12: string;
+  let v11: string;
+  try {
+    v12 = JSON.stringify(parseYaml(text, { maxAliasCount: 100, merge: true }) ?? null);
+    v11 = JSON.stringify(
+      parseYaml(text, {
+        version: "1.1",
+        maxAliasCount: 100,
+        merge: true,
+        customTags: (tags) =>
+          tags.filter(
+            (t) => typeof t !== "object" || (t.format !== "TIME" && t.tag !== "tag:yaml.org,2002:timestamp"),
+          ),
+      }) ?? null,
+    );
+  } catch {
+    throw badRequest(
+      "BODY_MALFORMED",
+      `custos: the request body is not valid YAML (${size} bytes); send one YAML document`,
+    );
+  }
+  if (v11 !== v12)
+    throw badRequest(
+      "BODY_AMBIGUOUS",
+      `custos: the YAML request body has unquoted values that YAML 1.1 (read by the API server) and YAML 1.2 read differently (such as yes/no/on/off/y/n, 0o17, 0b1 or 1_000); quote them, write true/false, or send JSON`,
+    );
+  return JSON.parse(v12) as Json;
 }
 
 /** What goes upstream for a decoded body: protobuf is re-encoded as the JSON the policy read. */

@@ -1,0 +1,100 @@
+/**
+ * Deciding what kube-apiserver will execute: request bodies, identities and paths that the
+ * gateway must read exactly as the API server does, against a recording upstream over real
+ * HTTPS. A call the policy denies must never reach the upstream.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Rule } from "../sdk/schema/config.ts";
+import {
+  AGENT_TOKEN,
+  call,
+  json,
+  SRC,
+  startRecordingUpstream,
+  startTestGateway,
+  type TestGateway,
+  testPolicy,
+  testTls,
+  upstreamFor,
+} from "./gateway-helpers.ts";
+
+const UPSTREAM_TOKEN = "upstream-secret-token-decide";
+
+const rules: Rule[] = [
+  {
+    id: "no-host-network",
+    decision: "deny",
+    enforcement: "enforce",
+    reason: "pods must not share the node's network",
+    source: SRC,
+    match: {
+      verbs: ["create", "update", "patch"],
+      resources: ["pods"],
+      body: { op: "eq", path: ["spec", "hostNetwork"], value: true },
+    },
+  },
+  {
+    id: "agents-create-pods",
+    decision: "allow",
+    enforcement: "enforce",
+    reason: "agents may create pods",
+    source: SRC,
+    match: { verbs: ["create"], resources: ["pods"], identities: ["agents"] },
+  },
+];
+
+let up: Awaited<ReturnType<typeof startRecordingUpstream>>;
+let t: TestGateway;
+
+beforeAll(async () => {
+  up = await startRecordingUpstream({
+    token: UPSTREAM_TOKEN,
+    routes: [
+      (r, res) =>
+        r.method === "POST" &&
+        r.url.startsWith("/api/v1/namespaces/default/pods") &&
+        json(res, 201, { kind: "Pod", apiVersion: "v1", metadata: { name: "p", namespace: "default" } }),
+    ],
+  });
+  t = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
+    config: testPolicy(rules),
+  });
+});
+
+afterAll(async () => {
+  await t?.close();
+  await up?.close();
+});
+
+const podsSeen = () => up.seen.filter((r) => r.method === "POST" && r.url.includes("/pods")).length;
+
+describe("YAML request bodies are read as the API server reads them (YAML 1.1: sigs.k8s.io/yaml)", () => {
+  it("hostNetwork: yes is true to kube-apiserver: denied, never forwarded", async () => {
+    const before = podsSeen();
+    for (const value of ["yes", "on", "Y"]) {
+      const body = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  hostNetwork: ${value}\n  containers:\n  - name: c\n    image: busybox\n`;
+      const r = await call(t.gw.url, "POST", "/api/v1/namespaces/default/pods", {
+        token: AGENT_TOKEN,
+        headers: { "content-type": "application/yaml" },
+        body,
+      });
+      expect(r.status, `${value}: ${r.body}`).toBeGreaterThanOrEqual(400);
+      expect(r.status).toBeLessThan(500);
+      expect(JSON.parse(r.body)).toMatchObject({ kind: "Status", status: "Failure" });
+    }
+    expect(podsSeen()).toBe(before);
+  });
+
+  it("a plain YAML body both readings agree on still goes through", async () => {
+    const before = podsSeen();
+    const body =
+      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    at: 12:30\n    on-call: 2024-01-01\nspec:\n  hostNetwork: false\n  containers:\n  - name: c\n    image: busybox\n";
+    const r = await call(t.gw.url, "POST", "/api/v1/namespaces/default/pods", {
+      token: AGENT_TOKEN,
+      headers: { "content-type": "application/yaml" },
+      body,
+    });
+    expect(r.status, r.body).toBe(201);
+    expect(podsSeen()).toBe(before + 1);
+  });
+});
