@@ -16,6 +16,7 @@ import {
   testPolicy,
   testTls,
   upstreamFor,
+  withHash,
 } from "./gateway-helpers.ts";
 
 const UPSTREAM_TOKEN = "upstream-secret-token-decide";
@@ -96,5 +97,47 @@ describe("YAML request bodies are read as the API server reads them (YAML 1.1: s
     });
     expect(r.status, r.body).toBe(201);
     expect(podsSeen()).toBe(before + 1);
+  });
+});
+
+describe("token file: columns as kube-apiserver's --token-auth-file reads them (encoding/csv, TrimLeadingSpace)", () => {
+  it('"tok, bob, u9, agents" is user bob: a rule for bob applies, and the upstream is told bob', async () => {
+    const base = testPolicy();
+    const { policyHash: _h, ...rest } = base;
+    const config = withHash({
+      ...rest,
+      identities: { ...rest.identities, bob: { subjects: ["bob"], source: SRC } },
+      rules: [
+        {
+          id: "bob-no-pods",
+          decision: "deny",
+          enforcement: "enforce",
+          reason: "bob may not read pods",
+          source: SRC,
+          match: { resources: ["pods"], identities: ["bob"] },
+        },
+        ...rest.rules,
+      ],
+    });
+    const tok = "bob-token-0123456789abcdef";
+    const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
+      config,
+      impersonate: true,
+      tokenFile: `${tok}, bob, u9, "agents, ci"\n`,
+    });
+    try {
+      const before = up.seen.length;
+      const r = await call(g.gw.url, "GET", "/api/v1/namespaces/default/pods", { token: tok });
+      expect(r.status, r.body).toBe(403);
+      expect(JSON.parse(r.body).message).toContain("bob-no-pods");
+      expect(up.seen.length).toBe(before);
+      // an allowed call is made for "bob" (impersonated as kube-apiserver would name him)
+      await call(g.gw.url, "GET", "/api/v1/namespaces/default/configmaps", { token: tok });
+      const last = up.seen.at(-1)!;
+      expect(last.headers["impersonate-user"]).toBe("bob");
+      expect(last.headers["impersonate-group"]).toBe("agents, ci");
+    } finally {
+      await g.close();
+    }
   });
 });

@@ -20,13 +20,22 @@ interface Entry {
   identity: Identity;
 }
 
-/** Split one CSV line (RFC 4180 quoting). */
+/**
+ * Split one CSV line (RFC 4180 quoting) as kube-apiserver's reader does (Go encoding/csv with
+ * TrimLeadingSpace): white space at the start of a field is dropped, so `tok, bob, u9` is user
+ * "bob" there and here — never " bob", whom no rule for bob would match.
+ */
 export function parseCsvLine(line: string): string[] {
   const out: string[] = [];
   let cur = "";
   let quoted = false;
+  let fieldStart = true;
   for (let i = 0; i < line.length; i++) {
-    const ch = line[i];
+    const ch = line[i]!;
+    if (fieldStart) {
+      if (/\s/.test(ch)) continue;
+      fieldStart = false;
+    }
     if (quoted) {
       if (ch === '"') {
         if (line[i + 1] === '"') {
@@ -38,6 +47,7 @@ export function parseCsvLine(line: string): string[] {
     else if (ch === ",") {
       out.push(cur);
       cur = "";
+      fieldStart = true;
     } else cur += ch;
   }
   out.push(cur);
