@@ -3,6 +3,7 @@
  * gateway must read exactly as the API server does, against a recording upstream over real
  * HTTPS. A call the policy denies must never reach the upstream.
  */
+import { connect as tlsConnect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Rule } from "../sdk/schema/config.ts";
 import {
@@ -139,5 +140,48 @@ describe("token file: columns as kube-apiserver's --token-auth-file reads them (
     } finally {
       await g.close();
     }
+  });
+});
+
+/** One raw HTTP/1.1 exchange over TLS (what a client library would never send). */
+async function rawExchange(base: string, text: string): Promise<string> {
+  const tls = await testTls();
+  const u = new URL(base);
+  return new Promise((resolve) => {
+    const s = tlsConnect(
+      { host: u.hostname, port: Number(u.port), ca: tls.caPem, ALPNProtocols: ["http/1.1"] },
+      () => s.write(text),
+    );
+    let out = "";
+    s.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    s.on("close", () => resolve(out));
+    s.on("error", () => resolve(out));
+    setTimeout(() => s.destroy(), 2000);
+  });
+}
+
+describe("WebSocket upgrades: the client's handshake is checked before the upstream session starts", () => {
+  it("an exec upgrade the gateway cannot complete never runs the command upstream; the client gets a Status and the call its record", async () => {
+    let sessions = 0;
+    up.wss.on("connection", () => sessions++);
+    const head = `GET /api/v1/namespaces/default/pods/p/exec?command=id&stdout=true HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${AGENT_TOKEN}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n`;
+    const cases = [
+      "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\nSec-WebSocket-Version: 13\r\n",
+      "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 99\r\n",
+      "Sec-WebSocket-Protocol: v5.channel.k8s.io, v5.channel.k8s.io\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+    ];
+    for (const extra of cases) {
+      const before = (await t.records()).length;
+      const out = await rawExchange(t.gw.url, `${head}${extra}\r\n`);
+      expect(out.split("\r\n")[0]).toMatch(/^HTTP\/1.1 400 /);
+      const body = out.slice(out.indexOf("\r\n\r\n") + 4);
+      expect(JSON.parse(body)).toMatchObject({ kind: "Status", code: 400 });
+      const recs = (await t.records()).slice(before);
+      expect(recs.map((r) => r.custos.type)).toEqual(["call"]);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sessions).toBe(0);
   });
 });

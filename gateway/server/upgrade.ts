@@ -159,6 +159,12 @@ async function relay(
     .map((s) => s.trim())
     .filter((s) => s !== "");
   const protocols = offered.filter((p) => allowed.includes(p));
+  const problem = clientHandshakeProblem(req);
+  if (problem !== undefined)
+    throw badRequest(
+      "WS_HANDSHAKE_INVALID",
+      `custos: the WebSocket handshake is not valid (${problem}); the session was not started`,
+    );
   if (protocols.length === 0)
     throw badRequest(
       "WS_PROTOCOL_UNSUPPORTED",
@@ -222,8 +228,14 @@ async function relay(
   upstream.on("error", () => {});
   const chosen = upstream.protocol;
   chosenProtocol.set(req, chosen);
-  const client = await new Promise<WebSocket>((resolve) => {
-    wss.handleUpgrade(req, socket, head, (ws) => resolve(ws));
+  const client = await new Promise<WebSocket>((resolve, reject) => {
+    // ws answers a handshake it refuses itself and never calls back: the socket's close ends the wait
+    const gone = () => reject(badRequest("WS_HANDSHAKE_INVALID", "custos: the WebSocket handshake failed"));
+    socket.once("close", gone);
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.off("close", gone);
+      resolve(ws);
+    });
   }).catch((e) => {
     upstream.terminate();
     throw e;
@@ -451,6 +463,32 @@ async function relay(
     });
     client.terminate();
   }
+}
+
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+const WS_TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
+const WS_PROTOCOLS = new RegExp(`^${WS_TOKEN}(?:[ \\t]*,[ \\t]*${WS_TOKEN})*$`);
+
+/**
+ * What `ws` would refuse in the client's handshake (RFC 6455 §4.2.1: GET, a 16-byte key,
+ * version 13 or 8, a list of distinct subprotocol tokens), checked before the upstream session
+ * is opened — opening it already runs the command.
+ */
+export function clientHandshakeProblem(req: IncomingMessage): string | undefined {
+  if (req.method !== "GET") return "the method must be GET";
+  const key = req.headers["sec-websocket-key"];
+  if (typeof key !== "string" || !WS_KEY.test(key)) return "missing or invalid Sec-WebSocket-Key";
+  const version = Number(req.headers["sec-websocket-version"]);
+  if (version !== 13 && version !== 8) return "Sec-WebSocket-Version must be 13";
+  const header = req.headers["sec-websocket-protocol"];
+  if (header !== undefined) {
+    const list = String(header)
+      .split(",")
+      .map((p) => p.trim());
+    if (!WS_PROTOCOLS.test(String(header)) || new Set(list).size !== list.length)
+      return "invalid Sec-WebSocket-Protocol list";
+  }
+  return undefined;
 }
 
 function validClose(code: number): number {
