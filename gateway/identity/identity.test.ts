@@ -251,3 +251,39 @@ describe("verified-JWT cache", async () => {
     await expect(auth.authenticate(`Bearer ${token}`, at(31))).rejects.toMatchObject({ httpStatus: 401 });
   });
 });
+
+describe("OIDC: the email claim as the user name", () => {
+  it("is refused when email_verified is present and not true (kube-apiserver's rule)", async () => {
+    const { publicKey, privateKey } = await generateKeyPair("ES256");
+    const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256" };
+    const provider = new OidcProvider({
+      issuer: "https://idp.example",
+      audience: "custos",
+      jwks: { keys: [jwk] },
+      algorithms: ["ES256"],
+      usernameClaim: "email",
+    });
+    const auth = new Authenticator({ oidc: [provider], jwtCacheMs: 0 });
+    const sign = (claims: Record<string, unknown>) =>
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: "ES256", kid: "k1" })
+        .setIssuer("https://idp.example")
+        .setAudience("custos")
+        .setSubject("u-123")
+        .setExpirationTime(Math.floor(NOW.getTime() / 1000) + 300)
+        .sign(privateKey);
+    for (const v of [false, "false", "true"]) {
+      const t = await sign({ email: "admin@corp.example", email_verified: v });
+      await expect(auth.authenticate(`Bearer ${t}`, NOW), String(v)).rejects.toMatchObject({
+        httpStatus: 401,
+      });
+    }
+    const ok = await auth.authenticate(
+      `Bearer ${await sign({ email: "admin@corp.example", email_verified: true })}`,
+      NOW,
+    );
+    expect(ok.identity.subject).toBe("admin@corp.example");
+    const absent = await auth.authenticate(`Bearer ${await sign({ email: "dev@corp.example" })}`, NOW);
+    expect(absent.identity.subject).toBe("dev@corp.example");
+  });
+});

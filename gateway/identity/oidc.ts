@@ -110,6 +110,11 @@ export function mapClaims(payload: JWTPayload, cfg: OidcProviderConfig): Identit
     throw new OidcConfigError(`OIDC token has no string "${userClaim}" claim to use as the user name`, {
       claim: userClaim,
     });
+  // kube-apiserver's rule: an email is a user name only if the issuer did not say it is unverified
+  if (userClaim === "email" && Object.hasOwn(p, "email_verified") && p.email_verified !== true)
+    throw new OidcConfigError(`OIDC token's email is not verified (email_verified is not true)`, {
+      claim: "email_verified",
+    });
   const groups: string[] = [];
   if (cfg.groupsClaim) {
     const g = p[cfg.groupsClaim];
