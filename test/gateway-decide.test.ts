@@ -185,3 +185,21 @@ describe("WebSocket upgrades: the client's handshake is checked before the upstr
     expect(sessions).toBe(0);
   });
 });
+
+describe("method overrides: the upstream is asked for exactly the method that was decided", () => {
+  it("X-HTTP-Method-Override (and its variants) never reach the upstream", async () => {
+    const before = up.seen.length;
+    const r = await call(t.gw.url, "GET", "/api/v1/namespaces/default/configmaps", {
+      token: AGENT_TOKEN,
+      headers: {
+        "X-HTTP-Method-Override": "DELETE",
+        "X-HTTP-Method": "DELETE",
+        "X-Method-Override": "DELETE",
+      },
+    });
+    expect(r.status).toBe(404); // the recording upstream's answer: the call went through, as a GET
+    const seen = up.seen.slice(before);
+    expect(seen.map((s) => s.method)).toEqual(["GET"]);
+    expect(Object.keys(seen[0]!.headers).filter((h) => h.includes("method"))).toEqual([]);
+  });
+});

@@ -3,7 +3,8 @@
  * `Authorization`, every `Impersonate-*` (the gateway may set its own), authenticating-proxy
  * headers (`X-Remote-*`), hop-by-hop headers (RFC 9110 §7.6.1: Connection and the fields it
  * lists, plus Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade) and custos' own
- * `Custos-Purpose`.
+ * `Custos-Purpose`, and method overrides (`X-HTTP-Method-Override` and its variants: a proxy
+ * in front of the API server that honoured one would run another verb than the one decided).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import type { Identity } from "../ports.ts";
@@ -31,11 +32,15 @@ const RECOMPUTED = new Set([
   "cookie",
 ]);
 
+/** headers asking a server to treat the request as another method */
+const METHOD_OVERRIDES = new Set(["x-http-method-override", "x-http-method", "x-method-override"]);
+
 export function isStrippedHeader(name: string, connectionListed: Set<string>): boolean {
   const n = name.toLowerCase();
   return (
     HOP_BY_HOP.has(n) ||
     RECOMPUTED.has(n) ||
+    METHOD_OVERRIDES.has(n) ||
     n.startsWith("impersonate-") ||
     n.startsWith("x-remote-") ||
     n.startsWith("sec-websocket-") ||
