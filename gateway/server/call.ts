@@ -318,14 +318,29 @@ export class Call {
    * evidence, all stored: its name and path masked as the record's are, each followed by a keyed
    * digest of what it was (`record-[MASKED:mrn]#3f2a…`), so that the approval's fingerprint still
    * binds that exact object and a grant for one patient's object is no grant for another's.
+   * The path carries the query (approvalQuery): what an exec runs, which objects a
+   * deletecollection's selector picks, a dry run or not are part of what the reviewer approves.
    */
   private approvalRequest(r: RequestInfo): RequestInfo {
+    const full = r.path + approvalQuery(r.query);
     const masker = this.snap.masker;
-    if (masker.digest === undefined) return r;
+    if (masker.digest === undefined) return full === r.path ? r : { ...r, path: full };
     const recorded = this.recordedRequest() ?? r;
     const { name, namespace } = recorded;
-    const masked = this.maskedPath(r.path);
-    const path = masked === r.path ? r.path : `${masked ?? "[MASKED]"}#${masker.digest(r.path)}`;
+    // the query's keys and values are masked one by one, as they were sent (not encoded: an
+    // escape before an identifier would hide it from the detectors); the digest binds them all
+    const maskedPath = this.maskedPath(r.path);
+    let changed = maskedPath !== r.path;
+    const stored = (v: string): string => {
+      const m = this.storedText(v, v, "[MASKED:argument]");
+      if (m !== v) changed = true;
+      return m;
+    };
+    const maskedQuery: Record<string, string[]> = {};
+    for (const [k, vs] of Object.entries(r.query)) maskedQuery[stored(k)] = vs.map(stored);
+    const path = changed
+      ? `${maskedPath ?? "[MASKED]"}${approvalQuery(maskedQuery)}#${masker.digest(full)}`
+      : full;
     return name === r.name && namespace === r.namespace && path === r.path
       ? r
       : { ...r, name, namespace, path };
@@ -403,6 +418,37 @@ export class Call {
       return false;
     }
   }
+}
+
+/**
+ * Query parameters that change neither what a call does nor what it returns: how long the
+ * client waits, bookmarks, indentation. A client may vary them between the retries of one
+ * operation (client-go randomises a watch's timeoutSeconds), so they are left out of what an
+ * approval binds.
+ */
+const UNBOUND_QUERY = new Set(["timeout", "timeoutSeconds", "allowWatchBookmarks", "pretty"]);
+
+/**
+ * The query as an approval binds it: "" when none, else "?" and every parameter but
+ * UNBOUND_QUERY, keys sorted, each key's values in the order sent (`command=rm&command=-rf`
+ * is not `command=-rf&command=rm`), escaped by queryEscape.
+ */
+export function approvalQuery(query: Readonly<Record<string, readonly string[]>>): string {
+  const parts: string[] = [];
+  for (const k of Object.keys(query).sort()) {
+    if (UNBOUND_QUERY.has(k)) continue;
+    for (const v of query[k]!) parts.push(`${queryEscape(k)}=${queryEscape(v)}`);
+  }
+  return parts.length === 0 ? "" : `?${parts.join("&")}`;
+}
+
+/**
+ * A query key or value as an approval writes it, for people to read: only what would make it
+ * ambiguous is escaped (`%`, `&`, `=`, `#` — the digest follows a `#` — and control characters);
+ * `/data/x` stays `/data/x`.
+ */
+function queryEscape(s: string): string {
+  return s.replace(/[%&=#\x00-\x1f\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, "0").toUpperCase()}`);
 }
 
 /** the request info of a call whose path was never parsed (refused before, or refused by, parsing) */

@@ -5,6 +5,10 @@
  *   "sha256:" + hex(sha256(canonicalJson({
  *     identity: { subject, groups: groups sorted by UTF-16 code unit, claims },
  *     request:  { verb, apiGroup, apiVersion, namespace, resource, subresource, name, path },
+ *               (path: the request path and its query as the gateway's approvalQuery writes
+ *               it — an exec's command, a deletecollection's selector are approved too; a
+ *               name, namespace or path holding an identifier is masked and followed by "#"
+ *               and a keyed digest of what it was)
  *     purpose:  the purpose id, or null when none was declared,
  *     bodySha256: sha256 hex of the exact request body bytes ("" when none),
  *   })))
