@@ -383,6 +383,25 @@ describe("Kubernetes duplicates of data", () => {
     });
   });
 
+  it("an SSN right after a slash (an access log's path, a file name) is masked", () => {
+    const cm = {
+      kind: "ConfigMap",
+      metadata: { name: "c", namespace: "default" },
+      data: {
+        log: '10.0.0.7 - - "GET /patients/900-12-3456 HTTP/1.1" 200',
+        file: "/data/987-65-4320.json",
+      },
+    };
+    const d = get(m.maskJson(cm, ctx({ resource: "configmaps", namespace: "default" })).value, "data") as O;
+    expect(d).toEqual({
+      log: '10.0.0.7 - - "GET /patients/[MASKED:ssn] HTTP/1.1" 200',
+      file: "/data/[MASKED:ssn].json",
+    });
+    // and in a log stream, line by line
+    const t = m.textStream(ctx({ resource: "pods", subresource: "log", namespace: "default" }));
+    expect(t.push("GET /patients/900-12-3456 200\n") + t.end()).toBe("GET /patients/[MASKED:ssn] 200\n");
+  });
+
   it("last-applied-configuration: parsed, masked with the same rules, re-serialised; unparseable is redacted", () => {
     const inner = {
       apiVersion: "v1",

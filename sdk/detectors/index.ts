@@ -91,7 +91,7 @@ export function ssn(o: DetectorOptions = {}): DetectorSpec {
       id: "ssn",
       category: "ssn",
       // also inside names: "intake-123-45-6789" is a patient's SSN in a pod name
-      pattern: `(?<![A-Za-z0-9.:/+]|\\d-)\\d{3}-\\d{2}-\\d{4}(?![A-Za-z0-9]|-\\d)|${labelled("ssn|social security|ss#", "\\d{3}[- ]?\\d{2}[- ]?\\d{4}(?!\\d)")}`,
+      pattern: `(?<![A-Za-z0-9.:+]|\\d-)\\d{3}-\\d{2}-\\d{4}(?![A-Za-z0-9]|-\\d)|${labelled("ssn|social security|ss#", "\\d{3}[- ]?\\d{2}[- ]?\\d{4}(?!\\d)")}`,
       flags: "i",
       strategy: REDACT,
       label: "ssn",
