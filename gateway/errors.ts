@@ -128,8 +128,35 @@ export function statusBody(
   return s;
 }
 
+/**
+ * What in a failure's data a program may read from its Status (never a name, a path or a
+ * value from the request: only custos' own identifiers), as a cause each.
+ */
+const CAUSE_DATA: readonly [key: string, cause: string][] = [
+  ["ruleId", "custos.dev/rule"],
+  ["requestId", "custos.dev/approval-request"],
+  ["grantId", "custos.dev/grant"],
+];
+
+/**
+ * The Status a client receives for a failure. Besides the message a person reads, programs
+ * (agents) get stable facts in `details`, as Kubernetes Status conventions put them: the
+ * failure's code as the first cause (`{"reason":"custos.dev/APPROVAL_PENDING","message":…}`),
+ * the rule and approval request it names as further causes, and `retryAfterSeconds` when the
+ * answer carries a Retry-After.
+ */
 export function toStatus(err: GatewayError): KubeStatus {
-  return statusBody(err.httpStatus, err.reason, err.message);
+  const causes: { reason: string; message: string }[] = [
+    { reason: `custos.dev/${err.code}`, message: err.message },
+  ];
+  for (const [key, cause] of CAUSE_DATA) {
+    const v = err.data[key];
+    if (typeof v === "string" && v !== "") causes.push({ reason: cause, message: v });
+  }
+  const details: Record<string, unknown> = { causes };
+  const retry = Number(err.headers["retry-after"]);
+  if (Number.isInteger(retry) && retry > 0) details.retryAfterSeconds = retry;
+  return statusBody(err.httpStatus, err.reason, err.message, details);
 }
 
 /** Any thrown value as a GatewayError (unknown errors become a 500 that reveals nothing internal). */

@@ -86,8 +86,17 @@ afterAll(async () => {
 async function pending(method: string, p: string): Promise<string> {
   const r = await call(t.gw.url, method, p, { token: AGENT_TOKEN });
   expect(r.status, r.body).toBe(403);
-  const id = /request (\S+) is pending/.exec(JSON.parse(r.body).message)?.[1];
+  const s = JSON.parse(r.body);
+  const id = /request (\S+) is pending/.exec(s.message)?.[1];
   expect(id, r.body).toBeDefined();
+  // the Status says it to a program too: the code, the rule and the request
+  expect(s.details.causes.map((c: { reason: string }) => c.reason)).toEqual([
+    "custos.dev/APPROVAL_PENDING",
+    "custos.dev/rule",
+    "custos.dev/approval-request",
+  ]);
+  expect(s.details.causes[1].message).toBe("approve-bulk-and-exec");
+  expect(s.details.causes[2].message).toBe(id);
   return id!;
 }
 

@@ -491,6 +491,11 @@ describe("refusals", () => {
     expect(s.message).toContain("no-secrets");
     expect(s.message).toContain("secrets hold PHI");
     expect(s.message).toContain("ask the platform team");
+    // a program reads the same facts from details: the failure's code, then the rule
+    expect(s.details.causes).toEqual([
+      { reason: "custos.dev/DENIED_BY_POLICY", message: s.message },
+      { reason: "custos.dev/rule", message: "no-secrets" },
+    ]);
     expect(up.seen.length).toBe(seen);
     const d = await call(t.gw.url, "GET", "/api/v1/namespaces/default/pods", { token: NOBODY_TOKEN });
     expect(d.status).toBe(403);

@@ -113,7 +113,7 @@ export async function approvalStage(
           403,
           "Forbidden",
           `custos: denied by rule ${op.ruleId}: ${outcome.reason}${outcome.url ? ` (${outcome.url})` : ""}`,
-          { requestId: outcome.requestId },
+          { requestId: outcome.requestId, ruleId: op.ruleId },
         ),
       };
     // pending: the wait runs from the first attempt on this request (retries do not extend it;
@@ -137,7 +137,7 @@ export async function approvalStage(
           403,
           "Forbidden",
           `custos: rule ${op.ruleId} requires approval; request ${outcome.requestId} is pending${outcome.url ? ` at ${outcome.url}` : ""}. A reviewer runs: ${outcome.reviewCommand} — then retry the same command`,
-          { requestId: outcome.requestId, fingerprint: outcome.fingerprint },
+          { requestId: outcome.requestId, fingerprint: outcome.fingerprint, ruleId: op.ruleId },
         ),
       };
     }
@@ -152,7 +152,7 @@ export async function approvalStage(
           429,
           "TooManyRequests",
           `custos: rule ${op.ruleId} requires approval; request ${outcome.requestId} is still pending${outcome.url ? ` at ${outcome.url}` : ""} (${Math.ceil(remaining / 1000)} s of the rule's wait left). Retry after ${retryAfter} s (kubectl retries by itself). A reviewer runs: ${outcome.reviewCommand}`,
-          { requestId: outcome.requestId, fingerprint: outcome.fingerprint },
+          { requestId: outcome.requestId, fingerprint: outcome.fingerprint, ruleId: op.ruleId },
           { "retry-after": String(retryAfter) },
         ),
       };
