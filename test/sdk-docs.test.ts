@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -28,5 +28,25 @@ describe("docs/policy-guide.md", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("docs/agent-guide.md", () => {
+  it("every failure code its table lists is one the gateway gives", () => {
+    const guide = readFileSync(path.join(root, "docs/agent-guide.md"), "utf8");
+    const table = guide.split("\n").filter((l) => /^\| \d{3}/.test(l));
+    const codes = table.flatMap((l) => [...l.matchAll(/`([A-Z][A-Z_]+[A-Z])`/g)].map((m) => m[1]!));
+    expect(codes.length).toBeGreaterThan(15);
+    const sources: string[] = [];
+    const walk = (dir: string) => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.name.endsWith(".ts") && !e.name.endsWith(".test.ts")) sources.push(readFileSync(p, "utf8"));
+      }
+    };
+    walk(path.join(root, "gateway"));
+    const all = sources.join("\n");
+    for (const c of codes) expect(all, c).toContain(`"${c}"`);
   });
 });
