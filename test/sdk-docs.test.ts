@@ -42,7 +42,8 @@ describe("docs/agent-guide.md", () => {
       for (const e of readdirSync(dir, { withFileTypes: true })) {
         const p = path.join(dir, e.name);
         if (e.isDirectory()) walk(p);
-        else if (e.name.endsWith(".ts") && !e.name.endsWith(".test.ts")) sources.push(readFileSync(p, "utf8"));
+        else if (e.name.endsWith(".ts") && !e.name.endsWith(".test.ts"))
+          sources.push(readFileSync(p, "utf8"));
       }
     };
     walk(path.join(root, "gateway"));
