@@ -555,6 +555,43 @@ describe("server-side Table", () => {
   });
 });
 
+describe("watch events", () => {
+  const m = masker(makeConfig().masks);
+  const cm = {
+    kind: "ConfigMap",
+    apiVersion: "v1",
+    metadata: { name: "intake", namespace: "default", labels: { "custos.dev/patient": "true" } },
+    data: { patient: "Patient Number1", note: "ok" },
+  };
+  const watchCtx = ctx({ verb: "watch", resource: "configmaps", namespace: "default" });
+  it("on a watch stream, an event with more keys than type and object still has its object masked as the event's object", () => {
+    for (const ev of [
+      { type: "ADDED", object: cm, x: 1 },
+      { x: "SSN 123-45-6789", type: "MODIFIED", object: cm },
+      // keys that would make another shape of a plain body do not make a watch line one
+      { type: "ADDED", object: cm, kind: "Status", items: [] },
+      { type: "ADDED", object: cm, kind: "Table", rows: [] },
+    ]) {
+      const line = JSON.stringify(ev);
+      const w = m.watchStream(watchCtx);
+      let out = "";
+      w.push(`${line}\n`, (b) => {
+        out += b.toString();
+      });
+      const viaObject = m.maskJson(ev as unknown as Json, watchCtx).value as O;
+      for (const v of [JSON.parse(out) as O, viaObject]) {
+        expect(JSON.stringify(v), line).not.toContain("Patient Number1");
+        expect(get(v, "object", "data", "note")).toBe("ok");
+        // the other keys' values are scanned with the detectors
+        expect(JSON.stringify(v), line).not.toContain("123-45-6789");
+        expect(Object.keys(v)).toEqual(Object.keys(ev));
+      }
+      expect(JSON.parse(out)).toEqual(viaObject);
+      expect(w.summary().rules).toContain("patient-labels");
+    }
+  });
+});
+
 describe("summary", () => {
   it("caps pointers at 200 and says so; counts stay exact", () => {
     const m = masker(makeConfig().masks);

@@ -232,6 +232,7 @@ const docArb: fc.Arbitrary<Doc> = fc
       "status",
       "watch",
       "watch-kind-first",
+      "watch-extra-keys",
       "list-kind-last",
       "list-no-kind",
     ),
@@ -281,6 +282,25 @@ const docArb: fc.Arbitrary<Doc> = fc
           planted: items[0]!.p,
           ctx: { ...c, request: { ...c.request, verb: "watch" } },
           via: "text",
+        };
+      } else if (shape === "watch-extra-keys") {
+        // on a watch stream every line is an event, whatever other keys it holds (their values
+        // are scanned with the detectors; a `kind` or `items` beside them changes nothing)
+        const o = vs[0] as Record<string, Json>;
+        const kind = typeof o.kind === "string" ? o.kind : r.listKind.slice(0, -4);
+        // (any planted identifier: the detectors find each one alone, as in a Status message)
+        const extra = planted[planted.length - 1];
+        value = {
+          type: "ADDED",
+          object: { kind, apiVersion: "v1", ...o },
+          x: 1,
+          ...(seed % 2 === 0 ? { kind: "Status", note: extra?.text ?? "none" } : { items: [] }),
+        };
+        return {
+          value,
+          planted: extra !== undefined && seed % 2 === 0 ? [...items[0]!.p, extra] : items[0]!.p,
+          ctx: { ...c, request: { ...c.request, verb: "watch" } },
+          via: "object",
         };
       } else value = { type: "MODIFIED", object: vs[0]! };
       const via = shape === "list" || shape === "list-no-kind" ? "text" : "object";

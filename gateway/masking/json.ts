@@ -198,14 +198,24 @@ export class JsonMaskRun {
   /** whether an object's labels can change which masks apply to it (a mask selects by label) */
   readonly labelsMatter: boolean;
 
-  /** Entry point: dispatch on the response shape. */
+  /**
+   * Entry point: dispatch on the response shape. On a watch stream every line is an event: one
+   * with a `type` and an `object` is masked as an event whatever other keys it has (a `kind`
+   * or `items` beside them does not make it a Status or a List).
+   */
   top(v: Json): Json {
+    if (isObject(v) && this.ctx.request.verb === "watch" && isWatchLine(v)) return this.watchEvent(v);
+    return this.shape(v, true);
+  }
+
+  /** dispatch on the shape; `events`: a `{type, object}` body is a watch event */
+  private shape(v: Json, events: boolean): Json {
     if (isObject(v)) {
       const kind = v.kind;
       if (kind === "Table" && Array.isArray(v.rows)) return this.table(v);
       if (kind === "Status") return this.detectorsOnly(v, this.requestApplied());
       if (Array.isArray(v.items) && (typeof kind !== "string" || kind.endsWith("List"))) return this.list(v);
-      if (isWatchEvent(v)) return this.watchEvent(v);
+      if (events && isWatchEvent(v)) return this.watchEvent(v);
       return this.rootObject(v, undefined, this.appliedFor(v));
     }
     const r = this.walk(v, null, this.requestApplied(), undefined, false);
@@ -263,13 +273,30 @@ export class JsonMaskRun {
     return this.policy.detectorsFor(groupOf(ref.apiVersion), kindToResource(ref.kind), refNs);
   }
 
+  /**
+   * A watch event: its `object` masked as the object it is (never as another event), every
+   * other member's value (the `type` too: a client quotes an unknown one in its error) scanned
+   * with the request's detectors.
+   */
   private watchEvent(ev: JsonObject): Json {
-    const obj = ev.object as Json;
-    this.path.push("object");
-    const masked = this.top(obj);
-    this.path.pop();
-    if (masked === obj) return ev;
-    return { ...ev, object: masked };
+    let out: JsonObject | null = null;
+    for (const k in ev) {
+      const child = ev[k]!;
+      this.path.push(k);
+      let r: Json;
+      if (k === "object") r = this.shape(child, false);
+      else {
+        const a = this.requestApplied();
+        const w = a.detectors.empty ? child : this.walk(child, null, a, undefined, false);
+        r = w === DROP ? redactToken("value") : w;
+      }
+      this.path.pop();
+      if (r !== child) {
+        out ??= { ...ev };
+        out[k] = r;
+      }
+    }
+    return out ?? ev;
   }
 
   private list(list: JsonObject): Json {
@@ -711,6 +738,12 @@ function columnField(a: Applied, col: string): CompiledField | undefined {
   return undefined;
 }
 
+/** a line of a watch stream that is an event: a `type` and an `object`, whatever else it holds */
+function isWatchLine(v: JsonObject): boolean {
+  return typeof v.type === "string" && isObject(v.object);
+}
+
+/** a body that is a watch event as the API server writes one: `type` and `object`, nothing else */
 function isWatchEvent(v: JsonObject): boolean {
   if (typeof v.type !== "string" || !isObject(v.object)) return false;
   for (const k of Object.keys(v)) if (k !== "type" && k !== "object") return false;

@@ -341,6 +341,8 @@ export class JsonTextMaskRun {
       this.watchEvent();
       return;
     }
+    // on a watch stream every line is an event, whatever its layout: json.ts decides
+    if (this.ctx.request.verb === "watch") throw new DocFallback();
     let kindSeen = false;
     let kind: Json | undefined;
     let listDone = false;
@@ -404,7 +406,12 @@ export class JsonTextMaskRun {
     this.expect(58);
     this.ws();
     if (t.charCodeAt(this.pos) !== 34) throw new DocFallback();
-    this.scanString();
+    // the type is scanned with the request's detectors, as json.ts scans every member but the object
+    const a = this.jr.requestApplied();
+    this.path.push("type");
+    if (a.detectors.empty) this.scanString();
+    else this.walk(null, a, undefined, false, undefined);
+    this.path.pop();
     this.ws();
     this.expect(44);
     this.ws();
