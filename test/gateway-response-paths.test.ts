@@ -310,3 +310,98 @@ describe("content negotiation", () => {
     }
   });
 });
+
+describe("a body nested deeper than the masker reads", () => {
+  it("is refused with a 502 Status that says so and names the limit, buffered and on a watch stream", async () => {
+    const DEPTH = 200_000;
+    const deep = `{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"deep","namespace":"default"},"data":{"x":${"[".repeat(DEPTH)}"${PLANTED}"${"]".repeat(DEPTH)}}}`;
+    const tup = await startRecordingUpstream({
+      token: UPSTREAM_TOKEN,
+      routes: [
+        (r, res) => {
+          if (!r.url.startsWith("/api/v1/namespaces/default/configmaps")) return false;
+          if (r.url.includes("watch=true")) {
+            res.writeHead(200, { "content-type": "application/json;stream=watch" });
+            res.write(
+              `${JSON.stringify({ type: "ADDED", object: { kind: "ConfigMap", apiVersion: "v1", metadata: { name: "flat", namespace: "default" } } })}\n`,
+            );
+            res.end(`{"type":"MODIFIED","object":${deep}}\n`);
+            return true;
+          }
+          return raw(res, 200, { "content-type": "application/json" }, deep);
+        },
+      ],
+    });
+    const { policyHash: _, ...base } = testPolicy();
+    const config = withHash({
+      ...base,
+      detectors: [
+        {
+          id: "patient-name",
+          category: "name",
+          pattern: PLANTED,
+          flags: "",
+          strategy: { kind: "redact" },
+          label: "name",
+          scope: "everywhere",
+          source: SRC,
+        },
+      ],
+    });
+    const g = await startTestGateway(upstreamFor(tup.url, (await testTls()).caPem, UPSTREAM_TOKEN, 5000), {
+      config,
+      maskerFactory: (c) => createMasker(c, { pseudonymKey: new Uint8Array(32).fill(7) }),
+    });
+    try {
+      const r = await call(g.gw.url, "GET", "/api/v1/namespaces/default/configmaps/deep", {
+        token: AGENT_TOKEN,
+      });
+      expect(r.status).toBe(502);
+      expect(r.body).not.toContain(PLANTED);
+      const st = JSON.parse(r.body);
+      expect(st.kind).toBe("Status");
+      expect(st.reason).toBe("BadGateway");
+      expect(st.message).toMatch(/nests deeper than custos reads/);
+      expect(st.message).toContain("1000 levels");
+      // (the stream ends abnormally after its ERROR event: read what came until then)
+      const w = await new Promise<string>((resolve, reject) => {
+        const u = new URL(g.gw.url);
+        let b = "";
+        https
+          .get(
+            {
+              host: u.hostname,
+              port: u.port,
+              path: "/api/v1/namespaces/default/configmaps?watch=true",
+              ca: g.gw.caPem,
+              agent: false,
+              headers: { authorization: `Bearer ${AGENT_TOKEN}` },
+            },
+            (res) => {
+              res.on("data", (c: Buffer) => {
+                b += c.toString();
+              });
+              res.on("close", () => resolve(b));
+              res.on("error", () => resolve(b));
+            },
+          )
+          .on("error", reject);
+      });
+      expect(w).not.toContain(PLANTED);
+      const events = w
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l));
+      expect(events.map((e) => e.type)).toEqual(["ADDED", "ERROR"]);
+      expect(events[1].object.code).toBe(502);
+      expect(events[1].object.reason).toBe("BadGateway");
+      expect(events[1].object.message).toMatch(/nests deeper than custos reads/);
+      expect(events[1].object.message).toContain("1000 levels");
+      const recs = await g.records();
+      expect(recs.at(-2)?.annotations?.["custos.dev/error-code"]).toBe("MASK_TOO_DEEP");
+    } finally {
+      await g.close();
+      await tup.close();
+    }
+  });
+});

@@ -8,6 +8,7 @@ import {
   assertMaskableResponse,
   createMasker,
   decodeBody,
+  MAX_JSON_NESTING,
   MaskingError,
   maskableAccept,
   parseJsonBody,
@@ -699,6 +700,33 @@ describe("fail closed", () => {
       expect((e as MaskingError).httpStatus).toBe(502);
       expect((e as MaskingError).message).toContain("refused");
     }
+  });
+  it("reads bodies nested as deep as it says it does; refuses deeper ones with a Status naming the limit", () => {
+    const m = masker(makeConfig().masks);
+    const nested = (d: number) =>
+      `{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c","namespace":"default"},"data":{"x":${"[".repeat(d)}"SSN 123-45-6789"${"]".repeat(d)}}}`;
+    // a Table goes to the object walker, a ConfigMap through the text walker first
+    for (const text of [
+      nested(MAX_JSON_NESTING),
+      `{"kind":"Table","rows":[{"cells":[],"object":${nested(MAX_JSON_NESTING)}}]}`,
+    ]) {
+      const out = m.maskJsonBytes(Buffer.from(text), ctx({ resource: "configmaps", namespace: "default" }));
+      expect(out.body.toString()).not.toContain("123-45-6789");
+    }
+    const deep = nested(200_000);
+    expect(code(() => m.maskJsonBytes(Buffer.from(deep), ctx({ resource: "configmaps" })))).toBe(
+      "MASK_TOO_DEEP",
+    );
+    const w = m.watchStream(ctx({ verb: "watch", resource: "configmaps" }));
+    let err: MaskingError | undefined;
+    try {
+      w.push(`{"type":"ADDED","object":${deep}}\n`, () => {});
+    } catch (e) {
+      err = e as MaskingError;
+    }
+    expect(err?.code).toBe("MASK_TOO_DEEP");
+    expect(err?.httpStatus).toBe(502);
+    expect(err?.message).toContain(`${MAX_JSON_NESTING} levels`);
   });
   it("rewrites Accept so the upstream answers JSON", () => {
     expect(maskableAccept("application/vnd.kubernetes.protobuf,application/json")).toBe("application/json");

@@ -611,7 +611,9 @@ describe("the text masker on tricky texts", () => {
     const kubelet = [
       {
         // letters only (digits could look like an identifier), unique to this run
-        manager: `kubelet-${Math.random().toString(36).replace(/[^a-z]/g, "")}`,
+        manager: `kubelet-${Math.random()
+          .toString(36)
+          .replace(/[^a-z]/g, "")}`,
         operation: "Update",
         apiVersion: "v1",
         time: "2025-10-02T08:14:31Z",

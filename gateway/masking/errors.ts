@@ -10,6 +10,7 @@ export type MaskingErrorCode =
   | "MASK_UNKNOWN_COMPRESSION"
   | "MASK_MALFORMED_JSON"
   | "MASK_EVENT_TOO_LARGE"
+  | "MASK_TOO_DEEP"
   | "MASK_RECORDING_FAILED"
   | "MASK_CONFIG_INVALID";
 
@@ -77,6 +78,27 @@ export const eventTooLarge = (limit: number) =>
     502,
     "BadGateway",
     `custos: a watch event exceeded ${limit} bytes without a line end, so it could not be masked within bounded memory; the stream was closed. Narrow the watch (label/field selector) or ask the operator to raise the masking event limit`,
+    { limit },
+  );
+
+/**
+ * How deeply nested a JSON body (objects and arrays) the masker reads: its walks recurse once per
+ * level, and far deeper than any Kubernetes object nests, well within the stack.
+ */
+export const MAX_JSON_NESTING = 1000;
+
+/** the masker ran out of stack: a body nested deeper than it reads */
+export function isStackOverflow(e: unknown): boolean {
+  return e instanceof RangeError && /call stack/i.test(e.message);
+}
+
+/** The body nests deeper than the masker reads (its walks would exhaust the stack). */
+export const nestedTooDeep = (limit: number = MAX_JSON_NESTING) =>
+  new MaskingError(
+    "MASK_TOO_DEEP",
+    502,
+    "BadGateway",
+    `custos: the upstream's response nests deeper than custos reads (more than ${limit} levels of JSON objects and arrays), so it could not be masked; it was refused, not passed through. No Kubernetes object nests that deep: tell the operator (the upstream, or an object stored in it, is broken)`,
     { limit },
   );
 

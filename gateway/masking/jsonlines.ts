@@ -10,7 +10,7 @@
 import type { Json } from "../../sdk/schema/config.ts";
 import type { MaskContext, Masker, MaskSummary } from "../ports.ts";
 import { parseJsonBody } from "./encoding.ts";
-import { eventTooLarge, malformedJson } from "./errors.ts";
+import { eventTooLarge, isStackOverflow, malformedJson, nestedTooDeep } from "./errors.ts";
 import { SummaryBuilder } from "./summary.ts";
 
 export interface JsonLinesMasker {
@@ -79,7 +79,13 @@ export function createJsonLinesMasker(
       return undefined;
     }
     if (columns === undefined) return undefined;
-    const r = masker.maskJson({ ...ev, object: { ...obj, columnDefinitions: columns } } as Json, ctx);
+    let r: { value: Json; summary: MaskSummary };
+    try {
+      r = masker.maskJson({ ...ev, object: { ...obj, columnDefinitions: columns } } as Json, ctx);
+    } catch (e) {
+      if (isStackOverflow(e)) throw nestedTooDeep();
+      throw e;
+    }
     sum.merge(r.summary);
     const out = r.value as { object?: Record<string, Json | undefined> };
     if (isObject(out.object)) {

@@ -42,6 +42,7 @@ import {
   skipForDetectors,
   terminalOf,
 } from "./json.ts";
+import { isStackOverflow, nestedTooDeep } from "./errors.ts";
 import { DROP, type Dropped, redactToken } from "./strategy.ts";
 import { SummaryBuilder } from "./summary.ts";
 
@@ -1459,9 +1460,16 @@ function maskDocument<T>(
       },
     ];
   const obj = new JsonMaskRun(policy, key, ctx, new SummaryBuilder(maxPaths));
-  const masked = obj.top(JSON.parse(text) as Json);
+  let json: string;
+  try {
+    json = JSON.stringify(obj.top(JSON.parse(text) as Json));
+  } catch (e) {
+    // (fail closed, with a reason: the walks recurse once per level of nesting)
+    if (isStackOverflow(e)) throw nestedTooDeep();
+    throw e;
+  }
   return [
-    viaObject(JSON.stringify(masked)),
+    viaObject(json),
     { summary: obj.sum.toSummary(), via: "object", itemFallbacks: 0, itemRedos: 0, managedReused: 0 },
   ];
 }
