@@ -156,6 +156,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       );
   });
 
+  // the apiextensions-apiserver: a CustomResourceDefinition serves its resource (and its columns)
+  const isCrd = (o: JsonObject) =>
+    o.kind === "CustomResourceDefinition" && o.apiVersion === "apiextensions.k8s.io/v1";
+  store.subscribe((e) => {
+    if (e.type !== "DELETED" && isCrd(e.object)) registry.addCustomResource(e.object);
+  });
+
   const load = (objects: object[]): JsonObject[] => {
     const objs = objects.map((o) => {
       if (!isObject(o)) throw errors.badRequest("a seed object must be a JSON object");
@@ -163,8 +170,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     });
     const nsDef = registry.byResource("", "v1", "namespaces")!;
     // namespaces first, events last (so their involvedObject can be linked to the object's uid)
+    // (CustomResourceDefinitions first too: their objects need the resources they define)
     const rank = (o: JsonObject) =>
-      o.kind === "Namespace" && o.apiVersion === "v1" ? 0 : o.kind === "Event" ? 2 : 1;
+      (o.kind === "Namespace" && o.apiVersion === "v1") || isCrd(o) ? 0 : o.kind === "Event" ? 2 : 1;
     const ordered = [...objs].sort((a, b) => rank(a) - rank(b));
     const out: JsonObject[] = [];
     for (const o of ordered) {

@@ -26,6 +26,18 @@ export interface ResourceDef {
   subresources: SubresourceDef[];
   /** storage key shared by resources that are the same objects in another group (events) */
   storage: string;
+  /** a custom resource's additionalPrinterColumns (its CRD's, for this version) */
+  printerColumns?: PrinterColumn[];
+}
+
+/** apiextensions.k8s.io/v1 CustomResourceColumnDefinition */
+export interface PrinterColumn {
+  name: string;
+  type: string;
+  format?: string;
+  description?: string;
+  priority?: number;
+  jsonPath: string;
 }
 
 const CRUD = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
@@ -237,6 +249,43 @@ export class ResourceRegistry {
     const d = def(group, version, pluralize(kind), kind, namespaced, { subresources: [STATUS] });
     this.add(d);
     return d;
+  }
+
+  /**
+   * The resources a CustomResourceDefinition (apiextensions.k8s.io/v1) defines: one per served
+   * version, with its printer columns (kube-apiserver defaults them to Age when none are given).
+   */
+  addCustomResource(crd: Record<string, unknown>): ResourceDef[] {
+    const spec = crd.spec as Record<string, unknown> | undefined;
+    const names = spec?.names as Record<string, unknown> | undefined;
+    if (!spec || !names || typeof spec.group !== "string" || typeof names.kind !== "string") return [];
+    const kind = names.kind;
+    const out: ResourceDef[] = [];
+    for (const v of Array.isArray(spec.versions) ? spec.versions : []) {
+      const ver = v as Record<string, unknown>;
+      if (typeof ver.name !== "string" || ver.served === false) continue;
+      const cols = Array.isArray(ver.additionalPrinterColumns)
+        ? (ver.additionalPrinterColumns as PrinterColumn[])
+        : [{ name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" }];
+      const extra: Parameters<typeof def>[5] = {
+        singular: typeof names.singular === "string" ? names.singular : kind.toLowerCase(),
+        subresources: [STATUS],
+      };
+      if (Array.isArray(names.shortNames)) extra.shortNames = names.shortNames as string[];
+      if (Array.isArray(names.categories)) extra.categories = names.categories as string[];
+      const d = def(
+        spec.group,
+        ver.name,
+        typeof names.plural === "string" ? names.plural : pluralize(kind),
+        kind,
+        spec.scope !== "Cluster",
+        extra,
+      );
+      d.printerColumns = cols;
+      this.add(d);
+      out.push(d);
+    }
+    return out;
   }
 
   /** group -> versions, in registration order (core group "" first) */

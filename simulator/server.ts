@@ -565,9 +565,8 @@ export class SimulatorHandler {
         def,
         [{ printed: o, returned: outObj }],
         { resourceVersion: String((o.metadata as JsonObject).resourceVersion ?? "") },
-        { include: this.includeObject(ctx), now: this.deps.clock() },
+        { include: this.includeObject(ctx), now: this.deps.clock(), version: n.version },
       );
-      if (n.version === "v1beta1") t.apiVersion = "meta.k8s.io/v1beta1";
       return writeJson(ctx.req, ctx.res, 200, t);
     }
     if (n.as === "partial")
@@ -661,9 +660,8 @@ export class SimulatorHandler {
         def,
         result.items.map((o) => ({ printed: o, returned: this.out(def, o) })),
         listMeta,
-        { include: this.includeObject(ctx), now: this.deps.clock() },
+        { include: this.includeObject(ctx), now: this.deps.clock(), version: n.version },
       );
-      if (n.version === "v1beta1") t.apiVersion = "meta.k8s.io/v1beta1";
       return writeJson(ctx.req, ctx.res, 200, t);
     }
     if (n.as === "partial") {
@@ -711,7 +709,9 @@ export class SimulatorHandler {
         { key: "metadata.name", op: "=", values: [singleName] },
       ];
     const n = negotiate(req.headers.accept, { table: true, partial: true });
-    const include = this.includeObject(ctx);
+    // (read for Tables only: kube-apiserver ignores includeObject anywhere else)
+    const include = () => this.includeObject(ctx);
+    if (n.as === "table") include();
     const rvParam = q.one("resourceVersion");
     const bookmarks = q.bool("allowWatchBookmarks");
     const sendInitial = q.one("sendInitialEvents") === "true";
@@ -741,9 +741,8 @@ export class SimulatorHandler {
           def,
           [{ printed: o, returned: this.out(def, o) }],
           { resourceVersion: String((o.metadata as JsonObject).resourceVersion) },
-          { include, now: this.deps.clock(), noHeaders: headersSent },
+          { include: include(), now: this.deps.clock(), noHeaders: headersSent, version: n.version },
         );
-        if (n.version === "v1beta1") object.apiVersion = "meta.k8s.io/v1beta1";
         headersSent = true;
       } else if (n.as === "partial") {
         object = {

@@ -4,7 +4,7 @@
  */
 import type { Json, JsonObject } from "./errors.ts";
 import { isObject } from "./patch.ts";
-import type { ResourceDef } from "./resources.ts";
+import type { PrinterColumn, ResourceDef } from "./resources.ts";
 
 export interface ColumnDefinition {
   name: string;
@@ -500,7 +500,49 @@ function bindingColumns(): Column[] {
   ];
 }
 
+/**
+ * A printer column's simple JSONPath (`.spec.patientName`, `.status.conditions[0].type`), as
+ * kube-apiserver's custom resource table convertor reads it; undefined when it finds nothing.
+ */
+function jsonPath(o: JsonObject, path: string): Json | undefined {
+  const segs = path
+    .replace(/^\{?\.?/, "")
+    .replace(/\}$/, "")
+    .split(/\.|\[(\d+)\]/)
+    .filter((x) => x !== undefined && x !== "");
+  let cur: Json | undefined = o;
+  for (const s of segs) {
+    if (Array.isArray(cur) && /^\d+$/.test(s)) cur = cur[Number(s)];
+    else if (isObject(cur)) cur = cur[s];
+    else return undefined;
+  }
+  return cur;
+}
+
+/** apiextensions-apiserver's tableconvertor: a string column prints its value, others keep their type */
+function printerColumn(c: PrinterColumn): Column {
+  return {
+    name: c.name,
+    type: c.type,
+    format: c.format ?? "",
+    priority: c.priority ?? 0,
+    description: c.description ?? "",
+    cell: (o, now) => {
+      const v = jsonPath(o, c.jsonPath);
+      if (v === undefined || v === null) return null as unknown as Cell;
+      if (c.type === "date")
+        return typeof v === "string" && !Number.isNaN(Date.parse(v))
+          ? humanDuration(now.getTime() - Date.parse(v))
+          : "<invalid>";
+      if (c.type === "string") return typeof v === "object" ? JSON.stringify(v) : String(v);
+      if (c.type === "integer" && typeof v === "number") return Math.trunc(v);
+      return v as Cell;
+    },
+  };
+}
+
 function columnsFor(def: ResourceDef): Column[] {
+  if (def.printerColumns) return [NAME, ...def.printerColumns.map(printerColumn)];
   const key = `${def.group === "events.k8s.io" ? "" : def.group}/${def.resource}`;
   return COLUMNS[key] ?? [NAME, AGE];
 }
@@ -515,12 +557,17 @@ export function columnDefinitions(def: ResourceDef): ColumnDefinition[] {
   }));
 }
 
-export function rowObject(o: JsonObject, include: IncludeObject): JsonObject | undefined {
-  if (include === "None") return undefined;
+/**
+ * A row's object as kube-apiserver's asTable writes it: None, null (TableRow.object is a
+ * RawExtension, which encodes an absent object as null); Metadata, a PartialObjectMetadata in
+ * the Table's own version; Object, the object.
+ */
+export function rowObject(o: JsonObject, include: IncludeObject, tableVersion = "v1"): JsonObject | null {
+  if (include === "None") return null;
   if (include === "Object") return o;
   return {
     kind: "PartialObjectMetadata",
-    apiVersion: "meta.k8s.io/v1",
+    apiVersion: `meta.k8s.io/${tableVersion}`,
     metadata: (o.metadata ?? {}) as JsonObject,
   };
 }
@@ -533,18 +580,18 @@ export function toTable(
   def: ResourceDef,
   items: Array<{ printed: JsonObject; returned: JsonObject }>,
   listMeta: JsonObject,
-  opts: { include: IncludeObject; now: Date; noHeaders?: boolean },
+  opts: { include: IncludeObject; now: Date; noHeaders?: boolean; version?: string },
 ): JsonObject {
   const cols = columnsFor(def);
+  const version = opts.version ?? "v1";
   return {
     kind: "Table",
-    apiVersion: "meta.k8s.io/v1",
+    apiVersion: `meta.k8s.io/${version}`,
     metadata: listMeta,
     columnDefinitions: opts.noHeaders ? [] : (columnDefinitions(def) as unknown as Json[]),
     rows: items.map(({ printed, returned }) => {
       const row: JsonObject = { cells: cols.map((c) => c.cell(printed, opts.now)) };
-      const obj = rowObject(returned, opts.include);
-      if (obj) row.object = obj;
+      row.object = rowObject(returned, opts.include, version);
       return row;
     }),
   };
