@@ -72,9 +72,19 @@ export interface MaskSummary {
   counts: Record<string, number>;
 }
 
+/** what a server-side Table row embeds (the `includeObject` query parameter) */
+export type IncludeObject = "None" | "Metadata" | "Object";
+
 export interface MaskContext {
   request: RequestInfo;
   identity: Identity;
+  /**
+   * Set when the gateway asked the upstream for Table rows with their whole objects
+   * (`includeObject=Object`) so that field masks can match cells by value: what the client asked
+   * for, which each row gets once masked (None: no object; Metadata: a PartialObjectMetadata of
+   * the masked object's metadata; Object: the masked object).
+   */
+  tableRows?: IncludeObject;
 }
 
 /** Streaming text masker (logs, exec/attach channels, watch lines): carries partial identifiers across chunk boundaries. */
@@ -112,6 +122,12 @@ export interface Masker {
    * When it returns false the proxy may relay a readable (JSON/text) body without parsing it.
    */
   appliesTo?(ctx: MaskContext): boolean;
+  /**
+   * (additive, optional) Whether a field mask can apply to an object this request returns (by
+   * its resource and namespace; labels unknown). When true, the proxy asks for Tables with
+   * whole row objects (see MaskContext.tableRows).
+   */
+  fieldMasksMayApply?(ctx: MaskContext): boolean;
 }
 
 /** One evidence record per call: the fields of an audit.k8s.io/v1 Event plus custos' own. */

@@ -72,6 +72,7 @@ export interface CustosMasker extends Masker {
    * may pass an unreadable encoding through; when true it must refuse it (fail closed).
    */
   appliesTo(ctx: MaskContext): boolean;
+  fieldMasksMayApply(ctx: MaskContext): boolean;
   readonly policyHash: string;
 }
 
@@ -115,6 +116,13 @@ export function createMasker(config: GatewayConfig, opts: MaskerOptions): Custos
       if (o.maxEventBytes !== undefined) jo.maxEventBytes = o.maxEventBytes;
       if (maxPaths !== undefined) jo.maxSummaryPaths = maxPaths;
       return createJsonLinesMasker(masker, ctx, jo);
+    },
+    fieldMasksMayApply(ctx: MaskContext): boolean {
+      const ns = ctx.request.namespace;
+      const cands = policy.requestCandidates(ctx.request);
+      return (
+        cands.length > 0 && policy.applied(cands, ns !== "" ? ns : undefined, undefined).fields.length > 0
+      );
     },
     appliesTo(ctx: MaskContext): boolean {
       // API discovery, OpenAPI schemas, version and health endpoints describe the cluster's

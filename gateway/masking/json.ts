@@ -4,7 +4,8 @@
  * field mask can reach and no detector applies to is never descended into.
  *
  * Shapes: single objects, Lists (each item judged by its own namespace and labels), server-side
- * Tables (cells and the embedded row objects), WatchEvents, Status, Events (with the detectors
+ * Tables (cells and the embedded row objects; when the gateway asked the upstream for whole row
+ * objects, MaskContext.tableRows, each row then gets the object its client asked for), WatchEvents, Status, Events (with the detectors
  * of masks on the object they are about), Secret `data` (base64: decoded, masked, re-encoded),
  * `metadata.managedFields` (dropped whenever a mask applies; else, under detectors, their keys
  * are scanned as a data map's keys: they repeat data keys and set values), and the
@@ -716,6 +717,23 @@ export class JsonMaskRun {
         }
         this.path.length -= 2;
         if (outCells !== null) newRow = { ...(newRow ?? row), cells: outCells };
+      }
+      const shown = this.ctx.tableRows;
+      if (shown !== undefined && shown !== "Object" && "object" in row) {
+        // the gateway asked for the whole object (to match cells by value): the row gets what
+        // the client asked for, made from the masked object as kube-apiserver makes it
+        const masked = (newRow ?? row).object;
+        newRow = {
+          ...(newRow ?? row),
+          object:
+            shown === "None" || !isObject(masked)
+              ? null
+              : {
+                  kind: "PartialObjectMetadata",
+                  apiVersion: t.apiVersion === "meta.k8s.io/v1beta1" ? t.apiVersion : "meta.k8s.io/v1",
+                  metadata: isObject(masked.metadata) ? masked.metadata : {},
+                },
+        };
       }
       if (newRow !== null) {
         outRows ??= rows.slice();

@@ -448,7 +448,10 @@ export function approvalQuery(query: Readonly<Record<string, readonly string[]>>
  * `/data/x` stays `/data/x`.
  */
 function queryEscape(s: string): string {
-  return s.replace(/[%&=#\x00-\x1f\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, "0").toUpperCase()}`);
+  return s.replace(
+    /[%&=#\x00-\x1f\x7f]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).padStart(2, "0").toUpperCase()}`,
+  );
 }
 
 /** the request info of a call whose path was never parsed (refused before, or refused by, parsing) */

@@ -17,7 +17,7 @@ import {
   toStatus,
 } from "../errors.ts";
 import { mintLoginToken } from "../identity/login-token.ts";
-import type { MaskContext } from "../ports.ts";
+import type { IncludeObject, MaskContext, Masker } from "../ports.ts";
 import { answerSelfReview, readSelfReview, selfReviewKind } from "../selfreview/index.ts";
 import { downstreamHeaders, upstreamHeaders } from "../upstream/headers.ts";
 import type { UpstreamResponse } from "../upstream/index.ts";
@@ -92,6 +92,58 @@ async function refuse(
 
 function isHttp2(res: ServerResponse): boolean {
   return (res.req as IncomingMessage | undefined)?.httpVersionMajor === 2;
+}
+
+/** an Accept header that asks for a server-side Table (`application/json;as=Table;...`) */
+function asksForTable(accept: string | undefined): boolean {
+  return (accept ?? "").split(",").some((range) =>
+    range
+      .split(";")
+      .slice(1)
+      .some((p) => p.trim().toLowerCase() === "as=table"),
+  );
+}
+
+/**
+ * A Table's rows carry only their objects' metadata by default, so a column that prints a
+ * masked field (a CRD's "Patient" column showing `.spec.patientName`) could be matched by
+ * neither its name nor its value. When a field mask can apply, the upstream is asked for the
+ * whole objects (`includeObject=Object`, replacing the client's value) and the masker gives each
+ * row what the client asked for (MaskContext.tableRows). Any other request goes as it came.
+ */
+export function tableRowsRequest(
+  url: string,
+  accept: string | undefined,
+  method: string,
+  masker: Masker,
+  ctx: MaskContext,
+): { url: string; tableRows?: IncludeObject } {
+  const r = ctx.request;
+  if (
+    method !== "GET" ||
+    !r.isResourceRequest ||
+    !(r.verb === "get" || r.verb === "list" || r.verb === "watch") ||
+    !asksForTable(accept) ||
+    masker.fieldMasksMayApply?.(ctx) !== true
+  )
+    return { url };
+  const asked = r.query.includeObject?.[0] ?? "Metadata";
+  // (Object: nothing to change; an unknown value: the upstream refuses it as it would)
+  if (asked !== "None" && asked !== "Metadata") return { url };
+  const q = url.indexOf("?");
+  const path = q < 0 ? url : url.slice(0, q);
+  const kept = (q < 0 ? "" : url.slice(q + 1)).split("&").filter((part) => {
+    if (part === "") return false;
+    const eq = part.indexOf("=");
+    const k = eq < 0 ? part : part.slice(0, eq);
+    try {
+      return decodeURIComponent(k.replace(/\+/g, " ")) !== "includeObject";
+    } catch {
+      return true;
+    }
+  });
+  kept.push("includeObject=Object");
+  return { url: `${path}?${kept.join("&")}`, tableRows: asked };
 }
 
 /** HTTP/2 pseudo-headers (`:path`, `:authority`, ...) are never forwarded as headers */
@@ -194,6 +246,10 @@ async function serve(
     ...(hasBody ? { contentLength: forward.bytes.length } : {}),
   });
   if (forward.contentType) headers["content-type"] = forward.contentType;
+  const ctx: MaskContext = { request, identity };
+  const masker = call.snap.masker;
+  const table = tableRowsRequest(call.url, req.headers.accept, method, masker, ctx);
+  if (table.tableRows !== undefined) ctx.tableRows = table.tableRows;
   // A watch whose upstream holds its response headers back until the first event would keep
   // client-go waiting (it can only drop a watch once the response has started): after a short
   // grace the gateway starts the stream itself; a later upstream error becomes an ERROR event.
@@ -211,8 +267,8 @@ async function serve(
   let up: UpstreamResponse;
   try {
     const pending = lean
-      ? rt.upstream.get(call.url, headers, signal)
-      : rt.upstream.request(method, call.url, headers, hasBody ? forward.bytes : undefined, signal);
+      ? rt.upstream.get(table.url, headers, signal)
+      : rt.upstream.request(method, table.url, headers, hasBody ? forward.bytes : undefined, signal);
     // the request is on its way (the lean client writes it synchronously): build the record's
     // known parts while the upstream works
     call.prepare();
@@ -224,10 +280,9 @@ async function serve(
     // the stream already started: the upstream's refusal goes to the client as an ERROR event
     const status = up.statusCode ?? 502;
     const buf = await readAll(decoded(up), 1024 * 1024, rt.upstream.timeoutMs);
-    const ctxE: MaskContext = { request, identity };
     let object: Json = statusBodyFor(status);
     try {
-      object = call.snap.masker.maskJson(JSON.parse(buf.toString("utf8")) as Json, ctxE).value;
+      object = masker.maskJson(JSON.parse(buf.toString("utf8")) as Json, ctx).value;
     } catch {
       // not a readable Status: keep the generic one (never pass an unread body through)
     }
@@ -246,8 +301,6 @@ async function serve(
   }
   rt.live.add(up);
   res.on("close", () => rt.live.delete(up));
-  const ctx: MaskContext = { request, identity };
-  const masker = call.snap.masker;
   const status = up.statusCode ?? 502;
   const isStream =
     status === 200 &&
