@@ -87,3 +87,65 @@ describe("gateway config file: evidence and approvals", () => {
     }
   });
 });
+
+describe("gateway config file: evidence remote credentials", () => {
+  const withUrl = (url: string) => ({ ...base, evidence: { kind: "git", dir: "d", remote: { url } } });
+
+  it("refuses a remote URL with credentials in it, without repeating them, naming tokenEnv", () => {
+    for (const url of [
+      "https://user:s3cr3t-T0KEN@git.example.org/clinic/evidence.git",
+      "https://s3cr3t-T0KEN@git.example.org/clinic/evidence.git",
+      "https://:s3cr3t-T0KEN@git.example.org/clinic/evidence.git",
+    ]) {
+      let err: unknown;
+      try {
+        at(withUrl(url));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(GatewayConfigFileError);
+      const msg = (err as GatewayConfigFileError).message;
+      expect(msg).toContain("evidence.remote.url");
+      expect(msg).toContain("evidence.remote.tokenEnv");
+      expect(msg).not.toContain("s3cr3t");
+      expect(msg).not.toContain("\n");
+    }
+  });
+
+  it("accepts a remote URL without credentials", () => {
+    const c = at(withUrl("https://git.example.org/clinic/evidence.git"));
+    expect(c.evidence.kind === "git" && c.evidence.remote?.url).toBe(
+      "https://git.example.org/clinic/evidence.git",
+    );
+  });
+
+  it("custos gateway exits 2 with one line on stderr, never printing the token", async () => {
+    const { mkdtemp, writeFile, rm } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { vi } = await import("vitest");
+    const { run } = await import("../cli/gateway.ts");
+    const dir = await mkdtemp(path.join(tmpdir(), "custos-cfg-"));
+    const file = path.join(dir, "gateway.yaml");
+    await writeFile(
+      file,
+      `policy: p.json\nupstream: { kubeconfig: k }\nevidence:\n  kind: git\n  dir: ev.git\n  remote: { url: "https://x-access-token:ghp_s3cr3tT0KEN@github.com/acme/evidence.git" }\n`,
+    );
+    const out: string[] = [];
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk: unknown) => {
+      out.push(String(chunk));
+      return true;
+    });
+    let code: number;
+    try {
+      code = await run(["--config", file]);
+    } finally {
+      spy.mockRestore();
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(code).toBe(2);
+    const text = out.join("");
+    expect(text).not.toContain("s3cr3t");
+    expect(text.trimEnd().split("\n")).toHaveLength(1);
+    expect(text).toContain("tokenEnv");
+  });
+});

@@ -199,9 +199,22 @@ export function parseGatewayFileConfig(value: unknown, file: string): GatewayFil
       file,
       r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
     );
+  const c = r.data;
+  // credentials in the remote URL are never sent (the pusher strips them) and are a secret in a
+  // config file: refuse them, without repeating them
+  if (c.evidence.kind === "git" && c.evidence.remote) {
+    const u = new URL(c.evidence.remote.url);
+    if (u.username !== "" || u.password !== "")
+      throw new GatewayConfigFileError(file, [
+        {
+          path: "evidence.remote.url",
+          message:
+            "the URL holds credentials (user:token@), which are never sent and must not be in a config file; remove them and name an environment variable holding the token in evidence.remote.tokenEnv (user name: evidence.remote.username)",
+        },
+      ]);
+  }
   const base = path.dirname(path.resolve(file));
   const abs = (p: string | undefined) => (p === undefined ? undefined : path.resolve(base, p));
-  const c = r.data;
   c.stateDir = abs(c.stateDir)!;
   c.policy = abs(c.policy)!;
   if (c.tls)
