@@ -12,6 +12,8 @@ import { parseRecordPath, parseTimestampMicros, splitLines } from "./records.ts"
 export interface RecordFilter {
   resource?: string;
   namespace?: string;
+  /** the keyed digest of `namespace`: a record that names the namespace masked (`[MASKED:mrn]#<digest>`) matches too */
+  namespaceDigest?: string;
   name?: string;
   /**
    * the keyed digest of `name` (see sdk/lib/digest.ts): a record that names the object masked
@@ -82,15 +84,22 @@ export function compileFilter(f: RecordFilter): (r: EvidenceRecord) => boolean {
     if (m) checks.push((r) => m(get(r)));
   };
   add(matcher(f.resource), (r) => r.objectRef?.resource);
-  add(matcher(f.namespace), (r) => r.objectRef?.namespace);
-  const byName = matcher(f.name);
-  if (f.nameDigest !== undefined) {
-    const tail = `#${f.nameDigest}`;
+  // a value given in the clear, or its keyed digest after a masked stored value
+  const plainOrDigest = (
+    pattern: string | undefined,
+    digest: string | undefined,
+    get: (r: EvidenceRecord) => string | undefined,
+  ) => {
+    const plain = matcher(pattern);
+    if (digest === undefined) return add(plain, get);
+    const tail = `#${digest}`;
     checks.push((r) => {
-      const n = r.objectRef?.name;
-      return n !== undefined && (byName?.(n) === true || n.endsWith(tail));
+      const v = get(r);
+      return v !== undefined && (plain?.(v) === true || v.endsWith(tail));
     });
-  } else add(byName, (r) => r.objectRef?.name);
+  };
+  plainOrDigest(f.namespace, f.namespaceDigest, (r) => r.objectRef?.namespace);
+  plainOrDigest(f.name, f.nameDigest, (r) => r.objectRef?.name);
   add(matcher(f.user), (r) => r.user?.username);
   add(matcher(f.verb), (r) => r.verb);
   add(matcher(f.decision), (r) => r.custos?.decision);

@@ -2,7 +2,7 @@
  * `custos audit verify | query | report` over a clone of the evidence repository.
  *
  *   custos audit verify <repo> --allowed-signers <file> [--checkpoint <file>]... [--since <commit>] [--json]
- *   custos audit query  <repo> [--resource r] [--namespace ns] [--name n [--pseudonym-key f]] [--user u] [--verb v]
+ *   custos audit query  <repo> [--resource r] [--namespace ns] [--name n] [--pseudonym-key f] [--user u] [--verb v]
  *                              [--decision d] [--gateway id] [--request-id id] [--fingerprint fp] [--grant-id id]
  *                              [--since t] [--until t] [--limit n] [--json]
  *   custos audit report <repo> [--since t] [--until t] [--format md|json]
@@ -218,7 +218,10 @@ async function queryCommand(
     if (o[k] !== undefined) filter[k] = o[k];
   if (o.gateway !== undefined) filter.gatewayId = o.gateway;
   if (o.pseudonymKey !== undefined) {
-    if (o.name === undefined) throw new UsageError("--pseudonym-key needs --name (the object's real name)");
+    if (o.name === undefined && o.namespace === undefined)
+      throw new UsageError(
+        "--pseudonym-key needs --name (the object's real name) or --namespace (the namespace's real name)",
+      );
     let key: Uint8Array;
     try {
       key = parseKeyFile(await readFile(o.pseudonymKey));
@@ -227,7 +230,8 @@ async function queryCommand(
         `cannot read --pseudonym-key ${o.pseudonymKey}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; give the gateway's pseudonym.key`,
       );
     }
-    filter.nameDigest = bindDigest(key, o.name);
+    if (o.name !== undefined) filter.nameDigest = bindDigest(key, o.name);
+    if (o.namespace !== undefined) filter.namespaceDigest = bindDigest(key, o.namespace);
   }
   if (
     o.decision !== undefined &&
@@ -323,7 +327,7 @@ export async function run(argv: string[]): Promise<number> {
     .option("--name <n>", "objectRef.name")
     .option(
       "--pseudonym-key <file>",
-      "the gateway's pseudonym.key: --name then also finds records that name the object masked (record-[MASKED:mrn]#<digest>)",
+      "the gateway's pseudonym.key: --name and --namespace then also find records that name the object or namespace masked (record-[MASKED:mrn]#<digest>)",
     )
     .option("--user <u>", "user.username")
     .option("--verb <v>", "get, list, watch, create, update, patch, delete, ...")
