@@ -5,9 +5,9 @@
  * and agree with real `git verify-commit` on every signature.
  */
 import { execFile } from "node:child_process";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { deflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,11 +19,13 @@ import {
   allowedSignersLine,
   buildRepo,
   type CommitSpec,
+  chainOf,
   checkpointText,
   historySpecs,
   jsonl,
   makeKey,
   makeSegments,
+  recordsMessage,
   runGit,
   type TestKey,
 } from "./audit-fixture.ts";
@@ -458,6 +460,47 @@ describe("audit verify catches each mutation with its own code", () => {
     );
     await runGit(dir, ["update-ref", `refs/heads/evidence/${GW}`, oid]);
     expect(codes(await verify(dir))).toEqual(["MERGE_COMMIT"]);
+  });
+
+  it("a second `tree` header after the committer (git ignores it) does not hide what git shows -> FILE_DELETED", async () => {
+    // the key holder signs a commit whose real tree (the first header, what git checks out, greps
+    // and diffs) drops an earlier, checkpointed segment, with an extra `tree` header naming an
+    // honest append: verify must check the tree git uses, not the last header
+    const segments = makeSegments(GW, 5, 4);
+    const b = await build("extra-tree-header-base", { segments: segments.slice(0, 4) });
+    const dir = join(tmp, "extra-tree-header");
+    await cp(b.dir, dir, { recursive: true });
+    const s4 = segments[4]!;
+    await mkdir(join(dir, dirname(s4.path)), { recursive: true });
+    await writeFile(join(dir, s4.path), jsonl(s4.records));
+    await runGit(dir, ["add", "-A"]);
+    const honest = await runGit(dir, ["write-tree"]);
+    await runGit(dir, ["rm", "-q", "--cached", segments[0]!.path]);
+    const shown = await runGit(dir, ["write-tree"]);
+    const head = await runGit(dir, ["rev-parse", "HEAD"]);
+    const all = segments.flatMap((x) => x.records);
+    const who = `custos gateway <${key.principal}> 1800000000 +0000`;
+    const payload = `tree ${shown}\nparent ${head}\nauthor ${who}\ncommitter ${who}\ntree ${honest}\n\n${recordsMessage(GW, s4.records, chainOf(all.map((r) => canonicalJson(r))))}`;
+    const file = join(tmp, "extra-tree-header.payload");
+    await writeFile(file, payload);
+    await rm(`${file}.sig`, { force: true });
+    await exec("ssh-keygen", ["-q", "-Y", "sign", "-f", key.path, "-n", "git", file]);
+    const sig = (await readFile(`${file}.sig`, "utf8")).trimEnd().split("\n").join("\n ");
+    const eoh = payload.indexOf("\n\n") + 1;
+    await writeFile(file, `${payload.slice(0, eoh)}gpgsig ${sig}\n${payload.slice(eoh)}`);
+    const oid = await runGit(dir, ["hash-object", "-t", "commit", "-w", file]);
+    await runGit(dir, ["update-ref", `refs/heads/evidence/${GW}`, oid]);
+    // git: a good signature, and segment 0 is gone from the branch head
+    expect(await runGit(dir, ["ls-tree", "-r", "--name-only", oid])).not.toContain(segments[0]!.path);
+    const cpText = checkpointText(key, GW, all, 16, b.segOids[3]!);
+    const r = await verify(dir, [cpText]);
+    await expectAgreesWithGit(dir, r);
+    expect(r.ok).toBe(false);
+    expect(codes(r)).toContain("FILE_DELETED");
+    expect(r.findings.find((f) => f.code === "FILE_DELETED")).toMatchObject({
+      commit: oid,
+      path: segments[0]!.path,
+    });
   });
 
   it("a checkpoint with a forged signature -> CHECKPOINT_INVALID", async () => {

@@ -195,10 +195,16 @@ export function parseCommit(oid: string, raw: Buffer): ParsedCommit {
   let tree = "";
   const parents: string[] = [];
   let committer = "";
-  for (const line of headerText.split("\n")) {
-    if (line.startsWith("tree ")) tree = line.slice(5);
-    else if (line.startsWith("parent ")) parents.push(line.slice(7));
-    else if (line.startsWith("committer ")) committer = line.slice(10);
+  // as git parses a commit (commit.c parse_commit_buffer): the tree is the first line and the
+  // parents are the lines right after it; a later `tree`/`parent` header is ignored by git, so
+  // it must not name what is verified either (a signed extra `tree` would hide git's real tree)
+  const lines = headerText.split("\n");
+  let i = 0;
+  if (lines[0]?.startsWith("tree ")) tree = lines[i++]!.slice(5);
+  while (lines[i]?.startsWith("parent ")) parents.push(lines[i++]!.slice(7));
+  for (; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.startsWith("committer ")) committer = line.slice(10);
   }
   const m = /<([^>]*)>\s+(\d+)/.exec(committer);
   return {
