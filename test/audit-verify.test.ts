@@ -352,6 +352,46 @@ describe("audit verify catches each mutation with its own code", () => {
     await expectAgreesWithGit(b.dir, r);
   });
 
+  it("a key retired in allowed_signers (valid-before) signs a later commit -> SIG_KEY_EXPIRED, as git says", async () => {
+    // the operator retires a leaked gateway key: valid-before its retirement; commits made
+    // after it are refused by git verify-commit (verify time = committer time), and must be by verify
+    const dir = join(tmp, "retired-key");
+    await cp(clean.dir, dir, { recursive: true });
+    const late = await addCommit(dir, {
+      files: { "notes/after-retirement.txt": "x\n" },
+      key,
+      message: `evidence ${GW}: after retirement\n`,
+      time: Date.UTC(2027, 0, 2) / 1000,
+    });
+    const retired = `${key.principal} namespaces="git",valid-before="20270101" ${key.publicKey}\n`;
+    const retiredFile = join(tmp, "allowed_signers.retired");
+    await writeFile(retiredFile, retired);
+    const r = await auditVerify({ repo: dir, allowedSigners: retired });
+    expect(codes(r)).toEqual(["SIG_KEY_EXPIRED"]);
+    expect(r.findings[0]!.commit).toBe(late);
+    // git agrees, commit by commit
+    const list = (await runGit(dir, ["rev-list", `evidence/${GW}`])).split("\n").filter(Boolean);
+    for (const oid of list) {
+      const ok = await runGit(dir, [
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        `gpg.ssh.allowedSignersFile=${retiredFile}`,
+        "verify-commit",
+        oid,
+      ]).then(
+        () => true,
+        () => false,
+      );
+      expect({ oid, ok }).toEqual({ oid, ok: oid !== late });
+    }
+    // a key not yet valid (valid-after) is refused the same way
+    const early = `${key.principal} namespaces="git",valid-after="20300101" ${key.publicKey}\n`;
+    const r2 = await auditVerify({ repo: dir, allowedSigners: early });
+    expect(new Set(r2.findings.map((f) => f.code))).toEqual(new Set(["SIG_KEY_EXPIRED"]));
+    expect(r2.findings.length).toBe(list.length);
+  });
+
   it("unsigned commit -> SIG_MISSING, as git says", async () => {
     const b = await build("unsigned", {
       tweak: (specs) => (specs[4] = { ...specs[4]!, key: null, committerEmail: key.principal }),

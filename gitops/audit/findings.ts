@@ -8,6 +8,8 @@ export const FINDING_CODES = {
   SIG_MISSING: "a commit is not signed",
   SIG_INVALID: "a commit's signature is malformed or does not verify over the commit",
   SIG_UNKNOWN_KEY: "a commit is signed by a key that is not in allowed_signers",
+  SIG_KEY_EXPIRED:
+    "a commit is signed by an allowed key outside its valid-after / valid-before period (a retired key)",
   SIG_NAMESPACE: "a signature was made for a namespace other than git, or the key is not allowed for git",
   COMMITTER_MISMATCH: "the committer email is not a principal of the signing key",
   COMMIT_TRAILER_MISMATCH:

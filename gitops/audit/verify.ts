@@ -866,13 +866,17 @@ function checkSignature(commit: ParsedCommit, allowed: AllowedSigner[]): Finding
     const code: FindingCode =
       r.reason === "untrusted-key"
         ? "SIG_UNKNOWN_KEY"
-        : r.reason === "namespace"
-          ? "SIG_NAMESPACE"
-          : "SIG_INVALID";
+        : r.reason === "expired-key"
+          ? "SIG_KEY_EXPIRED"
+          : r.reason === "namespace"
+            ? "SIG_NAMESPACE"
+            : "SIG_INVALID";
     const fix =
       code === "SIG_UNKNOWN_KEY"
         ? "if this gateway key is legitimate, get its allowed_signers line from the operator (out of band) and add it"
-        : "the commit was altered after it was signed, or the signature was made for another purpose";
+        : code === "SIG_KEY_EXPIRED"
+          ? "the key was retired (or not yet in service) when this commit says it was made; ask the operator what happened since"
+          : "the commit was altered after it was signed, or the signature was made for another purpose";
     return [{ code, commit: oid, path: null, message: `${r.detail ?? r.reason}; ${fix}` }];
   }
   if (!principalMatches(r.principals, commit.committerEmail))

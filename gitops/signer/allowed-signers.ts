@@ -157,15 +157,53 @@ export function principalMatches(patterns: string[], principal: string): boolean
   return matched;
 }
 
-/** the principals (exact strings, no wildcards) that `publicKey` may sign as, for a namespace */
+/**
+ * A `valid-after` / `valid-before` time as ssh-keygen reads it: YYYYMMDD[HHMM[SS]], in UTC when
+ * it ends in "Z", else in local time. Seconds since the epoch, or null when malformed.
+ */
+export function parseSignerTime(v: string): number | null {
+  const m = /^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2})?)?(Z?)$/.exec(v);
+  if (!m) return null;
+  const f = [+m[1]!, +m[2]! - 1, +m[3]!, +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0)] as const;
+  const ms = m[7] === "Z" ? Date.UTC(...f) : new Date(...f).getTime();
+  return Number.isNaN(ms) ? null : Math.floor(ms / 1000);
+}
+
+/**
+ * Why the line `s` does not allow a signature made at `time` (seconds since the epoch; git uses
+ * the committer time), as ssh-keygen checks `valid-after` and `valid-before`; null when it does.
+ */
+export function signerInvalidAt(s: AllowedSigner, time: number): string | null {
+  const after = s.options["valid-after"];
+  const before = s.options["valid-before"];
+  const at = new Date(time * 1000).toISOString();
+  if (after !== undefined) {
+    const t = typeof after === "string" ? parseSignerTime(after) : null;
+    if (t === null) return `allowed_signers line ${s.line}: valid-after "${String(after)}" is not a time`;
+    if (time < t) return `allowed_signers line ${s.line}: key not yet valid at ${at} (valid-after ${after})`;
+  }
+  if (before !== undefined) {
+    const t = typeof before === "string" ? parseSignerTime(before) : null;
+    if (t === null) return `allowed_signers line ${s.line}: valid-before "${String(before)}" is not a time`;
+    if (time > t) return `allowed_signers line ${s.line}: key expired at ${at} (valid-before ${before})`;
+  }
+  return null;
+}
+
+/**
+ * the principals (exact strings, no wildcards) that `publicKey` may sign as, for a namespace,
+ * and at `verifyTime` (seconds since the epoch) when given
+ */
 export function principalsForKey(
   signers: AllowedSigner[],
   publicKey: Uint8Array,
   namespace?: string,
+  verifyTime?: number,
 ): AllowedSigner[] {
   return signers.filter((s) => {
     if (!s.publicKey || s.options["cert-authority"]) return false;
     if (namespace !== undefined && s.namespaces && !s.namespaces.includes(namespace)) return false;
+    if (verifyTime !== undefined && signerInvalidAt(s, verifyTime) !== null) return false;
     return Buffer.from(s.publicKey).equals(Buffer.from(publicKey));
   });
 }

@@ -111,5 +111,8 @@ export function verifyCommitSignature(
       detail: "the commit is not signed",
     };
   }
-  return { ...sshsigVerify(signature, payload, "git", allowed), signed: true, payload };
+  // as git does, allowed_signers' valid-after / valid-before are checked at the committer time
+  const committer = /\ncommitter [^\n]*> (\d+) [+-]\d{4}\n/.exec(payload);
+  const opts = committer ? { verifyTime: Number(committer[1]) } : {};
+  return { ...sshsigVerify(signature, payload, "git", allowed, opts), signed: true, payload };
 }

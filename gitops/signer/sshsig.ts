@@ -7,7 +7,7 @@
  *               || string "sha512" || string (string "ssh-ed25519" || string sig64)
  */
 import { createHash } from "node:crypto";
-import { type AllowedSigner, principalsForKey } from "./allowed-signers.ts";
+import { type AllowedSigner, principalsForKey, signerInvalidAt } from "./allowed-signers.ts";
 import {
   fingerprint,
   parseOpenSshPublicKey,
@@ -108,8 +108,11 @@ export interface SshsigVerifyResult {
   /** principals the allowed keys grant this key (allowed_signers entries), empty when given bare keys */
   principals: string[];
   namespace: string;
-  /** why it failed: stable codes "malformed" | "namespace" | "hash" | "bad-signature" | "untrusted-key" */
-  reason?: "malformed" | "namespace" | "hash" | "bad-signature" | "untrusted-key";
+  /**
+   * why it failed: stable codes "malformed" | "namespace" | "hash" | "bad-signature" |
+   * "untrusted-key" | "expired-key" (allowed, but not at the verify time: valid-after / valid-before)
+   */
+  reason?: "malformed" | "namespace" | "hash" | "bad-signature" | "untrusted-key" | "expired-key";
   detail?: string;
 }
 
@@ -123,6 +126,8 @@ export function sshsigVerify(
   message: Uint8Array | string,
   namespace: string,
   allowedKeys: readonly (AllowedSigner | string)[],
+  /** when the signature was made (seconds since the epoch): allowed_signers lines not valid then do not count */
+  opts: { verifyTime?: number } = {},
 ): SshsigVerifyResult {
   let parsed: ParsedSshsig;
   try {
@@ -175,7 +180,9 @@ export function sshsigVerify(
       detail: "the signature does not match the message",
     };
   const entries = allowedKeys.filter((k): k is AllowedSigner => typeof k !== "string");
-  const principals = principalsForKey(entries, parsed.publicKey, namespace).flatMap((e) => e.principals);
+  const principals = principalsForKey(entries, parsed.publicKey, namespace, opts.verifyTime).flatMap(
+    (e) => e.principals,
+  );
   const bareMatch = allowedKeys.some((k) => {
     if (typeof k !== "string") return false;
     try {
@@ -185,6 +192,19 @@ export function sshsigVerify(
     }
   });
   if (principals.length === 0 && !bareMatch) {
+    const vt = opts.verifyTime;
+    const expired =
+      vt === undefined
+        ? []
+        : principalsForKey(entries, parsed.publicKey, namespace).map((e) => signerInvalidAt(e, vt));
+    if (expired.length > 0)
+      return {
+        ok: false,
+        ...base,
+        principals: [],
+        reason: "expired-key",
+        detail: `key ${base.fingerprint} is not valid when the signature was made: ${expired.join("; ")}`,
+      };
     return {
       ok: false,
       ...base,
