@@ -464,6 +464,33 @@ describe("GitHubApprovalService", () => {
     expect(await restarted.consume("grant-unknown")).toBe(false);
   });
 
+  it("a single-use grant is granted to one gateway only, when two gateways (own state dirs) evaluate it at once", async () => {
+    // two replicas share the approvals repository, each with its own grant store: both see the
+    // approved, still open pull request; only one may come away with the grant
+    const a = service({ grants: new GrantStore({ dir: tempDir() }) });
+    const b = service({ grants: new GrantStore({ dir: tempDir() }) });
+    const out = await a.check(operation(), requirement());
+    expect((await b.check(operation(), requirement())).requestId).toBe(out.requestId);
+    await review(people.alice, out);
+    await review(people.bob, out);
+    const [ga, gb] = await Promise.all([
+      a.check(operation(), requirement()),
+      b.check(operation(), requirement()),
+    ]);
+    const uses = await Promise.all(
+      [
+        [a, ga],
+        [b, gb],
+      ].map(async ([svc, g]) =>
+        (g as ApprovalOutcome).status === "granted"
+          ? (svc as GitHubApprovalService).consume((g as { grantId: string }).grantId)
+          : false,
+      ),
+    );
+    expect(uses.filter(Boolean)).toHaveLength(1);
+    expect(sink.events().filter((e) => e === "granted")).toHaveLength(1);
+  });
+
   it("a ttl grant is reusable until it expires", async () => {
     const svc = service();
     const req = requirement({ use: "ttl", ttlSeconds: 60, count: 1 });

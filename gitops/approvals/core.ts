@@ -51,6 +51,12 @@ export interface ApprovalBackend {
   /** mark the request decided (label + comment + close on GitHub, a status commit locally) */
   finalize(h: RequestHandle, outcome: "granted" | "denied" | "expired", comment: string): Promise<void>;
   reviewCommand(h: RequestHandle): string;
+  /**
+   * Claim this request's single-use grant for this gateway, atomically across every gateway
+   * that shares the backend: true for the first claim only, ever. A backend whose gateways
+   * share one grant store (local) needs none; GitHub replicas keep their grants apart.
+   */
+  claimGrant?(h: RequestHandle, headSha: string): Promise<boolean>;
 }
 
 export type ApprovalGroups = Record<string, ApprovalGroup> | (() => Record<string, ApprovalGroup>);
@@ -281,8 +287,24 @@ export class ApprovalCore implements ApprovalService {
     });
     await this.recordReviews(handle, ev);
     switch (ev.status) {
-      case "granted":
+      case "granted": {
+        // a single-use grant is claimed on the backend first: two gateways with their own grant
+        // stores evaluating the same approved request would otherwise each grant (and use) it
+        const claim = `claim:${handle.requestId}`;
+        if (requirement.use === "once" && this.backend.claimGrant && !this.grants.isRecorded(claim)) {
+          if (!(await this.backend.claimGrant(handle, snap.headSha))) {
+            this.log({
+              level: "warn",
+              msg: "approvals: the single-use grant of this request was claimed by another gateway; a new request is needed",
+              requestId: handle.requestId,
+            });
+            this.tracked.delete(handle.fingerprint);
+            return undefined;
+          }
+          this.grants.markRecorded(claim);
+        }
         return this.grantedOutcome(await this.finalizeGrant(t, ev));
+      }
       case "denied":
         return this.finalizeDenial(t, ev);
       case "expired":

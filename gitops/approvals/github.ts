@@ -255,6 +255,22 @@ class GitHubBackend implements ApprovalBackend {
   reviewCommand(h: RequestHandle): string {
     return `custos approve ${h.url ?? `${h.requestId} --repo ${this.o.owner}/${this.o.repo}`}`;
   }
+
+  /** A branch `custos/granted-<id>`: creating a ref is atomic on GitHub (422 when it exists). */
+  async claimGrant(h: RequestHandle, headSha: string): Promise<boolean> {
+    try {
+      await this.gh.rest.git.createRef({
+        ...this.coords,
+        ref: `refs/heads/custos/granted-${h.requestId}`,
+        sha: headSha,
+      });
+      return true;
+    } catch (e) {
+      if ((e as { status?: number }).status === 422 && /already exists/i.test((e as Error).message))
+        return false;
+      return this.wrap(`claim the grant of ${h.requestId}`, () => Promise.reject(e));
+    }
+  }
 }
 
 export interface WebhookResult {
@@ -272,7 +288,6 @@ export class GitHubApprovalService extends ApprovalCore {
     this.secret = gho.webhookSecret;
     this.startPolling(gho.pollIntervalMs);
   }
-
 
   /**
    * A GitHub webhook delivery. The X-Hub-Signature-256 header must be the HMAC-SHA256 of the
@@ -351,5 +366,4 @@ export class GitHubApprovalService extends ApprovalCore {
       });
     };
   }
-
 }

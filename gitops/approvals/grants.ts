@@ -133,6 +133,19 @@ export class GrantStore {
     return writeDurable(join(this.dir, "used", safe(grantId)), `${now.toISOString()}\n`, true);
   }
 
+  /** Whether markRecorded(key) was already called (here or by an earlier run on the same dir). */
+  isRecorded(key: string): boolean {
+    if (this.recorded.has(key)) return true;
+    if (!this.dir) return false;
+    try {
+      readFileSync(join(this.dir, "recorded", createHash("sha256").update(key).digest("hex")));
+      this.recorded.add(key);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Claim a one-time evidence step (e.g. one review's verdict): true the first time only, across restarts. */
   markRecorded(key: string): boolean {
     if (this.recorded.has(key)) return false;

@@ -172,6 +172,4 @@ export class LocalApprovalService extends ApprovalCore {
     await this.repo.ensure();
     return this;
   }
-
-
 }
