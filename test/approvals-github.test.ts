@@ -262,6 +262,18 @@ describe("GitHubApprovalService", () => {
     expect(verdicts()).toEqual(["alice:self-approval", "bob:ok"]);
   });
 
+  it("refuses self-approval by the requester's id in any of the id claims, not only the first one", async () => {
+    // a GitHub Actions identity carries actor_id (the human who ran the workflow); another claim
+    // (github_user_id, e.g. mapped from the token's owner) names someone else: both requested it
+    const op = operation({}, { github_user_id: String(people.carol.id), actor_id: String(people.alice.id) });
+    const svc = service();
+    const out = await svc.check(op, requirement());
+    await review(people.alice, out);
+    await review(people.bob, out);
+    expect((await svc.check(op, requirement())).status).toBe("pending");
+    expect(verdicts()).toContain("alice:self-approval");
+  });
+
   it("refuses the pull request's human author (gateway running with a personal token)", async () => {
     const svc = new GitHubApprovalService({
       octokit: createOctokit({ baseUrl: gh.baseUrl, token: people.carol.token, log: quietLog }),

@@ -21,7 +21,7 @@ import {
   type Fingerprint,
   type RequestFile,
   requestCreatedAt,
-  requesterGithubId,
+  requesterGithubIds,
 } from "./fingerprint.ts";
 import { type Grant, GrantStore } from "./grants.ts";
 
@@ -270,8 +270,7 @@ export class ApprovalCore implements ApprovalService {
     // (not the file's requester field) and the expiry is capped by the creation time in the
     // request id, so an edited request file cannot lift the self-approval ban or extend expiry.
     const excluded = [...snap.excludedIds];
-    const requester = requesterGithubId(file.operation.identity.claims);
-    if (requester !== null) excluded.push(requester);
+    excluded.push(...requesterGithubIds(file.operation.identity.claims));
     const created = requestCreatedAt(file.requestId);
     const ttl = (this.opts.requestTtlSeconds ?? 86_400) * 1000;
     const cap = created ? created.getTime() + ttl : Date.parse(file.createdAt) + ttl;

@@ -139,11 +139,17 @@ export interface RequestFile {
 export const REQUESTER_ID_CLAIMS = ["github_user_id", "actor_id", "githubId"] as const;
 
 export function requesterGithubId(claims: Record<string, string>): number | null {
+  return requesterGithubIds(claims)[0] ?? null;
+}
+
+/** Every GitHub user id the requester's claims name: none of them may approve. */
+export function requesterGithubIds(claims: Record<string, string>): number[] {
+  const out: number[] = [];
   for (const c of REQUESTER_ID_CLAIMS) {
     const v = claims[c];
-    if (v !== undefined && /^[1-9][0-9]{0,15}$/.test(v)) return Number(v);
+    if (v !== undefined && /^[1-9][0-9]{0,15}$/.test(v)) out.push(Number(v));
   }
-  return null;
+  return out;
 }
 
 export function buildRequestFile(
