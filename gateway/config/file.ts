@@ -19,6 +19,8 @@ const OidcProvider = z.object({
   extraGroups: z.array(z.string()).optional(),
   claimMap: z.record(z.string(), z.string()).optional(),
   clockToleranceSeconds: z.number().int().nonnegative().optional(),
+  /** accept user names / groups from the token that start with "system:" (default: refuse them) */
+  allowSystemNames: z.boolean().optional(),
 });
 
 const GitEvidence = z

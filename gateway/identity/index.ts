@@ -9,7 +9,7 @@ import { decodeJwt, errors as joseErrors } from "jose";
 import { unauthenticated } from "../errors.ts";
 import type { Identity } from "../ports.ts";
 import { LOGIN_ISSUER, verifyLoginToken } from "./login-token.ts";
-import type { OidcProvider } from "./oidc.ts";
+import { OidcIdentityRefused, type OidcProvider } from "./oidc.ts";
 import { copyIdentity, type TokenFileAuthenticator } from "./token-file.ts";
 
 export interface Authenticated {
@@ -101,6 +101,8 @@ export class Authenticator {
       try {
         auth = { identity: await provider.verify(token, now) };
       } catch (e) {
+        if (e instanceof OidcIdentityRefused)
+          throw unauthenticated(`OIDC token from ${provider.issuer} refused: ${e.message}`, e.data);
         throw unauthenticated(`invalid OIDC token from ${provider.issuer} (${jwtReason(e)})`);
       }
       this.#remember(digest, exp, now, auth);

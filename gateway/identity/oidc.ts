@@ -27,6 +27,12 @@ export interface OidcProviderConfig {
   claimMap?: Record<string, string>;
   /** tolerated clock skew (seconds), default 30 */
   clockToleranceSeconds?: number;
+  /**
+   * accept a user name or group from the token that starts with "system:" (default false: such
+   * a token is refused, since Kubernetes reserves those names, e.g. system:masters, and with
+   * impersonation the cluster would grant what it grants them)
+   */
+  allowSystemNames?: boolean;
 }
 
 /** GitHub Actions OIDC claim names -> identity claim names. */
@@ -65,6 +71,19 @@ export class OidcConfigError extends Error {
     this.data = data;
   }
 }
+
+/** A verified token whose claims the gateway will not take as an identity (401, with the reason). */
+export class OidcIdentityRefused extends Error {
+  readonly code = "OIDC_IDENTITY_REFUSED";
+  readonly data: Record<string, unknown>;
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super(message);
+    this.data = data;
+  }
+}
+
+/** Kubernetes reserves these names (system:masters, system:admin, system:serviceaccount:...). */
+const isSystemName = (s: string) => s.toLowerCase().startsWith("system:");
 
 export class OidcProvider {
   readonly issuer: string;
@@ -112,15 +131,27 @@ export function mapClaims(payload: JWTPayload, cfg: OidcProviderConfig): Identit
     });
   // kube-apiserver's rule: an email is a user name only if the issuer did not say it is unverified
   if (userClaim === "email" && Object.hasOwn(p, "email_verified") && p.email_verified !== true)
-    throw new OidcConfigError(`OIDC token's email is not verified (email_verified is not true)`, {
+    throw new OidcIdentityRefused(`OIDC token's email is not verified (email_verified is not true)`, {
       claim: "email_verified",
     });
+  const subject = `${cfg.usernamePrefix ?? ""}${user}`;
+  if (isSystemName(subject) && cfg.allowSystemNames !== true)
+    throw new OidcIdentityRefused(
+      `the user name "${subject}" (claim "${userClaim}") starts with "system:", a name Kubernetes reserves; set usernamePrefix (e.g. "oidc:") on this issuer in the gateway config, or allowSystemNames: true if the issuer may name system users`,
+      { claim: userClaim },
+    );
   const groups: string[] = [];
   if (cfg.groupsClaim) {
     const g = p[cfg.groupsClaim];
     const list = Array.isArray(g) ? g : typeof g === "string" ? g.split(",") : [];
     for (const x of list)
       if (typeof x === "string" && x.trim() !== "") groups.push(`${cfg.groupsPrefix ?? ""}${x.trim()}`);
+    const sys = groups.find(isSystemName);
+    if (sys !== undefined && cfg.allowSystemNames !== true)
+      throw new OidcIdentityRefused(
+        `the group "${sys}" (claim "${cfg.groupsClaim}") starts with "system:", a name Kubernetes reserves (system:masters is cluster-admin); set groupsPrefix (e.g. "oidc:") on this issuer in the gateway config, or allowSystemNames: true if the issuer may name system groups`,
+        { claim: cfg.groupsClaim },
+      );
   }
   groups.push(...(cfg.extraGroups ?? []));
   const claims: Record<string, string> = { issuer: cfg.issuer };
@@ -128,5 +159,5 @@ export function mapClaims(payload: JWTPayload, cfg: OidcProviderConfig): Identit
     const v = p[claim];
     if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") claims[name] = String(v);
   }
-  return { subject: `${cfg.usernamePrefix ?? ""}${user}`, groups, claims, source: "oidc" };
+  return { subject, groups, claims, source: "oidc" };
 }
