@@ -170,7 +170,8 @@ export function hipaaBaseline(options: HipaaBaselineOptions): PolicyDef {
       }),
       requireApproval("persistent-volumes", {
         verbs: WRITE,
-        resources: ["persistentvolumes"],
+        // the status subresource too: a status write (e.g. phase Available) is a change to the volume
+        resources: ["persistentvolumes", "persistentvolumes/status"],
         approval,
         reason: "PersistentVolumes hold PHI at rest outside any namespace's controls",
         remediation: "a reviewer of phi-approvers approves with `custos approve <id>`",
