@@ -14,6 +14,7 @@ import {
   requireApproval,
   reviewer,
   when,
+  WRITE,
 } from "../index.ts";
 import type { PolicyDef, RuleDef } from "../builders/types.ts";
 import { compilePolicy } from "./index.ts";
@@ -347,5 +348,105 @@ describe("analyser", () => {
       path: ["roleRef", "name"],
       value: "cluster-admin",
     });
+  });
+});
+
+describe("SUBRESOURCE_NOT_COVERED: a deny/approval on a resource and an allow on its subresources", () => {
+  const approval = { group: sec };
+  const ciWritesAll = allow("ci-writes", { who: [ids.ci], verbs: WRITE, reason: "r" });
+  const subWarnings = (r: ReturnType<typeof compile>) =>
+    r.problems.filter((p) => p.code === "SUBRESOURCE_NOT_COVERED");
+
+  it("warns at the deny/approval rule's line, naming the subresources, the allow rule and the fix", () => {
+    const r = compile([
+      requireApproval("pod-writes", {
+        who: [ids.ci],
+        verbs: ["create", "update", "patch"],
+        resources: ["pods"],
+        approval,
+        reason: "r",
+      }),
+      ciWritesAll,
+    ]);
+    const w = subWarnings(r);
+    expect(w).toHaveLength(1);
+    expect(w[0]).toMatchObject({ severity: "warning", path: "rules[0]" });
+    expect(w[0]?.location?.file).toMatch(/analyse\.test\.ts$/);
+    for (const sub of ["ephemeralcontainers", "eviction", "exec", "attach", "portforward", "proxy", "status"])
+      expect(w[0]?.message).toContain(`pods/${sub}`);
+    expect(w[0]?.message).not.toContain("pods/log");
+    expect(w[0]?.message).toContain('"ci-writes"');
+    expect(w[0]?.message).toContain('"pods/*"');
+    // a warning, not an error: the config is still produced
+    expect(r.config).toBeDefined();
+  });
+
+  it("deployments/scale allowed after an approval on deployment updates", () => {
+    const r = compile([
+      requireApproval("deploy-changes", {
+        verbs: ["update", "patch"],
+        apiGroups: ["apps"],
+        resources: ["deployments"],
+        approval,
+        reason: "r",
+      }),
+      allow("ci-scales", {
+        who: [ids.ci],
+        verbs: ["patch"],
+        apiGroups: ["apps"],
+        resources: ["deployments/scale"],
+        reason: "r",
+      }),
+    ]);
+    expect(codes(r)).toEqual(["SUBRESOURCE_NOT_COVERED@rules[0]"]);
+    expect(r.problems[0]?.message).toContain("deployments/scale");
+    expect(r.problems[0]?.message).not.toContain("deployments/status");
+  });
+
+  it("no warning when the rule names the subresources, the callers differ, or an earlier rule closes them", () => {
+    const denyPods = (who: (typeof ids)[keyof typeof ids][], resources: string[]) =>
+      deny("no-pod-writes", { who, verbs: WRITE, resources: resources as never, reason: "r" });
+    expect(subWarnings(compile([denyPods([ids.ci], ["pods", "pods/*"]), ciWritesAll]))).toEqual([]);
+    // only ops may write, ci is denied: different callers
+    expect(
+      subWarnings(
+        compile([
+          denyPods([ids.ci], ["pods"]),
+          allow("ops-writes", { who: [ids.ops], verbs: WRITE, reason: "r" }),
+        ]),
+      ),
+    ).toEqual([]);
+    // the allow rule lets read only
+    expect(
+      subWarnings(
+        compile([
+          denyPods([ids.ci], ["pods"]),
+          allow("ci-reads", { who: [ids.ci], verbs: READ, reason: "r" }),
+        ]),
+      ),
+    ).toEqual([]);
+    // an earlier deny closes every subresource write
+    expect(
+      subWarnings(
+        compile([
+          deny("no-pod-subresources", { resources: ["pods/*"], reason: "r" }),
+          denyPods([ids.ci], ["pods"]),
+          ciWritesAll,
+        ]),
+      ),
+    ).toEqual([]);
+    // a delete-only rule is not about status or finalizers (an eviction deletes, though)
+    const nsDelete = compile([
+      deny("no-ns-delete", { verbs: ["delete", "deletecollection"], resources: ["namespaces"], reason: "r" }),
+      ciWritesAll,
+    ]);
+    expect(subWarnings(nsDelete)).toEqual([]);
+    const podDelete = compile([
+      deny("no-pod-delete", { verbs: ["delete"], resources: ["pods"], reason: "r" }),
+      ciWritesAll,
+    ]);
+    expect(subWarnings(podDelete)).toHaveLength(1);
+    expect(subWarnings(podDelete)[0]?.message).toContain("pods/eviction");
+    expect(subWarnings(podDelete)[0]?.message).not.toContain("pods/status");
   });
 });

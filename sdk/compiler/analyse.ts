@@ -17,6 +17,31 @@ const GLOB = /[*?[\]{}()!+@]/;
 const RESOURCE_FIELDS = ["apiGroups", "resources", "namespaces", "names", "phi"] as const;
 const READ_VERBS = ["get", "list", "watch"] as const;
 const CONNECT_SUBRESOURCES = new Set(["pods/exec", "pods/attach", "pods/portforward"]);
+const WRITE_VERBS = ["create", "update", "patch", "delete", "deletecollection"] as const;
+const CHANGE = ["create", "update", "patch"] as const;
+/**
+ * What writing a subresource amounts to on its resource: `verbs`, the verbs it is called with
+ * that change something; `actsAs`, the resource's write verbs a rule on the resource is taken
+ * to be about when it should cover the subresource too (a delete-only rule is not about status
+ * or finalizers, but an eviction deletes the pod).
+ */
+const SUBRESOURCE_WRITES: Record<
+  string,
+  { verbs: readonly string[]; actsAs: readonly string[]; what?: string }
+> = {
+  ephemeralcontainers: { verbs: ["update", "patch"], actsAs: CHANGE, what: "kubectl debug" },
+  eviction: { verbs: ["create"], actsAs: WRITE_VERBS, what: "deletes the pod" },
+  exec: { verbs: ["create"], actsAs: CHANGE },
+  attach: { verbs: ["create"], actsAs: CHANGE },
+  portforward: { verbs: ["create"], actsAs: CHANGE },
+  proxy: { verbs: WRITE_VERBS, actsAs: CHANGE },
+  status: { verbs: ["update", "patch"], actsAs: CHANGE },
+  scale: { verbs: ["update", "patch"], actsAs: CHANGE },
+  resize: { verbs: ["update", "patch"], actsAs: CHANGE },
+  binding: { verbs: ["create"], actsAs: CHANGE },
+  finalize: { verbs: ["update"], actsAs: CHANGE },
+  token: { verbs: ["create"], actsAs: CHANGE },
+};
 /** resources whose reads carry patient data in the template's threat model */
 const PHI_BEARING = ["configmaps", "secrets", "pods", "pods/log"] as const;
 
@@ -314,6 +339,75 @@ export function analyse(config: GatewayConfig, problems: Problems): void {
   }
 
   checkPhiReads(config, problems);
+  checkSubresources(config, problems);
+}
+
+/**
+ * A deny or approval rule on a resource's writes does not cover its subresources (`pods` is
+ * not `pods/ephemeralcontainers`, `pods/eviction`, `pods/exec`, `deployments/scale`, ...): warn
+ * when an allow rule lets the same callers write one of them and no earlier rule closes it.
+ */
+function checkSubresources(config: GatewayConfig, problems: Problems): void {
+  const rules = config.rules;
+  rules.forEach((r, i) => {
+    const m = r.match;
+    if (r.decision === "allow" || r.enforcement !== "enforce") return;
+    if (m.resources === undefined || m.resources.includes("*") || m.nonResourceURLs !== undefined) return;
+    const ruleWrites = (m.verbs ?? WRITE_VERBS).filter((v) => (WRITE_VERBS as readonly string[]).includes(v));
+    if (ruleWrites.length === 0) return;
+    const covered = compileResources(m.resources);
+    const apiGroupsOk = m.apiGroups === undefined ? () => true : compileGlobs(m.apiGroups);
+    for (const res of m.resources) {
+      if (res.includes("/") || !isLiteral(res)) continue;
+      const info = resourceInfo(res);
+      if (info === undefined || !apiGroupsOk(info.group)) continue;
+      const gaps: { sub: string; allow: Rule; what?: string }[] = [];
+      for (const sub of info.subresources) {
+        const w = SUBRESOURCE_WRITES[sub];
+        if (w === undefined || covered(res, sub) || !w.actsAs.some((v) => ruleWrites.includes(v))) continue;
+        const probeDeny: Match = { ...m, apiGroups: [info.group], resources: [`${res}/${sub}`] };
+        delete probeDeny.verbs;
+        const allow = rules.find((a, j) => {
+          if (a.decision !== "allow" || a.enforcement !== "enforce" || a.match.nonResourceURLs !== undefined)
+            return false;
+          const am = a.match;
+          const verbs = (am.verbs ?? w.verbs).filter((v) => w.verbs.includes(v));
+          if (verbs.length === 0) return false;
+          if (am.resources !== undefined && !compileResources(am.resources)(res, sub)) return false;
+          if (am.apiGroups !== undefined && !compileGlobs(am.apiGroups)(info.group)) return false;
+          const probeAllow: Match = {
+            ...am,
+            verbs: verbs as Match["verbs"],
+            apiGroups: [info.group],
+            resources: [`${res}/${sub}`],
+          };
+          if (!matchesMayOverlap(probeDeny, probeAllow, config.phiNamespaces)) return false;
+          // an earlier deny/approval that already takes every such request
+          return !rules
+            .slice(0, j)
+            .some(
+              (e) =>
+                e.enforcement === "enforce" && e.decision !== "allow" && matchCovers(e.match, probeAllow),
+            );
+        });
+        if (allow !== undefined) gaps.push({ sub, allow, ...(w.what ? { what: w.what } : {}) });
+      }
+      if (gaps.length === 0) continue;
+      const listed = gaps
+        .map(
+          (g) =>
+            `${res}/${g.sub}${g.what ? ` (${g.what})` : ""} by "${g.allow.id}" (${g.allow.source.file}:${g.allow.source.line})`,
+        )
+        .join(", ");
+      const names = gaps.map((g) => `"${res}/${g.sub}"`).join(", ");
+      problems.add(
+        "SUBRESOURCE_NOT_COVERED",
+        `rules[${i}]`,
+        `rule "${r.id}" (${r.decision}) names ${res} with write verbs, but not its subresources, which allow rules let the same callers write: ${listed}; add ${names} (or "${res}/*") to "${r.id}"'s resources, or narrow those allow rules`,
+        r.source,
+      );
+    }
+  });
 }
 
 function checkPhiReads(config: GatewayConfig, problems: Problems): void {

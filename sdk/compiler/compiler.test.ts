@@ -110,6 +110,37 @@ describe("compilePolicyFile", () => {
 });
 
 describe("custos compile", () => {
+  it("prints a subresource gap as a warning at the approval rule's file:line with the fix, and still compiles", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "custos-compile-"));
+    const out = path.join(dir, "config.json");
+    const err = process.stderr.write;
+    const std = process.stdout.write;
+    let stderr = "";
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    process.stderr.write = ((s: string) => {
+      stderr += s;
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      expect(await run([fx("subresources.policy.ts"), "--out", out, "--skip-typecheck"])).toBe(0);
+    } finally {
+      process.stderr.write = err;
+      process.stdout.write = std;
+    }
+    const lines = readFileSync(fx("subresources.policy.ts"), "utf8").split("\n");
+    const line = lines.findIndex((l) => l.includes('requireApproval("pod-changes"')) + 1;
+    const warning = stderr.split("\n").find((l) => l.includes("SUBRESOURCE_NOT_COVERED"));
+    expect(warning).toMatch(
+      new RegExp(
+        `^sdk/compiler/fixtures/subresources\\.policy\\.ts:${line}:\\d+: warning SUBRESOURCE_NOT_COVERED: `,
+      ),
+    );
+    expect(warning).toContain("pods/ephemeralcontainers (kubectl debug)");
+    expect(warning).toContain("pods/eviction");
+    expect(warning).toContain('or "pods/*") to "pod-changes"\'s resources');
+    expect(JSON.parse(readFileSync(out, "utf8")).name).toBe("subresources");
+  });
+
   it("writes the config and exits 0; exits 2 and writes nothing on errors", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), "custos-compile-"));
     const out = path.join(dir, "config.json");

@@ -36,6 +36,7 @@ export const PROBLEM_CODES = {
   MASK_PATH_IMPOSSIBLE: "warning",
   PHI_READ_UNMASKED: "warning",
   IDENTITY_MATCHES_EVERYONE: "warning",
+  SUBRESOURCE_NOT_COVERED: "warning",
 } as const satisfies Record<string, "error" | "warning">;
 
 export type ProblemCode = keyof typeof PROBLEM_CODES;
