@@ -262,6 +262,16 @@ export class Call {
   }
 
   /**
+   * An unexpected exception as the log names it: its class, and its message (which may quote
+   * what the client sent: a name, a path) masked as stored texts are, and cut short.
+   */
+  loggedError(e: unknown): { errorClass: string; error: string } {
+    const errorClass = e instanceof Error ? e.constructor.name || e.name : typeof e;
+    const message = (e instanceof Error ? e.message : String(e)).slice(0, 500);
+    return { errorClass, error: this.storedText(message) };
+  }
+
+  /**
    * A path (and query) masked as a whole, then each piece between `/`, `?`, `&` and `=` that
    * could hold an identifier alone, as a body's metadata.name is read: a detector that leaves
    * "/900-12-3456" alone in a path (its lookbehind keeps paths and versions whole) must still

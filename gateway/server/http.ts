@@ -167,7 +167,7 @@ export async function handleHttp(rt: Runtime, req: IncomingMessage, res: ServerR
     if (err.httpStatus >= 500 && err.code === "INTERNAL")
       rt.logger.error("internal error", {
         auditID: call.auditID,
-        error: e instanceof Error ? e.message : String(e),
+        ...call.loggedError(e),
       });
     if (res.headersSent) {
       await call.finish(rt, res.statusCode, err);
