@@ -7,6 +7,8 @@
  * finding, decision deny in `explain --exit-code`), 2 bad usage or bad input, 3 runtime
  * failure (I/O, network).
  */
+import { EXIT_CODES_HELP } from "../sdk/lib/cli.ts";
+
 export interface CommandEntry {
   summary: string;
   load: () => Promise<{ run: (argv: string[]) => Promise<number> }>;
@@ -55,14 +57,23 @@ export function usage(): string {
     "commands:",
     ...lines,
     "",
+    "options: --help, --version",
+    "",
+    EXIT_CODES_HELP,
+    "",
   ].join("\n");
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  if (name === undefined) {
+    // no command is a usage error: the usage goes to stderr, stdout stays empty for scripts
+    process.stderr.write(usage());
+    return 2;
+  }
+  if (name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(usage());
-    return name === undefined ? 2 : 0;
+    return 0;
   }
   if (name === "--version" || name === "-v") {
     const { default: pkg } = await import("../package.json", { with: { type: "json" } });

@@ -43,6 +43,7 @@ import {
 import { explainRequest, parseRequestWords } from "../sdk/cli/common.ts";
 import { formatExplanation } from "../sdk/cli/explain.ts";
 import { compilePolicyFile, formatProblem } from "../sdk/compiler/index.ts";
+import { cliConventions } from "../sdk/lib/cli.ts";
 import { loadSeed, startSimulator } from "../simulator/index.ts";
 import { DEMO_SEED_PATH } from "../simulator/seed/planted.ts";
 
@@ -120,7 +121,7 @@ async function tokens(file: string): Promise<Record<string, string>> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const cmd = demoCommand().exitOverride();
+  const cmd = cliConventions(demoCommand().exitOverride());
   try {
     cmd.parse(argv, { from: "user" });
   } catch (e) {

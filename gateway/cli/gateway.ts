@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { parse as parseYaml } from "yaml";
+import { cliConventions } from "../../sdk/lib/cli.ts";
 import { parseGatewayFileConfig } from "../config/file.ts";
 import type { RunningGateway } from "../server/gateway.ts";
 import { stderrLogger } from "../server/runtime.ts";
@@ -185,7 +186,8 @@ function mergeFlags(raw: Record<string, unknown>, f: Flags, fileDir: string): Re
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const cmd = gatewayCommand().exitOverride();
+  // its own help lists its exit codes
+  const cmd = cliConventions(gatewayCommand().exitOverride(), process, { exitCodesHelp: false });
   let flags: Flags;
   try {
     cmd.parse(argv, { from: "user" });

@@ -8,6 +8,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import https from "node:https";
 import { Command, InvalidArgumentError } from "commander";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
+import { cliConventions } from "../../sdk/lib/cli.ts";
 import { kubeconfigUserEntry, MAX_LOGIN_TTL_SECONDS, mintLoginToken } from "../identity/login-token.ts";
 import type { Identity } from "../ports.ts";
 import { LOGIN_PATH } from "../server/http.ts";
@@ -35,7 +36,7 @@ export function loginCommand(): Command {
     .option("--key <file>", "the gateway's login key: mint offline instead of asking the gateway")
     .option("--as <user>", "with --key: the user name the token carries")
     .option("--as-group <group...>", "with --key: groups the token carries")
-    .option("--ttl <seconds>", "token lifetime in seconds (default 3600)", ttl, 3600)
+    .option("--ttl <seconds>", `token lifetime in seconds (at most ${MAX_LOGIN_TTL_SECONDS})`, ttl, 3600)
     .option(
       "--kubeconfig <file>",
       "write the token into this kubeconfig as a user (and a context if --context is given)",
@@ -100,7 +101,7 @@ function exchange(
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const cmd = loginCommand().exitOverride();
+  const cmd = cliConventions(loginCommand().exitOverride());
   let f: Flags;
   try {
     cmd.parse(argv, { from: "user" });

@@ -291,7 +291,7 @@ export async function compose(
     limits,
     impersonate: c.upstream.impersonate,
     approvalPollMs: c.approvalPollMs,
-    ops: parseListen(c.ops.listen),
+    ops: parseListen(c.ops.listen, "ops.listen"),
   };
   if (approval) options.approval = approval;
   const composed: Composed = {
@@ -420,7 +420,7 @@ async function startWebhook(
   logger: Logger,
 ): Promise<void> {
   if (!a.webhookSecretEnv || !env[a.webhookSecretEnv]) return;
-  const listen = parseListen(a.webhook.listen);
+  const listen = parseListen(a.webhook.listen, "approvals.webhook.listen");
   const handle = svc.webhookListener();
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const p = (req.url ?? "/").split("?")[0];

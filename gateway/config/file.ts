@@ -244,11 +244,12 @@ export function parseGatewayFileConfig(value: unknown, file: string): GatewayFil
   return c;
 }
 
-export function parseListen(listen: string): { host: string; port: number } {
+/** `host:port` of the config key `key` (listen, ops.listen, approvals.webhook.listen) */
+export function parseListen(listen: string, key = "listen"): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
   if (!m)
-    throw new GatewayConfigFileError("listen", [
-      { path: "listen", message: `expected host:port, found "${listen}"` },
+    throw new GatewayConfigFileError("gateway config", [
+      { path: key, message: `expected host:port (e.g. 127.0.0.1:8443), found "${listen}"` },
     ]);
   return { host: (m[1] ?? m[2])!, port: Number(m[3]) };
 }

@@ -20,6 +20,7 @@ import { userInfo } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Command, CommanderError } from "commander";
+import { cliConventions } from "../../sdk/lib/cli.ts";
 import { terminalSummary } from "../approvals/body.ts";
 import { ApprovalError } from "../approvals/errors.ts";
 import { createOctokit } from "../approvals/github.ts";
@@ -94,10 +95,10 @@ export async function runDecision(
     )
     .option("--yes", "do not ask for confirmation (scripted use)")
     .option("--json", "print the result as JSON")
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    .exitOverride();
   if (decision === "approve") program.option("--comment <text>", "a note added to the review");
   else program.option("--reason <text>", "why you deny (shown on the review)");
+  cliConventions(program, io);
   try {
     program.parse(argv, { from: "user" });
   } catch (err) {

@@ -12,6 +12,7 @@
 import { readFile } from "node:fs/promises";
 import cliProgress from "cli-progress";
 import { Command, CommanderError } from "commander";
+import { cliConventions } from "../../sdk/lib/cli.ts";
 import { bindDigest, parseKeyFile } from "../../sdk/lib/digest.ts";
 import { resolveGitDir } from "../audit/git-objects.ts";
 import { auditVerify, type Finding, GitReadError, type VerifyResult } from "../audit/index.ts";
@@ -242,13 +243,20 @@ async function queryCommand(
   const limit = o.limit === undefined ? Number.POSITIVE_INFINITY : Number(o.limit);
   if (!(limit > 0)) throw new UsageError("--limit must be a positive integer");
   let n = 0;
-  if (!o.json)
+  // the header goes out with the first row (or at the end): a filter the walk refuses
+  // (--since "yesterday") is then one line on stderr, with nothing on stdout before it
+  let header = o.json === true;
+  const showHeader = () => {
+    if (header) return;
+    header = true;
     out(
       `${pad("TIME", 28)} ${pad("GATEWAY", 10)} ${pad("SEQ", 8)} ${pad("USER", 24)} ${pad("VERB", 8)} ${pad("OBJECT", 40)} ${pad("DECISION", 16)} RULE\n`,
     );
+  };
   const status = walkStatus("query");
   for await (const f of queryRecords(gitDir, filter, status.onProgress)) {
     status.matched(n + 1);
+    showHeader();
     const r = f.record;
     if (o.json) out(`${JSON.stringify(r)}\n`);
     else {
@@ -261,6 +269,7 @@ async function queryCommand(
     if (++n >= limit) break;
   }
   status.done();
+  showHeader();
   if (!o.json) err(`${n} record(s)\n`);
   return 0;
 }
@@ -357,9 +366,11 @@ export async function run(argv: string[]): Promise<number> {
     .option("--format <fmt>", "md | json", "md")
     .exitOverride()
     .action(wrap(reportCommand));
+  cliConventions(program);
   try {
     if (argv.length === 0) {
-      program.outputHelp();
+      // no subcommand is a usage error: the help goes to stderr
+      program.outputHelp({ error: true });
       return 2;
     }
     await program.parseAsync(argv, { from: "user" });

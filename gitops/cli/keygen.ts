@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Command, CommanderError } from "commander";
+import { cliConventions } from "../../sdk/lib/cli.ts";
 import { fingerprint, formatAllowedSigner, formatOpenSshPrivateKey, nodeSigner } from "../signer/index.ts";
 
 export async function run(argv: string[]): Promise<number> {
@@ -26,8 +27,8 @@ export async function run(argv: string[]): Promise<number> {
     )
     .option("--json", "print a JSON object instead of the allowed_signers line")
     .option("--force", "overwrite existing key files")
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
+    .exitOverride();
+  cliConventions(program);
   try {
     program.parse(argv, { from: "user" });
   } catch (err) {

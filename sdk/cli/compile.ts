@@ -6,6 +6,7 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Command, CommanderError } from "commander";
 import { compilePolicyFile, formatProblem } from "../compiler/index.ts";
+import { cliConventions, intArg } from "../lib/cli.ts";
 
 export async function run(argv: string[]): Promise<number> {
   let exit = 0;
@@ -17,13 +18,12 @@ export async function run(argv: string[]): Promise<number> {
     .requiredOption("-o, --out <config.json>", "where to write the compiled config")
     .option("--json", "print a machine-readable result on stdout")
     .option("--skip-typecheck", "evaluate without the TypeScript type-check (faster, less safe)")
-    .option("--max-warnings <n>", "fail (exit 1) when there are more warnings than this")
+    .option("--max-warnings <n>", "fail (exit 1) when there are more warnings than this", intArg(0))
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) })
     .action(
       async (
         file: string,
-        opts: { out: string; json?: boolean; skipTypecheck?: boolean; maxWarnings?: string },
+        opts: { out: string; json?: boolean; skipTypecheck?: boolean; maxWarnings?: number },
       ) => {
         const result = await compilePolicyFile(file, { skipTypeCheck: opts.skipTypecheck === true });
         const errors = result.problems.filter((p) => p.severity === "error");
@@ -47,6 +47,9 @@ export async function run(argv: string[]): Promise<number> {
               timings: result.timings,
             })}\n`,
           );
+        } else if (result.problems.length === 1 && errors.length === 1 && errors[0]?.location === undefined) {
+          // one error about the file itself (not found): one line
+          process.stderr.write(`custos compile: ${errors[0]?.message}; nothing written\n`);
         } else {
           for (const p of result.problems) process.stderr.write(`${formatProblem(p)}\n`);
           if (errors.length === 0) {
@@ -60,9 +63,10 @@ export async function run(argv: string[]): Promise<number> {
           }
         }
         if (errors.length > 0) exit = 2;
-        else if (opts.maxWarnings !== undefined && warnings.length > Number(opts.maxWarnings)) exit = 1;
+        else if (opts.maxWarnings !== undefined && warnings.length > opts.maxWarnings) exit = 1;
       },
     );
+  cliConventions(program);
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch (e) {

@@ -3,11 +3,63 @@
  * The decision for one request, the rule that made it and its source line, and the masks
  * that would apply. Exit 0 (or with --exit-code: 0 allow, 1 deny/approval), 2 bad input.
  */
-import { Command, CommanderError } from "commander";
-import { type Explanation, explainRequest, fail, parseRequestWords, readConfig } from "./common.ts";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { cliConventions } from "../lib/cli.ts";
+import {
+  type Explanation,
+  explainRequest,
+  fail,
+  parseRequestWords,
+  readConfig,
+  UsageError,
+} from "./common.ts";
 
 function collect(value: string, prev: string[]): string[] {
   return [...prev, value];
+}
+
+function claim(value: string, prev: string[]): string[] {
+  if (value.indexOf("=") <= 0) throw new InvalidArgumentError("expected key=value, e.g. repository=acme/app");
+  return [...prev, value];
+}
+
+/** kubectl flags a request may carry (never taken for a misspelt option of explain's own) */
+const KUBECTL_FLAGS = new Set(
+  "namespace all-namespaces watch all container output selector field-selector stdin tty dry-run force grace-period cascade raw subresource filename recursive local type image replicas timeout wait overwrite field-manager server-side as-group".split(
+    " ",
+  ),
+);
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return d[b.length]!;
+}
+
+/**
+ * Request words pass kubectl's flags through, but a misspelt option of explain's own (say
+ * `--exit-cod`) must not be swallowed as one: the script relying on it would get exit 0.
+ */
+function checkMisspelt(words: readonly string[], own: readonly string[]): void {
+  for (const w of words) {
+    if (!w.startsWith("--")) continue;
+    const name = w.slice(2).split("=")[0] ?? "";
+    if (KUBECTL_FLAGS.has(name)) continue;
+    const near = own.find((o) => distance(name, o) <= (o.length < 5 ? 1 : 2));
+    if (near !== undefined)
+      throw new UsageError(
+        "UNKNOWN_OPTION",
+        `unknown option '${w}' (did you mean --${near}?); run "custos explain --help" for the options`,
+      );
+  }
 }
 
 export function formatExplanation(ex: Explanation, policyName: string): string {
@@ -67,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
       "a named identity of the policy (a stand-in that matches it), or a subject",
     )
     .option("--group <group>", "add a group to the caller (repeatable)", collect, [])
-    .option("--claim <key=value>", "add a token claim (repeatable)", collect, [])
+    .option("--claim <key=value>", "add a token claim (repeatable)", claim, [])
     .option("--purpose <purpose>", "the declared purpose")
     .option("--json", "machine-readable output")
     .option("--exit-code", "exit 1 unless the decision is allow")
@@ -87,6 +139,10 @@ export async function run(argv: string[]): Promise<number> {
           exitCode?: boolean;
         },
       ) => {
+        checkMisspelt(
+          words,
+          program.options.map((o) => o.long?.slice(2) ?? "").filter((o) => o !== ""),
+        );
         const config = readConfig(opts.config);
         const req = parseRequestWords(words);
         const claims = Object.fromEntries(
@@ -100,6 +156,7 @@ export async function run(argv: string[]): Promise<number> {
         if (opts.exitCode === true && ex.decision.decision !== "allow") exit = 1;
       },
     );
+  cliConventions(program);
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch (e) {

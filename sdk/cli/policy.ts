@@ -11,6 +11,7 @@ import { Command, CommanderError } from "commander";
 import YAML from "yaml";
 import { z } from "zod";
 import { compilePolicyFile, formatProblem } from "../compiler/index.ts";
+import { cliConventions, intArg } from "../lib/cli.ts";
 import type { GatewayConfig } from "../schema/config.ts";
 import { Json } from "../schema/config.ts";
 import { diffConfigs, formatDiffMarkdown } from "./diff.ts";
@@ -115,7 +116,10 @@ async function loadSuite(
   try {
     text = readFileSync(file, "utf8");
   } catch {
-    throw new UsageError("TESTS_NOT_FOUND", `expected a tests file at ${file}, found nothing`);
+    throw new UsageError(
+      "TESTS_NOT_FOUND",
+      `expected a tests file at ${file}, found nothing; pass the path of your tests YAML (see templates/hipaa/policy.tests.yaml)`,
+    );
   }
   let doc: unknown;
   try {
@@ -199,22 +203,23 @@ export async function run(argv: string[]): Promise<number> {
   program
     .command("diff")
     .description("the semantic difference in effective access between two compiled configs, as Markdown")
-    .argument("<old.json>")
-    .argument("<new.json>")
+    .argument("<old.json>", "the compiled config in force (custos compile)")
+    .argument("<new.json>", "the compiled config proposed")
     .option("--json", "machine-readable output")
     .option("--exit-code", "exit 1 when effective access changed")
-    .option("--max-rows <n>", "rows per table (default 200)", "200")
+    .option("--max-rows <n>", "rows per table", intArg(1), 200)
     .exitOverride()
     .action(
-      (oldFile: string, newFile: string, opts: { json?: boolean; exitCode?: boolean; maxRows: string }) => {
+      (oldFile: string, newFile: string, opts: { json?: boolean; exitCode?: boolean; maxRows: number }) => {
         const before = readConfig(oldFile);
         const after = readConfig(newFile);
         const diff = diffConfigs(before, after);
         if (opts.json === true) process.stdout.write(`${JSON.stringify(diff)}\n`);
-        else process.stdout.write(formatDiffMarkdown(diff, { maxRows: Number(opts.maxRows) }));
+        else process.stdout.write(formatDiffMarkdown(diff, { maxRows: opts.maxRows }));
         if (opts.exitCode === true && !diff.empty) exit = 1;
       },
     );
+  cliConventions(program);
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch (e) {
