@@ -149,3 +149,25 @@ describe("gateway config file: evidence remote credentials", () => {
     expect(text).toContain("tokenEnv");
   });
 });
+
+describe("gateway config file: OIDC issuers", () => {
+  it("a misspelt key of an issuer is refused, not dropped (a lost usernamePrefix changes every identity)", () => {
+    const issuer = { issuer: "https://idp.example", audience: "custos", jwksFile: "jwks.json" };
+    expect(
+      at({ ...base, auth: { oidc: [{ ...issuer, allowSystemNames: true }] } }).auth.oidc[0],
+    ).toMatchObject({
+      allowSystemNames: true,
+    });
+    const e = (() => {
+      try {
+        at({ ...base, auth: { oidc: [{ ...issuer, usernamPrefix: "oidc:" }] } });
+      } catch (x) {
+        return x;
+      }
+      return undefined;
+    })();
+    expect(e).toBeInstanceOf(GatewayConfigFileError);
+    expect((e as Error).message).toContain("auth.oidc.0");
+    expect((e as Error).message).toContain("usernamPrefix");
+  });
+});

@@ -6,22 +6,24 @@
 import path from "node:path";
 import { z } from "zod";
 
-const OidcProvider = z.object({
-  issuer: z.string().url(),
-  audience: z.union([z.string(), z.array(z.string()).min(1)]),
-  jwksUrl: z.string().url().optional(),
-  jwksFile: z.string().optional(),
-  algorithms: z.array(z.string()).optional(),
-  usernameClaim: z.string().optional(),
-  usernamePrefix: z.string().optional(),
-  groupsClaim: z.string().optional(),
-  groupsPrefix: z.string().optional(),
-  extraGroups: z.array(z.string()).optional(),
-  claimMap: z.record(z.string(), z.string()).optional(),
-  clockToleranceSeconds: z.number().int().nonnegative().optional(),
-  /** accept user names / groups from the token that start with "system:" (default: refuse them) */
-  allowSystemNames: z.boolean().optional(),
-});
+const OidcProvider = z
+  .object({
+    issuer: z.string().url(),
+    audience: z.union([z.string(), z.array(z.string()).min(1)]),
+    jwksUrl: z.string().url().optional(),
+    jwksFile: z.string().optional(),
+    algorithms: z.array(z.string()).optional(),
+    usernameClaim: z.string().optional(),
+    usernamePrefix: z.string().optional(),
+    groupsClaim: z.string().optional(),
+    groupsPrefix: z.string().optional(),
+    extraGroups: z.array(z.string()).optional(),
+    claimMap: z.record(z.string(), z.string()).optional(),
+    clockToleranceSeconds: z.number().int().nonnegative().optional(),
+    /** accept user names / groups from the token that start with "system:" (default: refuse them) */
+    allowSystemNames: z.boolean().optional(),
+  })
+  .strict();
 
 const GitEvidence = z
   .object({
