@@ -364,7 +364,12 @@ function checkSubresources(config: GatewayConfig, problems: Problems): void {
       const gaps: { sub: string; allow: Rule; what?: string }[] = [];
       for (const sub of info.subresources) {
         const w = SUBRESOURCE_WRITES[sub];
-        if (w === undefined || covered(res, sub) || !w.actsAs.some((v) => ruleWrites.includes(v))) continue;
+        if (
+          w === undefined ||
+          covered(res, sub) ||
+          !w.actsAs.some((v) => (ruleWrites as readonly string[]).includes(v))
+        )
+          continue;
         const probeDeny: Match = { ...m, apiGroups: [info.group], resources: [`${res}/${sub}`] };
         delete probeDeny.verbs;
         const allow = rules.find((a, j) => {
