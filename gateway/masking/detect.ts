@@ -7,9 +7,14 @@
  *
  * A detector pattern may mark the part to mask with a named group `value`, e.g.
  * `MRN[:# ]*(?<value>\d{6,10})`: the context ("MRN: ") stays, only the number is masked.
+ *
+ * A string holding a non-ASCII character is also read through its look-alike view (see
+ * lookalike.ts: `１２３－４５－６７８９` reads `123-45-6789`), and what matches there masks the
+ * original characters it was read from; an ASCII string takes no other step.
  */
 import type { Detector, MaskStrategy } from "../../sdk/schema/config.ts";
 import { Gate, requirementOf, WordScanner } from "./gate.ts";
+import { type LookalikeView, lookalikeView } from "./lookalike.ts";
 import { applyStrategy, DROP, type Dropped } from "./strategy.ts";
 import { VALIDATORS, type Validator } from "./validate.ts";
 
@@ -207,12 +212,16 @@ export class DetectorSet {
     return this.evaluate(e.run, e.digits, e.mask, words).base;
   }
 
-  /** The gate's verdict without label words for `text.slice(from, to)` (not sliced). */
+  /**
+   * The gate's verdict without label words for `text.slice(from, to)` (not sliced); sets
+   * `wide` when the text holds a non-ASCII character.
+   */
   private gateEntry(text: string, from: number, to: number): GateEntry {
     let run = 0;
     let cur = 0;
     let mask = 0;
     let digits = 0;
+    let wide = false;
     const charBit = this.charBit;
     for (let i = from; i < to; i++) {
       const c = text.charCodeAt(i);
@@ -225,11 +234,15 @@ export class DetectorSet {
         if (c < 128) {
           const b = charBit[c]!;
           if (b >= 0) mask |= 1 << b;
-        }
+        } else wide = true;
       }
     }
+    this.wide = wide;
     return this.gateFor(run, digits, mask);
   }
+
+  /** whether the text the last `gateEntry` saw holds a non-ASCII character */
+  private wide = false;
 
   /** The gate's verdict for a string's longest digit run, digit count and character mask. */
   private gateFor(run: number, digits: number, mask: number): GateEntry {
@@ -275,6 +288,7 @@ export class DetectorSet {
     const trigger = this.trigger;
     const charBit = this.charBit;
     let triggered = trigger === null;
+    let wide = false;
     let run = 0;
     let cur = 0;
     let mask = 0;
@@ -294,12 +308,13 @@ export class DetectorSet {
           if (trigger !== null && trigger[c] === 1) triggered = true;
           const b = charBit[c]!;
           if (b >= 0) mask |= 1 << b;
-        } else triggered = true;
+        } else wide = true;
       }
     }
-    if (!triggered) return null;
+    if (!triggered && !wide) return null;
     const e = this.gateFor(run, digits, mask);
-    if (e.base.length === 0 && !(e.needWords && this.scanner !== null)) return null;
+    // (a string with a non-ASCII character may hold a look-alike identifier the gate cannot see)
+    if (!wide && e.base.length === 0 && !(e.needWords && this.scanner !== null)) return null;
     const len = to - from;
     const slot = (h ^ (h >>> 15)) & (this.cacheSlots - 1);
     if (len <= FIND_CACHE_MAX_LEN) {
@@ -312,7 +327,8 @@ export class DetectorSet {
       }
     }
     const str = from === 0 && to === text.length ? text : text.slice(from, to);
-    const r = this.findAmong(str, this.candidatesFor(str, e)); // (the gate already ran)
+    // (the gate already ran)
+    const r = wide ? this.findWide(str, e) : this.findAmong(str, this.candidatesFor(str, e));
     if (len > FIND_CACHE_MAX_LEN) return r;
     // Kept from its second sighting on: a string seen once (a uid, a name with a hash, a
     // message) costs no copy; one that repeats (a list's labels, images, env names) is kept.
@@ -335,7 +351,23 @@ export class DetectorSet {
   /** Non-overlapping validated spans in `s`, in order; null when none (uncached: streams). */
   find(s: string): Span[] | null {
     if (this.dets.length === 0 || s.length === 0) return null;
-    return this.findAmong(s, this.candidates(s));
+    const e = this.gateEntry(s, 0, s.length);
+    return this.wide ? this.findWide(s, e) : this.findAmong(s, this.candidatesFor(s, e));
+  }
+
+  /**
+   * find on a string with a non-ASCII character (`e`: the gate's verdict on it): the matches in
+   * `s`, and those in its look-alike view mapped back to the characters they were read from.
+   * The view alone could miss what `s` holds (a removed zero-width space joins `x` to a number
+   * the detector needs on its own), so both count; spans that overlap are joined.
+   */
+  private findWide(s: string, e: GateEntry): Span[] | null {
+    const raw = this.findAmong(s, this.candidatesFor(s, e));
+    const v = lookalikeView(s);
+    if (v === null) return raw;
+    const seen = this.findAmong(v.text, this.candidates(v.text));
+    if (seen === null) return raw;
+    return joinSpans(raw, fromView(seen, v));
   }
 
   /** find, over the detectors the gate let through */
@@ -377,6 +409,24 @@ export class DetectorSet {
     for (const det of this.contextual)
       for (const [from, to] of lines) collect(det.context!, det, null, s.slice(from, to), from, spans);
   }
+}
+
+/** spans in a look-alike view as spans of the original string */
+function fromView(spans: readonly Span[], v: LookalikeView): Span[] {
+  return spans.map((sp) => ({ start: v.start[sp.start]!, end: v.end[sp.end - 1]!, det: sp.det }));
+}
+
+/** ordered non-overlapping spans covering both lists (an overlap: the earlier span, extended) */
+function joinSpans(a: readonly Span[] | null, b: readonly Span[]): Span[] {
+  const all = a === null ? [...b] : [...a, ...b];
+  all.sort((x, y) => x.start - y.start || y.end - x.end);
+  const out: Span[] = [];
+  for (const sp of all) {
+    const last = out[out.length - 1];
+    if (last === undefined || sp.start >= last.end) out.push(sp);
+    else if (sp.end > last.end) out[out.length - 1] = { start: last.start, end: sp.end, det: last.det };
+  }
+  return out;
 }
 
 /**

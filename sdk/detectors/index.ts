@@ -8,7 +8,10 @@
  * They are written to leave Kubernetes-shaped values alone: uids, resourceVersions, image
  * digests and tags, container ids, ports and API timestamps never match (see
  * test/masking-false-positives.test.ts). A lookbehind such as `(?<=MRN[:# ]*)` keeps the label
- * visible and masks only the identifier; a named group `value` does the same.
+ * visible and masks only the identifier; a named group `value` does the same. Write them for
+ * ASCII: a string with other characters is also matched in its look-alike view (fullwidth and
+ * other Unicode digits, Unicode dashes, `＠`, zero-width characters read as ASCII; see
+ * gateway/masking/lookalike.ts), and each match masks the original characters.
  *
  * Names (A) only labelled or next to another identifier on the same line (`personName`); a
  * name in prose alone, biometric identifiers (P) and full-face photographs (Q) need field masks;
