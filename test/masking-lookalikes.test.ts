@@ -5,7 +5,7 @@
  *  1. by hand: each kind of look-alike, in objects, in JSON text and in text streams;
  *  2. property: an identifier spelled with random look-alikes comes out masked exactly where its
  *     ASCII spelling is (the output, read back to ASCII, is the ASCII text's masked output), in
- *     objects, JSON text and log / exec streams;
+ *     objects, JSON text and log / exec streams split at any character;
  *  3. property: text without identifiers, full of look-alikes, comes out unchanged.
  */
 import fc from "fast-check";
@@ -276,6 +276,8 @@ describe("look-alike identifiers, by hand", () => {
       expect(JSON.parse(viaBytes.toString("utf8")).data.k).toBe(expected);
       for (const sub of ["log", "exec"] as const) {
         expect(stream(sub, [`${input}\n`])).toBe(`${expected}\n`);
+        // one character (code unit) at a time
+        expect(stream(sub, [...`${input}\n`.split("")])).toBe(`${expected}\n`);
       }
     });
   }
@@ -292,6 +294,18 @@ describe("look-alike identifiers, by hand", () => {
 
   it("a mark drawn on the last digit goes with it", () => {
     expect(maskString("１２３-４５-６７８９\u0332 b")).toBe("[MASKED:ssn] b");
+  });
+
+  it("an idle flush holds a look-alike number in progress, as an ASCII one", () => {
+    for (const [a, b] of [
+      ["SSN １２３－４", "５－６７８９ done\r\n"],
+      ["SSN 123\ufeff-4", "5-6789 done\r\n"],
+      ["SSN ١٢٣-٤٥-٦", "٧٨٩ done\r\n"],
+    ]) {
+      const t = masker.textStream(ctx({ subresource: "exec" }));
+      const out = t.push(a!) + t.flush() + t.push(b!) + t.end();
+      expect(out).toBe("SSN [MASKED:ssn] done\r\n");
+    }
   });
 
   it("look-alike text that is no identifier is left alone", () => {
@@ -366,15 +380,19 @@ describe("property: look-alike identifiers are masked as their ASCII spelling is
     ["log streams", "log", "\n"],
     ["exec frames", "exec", "\r\n"],
   ] as const) {
-    it(`${name}`, () => {
+    it(`${name} split at any character`, () => {
       fc.assert(
-        fc.property(fc.array(planted, { minLength: 1, maxLength: 5 }), (ps) => {
-          const body = ps.map((p) => p.text).join(nl) + nl;
-          const out = stream(sub, [body]);
-          const ascii = stream(sub, [ps.map((p) => p.ascii).join(nl) + nl]);
-          expect(readBack(out)).toBe(ascii);
-          expect(readBack(out)).not.toMatch(/\d/);
-        }),
+        fc.property(
+          fc.array(planted, { minLength: 1, maxLength: 5 }),
+          fc.array(fc.nat(), { maxLength: 12 }),
+          (ps, cuts) => {
+            const body = ps.map((p) => p.text).join(nl) + nl;
+            const out = stream(sub, splitAt(body, cuts));
+            const ascii = stream(sub, [ps.map((p) => p.ascii).join(nl) + nl]);
+            expect(readBack(out)).toBe(ascii);
+            expect(readBack(out)).not.toMatch(/\d/);
+          },
+        ),
         RUNS,
       );
     });

@@ -140,3 +140,15 @@ export function lookalikeView(s: string): LookalikeView | null {
   text += s.slice(run);
   return { text, start, end };
 }
+
+/**
+ * Characters an identifier can be spelled with besides ASCII (for the stream maskers' hold
+ * patterns, which must not let the start of a look-alike identifier go out): numbers,
+ * dashes, format characters, marks, spaces, fullwidth and small forms, the ideographic full
+ * stop and mathematical letters and digits, and a lone high surrogate (the first half of a
+ * character the chunk boundary split). A character class body for a "u" RegExp.
+ */
+export const LOOKALIKE_CHARS =
+  "\\p{N}\\p{Pd}\\p{Cf}\\p{M}\\u2212\\u2043\\u02d7\\u2796\\u30fc\\u207b\\u208b" +
+  "\\u00a0\\u2000-\\u200a\\u202f\\u205f\\u3000\\u3002\\uff01-\\uff9f\\ufe50-\\ufe6b" +
+  "\\u{1d400}-\\u{1d7ff}\\ud800-\\udbff";

@@ -16,6 +16,7 @@
 import type { MaskSummary, TextStreamMasker } from "../ports.ts";
 import type { Applied } from "./compile.ts";
 import { renderSpans, type Span } from "./detect.ts";
+import { LOOKALIKE_CHARS } from "./lookalike.ts";
 import { DROP } from "./strategy.ts";
 import { SummaryBuilder } from "./summary.ts";
 
@@ -86,18 +87,23 @@ const KEYWORDS = [
  * Suffixes that could be the start of an identifier the default detectors match: a run of
  * non-blank characters (an email, URL or number in progress), a digit-led run with the words
  * that may follow (phones, SSNs, dates, street addresses), or a label such as "MRN: ",
- * "Member ID ", "March 12, ".
+ * "Member ID ", "March 12, ". Digits, dashes and punctuation may be look-alikes (fullwidth,
+ * other scripts' digits, Unicode dashes, zero-width characters: see lookalike.ts), and a
+ * BOM, which `\\s` counts as a blank, does not end a run.
  */
 const TAIL_RE = new RegExp(
-  "(?:\\S+" +
-    "|(?<![A-Za-z0-9_-])[0-9+(][0-9A-Za-z ()\\-./,:#]*" +
-    `|(?<![A-Za-z0-9])(?:${KEYWORDS.join("|")})[A-Za-z0-9 .,:#'()-]{0,48}` +
+  "(?:(?:\\S|\\ufeff)+" +
+    `|(?<![A-Za-z0-9_-])[0-9+(${LOOKALIKE_CHARS}][0-9A-Za-z ()\\-./,:#${LOOKALIKE_CHARS}]*` +
+    `|(?<![A-Za-z0-9])(?:${KEYWORDS.join("|")})[A-Za-z0-9 .,:#'()\\-${LOOKALIKE_CHARS}]{0,48}` +
     ")$",
-  "i",
+  "iu",
 );
 
 /** a number that may still be growing into an identifier (SSN, phone, MRN, date, card) */
-const NUMBER_TAIL = /(?<![A-Za-z0-9_])(?:MRN-?[0-9]*|[0-9(+][0-9()+\- ./]*)$/i;
+const NUMBER_TAIL = new RegExp(
+  `(?<![A-Za-z0-9_])(?:MRN-?[0-9${LOOKALIKE_CHARS}]*|[0-9(+${LOOKALIKE_CHARS}][0-9()+\\- ./${LOOKALIKE_CHARS}]*)$`,
+  "iu",
+);
 
 /** characters of already-emitted text kept as context (labels such as "Medical Record Number: ") */
 const CONTEXT = 64;
