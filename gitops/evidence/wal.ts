@@ -109,10 +109,23 @@ export class Wal {
     for (const fd of this.retired.splice(0)) this.fs.closeSync(fd);
   }
 
-  /** write(2) all of `buf` to the current file */
+  /**
+   * write(2) all of `buf` to the current file. A write that fails part-way (a full disk writes
+   * what fits, then ENOSPC) is undone: the lines it completed belong to appends that are refused,
+   * and must not be replayed into the evidence at the next start.
+   */
   writeSync(buf: Buffer): void {
     let off = 0;
-    while (off < buf.length) off += this.fs.writeSync(this.fd, buf, off, buf.length - off);
+    try {
+      while (off < buf.length) off += this.fs.writeSync(this.fd, buf, off, buf.length - off);
+    } catch (err) {
+      try {
+        this.fs.ftruncateSync(this.fd, this.size);
+      } catch {
+        // the writer fails with `err` anyway; at the next start only a torn tail would be cut
+      }
+      throw err;
+    }
     this.size += buf.length;
   }
 

@@ -1,0 +1,68 @@
+/**
+ * Evidence sinks on a disk that refuses a write half-way (a real short write, then EFBIG, from
+ * a child process under `ulimit -f`: what a full disk does to an append). A refused call must
+ * leave no record behind, an acknowledged one must stay readable, and the sequence must go on
+ * without a gap or a repeat.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { openEvidenceRepo } from "../gitops/evidence/index.ts";
+import { sampleRecord } from "../gitops/evidence/testkit.ts";
+import { nodeSigner } from "../gitops/signer/index.ts";
+
+const CHILD = join(import.meta.dirname, "evidence-fault-child.ts");
+const root = mkdtempSync(join(tmpdir(), "custos-faults-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** run the child under a file-size limit of `kib` KiB; its acknowledgements and refusals */
+function runLimited(
+  kind: "git" | "jsonl",
+  where: string,
+  kib: number,
+): { acked: [string, number][]; refused: string[] } {
+  const r = spawnSync(
+    "bash",
+    ["-c", `ulimit -f ${kib}; exec "$0" --import tsx "$@"`, process.execPath, CHILD, kind, where, "3"],
+    { encoding: "utf8", cwd: join(import.meta.dirname, "..") },
+  );
+  expect(r.stdout, r.stderr).toContain("DONE");
+  const acked: [string, number][] = [];
+  const refused: string[] = [];
+  for (const line of r.stdout.trim().split("\n").slice(0, -1)) {
+    const [id, seq] = line.split(" ");
+    if (seq === "ERR") refused.push(id!);
+    else acked.push([id!, Number(seq)]);
+  }
+  return { acked, refused };
+}
+
+describe("a write cut short by a full disk", () => {
+  it("git writer: a record refused with its call is never committed later", async () => {
+    const dir = join(root, "git");
+    const { acked, refused } = runLimited("git", dir, 8);
+    expect(acked.map(([id]) => id)).toEqual(["small-0", "small-1", "small-2"]);
+    expect(refused).toContain("pair-small");
+    // restart without the limit: the log is replayed
+    const signer = nodeSigner(new Uint8Array(32).fill(7));
+    const w = await openEvidenceRepo({ dir, gatewayId: "gw-fault", signer, log: () => undefined });
+    const next = await w.append(sampleRecord(9));
+    await w.close();
+    const files = execFileSync("git", ["-C", dir, "ls-tree", "-r", "--name-only", "evidence/gw-fault"], {
+      encoding: "utf8",
+    })
+      .split("\n")
+      .filter((f) => f.startsWith("records/"))
+      .sort();
+    const committed = files.flatMap((f) =>
+      execFileSync("git", ["-C", dir, "show", `evidence/gw-fault:${f}`], { encoding: "utf8" })
+        .split("\n")
+        .slice(0, -1)
+        .map((l) => JSON.parse(l) as { auditID: string; custos: { seq: number } }),
+    );
+    expect(committed.map((r) => [r.auditID, r.custos.seq])).toEqual([...acked, [sampleRecord(9).auditID, 4]]);
+    expect(next.seq).toBe(4);
+  });
+});
