@@ -5,10 +5,11 @@
  * without a gap or a repeat.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { JsonlEvidenceSink } from "../gateway/evidence/jsonl-sink.ts";
 import { openEvidenceRepo } from "../gitops/evidence/index.ts";
 import { sampleRecord } from "../gitops/evidence/testkit.ts";
 import { nodeSigner } from "../gitops/signer/index.ts";
@@ -64,5 +65,27 @@ describe("a write cut short by a full disk", () => {
     );
     expect(committed.map((r) => [r.auditID, r.custos.seq])).toEqual([...acked, [sampleRecord(9).auditID, 4]]);
     expect(next.seq).toBe(4);
+  });
+
+  it("JSON-lines sink: no torn line, no lost acknowledged record, no gap in the sequence", async () => {
+    const file = join(root, "e.jsonl");
+    const { acked, refused } = runLimited("jsonl", file, 6);
+    expect(refused).toEqual(["pair-big"]);
+    // the sink goes on once the write that failed is undone, with the next sequence number
+    expect(acked).toEqual([
+      ["small-0", 1],
+      ["small-1", 2],
+      ["small-2", 3],
+      ["pair-small", 4],
+      ["after", 5],
+    ]);
+    const s = await JsonlEvidenceSink.open({ file, gatewayId: "gw-fault" });
+    expect((await s.append(sampleRecord(9))).seq).toBe(6);
+    await s.close();
+    const lines = readFileSync(file, "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { auditID: string; custos: { seq: number } });
+    expect(lines.map((r) => [r.auditID, r.custos.seq])).toEqual([...acked, [sampleRecord(9).auditID, 6]]);
   });
 });

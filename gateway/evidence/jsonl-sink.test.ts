@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -66,6 +66,36 @@ describe("JSON-lines evidence sink", () => {
       expect(lines.map((l) => l.auditID)).toEqual(["é0", "é1", "é2", "é3", "é4"]);
       expect(lines[4].requestURI).toBe(`/api/ünïcödé/${"ß".repeat(4000)}`);
       expect(lines[4].custos).toMatchObject({ gatewayId: "gw-ü", seq: 5 });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("JSON-lines evidence sink after a torn write", () => {
+  it("cuts a torn last line (never acknowledged) at open and goes on with the next sequence number", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "custos-sink-"));
+    try {
+      const file = path.join(dir, "e.jsonl");
+      const s = await JsonlEvidenceSink.open({ file, gatewayId: "gw-a" });
+      await s.append(rec("a1"));
+      await s.append(rec("a2"));
+      await s.close();
+      // a crash or a full disk mid-write: part of a third line
+      const whole = await readFile(file, "utf8");
+      await appendFile(file, whole.split("\n")[1]!.slice(0, 40));
+      const s2 = await JsonlEvidenceSink.open({ file, gatewayId: "gw-a" });
+      expect((await s2.append(rec("b"))).seq).toBe(3);
+      await s2.close();
+      const lines = (await readFile(file, "utf8"))
+        .trimEnd()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(lines.map((l) => [l.auditID, l.custos.seq])).toEqual([
+        ["a1", 1],
+        ["a2", 2],
+        ["b", 3],
+      ]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

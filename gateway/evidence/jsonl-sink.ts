@@ -2,7 +2,9 @@
  * The stand-in EvidenceSink: one JSON line per record, appended to a file and fsync'ed
  * before `append` resolves (group commit: records arriving while a write is in flight are
  * written and synced together). Sequence numbers are per gateway: 1, 2, 3, ... continuing
- * across restarts from the last line in the file.
+ * across restarts from the last line in the file. A write that fails (a full disk writes what
+ * fits, then ENOSPC) is cut off again and uses no sequence number; a torn last line (a crash
+ * or power loss mid-write: never acknowledged) is cut off at open.
  */
 import { writeSync } from "node:fs";
 import { type FileHandle, open, readFile } from "node:fs/promises";
@@ -28,8 +30,8 @@ function writeAll(fd: number, text: string): void {
 }
 
 interface Pending {
-  line: string;
-  resolve: () => void;
+  record: EvidenceRecord;
+  resolve: (v: { seq: number }) => void;
   reject: (e: Error) => void;
 }
 
@@ -44,40 +46,61 @@ export interface JsonlSinkOptions {
 export class JsonlEvidenceSink implements EvidenceSink {
   readonly #o: JsonlSinkOptions;
   readonly #fh: FileHandle;
+  /** the last sequence number written */
   #seq: number;
+  /** bytes of complete, written lines: what a failed write is cut back to */
+  #size: number;
   #queue: Pending[] = [];
   #writing = false;
   #closed = false;
+  /** a failed write could not be cut off again */
+  #broken = false;
 
-  private constructor(o: JsonlSinkOptions, fh: FileHandle, seq: number) {
+  private constructor(o: JsonlSinkOptions, fh: FileHandle, seq: number, size: number) {
     this.#o = o;
     this.#fh = fh;
     this.#seq = seq;
+    this.#size = size;
   }
 
   static async open(o: JsonlSinkOptions): Promise<JsonlEvidenceSink> {
     let seq = 0;
+    let size = 0;
+    let torn = false;
     try {
-      const text = await readFile(o.file, "utf8");
+      const buf = await readFile(o.file);
+      size = buf.lastIndexOf(0x0a) + 1;
+      torn = size < buf.length;
+      const text = buf.toString("utf8", 0, size);
       const last = text.trimEnd().split("\n").pop();
       if (last) seq = Number((JSON.parse(last) as EvidenceRecord).custos.seq ?? 0);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     }
     const fh = await open(o.file, "a");
-    return new JsonlEvidenceSink(o, fh, seq);
+    try {
+      // a torn last line was never acknowledged: cut it, or the next record would be glued to it
+      if (torn) {
+        await fh.truncate(size);
+        await fh.datasync();
+      }
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+    return new JsonlEvidenceSink(o, fh, seq, size);
   }
 
   append(record: EvidenceRecord): Promise<{ seq: number }> {
     if (this.#closed) return Promise.reject(new EvidenceSinkError("evidence sink is closed"));
-    const seq = ++this.#seq;
-    const stamped: EvidenceRecord = {
-      ...record,
-      custos: { ...record.custos, gatewayId: this.#o.gatewayId, seq },
-    };
-    const line = `${JSON.stringify(stamped)}\n`;
+    if (this.#broken)
+      return Promise.reject(
+        new EvidenceSinkError(
+          "evidence file could not be repaired after a failed write; restart the gateway",
+        ),
+      );
     return new Promise<{ seq: number }>((resolve, reject) => {
-      this.#queue.push({ line, resolve: () => resolve({ seq }), reject });
+      this.#queue.push({ record, resolve, reject });
       void this.#drain();
     });
   }
@@ -87,19 +110,51 @@ export class JsonlEvidenceSink implements EvidenceSink {
     this.#writing = true;
     try {
       while (this.#queue.length > 0) {
-        const batch = this.#queue;
+        const queued = this.#queue;
         this.#queue = [];
+        if (this.#broken) {
+          for (const p of queued) p.reject(new EvidenceSinkError("evidence file could not be repaired"));
+          continue;
+        }
+        // sequence numbers are given as records are written, so a refused write uses none
+        const batch: { p: Pending; seq: number }[] = [];
+        let text = "";
+        for (const p of queued) {
+          const seq = this.#seq + batch.length + 1;
+          const stamped: EvidenceRecord = {
+            ...p.record,
+            custos: { ...p.record.custos, gatewayId: this.#o.gatewayId, seq },
+          };
+          let line: string;
+          try {
+            line = `${JSON.stringify(stamped)}\n`;
+          } catch (e) {
+            p.reject(new EvidenceSinkError(`evidence record cannot be serialised: ${(e as Error).message}`));
+            continue;
+          }
+          text += line;
+          batch.push({ p, seq });
+        }
+        if (batch.length === 0) continue;
         try {
           // write(2) synchronously (one small append; no thread-pool round trip), fsync asynchronously
-          writeAll(this.#fh.fd, batch.length === 1 ? batch[0]!.line : batch.map((p) => p.line).join(""));
+          writeAll(this.#fh.fd, text);
           if (this.#o.fsync !== false) await this.#fh.datasync();
-          for (const p of batch) p.resolve();
         } catch (e) {
           const err = new EvidenceSinkError(
             `evidence write failed: ${(e as NodeJS.ErrnoException).code ?? "error"}`,
           );
-          for (const p of batch) p.reject(err);
+          // what this write completed belongs to refused calls: cut it off again
+          // (if that fails too, the file's end is unknown: nothing more is appended to it)
+          await this.#fh.truncate(this.#size).catch(() => {
+            this.#broken = true;
+          });
+          for (const { p } of batch) p.reject(err);
+          continue;
         }
+        this.#seq += batch.length;
+        this.#size += Buffer.byteLength(text, "utf8");
+        for (const { p, seq } of batch) p.resolve({ seq });
       }
     } finally {
       this.#writing = false;
