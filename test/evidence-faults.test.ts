@@ -5,8 +5,8 @@
  * without a gap or a repeat.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { JsonlEvidenceSink } from "../gateway/evidence/jsonl-sink.ts";
@@ -87,5 +87,24 @@ describe("a write cut short by a full disk", () => {
       .split("\n")
       .map((l) => JSON.parse(l) as { auditID: string; custos: { seq: number } });
     expect(lines.map((r) => [r.auditID, r.custos.seq])).toEqual([...acked, [sampleRecord(9).auditID, 6]]);
+  });
+});
+
+describe("the writer lock after a crash", () => {
+  it("a lock naming this process's pid, left by an earlier process (a container restart reuses the pid), is stale", async () => {
+    const dir = join(root, "same-pid");
+    const signer = nodeSigner(new Uint8Array(32).fill(7));
+    const w = await openEvidenceRepo({ dir, gatewayId: "gw-pid", signer, log: () => undefined });
+    await w.append(sampleRecord(1));
+    // in this process, a second writer is still refused
+    await expect(
+      openEvidenceRepo({ dir, gatewayId: "gw-pid", signer, log: () => undefined }),
+    ).rejects.toMatchObject({ code: "EVIDENCE_REPO_LOCKED" });
+    await w.close();
+    // what kill -9 leaves of a gateway that ran as pid 1 in its container, found by its successor, pid 1 again
+    writeFileSync(join(dir, "custos", "writer.lock"), `${process.pid} ${hostname()}\n`);
+    const w2 = await openEvidenceRepo({ dir, gatewayId: "gw-pid", signer, log: () => undefined });
+    expect((await w2.append(sampleRecord(2))).seq).toBe(2);
+    await w2.close();
   });
 });

@@ -1,8 +1,11 @@
 /**
  * One writer process per evidence repository: `<gitdir>/custos/writer.lock`, created with
- * O_EXCL and holding `<pid> <hostname>`. A lock whose process is gone (same host, kill(pid,0)
- * says ESRCH) is stale and taken over; refs are not atomic across processes otherwise.
+ * O_EXCL and holding `<pid> <hostname> <process token>`. A lock whose process is gone (same
+ * host, kill(pid,0) says ESRCH) is stale and taken over; refs are not atomic across processes
+ * otherwise. A lock naming this process's own pid is stale unless it carries this process's
+ * token: a gateway restarted in a container runs with the pid its killed predecessor had.
  */
+import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Fs } from "./objects.ts";
 import { EvidenceError } from "./wal.ts";
@@ -25,8 +28,11 @@ function await0(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** tells this process's locks from those of an earlier process that had the same pid */
+const PROCESS_TOKEN = randomUUID();
+
 export function acquireLock(fs: Fs, path: string): WriterLock {
-  const me = `${process.pid} ${hostname()}\n`;
+  const me = `${process.pid} ${hostname()} ${PROCESS_TOKEN}\n`;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = fs.openSync(path, "wx", 0o600);
@@ -54,10 +60,13 @@ export function acquireLock(fs: Fs, path: string): WriterLock {
     } catch {
       continue; // removed meanwhile: retry
     }
-    const [pidText, host] = text.trim().split(" ");
+    const [pidText, host, token] = text.trim().split(" ");
     const pid = Number(pidText);
     const stale =
-      host === hostname() && Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid);
+      host === hostname() &&
+      Number.isInteger(pid) &&
+      pid > 0 &&
+      (pid === process.pid ? token !== PROCESS_TOKEN : !alive(pid));
     // an empty lock: its writer died between creating and filling it (or is doing so right now)
     const unreadable = text.trim() === "" && Date.now() - fs.statSync(path).mtimeMs > 2000;
     if (text.trim() === "" && !unreadable) {
