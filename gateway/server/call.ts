@@ -390,13 +390,14 @@ export class Call {
   }
 
   /**
-   * Before the upstream is asked to start a session (exec/attach/port-forward): a durable
-   * `session` record with stage ResponseStarted, so a session that never ends cleanly (a
-   * crash, a kill) is still in the evidence. Resolves false (and logs) when the sink refused
-   * it: the session must not start. The call's own record is written when it ends.
+   * Before the upstream is asked to start a session (exec/attach/port-forward), and before the
+   * first byte of a stream (watch, pod log) goes out: a durable `session` record with stage
+   * ResponseStarted, so a session or stream that never ends cleanly (a crash, a kill) is still
+   * in the evidence. Resolves false (and logs) when the sink refused it: the session must not
+   * start, the stream must deliver nothing. The call's own record is written when it ends.
    */
-  async opened(rt: Runtime): Promise<boolean> {
-    const r = this.record(rt, 101);
+  async opened(rt: Runtime, code = 101): Promise<boolean> {
+    const r = this.record(rt, code);
     return this.append(
       rt,
       {

@@ -325,6 +325,12 @@ async function serve(
         `custos: the log stream's content type "${ctUp}" cannot be masked; it was refused`,
       );
     }
+    // the stream is in the evidence before its first event or line goes out (a stream's own
+    // record is written when it ends, and a gateway that stops during it would leave none)
+    if (!(await call.opened(rt, status))) {
+      up.destroy();
+      throw evidenceUnavailable("sink refused the stream-opened record");
+    }
     if (!res.headersSent) {
       const h: OutgoingHttpHeaders = {
         ...maskedHeaders(downstreamHeaders(up.headers), masker, ctx),
