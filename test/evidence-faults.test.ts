@@ -108,3 +108,26 @@ describe("the writer lock after a crash", () => {
     await w2.close();
   });
 });
+
+describe("an evidence directory deleted under a running writer", () => {
+  for (const durability of ["process", "machine"] as const) {
+    it(`refuses every later record instead of acknowledging it into a deleted log (${durability})`, async () => {
+      const dir = join(root, `deleted-${durability}`);
+      const signer = nodeSigner(new Uint8Array(32).fill(7));
+      const w = await openEvidenceRepo({
+        dir,
+        gatewayId: "gw-del",
+        signer,
+        durability,
+        log: () => undefined,
+      });
+      expect((await w.append(sampleRecord(1))).seq).toBe(1);
+      await w.flush();
+      rmSync(dir, { recursive: true, force: true });
+      // the log file is gone with its directory: what it holds after this is held nowhere
+      await expect(w.append(sampleRecord(2))).rejects.toMatchObject({ code: "EVIDENCE_WRITER_FAILED" });
+      await expect(w.append(sampleRecord(3))).rejects.toMatchObject({ code: "EVIDENCE_WRITER_FAILED" });
+      await w.close().catch(() => undefined);
+    });
+  }
+});

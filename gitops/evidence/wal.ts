@@ -129,6 +129,19 @@ export class Wal {
     this.size += buf.length;
   }
 
+  /**
+   * Throws when the current file is no longer linked (its directory was deleted): a write(2)
+   * or fsync to it still succeeds, but what it holds would be gone with the process.
+   */
+  assertLinked(): void {
+    if (this.fs.fstatSync(this.fd).nlink === 0)
+      throw new EvidenceError(
+        "EVIDENCE_WAL_GONE",
+        `the write-ahead log ${join(this.dir, fileName(this.fileNo))} was deleted while in use (the evidence directory was removed?); restore the directory from a clone and restart`,
+        { path: join(this.dir, fileName(this.fileNo)) },
+      );
+  }
+
   sync(): Promise<void> {
     return new Promise((resolve, reject) =>
       this.fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())),

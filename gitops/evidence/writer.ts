@@ -597,6 +597,7 @@ class Writer implements EvidenceWriter {
           at = nl + 1;
         }
         this.wal.writeSync(buf);
+        this.wal.assertLinked();
       }
       this.nextSeq = seq;
     } catch (err) {
@@ -626,21 +627,24 @@ class Writer implements EvidenceWriter {
     this.syncing = true;
     const group = this.awaitingSync;
     this.awaitingSync = [];
-    this.wal.sync().then(
-      () => {
-        this.syncing = false;
-        this.wal.closeRetired();
-        for (const a of group) a.resolve({ seq: a.seq });
-        this.startSync();
-      },
-      (err) => {
-        this.syncing = false;
-        this.fail(err);
-        // acknowledgements never happen for records whose fsync failed
-        const e = this.refusal();
-        for (const a of [...group, ...this.awaitingSync.splice(0)]) a.reject(e);
-      },
-    );
+    this.wal
+      .sync()
+      .then(() => this.wal.assertLinked())
+      .then(
+        () => {
+          this.syncing = false;
+          this.wal.closeRetired();
+          for (const a of group) a.resolve({ seq: a.seq });
+          this.startSync();
+        },
+        (err) => {
+          this.syncing = false;
+          this.fail(err);
+          // acknowledgements never happen for records whose fsync failed
+          const e = this.refusal();
+          for (const a of [...group, ...this.awaitingSync.splice(0)]) a.reject(e);
+        },
+      );
   }
 
   private fail(err: unknown): void {
