@@ -102,6 +102,22 @@ describe("JSON-lines evidence sink after a torn write", () => {
   });
 });
 
+describe("JSON-lines evidence sink whose file was deleted", () => {
+  it("refuses records instead of acknowledging them into the deleted file", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "custos-sink-"));
+    try {
+      const file = path.join(dir, "e.jsonl");
+      const s = await JsonlEvidenceSink.open({ file, gatewayId: "gw-a" });
+      expect((await s.append(rec("a1"))).seq).toBe(1);
+      await rm(dir, { recursive: true, force: true });
+      await expect(s.append(rec("a2"))).rejects.toMatchObject({ code: "EVIDENCE_WRITE_FAILED" });
+      await s.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("rfc3339Micro", () => {
   it("writes audit timestamps with microseconds", () => {
     expect(rfc3339Micro(new Date("2026-01-01T01:02:03.045Z"))).toBe("2026-01-01T01:02:03.045000Z");

@@ -6,7 +6,7 @@
  * fits, then ENOSPC) is cut off again and uses no sequence number; a torn last line (a crash
  * or power loss mid-write: never acknowledged) is cut off at open.
  */
-import { writeSync } from "node:fs";
+import { fstatSync, writeSync } from "node:fs";
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import path from "node:path";
 import type { EvidenceRecord, EvidenceSink } from "../ports.ts";
@@ -140,6 +140,9 @@ export class JsonlEvidenceSink implements EvidenceSink {
           // write(2) synchronously (one small append; no thread-pool round trip), fsync asynchronously
           writeAll(this.#fh.fd, text);
           if (this.#o.fsync !== false) await this.#fh.datasync();
+          // a deleted file still takes writes (and fsyncs): what it holds is gone with the process
+          if (fstatSync(this.#fh.fd).nlink === 0)
+            throw Object.assign(new Error("evidence file deleted"), { code: "EVIDENCE_FILE_DELETED" });
         } catch (e) {
           const err = new EvidenceSinkError(
             `evidence write failed: ${(e as NodeJS.ErrnoException).code ?? "error"}`,
