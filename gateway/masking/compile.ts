@@ -5,6 +5,7 @@
  */
 import picomatch from "picomatch";
 import { canonicalJson, sha256Hex } from "../../sdk/lib/canonical.ts";
+import { compileGlobs } from "../../sdk/lib/match.ts";
 import type { FieldMask, GatewayConfig, Mask, MaskStrategy } from "../../sdk/schema/config.ts";
 import type { RequestInfo } from "../ports.ts";
 import { type CompiledDetector, compileDetector, DetectorSet } from "./detect.ts";
@@ -31,8 +32,7 @@ export interface TrieNode {
 interface CompiledMask {
   readonly index: number;
   readonly id: string;
-  readonly apiGroups: readonly string[] | undefined;
-  readonly resources: readonly string[] | undefined;
+  readonly target: (apiGroup: string, resource: string, subresource: string) => boolean;
   readonly ns: ((ns: string) => boolean) | undefined;
   readonly phi: boolean | undefined;
   readonly labels: readonly [string, string][] | undefined;
@@ -54,19 +54,39 @@ export interface Applied {
 /** Subresources whose response is the parent object itself: a mask on "pods" covers them. */
 const OBJECT_SUBRESOURCES = new Set(["", "status", "ephemeralcontainers", "resize", "scale"]);
 
-export function resourceMatches(patterns: readonly string[], resource: string, subresource: string): boolean {
-  for (const p of patterns) {
-    if (p === "*") return true;
+/**
+ * Does a mask's `match.resources` select this request's responses? RBAC form, each part a glob
+ * as in rules (`customResource("widget*")`); a bare resource also covers the subresources whose
+ * response is the object itself.
+ */
+export function compileMaskResources(patterns: readonly string[]): (resource: string, subresource: string) => boolean {
+  if (patterns.includes("*")) return () => true;
+  const tests = patterns.map((p) => {
     const slash = p.indexOf("/");
-    if (slash === -1) {
-      if (p === resource && OBJECT_SUBRESOURCES.has(subresource)) return true;
-    } else {
-      const r = p.slice(0, slash);
-      const s = p.slice(slash + 1);
-      if ((r === "*" || r === resource) && (s === "*" ? subresource !== "" : s === subresource)) return true;
-    }
-  }
-  return false;
+    const res = compileGlobs([slash === -1 ? p : p.slice(0, slash)]);
+    if (slash === -1) return (r: string, s: string) => OBJECT_SUBRESOURCES.has(s) && res(r);
+    const sp = p.slice(slash + 1);
+    const sub = sp === "*" ? (s: string) => s !== "" : compileGlobs([sp]);
+    return (r: string, s: string) => sub(s) && res(r);
+  });
+  return (r, s) => tests.some((t) => t(r, s));
+}
+
+export function resourceMatches(patterns: readonly string[], resource: string, subresource: string): boolean {
+  return compileMaskResources(patterns)(resource, subresource);
+}
+
+/**
+ * Does a mask's match select a request by its API group and resource (the request-level part
+ * of a mask's match; namespace, PHI and labels are judged per object)? `apiGroups` are globs,
+ * as in rules (`"*.example.com"`); `"*"` includes the core group `""`.
+ */
+export function compileMaskTarget(
+  match: Pick<Mask["match"], "apiGroups" | "resources">,
+): (apiGroup: string, resource: string, subresource: string) => boolean {
+  const groups = match.apiGroups === undefined ? () => true : compileGlobs(match.apiGroups);
+  const resources = match.resources === undefined ? () => true : compileMaskResources(match.resources);
+  return (g, r, s) => groups(g) && resources(r, s);
 }
 
 function addToTrie(root: TrieNode, f: CompiledField): void {
@@ -144,8 +164,7 @@ export class CompiledPolicy {
     return {
       index,
       id: m.id,
-      apiGroups: m.match.apiGroups,
-      resources: m.match.resources,
+      target: compileMaskTarget(m.match),
       ns: m.match.namespaces ? picomatch(m.match.namespaces) : undefined,
       phi: m.match.phi,
       labels: m.match.labels ? Object.entries(m.match.labels) : undefined,
@@ -160,11 +179,7 @@ export class CompiledPolicy {
 
   /** Masks whose apiGroup and resource fit the request (object-level checks come later). */
   candidates(apiGroup: string, resource: string, subresource: string): readonly CompiledMask[] {
-    return this.masks.filter(
-      (m) =>
-        (m.apiGroups === undefined || m.apiGroups.includes("*") || m.apiGroups.includes(apiGroup)) &&
-        (m.resources === undefined || resourceMatches(m.resources, resource, subresource)),
-    );
+    return this.masks.filter((m) => m.target(apiGroup, resource, subresource));
   }
 
   requestCandidates(req: RequestInfo): readonly CompiledMask[] {

@@ -9,9 +9,10 @@
 import { readFileSync } from "node:fs";
 import { type DecisionOutcome, evaluate } from "../../gateway/decision/index.ts";
 import type { DecisionInput, Identity, RequestInfo } from "../../gateway/ports.ts";
+import { compileMaskTarget } from "../../gateway/masking/compile.ts";
 import { parseRequestInfo } from "../../gateway/requestinfo/index.ts";
 import { RESOURCES, type ResourceInfo } from "../kube/resources.ts";
-import { compileGlobs, compileNamespaceClassifier, compileResources } from "../lib/match.ts";
+import { compileGlobs, compileNamespaceClassifier } from "../lib/match.ts";
 import { GatewayConfig, type Json, type Mask } from "../schema/config.ts";
 
 /** A CLI input problem: exit code 2, one line on stderr. */
@@ -324,9 +325,8 @@ export function masksFor(config: GatewayConfig, request: RequestInfo): AppliedMa
   const out: AppliedMask[] = [];
   for (const m of config.masks) {
     const mm = m.match;
-    if (mm.apiGroups !== undefined && !compileGlobs(mm.apiGroups)(request.apiGroup)) continue;
-    if (mm.resources !== undefined && !compileResources(mm.resources)(request.resource, request.subresource))
-      continue;
+    // the masking stage's own test: a mask on "pods" also covers pods/status, pods/scale, ...
+    if (!compileMaskTarget(mm)(request.apiGroup, request.resource, request.subresource)) continue;
     // an all-namespaces list carries items from every namespace: namespace and phi masks apply per item
     if (
       mm.namespaces !== undefined &&
