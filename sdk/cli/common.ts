@@ -370,6 +370,14 @@ export function explainRequest(
   purpose: string | undefined,
   body?: Json,
 ): Explanation {
+  if (purpose !== undefined && !Object.hasOwn(config.purposes, purpose)) {
+    // the gateway answers such a call 400 PURPOSE_UNKNOWN before any rule is consulted
+    const known = Object.keys(config.purposes).sort();
+    throw new UsageError(
+      "UNKNOWN_PURPOSE",
+      `unknown purpose "${purpose}": the gateway refuses the call (400 PURPOSE_UNKNOWN) before deciding it; use one of the policy's purposes: ${known.length > 0 ? known.join(", ") : "(none defined)"}`,
+    );
+  }
   const { identity, named } = identityFor(config, who);
   const input: DecisionInput = { identity, request: req.info };
   if (purpose !== undefined) input.purpose = purpose;

@@ -78,7 +78,7 @@ const withPurposes = compiled(
     ],
   }),
 );
-const CONFIGS = [hipaa, noPurposes, withPurposes];
+const CONFIGS: Record<string, GatewayConfig> = { hipaa, noPurposes, withPurposes };
 
 // ---------------------------------------------------------------------------------------
 // what the gateway does (gateway/server/call.ts identify + decide)
@@ -185,9 +185,19 @@ const purposeArb = fc.constantFrom(
 );
 
 describe("policy test and explain decide as the gateway does", () => {
+  it("explain refuses a purpose the gateway refuses, even in a policy that names no purposes", () => {
+    const req = parseRequestWords(["get", "pod", "web-0", "-n", "team-a"]);
+    expect(() => explainRequest(noPurposes, req, { as: "alice" }, "treatment")).toThrow(/purpose/);
+    expect(() => explainRequest(withPurposes, req, { as: "alice" }, "tretment")).toThrow(/purpose/);
+    expect(explainRequest(withPurposes, req, { as: "alice" }, "treatment").decision.ruleId).toBe(
+      "default-deny",
+    );
+  });
+
   it("the masks explain lists are the masks the gateway's masking stage applies", () => {
     fc.assert(
-      fc.property(fc.constantFrom(hipaa, noPurposes), requestArb, (config, req) => {
+      fc.property(fc.constantFrom("hipaa", "noPurposes"), requestArb, (name, req) => {
+        const config = CONFIGS[name]!;
         const info = parseRequestInfo(req.method, req.url);
         if (!info.isResourceRequest || info.namespace === "") return;
         const listed = masksFor(config, info)
