@@ -248,6 +248,8 @@ export interface IdentityArgs {
   as: string;
   groups?: readonly string[];
   claims?: Readonly<Record<string, string>>;
+  /** `as` is the caller's subject as written, never a named identity's stand-in */
+  literal?: boolean;
 }
 
 function sampleOf(globs: readonly string[] | undefined, fallback: string): string {
@@ -281,7 +283,7 @@ export function identityFor(
   config: GatewayConfig,
   args: IdentityArgs,
 ): { identity: Identity; named?: string } {
-  const name = resolveNamedIdentity(config, args.as);
+  const name = args.literal === true ? undefined : resolveNamedIdentity(config, args.as);
   const named = name === undefined ? undefined : config.identities[name];
   if (named !== undefined && name !== undefined) {
     const identity: Identity = {

@@ -185,6 +185,38 @@ const purposeArb = fc.constantFrom(
 );
 
 describe("policy test and explain decide as the gateway does", () => {
+  it("a literal caller ({ subject, groups, claims }) gets the gateway's answer: decision and rule, or its 400", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...Object.keys(CONFIGS)),
+        requestArb,
+        callerArb,
+        purposeArb,
+        (name, req, caller, purpose) => {
+          const config = CONFIGS[name]!;
+          const want = gateway(config, { ...req, ...caller }, purpose);
+          const t = {
+            name: "generated",
+            as: { subject: caller.subject, groups: caller.groups, claims: caller.claims },
+            request: `${req.method} ${req.url}`,
+            expect: { decision: "allow" as const },
+            ...(purpose === undefined ? {} : { purpose }),
+          };
+          if (want.status === 400) {
+            expect(() => runCase(config, t)).toThrow(/purpose/);
+            return;
+          }
+          const got = runCase(config, t).actual;
+          expect({ decision: got.decision, rule: got.rule }).toEqual({
+            decision: want.decision,
+            rule: want.rule,
+          });
+        },
+      ),
+      { numRuns: 600 },
+    );
+  });
+
   it("explain refuses a purpose the gateway refuses, even in a policy that names no purposes", () => {
     const req = parseRequestWords(["get", "pod", "web-0", "-n", "team-a"]);
     expect(() => explainRequest(noPurposes, req, { as: "alice" }, "treatment")).toThrow(/purpose/);

@@ -71,7 +71,7 @@ export function runCase(config: GatewayConfig, t: TestCase): TestResult {
   const who =
     typeof t.as === "string"
       ? { as: t.as }
-      : { as: t.as.subject, groups: t.as.groups ?? [], claims: t.as.claims ?? {} };
+      : { as: t.as.subject, groups: t.as.groups ?? [], claims: t.as.claims ?? {}, literal: true };
   if (typeof t.as === "string" && resolveNamedIdentity(config, t.as) === undefined) {
     throw new UsageError(
       "UNKNOWN_IDENTITY",
