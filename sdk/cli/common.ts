@@ -12,7 +12,7 @@ import type { DecisionInput, Identity, RequestInfo } from "../../gateway/ports.t
 import { compileMaskTarget } from "../../gateway/masking/compile.ts";
 import { parseRequestInfo } from "../../gateway/requestinfo/index.ts";
 import { RESOURCES, type ResourceInfo } from "../kube/resources.ts";
-import { compileGlobs, compileNamespaceClassifier } from "../lib/match.ts";
+import { compileGlobs, compileIdentitySelector, compileNamespaceClassifier } from "../lib/match.ts";
 import { GatewayConfig, type Json, type Mask } from "../schema/config.ts";
 
 /** A CLI input problem: exit code 2, one line on stderr. */
@@ -252,11 +252,53 @@ export interface IdentityArgs {
   literal?: boolean;
 }
 
-function sampleOf(globs: readonly string[] | undefined, fallback: string): string {
-  const lit = globs?.find((g) => !/[*?[\]{}()!]/.test(g));
+/**
+ * One string a glob matches: the first alternative of `{a,b}` and `@(a|b)`, the first
+ * character of a class, "sample" for a star, "x" for `?`. Undefined when the result does not
+ * match (negations and the like): the caller then has no stand-in to offer.
+ */
+function sampleGlob(glob: string): string | undefined {
+  let out = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    const next = glob[i + 1];
+    if (c === "\\" && next !== undefined) {
+      out += next;
+      i++;
+    } else if ("@+?*".includes(c) && next === "(") {
+      const end = glob.indexOf(")", i);
+      if (end < 0) return undefined;
+      out += sampleGlob(glob.slice(i + 2, end).split("|")[0] ?? "") ?? "";
+      i = end;
+    } else if (c === "*") {
+      out += "sample";
+      while (glob[i + 1] === "*") i++;
+    } else if (c === "?") out += "x";
+    else if (c === "{") {
+      const end = glob.indexOf("}", i);
+      if (end < 0) return undefined;
+      out += sampleGlob(glob.slice(i + 1, end).split(",")[0] ?? "") ?? "";
+      i = end;
+    } else if (c === "[") {
+      const end = glob.indexOf("]", i + 2);
+      const first = glob[i + 1];
+      if (end < 0 || first === "!" || first === "^") return undefined;
+      out += first;
+      i = end;
+    } else out += c;
+  }
+  return compileGlobs([glob])(out) ? out : undefined;
+}
+
+function sampleOf(globs: readonly string[] | undefined, fallback: string): string | undefined {
+  if (globs === undefined) return fallback;
+  const lit = globs.find((g) => !/[*?[\]{}()!+@\\]/.test(g));
   if (lit !== undefined) return lit;
-  const g = globs?.[0];
-  return g === undefined ? fallback : g.replace(/\*\*?/g, "sample").replace(/[?[\]{}()!]/g, "x");
+  for (const g of globs) {
+    const s = sampleGlob(g);
+    if (s !== undefined) return s;
+  }
+  return undefined;
 }
 
 const norm = (s: string) =>
@@ -286,13 +328,26 @@ export function identityFor(
   const name = args.literal === true ? undefined : resolveNamedIdentity(config, args.as);
   const named = name === undefined ? undefined : config.identities[name];
   if (named !== undefined && name !== undefined) {
+    const impossible = () =>
+      new UsageError(
+        "NO_STAND_IN",
+        `cannot make up a caller that identity "${name}" matches (its globs have no simple sample); pass the caller itself: --as <subject> with --group / --claim k=v`,
+      );
+    const subject = sampleOf(named.subjects, `sample:${name}`);
+    if (subject === undefined) throw impossible();
+    const claims: Record<string, string> = {};
+    for (const [k, v] of Object.entries(named.claims ?? {})) {
+      const c = sampleOf(v, "sample");
+      if (c === undefined) throw impossible();
+      claims[k] = c;
+    }
+    const groups = named.groups?.slice(0, 1) ?? [];
+    // the stand-in itself must be taken for the identity; --group / --claim then add to it
+    if (!compileIdentitySelector(named)({ subject, groups, claims })) throw impossible();
     const identity: Identity = {
-      subject: sampleOf(named.subjects, `sample:${name}`),
-      groups: [...(named.groups?.slice(0, 1) ?? []), ...(args.groups ?? [])],
-      claims: {
-        ...Object.fromEntries(Object.entries(named.claims ?? {}).map(([k, v]) => [k, sampleOf(v, "sample")])),
-        ...args.claims,
-      },
+      subject,
+      groups: [...groups, ...(args.groups ?? [])],
+      claims: { ...claims, ...args.claims },
       source: "token-file",
     };
     return { identity, named: name };

@@ -226,6 +226,38 @@ describe("policy test and explain decide as the gateway does", () => {
     );
   });
 
+  it("the stand-in for a named identity is a caller the gateway takes for that identity", () => {
+    const globs = fc.constantFrom(
+      "repo:acme/*:ref:refs/heads/main",
+      "runner-[0-9]*",
+      "{ci,cd}-bot",
+      "bot-?",
+      "svc-@(a|b)",
+      "team-+(x)",
+      "acme/{app,web}",
+      "[a-c]*",
+      "**",
+      "exact-name",
+    );
+    fc.assert(
+      fc.property(
+        fc.array(globs, { minLength: 1, maxLength: 3 }),
+        fc.option(fc.array(globs, { minLength: 1, maxLength: 2 }), { nil: undefined }),
+        (subjects, claimGlobs) => {
+          const sel = { subjects, ...(claimGlobs === undefined ? {} : { claims: { repository: claimGlobs } }) };
+          const config = {
+            ...noPurposes,
+            identities: { who: { ...sel, source: { file: "p.ts", line: 1, column: 1 } } },
+          };
+          const { identity, named } = identityFor(config, { as: "who" });
+          expect(named).toBe("who");
+          expect(compileIdentitySelector(sel)(identity)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it("the masks explain lists are the masks the gateway's masking stage applies", () => {
     fc.assert(
       fc.property(fc.constantFrom("hipaa", "noPurposes"), requestArb, (name, req) => {
