@@ -9,7 +9,7 @@
  *
  * Problems are collected; a config is returned only when there are no errors.
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { PolicyDef } from "../builders/types.ts";
@@ -54,13 +54,28 @@ export function projectRoot(file: string): string {
   }
 }
 
-function relocator(root: string): {
+/** The file's real path (symlinks resolved), or the path itself when it does not exist. */
+function realOf(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
+  }
+}
+
+/**
+ * Source files relative to the project root, both with symlinks resolved: Node loads modules
+ * by their real path, so a root reached through a link (a symlinked checkout, /tmp on macOS)
+ * would otherwise put "../../.." and the machine's directories into the config.
+ */
+function relocator(rawRoot: string): {
   rel: (file: string) => string;
   loc: (l: SourceLocation) => SourceLocation;
 } {
+  const root = realOf(rawRoot);
   const rel = (file: string) => {
     if (file.startsWith("<")) return file;
-    const r = path.relative(root, file);
+    const r = path.relative(root, realOf(file));
     return r.split(path.sep).join("/");
   };
   return { rel, loc: (l) => ({ file: rel(l.file), line: l.line, column: l.column }) };
@@ -139,8 +154,8 @@ export async function compilePolicyFile(
   options: CompileFileOptions = {},
 ): Promise<CompileResult> {
   const t0 = performance.now();
-  const abs = path.resolve(file);
-  const root = path.resolve(options.root ?? projectRoot(abs));
+  const abs = realOf(path.resolve(file));
+  const root = realOf(path.resolve(options.root ?? projectRoot(abs)));
   const { rel, loc } = relocator(root);
   const problems = new Problems();
   const timings = { typecheckMs: 0, evaluateMs: 0, buildMs: 0, totalMs: 0 };
