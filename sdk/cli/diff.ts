@@ -8,12 +8,12 @@
  * Limits: request bodies are not enumerated (body predicates are evaluated on no body), and
  * resource names only as one sample name per resource.
  */
-import { deciderFor } from "../../gateway/decision/index.ts";
+import { type DecisionOutcome, deciderFor } from "../../gateway/decision/index.ts";
 import type { DecisionInput } from "../../gateway/ports.ts";
 import { parseRequestInfo } from "../../gateway/requestinfo/index.ts";
 import { canonicalJson } from "../lib/canonical.ts";
 import { RESOURCES, type ResourceInfo } from "../kube/resources.ts";
-import { type GatewayConfig, type Mask, RESOURCE_VERBS } from "../schema/config.ts";
+import { type ApprovalRequirement, type GatewayConfig, type Mask, RESOURCE_VERBS } from "../schema/config.ts";
 import { identityFor } from "./common.ts";
 
 const CONNECT = new Set(["exec", "attach", "portforward"]);
@@ -40,9 +40,40 @@ export interface AccessChange {
   apiGroup: string;
   namespace: string;
   namespaceClass: string;
-  before: { decision: string; rule: string };
-  after: { decision: string; rule: string };
+  before: Outcome;
+  after: Outcome;
 }
+/** What the gateway does with a call: the decision, and for approvals what it takes. */
+export interface Outcome {
+  decision: string;
+  rule: string;
+  /** requireApproval: what the deciding rule asks for */
+  approval?: ApprovalRequirement;
+  /** sessions of an allowed exec/attach are recorded */
+  recordSession?: boolean;
+}
+
+function outcomeOf(o: DecisionOutcome): Outcome {
+  const out: Outcome = { decision: o.decision, rule: o.ruleId };
+  if (o.decision === "requireApproval" && o.approval !== undefined) out.approval = o.approval;
+  if (o.recordSession === true) out.recordSession = true;
+  return out;
+}
+
+/**
+ * Same effect on the call: the deciding rule's id and texts do not matter, what it asks for
+ * does. A change to the same rule's approval or session recording is listed once, under
+ * approvals (diffApprovals); another rule now deciding with other terms is an access change.
+ */
+function sameEffect(a: Outcome, b: Outcome): boolean {
+  return (
+    a.decision === b.decision &&
+    (a.rule === b.rule ||
+      (canonicalJson(a.approval ?? null) === canonicalJson(b.approval ?? null) &&
+        a.recordSession === b.recordSession))
+  );
+}
+
 export interface MaskChange {
   id: string;
   change: "removed" | "weakened" | "changed" | "added";
@@ -214,6 +245,8 @@ function diffApprovals(before: GatewayConfig, after: GatewayConfig): ApprovalCha
   for (const r of before.rules) {
     const a = r.approval;
     const n = afterRules.get(r.id)?.approval;
+    if (r.recordSession === true && afterRules.get(r.id)?.recordSession !== true)
+      out.push({ rule: r.id, details: ["exec/attach sessions are no longer recorded"] });
     if (a === undefined || n === undefined) continue;
     const d: string[] = [];
     if (n.count < a.count) d.push(`count ${a.count} -> ${n.count}`);
@@ -269,9 +302,9 @@ export function diffConfigs(before: GatewayConfig, after: GatewayConfig): Policy
     },
   ];
   const decide = (input: DecisionInput) => {
-    const b = db.evaluate(input);
-    const a = da.evaluate(input);
-    return { b, a };
+    const b = outcomeOf(db.evaluate(input));
+    const ar = da.evaluate(input);
+    return { b, a: outcomeOf(ar), namespaceClass: ar.namespaceClass };
   };
   for (const caller of callers) {
     for (const purpose of purposes) {
@@ -287,8 +320,8 @@ export function diffConfigs(before: GatewayConfig, after: GatewayConfig): Policy
             const { method, url } = urlFor(t, verb, ns);
             const input: DecisionInput = { identity: caller.id, request: parseRequestInfo(method, url) };
             if (purpose !== undefined) input.purpose = purpose;
-            const { b, a } = decide(input);
-            if (b.decision === a.decision) continue;
+            const { b, a, namespaceClass } = decide(input);
+            if (sameEffect(b, a)) continue;
             raw.push({
               identity: caller.label,
               purposes: [purpose ?? "(none)"],
@@ -296,9 +329,9 @@ export function diffConfigs(before: GatewayConfig, after: GatewayConfig): Policy
               resource: t.sub === "" ? t.resource : `${t.resource}/${t.sub}`,
               apiGroup: t.group,
               namespace: ns ?? (t.namespaced ? "(all namespaces)" : "(cluster)"),
-              namespaceClass: a.namespaceClass,
-              before: { decision: b.decision, rule: b.ruleId },
-              after: { decision: a.decision, rule: a.ruleId },
+              namespaceClass,
+              before: b,
+              after: a,
             });
           }
         }
@@ -319,7 +352,7 @@ export function diffConfigs(before: GatewayConfig, after: GatewayConfig): Policy
           };
           if (purpose !== undefined) input.purpose = purpose;
           const { b, a } = decide(input);
-          if (b.decision === a.decision) continue;
+          if (sameEffect(b, a)) continue;
           raw.push({
             identity: caller.label,
             purposes: [purpose ?? "(none)"],
@@ -328,8 +361,8 @@ export function diffConfigs(before: GatewayConfig, after: GatewayConfig): Policy
             apiGroup: "",
             namespace: "(non-resource)",
             namespaceClass: "cluster",
-            before: { decision: b.decision, rule: b.ruleId },
-            after: { decision: a.decision, rule: a.ruleId },
+            before: b,
+            after: a,
           });
         }
       }
@@ -382,7 +415,7 @@ export function formatDiffMarkdown(d: PolicyDiff, opts: { maxRows?: number } = {
     return `${lines.join("\n")}\n`;
   }
   if (d.access.length > 0) {
-    const widened = d.access.filter((c) => rank(c.after.decision) > rank(c.before.decision)).length;
+    const widened = d.access.filter(widens).length;
     lines.push(`### Effective access: ${d.access.length} change(s), ${widened} widening`, "");
     lines.push(
       "| identity | purpose | verbs | resource | namespace | before | after |",
@@ -390,10 +423,9 @@ export function formatDiffMarkdown(d: PolicyDiff, opts: { maxRows?: number } = {
     );
     for (const c of d.access.slice(0, max)) {
       const res = c.apiGroup === "" ? c.resource : `${c.resource}.${c.apiGroup}`;
-      const after =
-        rank(c.after.decision) > rank(c.before.decision) ? `**${c.after.decision}**` : c.after.decision;
+      const after = widens(c) ? `**${effect(c.after)}**` : effect(c.after);
       lines.push(
-        `| ${cell(c.identity)} | ${cell(c.purposes.join(", "))} | ${c.verbs.join(", ")} | ${cell(res)} | ${cell(c.namespace)} (${c.namespaceClass}) | ${c.before.decision} (\`${c.before.rule}\`) | ${after} (\`${c.after.rule}\`) |`,
+        `| ${cell(c.identity)} | ${cell(c.purposes.join(", "))} | ${c.verbs.join(", ")} | ${cell(res)} | ${cell(c.namespace)} (${c.namespaceClass}) | ${cell(effect(c.before))} (\`${c.before.rule}\`) | ${cell(after)} (\`${c.after.rule}\`) |`,
       );
     }
     if (d.access.length > max) lines.push("", `… and ${d.access.length - max} more (use --json for all).`);
@@ -411,6 +443,39 @@ export function formatDiffMarkdown(d: PolicyDiff, opts: { maxRows?: number } = {
     lines.push("");
   }
   return `${lines.join("\n")}\n`;
+}
+
+function effect(o: Outcome): string {
+  const ap = o.approval;
+  const extra = [
+    ap === undefined
+      ? undefined
+      : `${ap.count} of ${ap.group}, grant ttl ${ap.ttlSeconds}s, ${ap.use}${ap.allowUnsigned ? ", unsigned reviews count" : ""}`,
+    o.recordSession === true ? "session recorded" : undefined,
+  ].filter((x) => x !== undefined);
+  return extra.length === 0 ? o.decision : `${o.decision}: ${extra.join("; ")}`;
+}
+
+/**
+ * More access after: a higher-ranked decision; or the same approval decision asking for less
+ * (fewer reviewers, another group, a longer or reusable grant, unsigned reviews); or sessions
+ * no longer recorded.
+ */
+function widens(c: AccessChange): boolean {
+  const b = c.before;
+  const a = c.after;
+  if (rank(a.decision) !== rank(b.decision)) return rank(a.decision) > rank(b.decision);
+  if (b.recordSession === true && a.recordSession !== true) return true;
+  const x = b.approval;
+  const y = a.approval;
+  if (x === undefined || y === undefined) return false;
+  return (
+    y.count < x.count ||
+    y.group !== x.group ||
+    y.ttlSeconds > x.ttlSeconds ||
+    (x.use === "once" && y.use === "ttl") ||
+    (!x.allowUnsigned && y.allowUnsigned)
+  );
 }
 
 /** deny < requireApproval < allow: a higher rank after means more access. */

@@ -1,0 +1,96 @@
+/**
+ * `custos policy diff` promises every change in effective access between two configs, and
+ * nothing that did not change. Each case below is a change a reviewer must see.
+ */
+import { describe, expect, it } from "vitest";
+import { compilePolicy } from "../compiler/index.ts";
+import {
+  allow,
+  approvalGroup,
+  customResource,
+  deny,
+  detector,
+  field,
+  identities,
+  mask,
+  policy,
+  purposes,
+  READ,
+  redact,
+  requireApproval,
+} from "../index.ts";
+import type { PolicySpec } from "../builders/policy.ts";
+import type { PurposeDef } from "../builders/types.ts";
+import type { GatewayConfig } from "../schema/config.ts";
+import { diffConfigs, formatDiffMarkdown } from "./diff.ts";
+
+const KEY = `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${"C".repeat(43)} k`;
+const group = approvalGroup("sec", {
+  reviewers: [
+    { githubId: 1, login: "a", keys: [KEY] },
+    { githubId: 2, login: "b", keys: [KEY] },
+  ],
+});
+
+function build(spec: Partial<PolicySpec> & Pick<PolicySpec, "rules">): GatewayConfig {
+  const r = compilePolicy(policy({ name: "p", ...spec }));
+  if (r.config === undefined) throw new Error(JSON.stringify(r.problems));
+  return r.config;
+}
+
+describe("policy diff shows every change in effective access", () => {
+  const ids = identities({ ops: { groups: ["operators"] } });
+  const strict = requireApproval("exec-phi", {
+    verbs: ["create"],
+    resources: ["pods/exec"],
+    phi: true,
+    approval: { group, count: 2 },
+    recordSession: true,
+    reason: "exec into PHI",
+  });
+  const loose = requireApproval("exec-any", {
+    verbs: ["create"],
+    resources: ["pods/exec"],
+    approval: { group, count: 1 },
+    reason: "exec",
+  });
+
+  it("a rule reordered so another rule with a weaker approval now decides", () => {
+    const before = build({ identities: ids, rules: [strict, loose] });
+    const after = build({ identities: ids, rules: [loose, strict] });
+    const d = diffConfigs(before, after);
+    expect(d.empty).toBe(false);
+    const row = d.access.find((c) => c.resource === "pods/exec" && c.namespaceClass === "phi");
+    expect(row).toMatchObject({ before: { rule: "exec-phi" }, after: { rule: "exec-any" } });
+    expect(formatDiffMarkdown(d)).toContain("1 of sec");
+  });
+
+  it("still: a mask removed, an approval count lowered, a purpose removed, text-only edits give nothing", () => {
+    const base = build({
+      identities: ids,
+      rules: [strict, allow("ops-read", { who: [ids.ops], verbs: READ, reason: "r" })],
+      masks: [mask("cm", { resources: ["configmaps"], fields: [field("data.*", redact())] })],
+    });
+    const noMask = build({ identities: ids, rules: [strict, allow("ops-read", { who: [ids.ops], verbs: READ, reason: "r" })] });
+    expect(diffConfigs(base, noMask).empty).toBe(false);
+    const lowered = build({
+      identities: ids,
+      rules: [
+        requireApproval("exec-phi", { ...strict.spec, approval: { group, count: 1 } }),
+        allow("ops-read", { who: [ids.ops], verbs: READ, reason: "r" }),
+      ],
+      masks: [mask("cm", { resources: ["configmaps"], fields: [field("data.*", redact())] })],
+    });
+    expect(diffConfigs(base, lowered).empty).toBe(false);
+    const reworded = build({
+      identities: ids,
+      rules: [strict, allow("ops-read", { who: [ids.ops], verbs: READ, reason: "reworded" })],
+      masks: [mask("cm", { resources: ["configmaps"], fields: [field("data.*", redact())] })],
+    });
+    expect(diffConfigs(base, reworded).empty).toBe(true);
+    const why = purposes({ treatment: "t", operations: "o" });
+    const withPurposes = (p: PurposeDef[]) =>
+      build({ identities: ids, purposes: why, rules: [allow("ops-read", { who: [ids.ops], verbs: READ, purpose: p, reason: "r" })] });
+    expect(diffConfigs(withPurposes([why.treatment, why.operations]), withPurposes([why.treatment])).empty).toBe(false);
+  });
+});
