@@ -65,6 +65,16 @@ describe("policy diff shows every change in effective access", () => {
     expect(formatDiffMarkdown(d)).toContain("1 of sec");
   });
 
+  it("an identity's selector widened (a group added) is a change", () => {
+    const rules = [allow("ops-read", { who: [identities({ ops: { groups: ["operators"] } }).ops], verbs: READ, reason: "r" })];
+    const before = build({ rules });
+    const widened = identities({ ops: { groups: ["operators", "system:authenticated"] } });
+    const after = build({ rules: [allow("ops-read", { who: [widened.ops], verbs: READ, reason: "r" })] });
+    const d = diffConfigs(before, after);
+    expect(d.empty).toBe(false);
+    expect(formatDiffMarkdown(d)).toContain("system:authenticated");
+  });
+
   it("still: a mask removed, an approval count lowered, a purpose removed, text-only edits give nothing", () => {
     const base = build({
       identities: ids,

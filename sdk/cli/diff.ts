@@ -83,14 +83,45 @@ export interface ApprovalChange {
   rule: string;
   details: string[];
 }
+/** A change in who a named identity is, or in which namespaces hold PHI. */
+export interface ScopeChange {
+  what: string;
+  details: string[];
+}
 export interface PolicyDiff {
   before: { name: string; policyHash: string };
   after: { name: string; policyHash: string };
   access: AccessChange[];
   masks: MaskChange[];
   approvals: ApprovalChange[];
-  /** true when effective access, masks and approvals are unchanged */
+  /** identities whose selectors changed (every rule naming them now reaches other callers) */
+  scope: ScopeChange[];
+  /** true when effective access, masks, approvals and scope are unchanged */
   empty: boolean;
+}
+
+function diffScope(before: GatewayConfig, after: GatewayConfig): ScopeChange[] {
+  const out: ScopeChange[] = [];
+  const list = (v: readonly string[] | undefined) => (v === undefined ? "(any)" : `[${v.join(", ")}]`);
+  for (const name of Object.keys(before.identities).sort()) {
+    const b = before.identities[name]!;
+    const a = Object.hasOwn(after.identities, name) ? after.identities[name] : undefined;
+    if (a === undefined) continue;
+    const details: string[] = [];
+    if (canonicalJson(b.subjects ?? null) !== canonicalJson(a.subjects ?? null))
+      details.push(`subjects ${list(b.subjects)} -> ${list(a.subjects)}`);
+    if (canonicalJson(b.groups ?? null) !== canonicalJson(a.groups ?? null))
+      details.push(`groups ${list(b.groups)} -> ${list(a.groups)}`);
+    const keys = [...new Set([...Object.keys(b.claims ?? {}), ...Object.keys(a.claims ?? {})])].sort();
+    for (const k of keys) {
+      const x = b.claims?.[k];
+      const y = a.claims?.[k];
+      if (canonicalJson(x ?? null) !== canonicalJson(y ?? null))
+        details.push(`claim ${k} ${list(x)} -> ${list(y)}`);
+    }
+    if (details.length > 0) out.push({ what: `identity ${name}`, details });
+  }
+  return out;
 }
 
 interface Target {
@@ -371,13 +402,19 @@ export function diffConfigs(before: GatewayConfig, after: GatewayConfig): Policy
   const access = merge(merge(raw, "verbs"), "purposes");
   const masks = diffMasks(before, after);
   const approvals = diffApprovals(before, after);
+  const scope = diffScope(before, after);
   return {
     before: { name: before.name, policyHash: before.policyHash },
     after: { name: after.name, policyHash: after.policyHash },
     access,
     masks,
     approvals,
-    empty: access.length === 0 && masks.every((m) => m.change === "added") && approvals.length === 0,
+    scope,
+    empty:
+      access.length === 0 &&
+      masks.every((m) => m.change === "added") &&
+      approvals.length === 0 &&
+      scope.length === 0,
   };
 }
 
@@ -435,6 +472,11 @@ export function formatDiffMarkdown(d: PolicyDiff, opts: { maxRows?: number } = {
   if (masks.length > 0) {
     lines.push("### Masks and detectors removed, weakened or changed", "");
     for (const m of masks) lines.push(`- \`${m.id}\` ${m.change}: ${m.details.join("; ")}`);
+    lines.push("");
+  }
+  if (d.scope.length > 0) {
+    lines.push("### Who the rules reach", "");
+    for (const c of d.scope) lines.push(`- ${cell(c.what)}: ${c.details.map(cell).join("; ")}`);
     lines.push("");
   }
   if (d.approvals.length > 0) {
