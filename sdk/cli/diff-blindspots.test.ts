@@ -75,6 +75,19 @@ describe("policy diff shows every change in effective access", () => {
     expect(formatDiffMarkdown(d)).toContain("system:authenticated");
   });
 
+  it("PHI namespaces narrowed, so a phi: true mask no longer applies to some namespaces", () => {
+    const spec = {
+      identities: ids,
+      rules: [allow("ops-read", { who: [ids.ops], verbs: READ, reason: "r" })],
+      masks: [mask("cm", { resources: ["configmaps"], phi: true, fields: [field("data.*", redact())] })],
+    };
+    const before = build({ ...spec, phiNamespaces: ["phi-*"] });
+    const after = build({ ...spec, phiNamespaces: ["phi-clinic"] });
+    const d = diffConfigs(before, after);
+    expect(d.empty).toBe(false);
+    expect(formatDiffMarkdown(d)).toContain("phi-clinic");
+  });
+
   it("still: a mask removed, an approval count lowered, a purpose removed, text-only edits give nothing", () => {
     const base = build({
       identities: ids,

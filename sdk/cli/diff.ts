@@ -94,7 +94,7 @@ export interface PolicyDiff {
   access: AccessChange[];
   masks: MaskChange[];
   approvals: ApprovalChange[];
-  /** identities whose selectors changed (every rule naming them now reaches other callers) */
+  /** identities whose selectors changed (every rule naming them now reaches other callers), PHI namespaces changed */
   scope: ScopeChange[];
   /** true when effective access, masks, approvals and scope are unchanged */
   empty: boolean;
@@ -121,6 +121,14 @@ function diffScope(before: GatewayConfig, after: GatewayConfig): ScopeChange[] {
     }
     if (details.length > 0) out.push({ what: `identity ${name}`, details });
   }
+  // phi: true masks and rules follow the PHI namespaces; sample namespaces cannot show every one
+  if (canonicalJson(before.phiNamespaces) !== canonicalJson(after.phiNamespaces))
+    out.push({
+      what: "PHI namespaces",
+      details: [
+        `${list(before.phiNamespaces)} -> ${list(after.phiNamespaces)}: every rule and mask with phi now applies to other namespaces`,
+      ],
+    });
   return out;
 }
 
