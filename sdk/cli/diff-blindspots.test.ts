@@ -88,6 +88,18 @@ describe("policy diff shows every change in effective access", () => {
     expect(formatDiffMarkdown(d)).toContain("phi-clinic");
   });
 
+  it("a detector's validation or context pattern changed", () => {
+    const mk = (validate: "none" | "luhn") =>
+      build({
+        identities: ids,
+        rules: [allow("ops-read", { who: [ids.ops], verbs: READ, reason: "r" })],
+        detectors: [detector("card", { category: "account", pattern: /\d{16}/, scope: "everywhere", validate })],
+      });
+    const d = diffConfigs(mk("none"), mk("luhn"));
+    expect(d.empty).toBe(false);
+    expect(d.masks.map((m) => m.id)).toContain("detector:card");
+  });
+
   it("still: a mask removed, an approval count lowered, a purpose removed, text-only edits give nothing", () => {
     const base = build({
       identities: ids,

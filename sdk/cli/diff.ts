@@ -266,12 +266,14 @@ function diffMasks(before: GatewayConfig, after: GatewayConfig): MaskChange[] {
       n !== undefined &&
       (n.pattern !== d.pattern ||
         n.flags !== d.flags ||
-        canonicalJson(n.strategy) !== canonicalJson(d.strategy))
+        canonicalJson(n.strategy) !== canonicalJson(d.strategy) ||
+        (n.validate ?? "none") !== (d.validate ?? "none") ||
+        n.contextPattern !== d.contextPattern)
     ) {
       out.push({
         id: `detector:${d.id}`,
         change: "changed",
-        details: ["pattern, flags or strategy changed: review what it still finds"],
+        details: ["pattern, flags, strategy, validation or context pattern changed: review what it still finds"],
       });
     }
   }
