@@ -100,6 +100,14 @@ describe("policy diff shows every change in effective access", () => {
     expect(d.masks.map((m) => m.id)).toContain("detector:card");
   });
 
+  it("a deny on named objects removed (names are decided, not only one sample name)", () => {
+    const allowAll = allow("ops-all", { who: [ids.ops], verbs: ["delete"], resources: ["pods"], reason: "r" });
+    const guard = deny("keep-db", { verbs: ["delete"], resources: ["pods"], names: ["db-*"], reason: "no" });
+    const d = diffConfigs(build({ identities: ids, rules: [guard, allowAll] }), build({ identities: ids, rules: [allowAll] }));
+    expect(d.empty).toBe(false);
+    expect(d.access.some((c) => c.before.rule === "keep-db" && c.after.decision === "allow")).toBe(true);
+  });
+
   it("still: a mask removed, an approval count lowered, a purpose removed, text-only edits give nothing", () => {
     const base = build({
       identities: ids,

@@ -37,6 +37,8 @@ export interface AccessChange {
   purposes: string[];
   verbs: string[];
   resource: string;
+  /** the object name, when the change is for objects a rule's `names` selects */
+  name?: string;
   apiGroup: string;
   namespace: string;
   namespaceClass: string;
@@ -187,16 +189,25 @@ function verbsFor(t: Target): readonly string[] {
   return RESOURCE_VERBS;
 }
 
-function urlFor(t: Target, verb: string, namespace: string | undefined): { method: string; url: string } {
+function isNamed(t: Target, verb: string): boolean {
+  return !["list", "watch", "deletecollection"].includes(verb) && !(verb === "create" && t.sub === "");
+}
+
+function urlFor(
+  t: Target,
+  verb: string,
+  namespace: string | undefined,
+  name = "sample",
+): { method: string; url: string } {
   const prefix = t.group === "" ? "/api/v1" : `/apis/${t.group}/${t.group === "autoscaling" ? "v2" : "v1"}`;
-  const named = !["list", "watch", "deletecollection"].includes(verb) && !(verb === "create" && t.sub === "");
+  const named = isNamed(t, verb);
   let url = prefix;
   if (t.resource === "namespaces") {
     url += named ? `/namespaces/${namespace ?? "sample"}` : "/namespaces";
   } else {
     if (t.namespaced && namespace !== undefined) url += `/namespaces/${namespace}`;
     url += `/${t.resource}`;
-    if (named) url += "/sample";
+    if (named) url += `/${name}`;
   }
   if (t.sub !== "") url += `/${t.sub}`;
   const method = {
@@ -219,6 +230,13 @@ function namespacesFor(configs: GatewayConfig[]): string[] {
     for (const r of c.rules) for (const n of r.match.namespaces ?? []) set.add(sample(n));
   }
   set.add("default");
+  return [...set].sort();
+}
+
+/** "sample" and one name each rule's `names` globs match (a rule on "db-*" is decided too). */
+function namesFor(configs: GatewayConfig[]): string[] {
+  const set = new Set<string>(["sample"]);
+  for (const c of configs) for (const r of c.rules) for (const n of r.match.names ?? []) set.add(sample(n));
   return [...set].sort();
 }
 
@@ -331,6 +349,7 @@ export function diffConfigs(before: GatewayConfig, after: GatewayConfig): Policy
     ...[...new Set([...Object.keys(before.purposes), ...Object.keys(after.purposes)])].sort(),
   ];
   const namespaces = namespacesFor(configs);
+  const names = namesFor(configs);
   const raw: AccessChange[] = [];
   const callers = [
     ...identityNames.map((n) => ({
@@ -357,13 +376,16 @@ export function diffConfigs(before: GatewayConfig, after: GatewayConfig): Policy
               : !t.namespaced
                 ? [undefined]
                 : [...namespaces, ...(["list", "watch"].includes(verb) ? [undefined] : [])];
-          for (const ns of nsList) {
-            const { method, url } = urlFor(t, verb, ns);
+          for (const [ns, name] of nsList.flatMap((n) =>
+            (isNamed(t, verb) ? names : ["sample"]).map((x) => [n, x] as const),
+          )) {
+            const { method, url } = urlFor(t, verb, ns, name);
             const input: DecisionInput = { identity: caller.id, request: parseRequestInfo(method, url) };
             if (purpose !== undefined) input.purpose = purpose;
             const { b, a, namespaceClass } = decide(input);
             if (sameEffect(b, a)) continue;
             raw.push({
+              ...(name === "sample" ? {} : { name }),
               identity: caller.label,
               purposes: [purpose ?? "(none)"],
               verbs: [input.request.verb],
@@ -469,7 +491,7 @@ export function formatDiffMarkdown(d: PolicyDiff, opts: { maxRows?: number } = {
       "| --- | --- | --- | --- | --- | --- | --- |",
     );
     for (const c of d.access.slice(0, max)) {
-      const res = c.apiGroup === "" ? c.resource : `${c.resource}.${c.apiGroup}`;
+      const res = `${c.apiGroup === "" ? c.resource : `${c.resource}.${c.apiGroup}`}${c.name === undefined ? "" : ` ${c.name}`}`;
       const after = widens(c) ? `**${effect(c.after)}**` : effect(c.after);
       lines.push(
         `| ${cell(c.identity)} | ${cell(c.purposes.join(", "))} | ${c.verbs.join(", ")} | ${cell(res)} | ${cell(c.namespace)} (${c.namespaceClass}) | ${cell(effect(c.before))} (\`${c.before.rule}\`) | ${cell(after)} (\`${c.after.rule}\`) |`,
