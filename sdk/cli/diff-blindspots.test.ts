@@ -66,7 +66,13 @@ describe("policy diff shows every change in effective access", () => {
   });
 
   it("an identity's selector widened (a group added) is a change", () => {
-    const rules = [allow("ops-read", { who: [identities({ ops: { groups: ["operators"] } }).ops], verbs: READ, reason: "r" })];
+    const rules = [
+      allow("ops-read", {
+        who: [identities({ ops: { groups: ["operators"] } }).ops],
+        verbs: READ,
+        reason: "r",
+      }),
+    ];
     const before = build({ rules });
     const widened = identities({ ops: { groups: ["operators", "system:authenticated"] } });
     const after = build({ rules: [allow("ops-read", { who: [widened.ops], verbs: READ, reason: "r" })] });
@@ -93,7 +99,9 @@ describe("policy diff shows every change in effective access", () => {
       build({
         identities: ids,
         rules: [allow("ops-read", { who: [ids.ops], verbs: READ, reason: "r" })],
-        detectors: [detector("card", { category: "account", pattern: /\d{16}/, scope: "everywhere", validate })],
+        detectors: [
+          detector("card", { category: "account", pattern: /\d{16}/, scope: "everywhere", validate }),
+        ],
       });
     const d = diffConfigs(mk("none"), mk("luhn"));
     expect(d.empty).toBe(false);
@@ -101,9 +109,17 @@ describe("policy diff shows every change in effective access", () => {
   });
 
   it("a deny on named objects removed (names are decided, not only one sample name)", () => {
-    const allowAll = allow("ops-all", { who: [ids.ops], verbs: ["delete"], resources: ["pods"], reason: "r" });
+    const allowAll = allow("ops-all", {
+      who: [ids.ops],
+      verbs: ["delete"],
+      resources: ["pods"],
+      reason: "r",
+    });
     const guard = deny("keep-db", { verbs: ["delete"], resources: ["pods"], names: ["db-*"], reason: "no" });
-    const d = diffConfigs(build({ identities: ids, rules: [guard, allowAll] }), build({ identities: ids, rules: [allowAll] }));
+    const d = diffConfigs(
+      build({ identities: ids, rules: [guard, allowAll] }),
+      build({ identities: ids, rules: [allowAll] }),
+    );
     expect(d.empty).toBe(false);
     expect(d.access.some((c) => c.before.rule === "keep-db" && c.after.decision === "allow")).toBe(true);
   });
@@ -114,7 +130,10 @@ describe("policy diff shows every change in effective access", () => {
       rules: [strict, allow("ops-read", { who: [ids.ops], verbs: READ, reason: "r" })],
       masks: [mask("cm", { resources: ["configmaps"], fields: [field("data.*", redact())] })],
     });
-    const noMask = build({ identities: ids, rules: [strict, allow("ops-read", { who: [ids.ops], verbs: READ, reason: "r" })] });
+    const noMask = build({
+      identities: ids,
+      rules: [strict, allow("ops-read", { who: [ids.ops], verbs: READ, reason: "r" })],
+    });
     expect(diffConfigs(base, noMask).empty).toBe(false);
     const lowered = build({
       identities: ids,
@@ -133,7 +152,44 @@ describe("policy diff shows every change in effective access", () => {
     expect(diffConfigs(base, reworded).empty).toBe(true);
     const why = purposes({ treatment: "t", operations: "o" });
     const withPurposes = (p: PurposeDef[]) =>
-      build({ identities: ids, purposes: why, rules: [allow("ops-read", { who: [ids.ops], verbs: READ, purpose: p, reason: "r" })] });
-    expect(diffConfigs(withPurposes([why.treatment, why.operations]), withPurposes([why.treatment])).empty).toBe(false);
+      build({
+        identities: ids,
+        purposes: why,
+        rules: [allow("ops-read", { who: [ids.ops], verbs: READ, purpose: p, reason: "r" })],
+      });
+    expect(
+      diffConfigs(withPurposes([why.treatment, why.operations]), withPurposes([why.treatment])).empty,
+    ).toBe(false);
+  });
+
+  it("the rows come out in the same order in every locale", () => {
+    const before = build({ identities: ids, rules: [] });
+    const after = build({
+      identities: ids,
+      rules: [
+        allow("ops-crs", {
+          who: [ids.ops],
+          verbs: ["get"],
+          apiGroups: ["example.com"],
+          resources: [customResource("tigers"), customResource("zebras")],
+          reason: "r",
+        }),
+      ],
+    });
+    const plain = JSON.stringify(diffConfigs(before, after));
+    const original = String.prototype.localeCompare;
+    // Estonian collation puts "z" between "s" and "t", Lithuanian "y" next to "i"
+    String.prototype.localeCompare = function (this: string, that: string) {
+      return new Intl.Collator("et").compare(this, that);
+    } as typeof original;
+    try {
+      const estonian = diffConfigs(before, {
+        ...after,
+        policyHash: after.policyHash.replace(/.$/, (c) => (c === "0" ? "1" : "0")),
+      });
+      expect(JSON.stringify({ ...estonian, after: JSON.parse(plain).after })).toBe(plain);
+    } finally {
+      String.prototype.localeCompare = original;
+    }
   });
 });

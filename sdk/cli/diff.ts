@@ -177,9 +177,9 @@ function targets(configs: GatewayConfig[]): Target[] {
     for (const rule of c.rules) for (const r of rule.match.resources ?? []) expand(r, rule.match.apiGroups);
     for (const m of c.masks) for (const r of m.match.resources ?? []) expand(r, m.match.apiGroups);
   }
-  return [...out.values()].sort((a, b) =>
-    `${a.group}|${a.resource}|${a.sub}`.localeCompare(`${b.group}|${b.resource}|${b.sub}`),
-  );
+  // code-unit order: the rows must not depend on the machine's locale
+  const key = (t: Target) => `${t.group}|${t.resource}|${t.sub}`;
+  return [...out.values()].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
 function verbsFor(t: Target): readonly string[] {
