@@ -168,7 +168,13 @@ const callerArb = fc.record({
     "cd-bot",
     "system:serviceaccount:ci:runner",
   ),
-  groups: fc.subarray(["ci-agents", "operators", "platform-admins", "github-actions", "system:authenticated"]),
+  groups: fc.subarray([
+    "ci-agents",
+    "operators",
+    "platform-admins",
+    "github-actions",
+    "system:authenticated",
+  ]),
   claims: fc.constantFrom<Record<string, string>>(
     {},
     { repository: "acme/app", ref: "refs/heads/main" },
@@ -244,7 +250,10 @@ describe("policy test and explain decide as the gateway does", () => {
         fc.array(globs, { minLength: 1, maxLength: 3 }),
         fc.option(fc.array(globs, { minLength: 1, maxLength: 2 }), { nil: undefined }),
         (subjects, claimGlobs) => {
-          const sel = { subjects, ...(claimGlobs === undefined ? {} : { claims: { repository: claimGlobs } }) };
+          const sel = {
+            subjects,
+            ...(claimGlobs === undefined ? {} : { claims: { repository: claimGlobs } }),
+          };
           const config = {
             ...noPurposes,
             identities: { who: { ...sel, source: { file: "p.ts", line: 1, column: 1 } } },
@@ -269,7 +278,9 @@ describe("policy test and explain decide as the gateway does", () => {
           .map((m) => m.id)
           .sort();
         const policy = compileMasks(config);
-        const applied = [...policy.applied(policy.requestCandidates(info), info.namespace, {}).maskIds].sort();
+        const applied = [
+          ...policy.applied(policy.requestCandidates(info), info.namespace, {}).maskIds,
+        ].sort();
         expect(listed).toEqual(applied);
       }),
       { numRuns: 600 },
