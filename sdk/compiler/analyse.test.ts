@@ -241,6 +241,25 @@ describe("analyser", () => {
     );
   });
 
+  it("RULE_NEVER_MATCHES: phi: true on cluster-scoped resources (they are never in a PHI namespace)", () => {
+    const r = compile(
+      [
+        deny("phi-pvs", {
+          verbs: ["delete"],
+          resources: ["persistentvolumes", "nodes"],
+          phi: true,
+          reason: "r",
+        }),
+        deny("phi-ns", { verbs: ["delete"], resources: ["namespaces"], phi: true, reason: "r" }),
+        deny("phi-pods", { verbs: ["delete"], resources: ["pods", "nodes"], phi: true, reason: "r" }),
+      ],
+      { phiNamespaces: ["phi-*"] },
+    );
+    expect(codes(r).filter((c) => c.startsWith("RULE_NEVER_MATCHES"))).toEqual([
+      "RULE_NEVER_MATCHES@rules[0]",
+    ]);
+  });
+
   it("ALLOW_DENY_OVERLAP when an allow comes before an overlapping deny", () => {
     const r = compile([
       allow("reads", {

@@ -232,15 +232,17 @@ function neverMatches(m: Match, phiNamespaces: readonly string[]): string | unde
   if (m.names !== undefined && m.verbs?.every((v) => v === "create" || v === "deletecollection") === true) {
     return "create and deletecollection requests carry no object name";
   }
-  if (
-    m.namespaces !== undefined &&
+  const allClusterScoped =
     m.resources?.every((r) => {
       const [res, sub] = splitRes(r);
       const info = resourceInfo(res);
       return info !== undefined && !info.namespaced && res !== "namespaces" && sub !== "*";
-    })
-  ) {
+    }) === true;
+  if (m.namespaces !== undefined && allClusterScoped) {
     return "every resource listed is cluster-scoped, so no request has a namespace";
+  }
+  if (m.phi === true && allClusterScoped) {
+    return "phi is true but every resource listed is cluster-scoped, never in a PHI namespace";
   }
   return undefined;
 }
