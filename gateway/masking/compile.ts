@@ -59,7 +59,9 @@ const OBJECT_SUBRESOURCES = new Set(["", "status", "ephemeralcontainers", "resiz
  * as in rules (`customResource("widget*")`); a bare resource also covers the subresources whose
  * response is the object itself.
  */
-export function compileMaskResources(patterns: readonly string[]): (resource: string, subresource: string) => boolean {
+export function compileMaskResources(
+  patterns: readonly string[],
+): (resource: string, subresource: string) => boolean {
   if (patterns.includes("*")) return () => true;
   const tests = patterns.map((p) => {
     const slash = p.indexOf("/");

@@ -291,7 +291,9 @@ function diffMasks(before: GatewayConfig, after: GatewayConfig): MaskChange[] {
       out.push({
         id: `detector:${d.id}`,
         change: "changed",
-        details: ["pattern, flags, strategy, validation or context pattern changed: review what it still finds"],
+        details: [
+          "pattern, flags, strategy, validation or context pattern changed: review what it still finds",
+        ],
       });
     }
   }
