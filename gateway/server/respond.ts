@@ -219,6 +219,17 @@ export function maskBuffered(
   throw unreadableEncoding(ct ?? "(none)");
 }
 
+/**
+ * Write to a streaming response, keeping backpressure: when the client's side is full (a client
+ * that does not read, an HTTP/2 flow-control window at zero) the source is paused until it
+ * drains, so a fast upstream is never buffered without bound for a slow reader.
+ */
+function writeKeepingPace(res: ServerResponse, src: Readable, data: Buffer | string): void {
+  if (res.write(data) || src.isPaused() || res.destroyed) return;
+  src.pause();
+  res.once("drain", () => src.resume());
+}
+
 export interface StreamResult {
   summary?: MaskSummary;
   /** why the stream ended */
@@ -245,7 +256,7 @@ export function relayWatch(
   // the events one chunk completes leave in one write (one TLS record, not one per event)
   const write = (out: Buffer) => {
     bytesOut += out.length;
-    res.write(out);
+    writeKeepingPace(res, src, out);
   };
   const finish = (r: Omit<StreamResult, "summary" | "bytesOut">) => {
     if (done) return;
@@ -296,7 +307,7 @@ export function relayText(
   const write = (s: string) => {
     if (s === "") return;
     bytesOut += Buffer.byteLength(s);
-    res.write(s);
+    writeKeepingPace(res, src, s);
   };
   const finish = (end: StreamResult["end"]) => {
     if (done) return;

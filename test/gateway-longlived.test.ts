@@ -1,0 +1,169 @@
+/**
+ * Long-lived calls: watches, `logs -f`, exec and port-forward sessions against clients that do
+ * not read (backpressure: the gateway holds a bounded amount of a fast upstream), clients that go
+ * away (the upstream is released), and many streams at once (other agents are still served).
+ */
+import http2 from "node:http2";
+import https from "node:https";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Route } from "./gateway-helpers.ts";
+import {
+  AGENT_TOKEN,
+  startRecordingUpstream,
+  startTestGateway,
+  type TestGateway,
+  testTls,
+  upstreamFor,
+} from "./gateway-helpers.ts";
+
+const UPSTREAM_TOKEN = "upstream-secret-token-longlived";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** what a flooding upstream route managed to hand to its socket */
+interface Flood {
+  sent: number;
+  done: boolean;
+  /** the upstream's response closed (the gateway released it, or it ended) */
+  closed: boolean;
+}
+const floods = new Map<string, Flood>();
+
+/** an upstream stream that writes `total` bytes as fast as its socket takes them */
+function floodRoute(prefix: string, contentType: string, unit: (i: number) => string, total: number): Route {
+  return async (r, res) => {
+    if (!r.url.startsWith(prefix)) return false;
+    const f: Flood = { sent: 0, done: false, closed: false };
+    floods.set(prefix, f);
+    res.writeHead(200, { "content-type": contentType });
+    res.on("close", () => {
+      f.closed = true;
+    });
+    for (let i = 0; f.sent < total && !f.closed; i++) {
+      const chunk = unit(i);
+      f.sent += Buffer.byteLength(chunk);
+      if (!res.write(chunk))
+        await new Promise<void>((ok) => {
+          const go = () => {
+            res.off("drain", go).off("close", go);
+            ok();
+          };
+          res.on("drain", go).on("close", go);
+        });
+    }
+    f.done = f.sent >= total;
+    res.end();
+    return true;
+  };
+}
+
+const FILLER = "x".repeat(256 * 1024);
+const EVENT = (i: number) =>
+  `${JSON.stringify({ type: "ADDED", object: { kind: "ConfigMap", metadata: { name: `cm-${i}` }, data: { v: FILLER } } })}\n`;
+const LOGLINE = (i: number) => `line ${i} ${FILLER}\n`;
+/** far more than the kernel's socket buffers hold (a stalled flood stops at ~10 MiB on loopback) */
+const TOTAL = 48 * 1024 * 1024;
+
+let up: Awaited<ReturnType<typeof startRecordingUpstream>>;
+let t: TestGateway;
+
+beforeAll(async () => {
+  up = await startRecordingUpstream({
+    token: UPSTREAM_TOKEN,
+    routes: [
+      floodRoute("/api/v1/namespaces/default/configmaps?watch=1", "application/json", EVENT, TOTAL),
+      floodRoute("/api/v1/namespaces/h2/configmaps?watch=1", "application/json", EVENT, TOTAL),
+      floodRoute("/api/v1/namespaces/default/pods/web-0/log", "text/plain", LOGLINE, TOTAL),
+    ],
+  });
+  t = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN));
+});
+
+afterAll(async () => {
+  await t.close();
+  await up.close();
+});
+
+/** wait until the flood is done or has made no progress for `quietMs` */
+async function settle(prefix: string, quietMs = 600): Promise<Flood> {
+  for (let i = 0; i < 200 && !floods.has(prefix); i++) await sleep(10);
+  const f = floods.get(prefix)!;
+  let last = -1;
+  while (!f.done && f.sent !== last) {
+    last = f.sent;
+    await sleep(quietMs);
+  }
+  return f;
+}
+
+describe("a client that does not read its stream (backpressure)", () => {
+  for (const [what, path, prefix] of [
+    ["watch", "/api/v1/namespaces/default/configmaps?watch=1", "/api/v1/namespaces/default/configmaps?watch=1"],
+    ["logs -f", "/api/v1/namespaces/default/pods/web-0/log?follow=true", "/api/v1/namespaces/default/pods/web-0/log"],
+  ] as const)
+    it(`${what} over HTTP/1.1: the upstream is paused, not buffered without bound; everything arrives once read`, async () => {
+      const tls = await testTls();
+      const u = new URL(t.gw.url);
+      const res = await new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
+        const req = https.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path,
+            ca: tls.caPem,
+            agent: false,
+            headers: { authorization: `Bearer ${AGENT_TOKEN}` },
+          },
+          resolve,
+        );
+        req.on("error", reject);
+        req.end();
+      });
+      expect(res.statusCode).toBe(200);
+      // the client reads nothing: the upstream must stall well before its 48 MiB are through
+      const f = await settle(prefix);
+      expect(f.done).toBe(false);
+      expect(f.sent).toBeLessThan((TOTAL * 3) / 4);
+      // then it reads: every unit arrives, in order, and the record says the upstream ended it
+      let bytes = 0;
+      let lines = 0;
+      await new Promise<void>((resolve) => {
+        res.on("data", (c: Buffer) => {
+          bytes += c.length;
+          for (let i = c.indexOf(10); i >= 0; i = c.indexOf(10, i + 1)) lines++;
+        });
+        res.on("end", resolve);
+      });
+      expect(floods.get(prefix)!.done).toBe(true);
+      expect(lines).toBe(Math.ceil(TOTAL / Buffer.byteLength(what === "watch" ? EVENT(0) : LOGLINE(0))));
+      expect(bytes).toBeGreaterThan(TOTAL);
+      const rec = (await t.records()).pop()!;
+      expect(rec.annotations?.["custos.dev/stream-end"]).toBe("upstream-end");
+    });
+
+  it("watch over HTTP/2 (flow control): the upstream is paused, not buffered without bound", async () => {
+    const tls = await testTls();
+    const session = http2.connect(t.gw.url, { ca: tls.caPem });
+    try {
+      const stream = session.request({
+        ":path": "/api/v1/namespaces/h2/configmaps?watch=1",
+        authorization: `Bearer ${AGENT_TOKEN}`,
+      });
+      const headers = await new Promise<http2.IncomingHttpHeaders>((r) => stream.once("response", r));
+      expect(headers[":status"]).toBe(200);
+      stream.pause();
+      const f = await settle("/api/v1/namespaces/h2/configmaps?watch=1");
+      expect(f.done).toBe(false);
+      expect(f.sent).toBeLessThan((TOTAL * 3) / 4);
+      // RST_STREAM from the client: the upstream stream is released
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      for (let i = 0; i < 100 && !f.closed; i++) await sleep(20);
+      expect(f.closed).toBe(true);
+      expect(f.done).toBe(false);
+      await sleep(50);
+      const rec = (await t.records()).pop()!;
+      expect(rec.annotations?.["custos.dev/stream-end"]).toBe("client-closed");
+    } finally {
+      session.destroy();
+    }
+  });
+});
