@@ -5,6 +5,7 @@
  */
 import http2 from "node:http2";
 import https from "node:https";
+import zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Route } from "./gateway-helpers.ts";
 import {
@@ -63,6 +64,35 @@ const LOGLINE = (i: number) => `line ${i} ${FILLER}\n`;
 /** far more than the kernel's socket buffers hold (a stalled flood stops at ~10 MiB on loopback) */
 const TOTAL = 48 * 1024 * 1024;
 
+/** the upstream responses of the gzip routes, by prefix: closed yet? */
+const gz = new Map<string, { closed: boolean }>();
+
+/**
+ * A gzip-encoded stream (a compressing proxy in front of the API server): one unit, flushed,
+ * then held open ("open") or the connection reset ("reset").
+ */
+function gzipRoute(prefix: string, then: "open" | "reset"): Route {
+  return (r, res) => {
+    if (!r.url.startsWith(prefix)) return false;
+    const state = { closed: false };
+    gz.set(prefix, state);
+    res.on("close", () => {
+      state.closed = true;
+    });
+    const log = prefix.endsWith("/log");
+    res.writeHead(200, { "content-type": log ? "text/plain" : "application/json", "content-encoding": "gzip" });
+    const z = zlib.createGzip();
+    z.pipe(res);
+    const big = prefix.includes("gz-big");
+    z.write(log ? "line 1\n" : big ? `{"items":["${"x".repeat(2 * 1024 * 1024)}` : EVENT(1), () =>
+      z.flush(() => {
+        if (then === "reset") setTimeout(() => res.socket?.destroy(), 100);
+      }),
+    );
+    return true;
+  };
+}
+
 let up: Awaited<ReturnType<typeof startRecordingUpstream>>;
 let t: TestGateway;
 
@@ -73,9 +103,16 @@ beforeAll(async () => {
       floodRoute("/api/v1/namespaces/default/configmaps?watch=1", "application/json", EVENT, TOTAL),
       floodRoute("/api/v1/namespaces/h2/configmaps?watch=1", "application/json", EVENT, TOTAL),
       floodRoute("/api/v1/namespaces/default/pods/web-0/log", "text/plain", LOGLINE, TOTAL),
+      gzipRoute("/api/v1/namespaces/gz-open/configmaps?watch=1", "open"),
+      gzipRoute("/api/v1/namespaces/gz-reset/configmaps?watch=1", "reset"),
+      gzipRoute("/api/v1/namespaces/default/pods/gz-open/log", "open"),
+      gzipRoute("/api/v1/namespaces/default/pods/gz-reset/log", "reset"),
+      gzipRoute("/api/v1/namespaces/gz-big/configmaps", "open"),
     ],
   });
-  t = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN));
+  t = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
+    limits: { maxResponseBytes: 1024 * 1024 },
+  });
 });
 
 afterAll(async () => {
@@ -165,5 +202,82 @@ describe("a client that does not read its stream (backpressure)", () => {
     } finally {
       session.destroy();
     }
+  });
+});
+
+/** GET a stream as the agent; resolves at the response head */
+async function open(path: string): Promise<{ res: import("node:http").IncomingMessage; req: import("node:http").ClientRequest }> {
+  const tls = await testTls();
+  const u = new URL(t.gw.url);
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: u.hostname,
+        port: u.port,
+        path,
+        ca: tls.caPem,
+        agent: false,
+        headers: { authorization: `Bearer ${AGENT_TOKEN}` },
+      },
+      (res) => resolve({ res, req }),
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("compressed streams (a gzip-encoding upstream)", () => {
+  for (const [what, base] of [
+    ["watch", "/api/v1/namespaces/gz-%/configmaps?watch=1"],
+    ["logs -f", "/api/v1/namespaces/default/pods/gz-%/log"],
+  ] as const) {
+    it(`${what}: a client that goes away releases the upstream`, async () => {
+      const prefix = base.replace("%", "open");
+      const { res, req } = await open(prefix + (what === "watch" ? "" : "?follow=true"));
+      expect(res.statusCode).toBe(200);
+      await new Promise((r) => res.once("data", r));
+      req.destroy();
+      for (let i = 0; i < 100 && !gz.get(prefix)!.closed; i++) await sleep(20);
+      expect(gz.get(prefix)!.closed).toBe(true);
+      await sleep(50);
+      const rec = (await t.records()).pop()!;
+      expect(rec.annotations?.["custos.dev/stream-end"]).toBe("client-closed");
+    });
+
+    it(`${what}: an upstream reset mid-stream ends the client's stream abnormally (never a hang), recorded`, async () => {
+      const prefix = base.replace("%", "reset");
+      const { res } = await open(prefix + (what === "watch" ? "" : "?follow=true"));
+      expect(res.statusCode).toBe(200);
+      const ended = await new Promise<string>((resolve) => {
+        res.on("data", () => {});
+        res.on("end", () => resolve("end"));
+        res.on("error", () => resolve("error"));
+        res.on("aborted", () => resolve("aborted"));
+        setTimeout(() => resolve("hang"), 2000);
+      });
+      expect(ended).not.toBe("hang");
+      expect(ended).not.toBe("end");
+      await sleep(50);
+      const rec = (await t.records()).pop()!;
+      expect(rec.annotations?.["custos.dev/stream-end"]).toBe("upstream-error");
+    });
+  }
+});
+
+describe("compressed bodies (a gzip-encoding upstream)", () => {
+  it("a body over the size cap is refused with 502 and its upstream connection released", async () => {
+    const { res } = await open("/api/v1/namespaces/gz-big/configmaps");
+    expect(res.statusCode).toBe(502);
+    const body = await new Promise<string>((r) => {
+      let b = "";
+      res.on("data", (c: Buffer) => {
+        b += c.toString();
+      });
+      res.on("end", () => r(b));
+    });
+    expect(JSON.parse(body).message).toContain("exceeded");
+    const prefix = "/api/v1/namespaces/gz-big/configmaps";
+    for (let i = 0; i < 100 && !gz.get(prefix)!.closed; i++) await sleep(20);
+    expect(gz.get(prefix)!.closed).toBe(true);
   });
 });

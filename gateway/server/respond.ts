@@ -6,7 +6,7 @@
  * compression, malformed JSON) is refused, never passed through.
  */
 import type { IncomingMessage, OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import type { Readable } from "node:stream";
+import { pipeline, type Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import zlib from "node:zlib";
 import type { Json } from "../../sdk/schema/config.ts";
@@ -59,11 +59,22 @@ export function decoded(res: UpstreamResponse): Readable {
     .trim()
     .toLowerCase();
   if (enc === "" || enc === "identity") return res;
-  if (enc === "gzip" || enc === "x-gzip") return res.pipe(zlib.createGunzip());
-  if (enc === "deflate") return res.pipe(zlib.createInflate());
-  if (enc === "br") return res.pipe(zlib.createBrotliDecompress());
-  res.resume();
-  throw unknownCompression(enc);
+  const z =
+    enc === "gzip" || enc === "x-gzip"
+      ? zlib.createGunzip()
+      : enc === "deflate"
+        ? zlib.createInflate()
+        : enc === "br"
+          ? zlib.createBrotliDecompress()
+          : undefined;
+  if (z === undefined) {
+    res.resume();
+    throw unknownCompression(enc);
+  }
+  // linked both ways (not a plain pipe): a reader that stops (client gone, size cap, mask error)
+  // releases the upstream connection, and an upstream that fails mid-body fails the reader
+  pipeline(res, z, () => {});
+  return z;
 }
 
 /** Read a whole (decompressed) body, with a size cap and an idle timeout. */
