@@ -93,6 +93,9 @@ function gzipRoute(prefix: string, then: "open" | "reset"): Route {
   };
 }
 
+/** the upstream's side of the quiet watches */
+const quiet: import("node:http").ServerResponse[] = [];
+
 let up: Awaited<ReturnType<typeof startRecordingUpstream>>;
 let t: TestGateway;
 
@@ -108,9 +111,23 @@ beforeAll(async () => {
       gzipRoute("/api/v1/namespaces/default/pods/gz-open/log", "open"),
       gzipRoute("/api/v1/namespaces/default/pods/gz-reset/log", "reset"),
       gzipRoute("/api/v1/namespaces/gz-big/configmaps", "open"),
+      (r, res) => {
+        // a quiet watch: the head, then nothing (an informer between events)
+        if (!r.url.startsWith("/api/v1/namespaces/quiet/configmaps?watch=1")) return false;
+        quiet.push(res);
+        res.writeHead(200, { "content-type": "application/json" });
+        res.flushHeaders();
+        return true;
+      },
+      (r, res) => {
+        if (r.method !== "POST" || r.url !== "/api/v1/namespaces/default/configmaps") return false;
+        res.writeHead(201, { "content-type": "application/json" });
+        res.end(r.body);
+        return true;
+      },
     ],
   });
-  t = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
+  t = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN, 2000), {
     limits: { maxResponseBytes: 1024 * 1024 },
   });
 });
@@ -279,5 +296,55 @@ describe("compressed bodies (a gzip-encoding upstream)", () => {
     const prefix = "/api/v1/namespaces/gz-big/configmaps";
     for (let i = 0; i < 100 && !gz.get(prefix)!.closed; i++) await sleep(20);
     expect(gz.get(prefix)!.closed).toBe(true);
+  });
+});
+
+describe("many agents watching at once", () => {
+  it("300 open watches do not starve other calls: a create is still answered by the upstream", async () => {
+    const tls = await testTls();
+    const session = http2.connect(t.gw.url, { ca: tls.caPem });
+    try {
+      const N = 300;
+      const streams: http2.ClientHttp2Stream[] = [];
+      for (let i = 0; i < N; i++) {
+        const s = session.request({
+          ":path": `/api/v1/namespaces/quiet/configmaps?watch=1&n=${i}`,
+          authorization: `Bearer ${AGENT_TOKEN}`,
+        });
+        s.on("error", () => {});
+        streams.push(s);
+      }
+      for (let i = 0; i < 250 && quiet.length < N; i++) await sleep(20);
+      // (a watch queued behind the others would only reach the upstream once one ends)
+      expect(quiet.length).toBe(N);
+      const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const s = session.request({
+          ":method": "POST",
+          ":path": "/api/v1/namespaces/default/configmaps",
+          authorization: `Bearer ${AGENT_TOKEN}`,
+          "content-type": "application/json",
+        });
+        let status = 0;
+        let body = "";
+        s.on("response", (h) => {
+          status = Number(h[":status"]);
+        });
+        s.on("data", (c: Buffer) => {
+          body += c.toString();
+        });
+        s.on("end", () => resolve({ status, body }));
+        s.on("error", reject);
+        s.end(JSON.stringify({ kind: "ConfigMap", apiVersion: "v1", metadata: { name: "after-300" } }));
+      });
+      expect(r.status).toBe(201);
+      expect(JSON.parse(r.body).metadata.name).toBe("after-300");
+      for (const s of streams) s.close(http2.constants.NGHTTP2_CANCEL);
+      // every watch the clients left is released upstream
+      for (let i = 0; i < 150 && quiet.some((q) => !q.destroyed && !q.writableEnded && !q.socket?.destroyed); i++)
+        await sleep(20);
+      expect(quiet.filter((q) => !q.socket?.destroyed).length).toBe(0);
+    } finally {
+      session.destroy();
+    }
   });
 });

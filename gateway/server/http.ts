@@ -262,13 +262,20 @@ async function serve(
       }, WATCH_EARLY_HEADERS_MS)
     : undefined;
   // plain GETs (objects, lists) go through the lean client; watches, log streams and bodies through https.request
-  const lean =
-    method === "GET" && !watching && !(request.subresource === "log" && request.resource === "pods");
+  const logs = request.subresource === "log" && request.resource === "pods";
+  const lean = method === "GET" && !watching && !logs;
   let up: UpstreamResponse;
   try {
     const pending = lean
       ? rt.upstream.get(table.url, headers, signal)
-      : rt.upstream.request(method, table.url, headers, hasBody ? forward.bytes : undefined, signal);
+      : rt.upstream.request(
+          method,
+          table.url,
+          headers,
+          hasBody ? forward.bytes : undefined,
+          signal,
+          watching || logs,
+        );
     // the request is on its way (the lean client writes it synchronously): build the record's
     // known parts while the upstream works
     call.prepare();

@@ -80,6 +80,8 @@ export class Upstream {
   readonly #o: UpstreamOptions;
   #cred: { value: UpstreamCredential; at: number } | undefined;
   #agent: http.Agent | undefined;
+  /** the agent for long-lived calls (watches, log streams): no socket cap */
+  #longAgent: http.Agent | undefined;
   #agentKey = "";
   /** the credential the agent was last checked against (the key is recomputed only when it changes) */
   #agentCred: UpstreamCredential | undefined;
@@ -135,8 +137,8 @@ export class Upstream {
     return value;
   }
 
-  #agentFor(cred: UpstreamCredential): http.Agent {
-    if (this.#agent && cred === this.#agentCred) return this.#agent;
+  #agentFor(cred: UpstreamCredential, long = false): http.Agent {
+    if (this.#agent && cred === this.#agentCred) return long ? this.#longAgent! : this.#agent;
     this.#agentCred = cred;
     const tls = cred.tls;
     const key = JSON.stringify([
@@ -147,13 +149,18 @@ export class Upstream {
     ]);
     if (!this.#agent || key !== this.#agentKey) {
       this.#agent?.destroy();
+      this.#longAgent?.destroy();
       this.#agentKey = key;
-      this.#agent =
+      const agent = (maxSockets: number) =>
         this.base.protocol === "https:"
-          ? new https.Agent({ keepAlive: true, maxSockets: 256, ...tls })
-          : new http.Agent({ keepAlive: true, maxSockets: 256 });
+          ? new https.Agent({ keepAlive: true, maxSockets, ...tls })
+          : new http.Agent({ keepAlive: true, maxSockets });
+      this.#agent = agent(256);
+      // a watch or a log stream holds its connection for as long as it lasts: not counted
+      // against the short calls' cap (256 open watches would queue every write behind them)
+      this.#longAgent = agent(Number.POSITIVE_INFINITY);
     }
-    return this.#agent;
+    return long ? this.#longAgent! : this.#agent;
   }
 
   /** Absolute upstream URL for a request path (+query), honouring a path prefix in the server URL. */
@@ -182,6 +189,7 @@ export class Upstream {
   /**
    * Send one request. Resolves with the response once its headers arrive; rejects with a 502
    * (unreachable, TLS failure, reset) or 504 (no response headers in time) GatewayError.
+   * `long`: a call that holds its connection for as long as it lasts (a watch, a log stream).
    */
   async request(
     method: string,
@@ -189,6 +197,7 @@ export class Upstream {
     headers: OutgoingHttpHeaders,
     body: Buffer | undefined,
     signal?: CallSignal,
+    long = false,
   ): Promise<IncomingMessage> {
     const cred = await this.credential();
     const path = this.path(pathAndQuery);
@@ -207,7 +216,7 @@ export class Upstream {
           headers: all,
           // the agent carries the TLS options (CA, client certificate, servername): its options
           // override a request's, and its sockets (and TLS sessions) are reused across requests
-          agent: this.#agentFor(cred),
+          agent: this.#agentFor(cred, long),
         },
         (res) => {
           if (settled) {
@@ -371,6 +380,7 @@ export class Upstream {
 
   close(): void {
     this.#agent?.destroy();
+    this.#longAgent?.destroy();
     this.#pool?.close();
   }
 }
