@@ -7,6 +7,7 @@ import http2 from "node:http2";
 import https from "node:https";
 import zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import type { Route } from "./gateway-helpers.ts";
 import {
   AGENT_TOKEN,
@@ -130,6 +131,7 @@ beforeAll(async () => {
   t = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN, 2000), {
     limits: { maxResponseBytes: 1024 * 1024 },
   });
+  sessionUpstream();
 });
 
 afterAll(async () => {
@@ -346,5 +348,130 @@ describe("many agents watching at once", () => {
     } finally {
       session.destroy();
     }
+  });
+});
+
+/** the upstream's side of a session, flooding the client: how much its socket took */
+interface WsFlood extends Flood {
+  ws: WebSocket;
+}
+const wsFloods = new Map<string, WsFlood>();
+let slowUpstream: WebSocket | undefined;
+
+/** the upstream's session ends: flooding ("flood-*" pods) or not reading ("slow-pf") */
+function sessionUpstream(): void {
+  up.wss.on("connection", (ws: WebSocket, req: import("node:http").IncomingMessage) => {
+    const pod = /pods\/([^/]+)\//.exec(req.url ?? "")?.[1] ?? "";
+    if (pod === "slow-pf") {
+      // a port the pod does not read from yet
+      ws.pause();
+      slowUpstream = ws;
+      return;
+    }
+    if (!pod.startsWith("flood-")) return;
+    const f: WsFlood = { sent: 0, done: false, closed: false, ws };
+    wsFloods.set(pod, f);
+    ws.on("close", () => {
+      f.closed = true;
+    });
+    // stdout lines (exec) or data on the first port's data channel (port-forward)
+    const frame = Buffer.from(`\x01${"y".repeat(64 * 1024 - 2)}\n`);
+    const next = () => {
+      if (f.closed || ws.readyState !== WebSocket.OPEN) return;
+      if (f.sent >= TOTAL) {
+        f.done = true;
+        ws.close(1000);
+        return;
+      }
+      f.sent += frame.length;
+      // the next frame once this one is in the socket (never more than the socket takes)
+      ws.send(frame, { binary: true }, next);
+    };
+    next();
+  });
+}
+
+describe("a session client that does not read (exec stdout, port-forward)", () => {
+
+  for (const [what, sub, protocol] of [
+    ["exec", "exec?command=cat&container=main&stdout=true", "v5.channel.k8s.io"],
+    ["port-forward", "portforward?ports=8080", "v4.channel.k8s.io"],
+  ] as const)
+    it(`${what}: the upstream is paused, not buffered without bound; everything arrives once read`, async () => {
+      const pod = `flood-${what}`;
+      const u = new URL(t.gw.url);
+      const ws = new WebSocket(`wss://${u.host}/api/v1/namespaces/default/pods/${pod}/${sub}`, [protocol], {
+        ca: t.gw.caPem,
+        headers: { authorization: `Bearer ${AGENT_TOKEN}` },
+      });
+      let bytes = 0;
+      ws.on("message", (d: Buffer) => {
+        bytes += d.length;
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      });
+      ws.pause();
+      for (let i = 0; i < 200 && !wsFloods.has(pod); i++) await sleep(10);
+      const f = wsFloods.get(pod)!;
+      let last = -1;
+      while (!f.done && f.sent !== last) {
+        last = f.sent;
+        await sleep(600);
+      }
+      expect(f.done).toBe(false);
+      expect(f.sent).toBeLessThan((TOTAL * 3) / 4);
+      ws.resume();
+      await new Promise<void>((resolve) => ws.once("close", () => resolve()));
+      expect(f.done).toBe(true);
+      expect(bytes).toBe(TOTAL);
+      await sleep(50);
+      const rec = (await t.records()).pop()!;
+      expect(rec.objectRef?.name).toBe(pod);
+      expect(rec.custos.bytes?.out).toBe(TOTAL);
+    });
+});
+
+describe("a session upstream that does not read (port-forward into a busy pod)", () => {
+  it("the client is paused, not buffered without bound; everything arrives once read", async () => {
+    const u = new URL(t.gw.url);
+    const ws = new WebSocket(
+      `wss://${u.host}/api/v1/namespaces/default/pods/slow-pf/portforward?ports=8080`,
+      ["v4.channel.k8s.io"],
+      { ca: t.gw.caPem, headers: { authorization: `Bearer ${AGENT_TOKEN}` } },
+    );
+    await new Promise<void>((resolve, reject) => {
+      ws.once("open", () => resolve());
+      ws.once("error", reject);
+    });
+    const f: Flood = { sent: 0, done: false, closed: false };
+    const frame = Buffer.alloc(64 * 1024, 1);
+    const next = () => {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      if (f.sent >= TOTAL) {
+        f.done = true;
+        return;
+      }
+      f.sent += frame.length;
+      ws.send(frame, { binary: true }, next);
+    };
+    next();
+    let last = -1;
+    while (!f.done && f.sent !== last) {
+      last = f.sent;
+      await sleep(600);
+    }
+    expect(f.done).toBe(false);
+    expect(f.sent).toBeLessThan((TOTAL * 3) / 4);
+    let got = 0;
+    slowUpstream!.on("message", (d: Buffer) => {
+      got += d.length;
+    });
+    slowUpstream!.resume();
+    for (let i = 0; i < 500 && got < TOTAL; i++) await sleep(20);
+    expect(got).toBe(TOTAL);
+    ws.close(1000);
+    await new Promise<void>((resolve) => ws.once("close", () => resolve()));
   });
 });

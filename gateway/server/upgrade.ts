@@ -60,6 +60,21 @@ const IDLE_FLUSH_MS = 50;
 
 const ERROR = 3;
 
+/** what one side of a session may hold for a peer that does not read before the other side is paused */
+const SESSION_HIGH_WATER = 1024 * 1024;
+
+/**
+ * Send a frame to one side, keeping backpressure: while `to` holds more than SESSION_HIGH_WATER
+ * unsent (a client that does not read its stdout or forwarded port, a slow upstream) the side
+ * the frames come from is paused, and resumed once `to` has drained below it.
+ */
+function sendPaced(to: WebSocket, from: WebSocket, data: Buffer, binary: boolean): void {
+  to.send(data, { binary }, () => {
+    if (from.isPaused && to.bufferedAmount < SESSION_HIGH_WATER) from.resume();
+  });
+  if (to.bufferedAmount >= SESSION_HIGH_WATER && !from.isPaused) from.pause();
+}
+
 /** a bearer token offered as a subprotocol (browsers' way to authenticate a WebSocket) */
 const BEARER_PROTOCOL = "base64url.bearer.authorization.k8s.io.";
 
@@ -322,7 +337,7 @@ async function relay(
   let bytesOut = 0;
   const sendClient = (data: Buffer) => {
     bytesOut += data.length;
-    if (client.readyState === WebSocket.OPEN) client.send(data, { binary: true });
+    if (client.readyState === WebSocket.OPEN) sendPaced(client, upstream, data, true);
   };
 
   upstream.on("message", (data: Buffer | Buffer[] | ArrayBuffer) => {
@@ -399,7 +414,7 @@ async function relay(
         }
       }
     }
-    if (upstream.readyState === WebSocket.OPEN) upstream.send(buf, { binary: isBinary });
+    if (upstream.readyState === WebSocket.OPEN) sendPaced(upstream, client, buf, isBinary);
   });
 
   // the upstream's close reason is text it wrote too: masked, then cut to the 123 bytes a close frame holds
@@ -420,6 +435,9 @@ async function relay(
     const end = (code: number, reason: Buffer, who: "upstream" | "client") => {
       if (closed) return;
       closed = true;
+      // a side paused for backpressure must still read the other's close handshake
+      upstream.resume();
+      client.resume();
       if (who === "upstream") {
         // flush what the text maskers held back, before the close frame
         for (const [ch, m] of maskers) {
