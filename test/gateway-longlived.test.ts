@@ -475,3 +475,71 @@ describe("a session upstream that does not read (port-forward into a busy pod)",
     await new Promise<void>((resolve) => ws.once("close", () => resolve()));
   });
 });
+
+describe("idle connections (no call in flight)", () => {
+  it("are closed after idleConnectionMs: an HTTP/2 session without streams, a TLS connection that never sends a request; a quiet watch is not", async () => {
+    const tls = await testTls();
+    const g = await startTestGateway(upstreamFor(up.url, tls.caPem, UPSTREAM_TOKEN, 2000), {
+      limits: { idleConnectionMs: 300 },
+    });
+    const u = new URL(g.gw.url);
+    const closedWithin = (e: { once(ev: "close", f: () => void): unknown }, ms: number) =>
+      new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), ms);
+        e.once("close", () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+    try {
+      // an HTTP/2 session that opens no stream
+      const idle = http2.connect(g.gw.url, { ca: tls.caPem });
+      idle.on("error", () => {});
+      // a TLS connection (HTTP/1.1) that never sends a request
+      const { connect } = await import("node:tls");
+      const raw = connect({ host: u.hostname, port: Number(u.port), ca: tls.caPem, ALPNProtocols: ["http/1.1"] });
+      raw.on("error", () => {});
+      // a quiet watch on its own session: kept for as long as it lasts
+      const busy = http2.connect(g.gw.url, { ca: tls.caPem });
+      busy.on("error", () => {});
+      const w = busy.request({
+        ":path": "/api/v1/namespaces/quiet/configmaps?watch=1&n=idle",
+        authorization: `Bearer ${AGENT_TOKEN}`,
+      });
+      w.on("error", () => {});
+      // ... and one over HTTP/1.1
+      const h1 = https.request({
+        host: u.hostname,
+        port: u.port,
+        path: "/api/v1/namespaces/quiet/configmaps?watch=1&n=idle-h1",
+        ca: tls.caPem,
+        agent: false,
+        headers: { authorization: `Bearer ${AGENT_TOKEN}` },
+      });
+      h1.on("error", () => {});
+      h1.end();
+      const h1Closed = new Promise<boolean>((resolve) => {
+        h1.on("response", (res) => {
+          res.resume();
+          const timer = setTimeout(() => resolve(false), 1500);
+          res.once("close", () => {
+            clearTimeout(timer);
+            resolve(true);
+          });
+        });
+      });
+      const busyClosed = closedWithin(busy, 1500);
+      const [a, b] = await Promise.all([closedWithin(idle, 1500), closedWithin(raw, 1500)]);
+      expect(a).toBe(true);
+      expect(b).toBe(true);
+      expect(await busyClosed).toBe(false);
+      expect(await h1Closed).toBe(false);
+      h1.destroy();
+      // the watch ends: its session is idle from then on
+      w.close(http2.constants.NGHTTP2_CANCEL);
+      expect(await closedWithin(busy, 1500)).toBe(true);
+    } finally {
+      await g.close();
+    }
+  });
+});

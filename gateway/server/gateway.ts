@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { canonicalJson, sha256Hex } from "../../sdk/lib/canonical.ts";
 import { GatewayConfig } from "../../sdk/schema/config.ts";
 import { NoApprovalBackend } from "../approval/local.ts";
@@ -143,6 +144,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
       honorCipherOrder: true,
     },
     (req, res) => {
+      served.add(req.socket);
       inFlight++;
       res.once("close", () => inFlight--);
       void handleHttp(rt, req as unknown as IncomingMessage, res as unknown as ServerResponse);
@@ -165,13 +167,42 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
   });
+  // connections with no call in flight are closed after idleConnectionMs (else any peer could
+  // hold file descriptors for ever): an HTTP/2 session once its last stream is gone, ...
+  const idleMs = rt.limits.idleConnectionMs;
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (s) => {
     sessions.add(s);
-    s.on("close", () => sessions.delete(s));
+    let open = 0;
+    let idle: NodeJS.Timeout | undefined;
+    const arm = () => {
+      idle = setTimeout(() => s.close(), idleMs);
+    };
+    s.on("stream", (st: http2.ServerHttp2Stream) => {
+      open++;
+      clearTimeout(idle);
+      st.once("close", () => {
+        if (--open === 0 && !s.closed && !s.destroyed) arm();
+      });
+    });
+    arm();
+    s.on("close", () => {
+      clearTimeout(idle);
+      sessions.delete(s);
+    });
     s.on("error", () => {});
   });
+  // ... and an HTTP/1.1 connection that never sends a request (after one, keepAliveTimeout applies)
+  const served = new WeakSet<object>();
+  server.on("secureConnection", (s: TLSSocket) => {
+    if (s.alpnProtocol === "h2") return;
+    const idle = setTimeout(() => {
+      if (!served.has(s)) s.destroy();
+    }, idleMs);
+    s.once("close", () => clearTimeout(idle));
+  });
   server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    served.add(socket);
     inFlight++;
     socket.once("close", () => inFlight--);
     void handleUpgrade(rt, wss, req, socket, head);

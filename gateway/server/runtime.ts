@@ -43,6 +43,12 @@ export interface Limits {
   maxEventBytes: number;
   /** a required exec/attach session recording larger than this closes the session (fail closed) */
   maxRecordingBytes: number;
+  /**
+   * a client connection with no call in flight is closed after this long: an HTTP/2 session
+   * without streams, a TLS connection that never sends a request (as kube-apiserver's 90 s
+   * IdleTimeout); HTTP/1.1 between requests keeps its keep-alive timeout
+   */
+  idleConnectionMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -50,6 +56,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxResponseBytes: 256 * 1024 * 1024,
   maxEventBytes: 16 * 1024 * 1024,
   maxRecordingBytes: 64 * 1024 * 1024,
+  idleConnectionMs: 90_000,
 };
 
 export interface Snapshot {
