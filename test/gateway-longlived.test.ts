@@ -196,6 +196,31 @@ describe("a client that does not read its stream (backpressure)", () => {
       expect(rec.annotations?.["custos.dev/stream-end"]).toBe("upstream-end");
     });
 
+  it("watch over HTTP/2 (flow control): paused while the window is closed, everything arrives once read", async () => {
+    const tls = await testTls();
+    const session = http2.connect(t.gw.url, { ca: tls.caPem });
+    try {
+      const stream = session.request({
+        ":path": "/api/v1/namespaces/h2/configmaps?watch=1&n=read",
+        authorization: `Bearer ${AGENT_TOKEN}`,
+      });
+      await new Promise((r) => stream.once("response", r));
+      stream.pause();
+      const f = await settle("/api/v1/namespaces/h2/configmaps?watch=1");
+      expect(f.done).toBe(false);
+      let lines = 0;
+      stream.on("data", (c: Buffer) => {
+        for (let i = c.indexOf(10); i >= 0; i = c.indexOf(10, i + 1)) lines++;
+      });
+      stream.resume();
+      await new Promise<void>((resolve) => stream.on("end", () => resolve()));
+      expect(f.done).toBe(true);
+      expect(lines).toBe(Math.ceil(TOTAL / Buffer.byteLength(EVENT(0))));
+    } finally {
+      session.destroy();
+    }
+  });
+
   it("watch over HTTP/2 (flow control): the upstream is paused, not buffered without bound", async () => {
     const tls = await testTls();
     const session = http2.connect(t.gw.url, { ca: tls.caPem });
