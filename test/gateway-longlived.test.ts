@@ -81,7 +81,10 @@ function gzipRoute(prefix: string, then: "open" | "reset"): Route {
       state.closed = true;
     });
     const log = prefix.endsWith("/log");
-    res.writeHead(200, { "content-type": log ? "text/plain" : "application/json", "content-encoding": "gzip" });
+    res.writeHead(200, {
+      "content-type": log ? "text/plain" : "application/json",
+      "content-encoding": "gzip",
+    });
     const z = zlib.createGzip();
     z.pipe(res);
     const big = prefix.includes("gz-big");
@@ -153,8 +156,16 @@ async function settle(prefix: string, quietMs = 600): Promise<Flood> {
 
 describe("a client that does not read its stream (backpressure)", () => {
   for (const [what, path, prefix] of [
-    ["watch", "/api/v1/namespaces/default/configmaps?watch=1", "/api/v1/namespaces/default/configmaps?watch=1"],
-    ["logs -f", "/api/v1/namespaces/default/pods/web-0/log?follow=true", "/api/v1/namespaces/default/pods/web-0/log"],
+    [
+      "watch",
+      "/api/v1/namespaces/default/configmaps?watch=1",
+      "/api/v1/namespaces/default/configmaps?watch=1",
+    ],
+    [
+      "logs -f",
+      "/api/v1/namespaces/default/pods/web-0/log?follow=true",
+      "/api/v1/namespaces/default/pods/web-0/log",
+    ],
   ] as const)
     it(`${what} over HTTP/1.1: the upstream is paused, not buffered without bound; everything arrives once read`, async () => {
       const tls = await testTls();
@@ -250,7 +261,9 @@ describe("a client that does not read its stream (backpressure)", () => {
 });
 
 /** GET a stream as the agent; resolves at the response head */
-async function open(path: string): Promise<{ res: import("node:http").IncomingMessage; req: import("node:http").ClientRequest }> {
+async function open(
+  path: string,
+): Promise<{ res: import("node:http").IncomingMessage; req: import("node:http").ClientRequest }> {
   const tls = await testTls();
   const u = new URL(t.gw.url);
   return new Promise((resolve, reject) => {
@@ -367,7 +380,11 @@ describe("many agents watching at once", () => {
       expect(JSON.parse(r.body).metadata.name).toBe("after-300");
       for (const s of streams) s.close(http2.constants.NGHTTP2_CANCEL);
       // every watch the clients left is released upstream
-      for (let i = 0; i < 150 && quiet.some((q) => !q.destroyed && !q.writableEnded && !q.socket?.destroyed); i++)
+      for (
+        let i = 0;
+        i < 150 && quiet.some((q) => !q.destroyed && !q.writableEnded && !q.socket?.destroyed);
+        i++
+      )
         await sleep(20);
       expect(quiet.filter((q) => !q.socket?.destroyed).length).toBe(0);
     } finally {
@@ -417,7 +434,6 @@ function sessionUpstream(): void {
 }
 
 describe("a session client that does not read (exec stdout, port-forward)", () => {
-
   for (const [what, sub, protocol] of [
     ["exec", "exec?command=cat&container=main&stdout=true", "v5.channel.k8s.io"],
     ["port-forward", "portforward?ports=8080", "v4.channel.k8s.io"],
@@ -522,7 +538,12 @@ describe("idle connections (no call in flight)", () => {
       idle.on("error", () => {});
       // a TLS connection (HTTP/1.1) that never sends a request
       const { connect } = await import("node:tls");
-      const raw = connect({ host: u.hostname, port: Number(u.port), ca: tls.caPem, ALPNProtocols: ["http/1.1"] });
+      const raw = connect({
+        host: u.hostname,
+        port: Number(u.port),
+        ca: tls.caPem,
+        ALPNProtocols: ["http/1.1"],
+      });
       raw.on("error", () => {});
       // a quiet watch on its own session: kept for as long as it lasts
       const busy = http2.connect(g.gw.url, { ca: tls.caPem });
