@@ -136,8 +136,13 @@ export interface EvidenceRecord {
   kind: "Event";
   level: "Metadata" | "Request" | "RequestResponse";
   auditID: string;
-  /** "ResponseStarted": a long-running call (exec/attach/port-forward) has begun; its "ResponseComplete" record follows */
-  stage: "ResponseStarted" | "ResponseComplete" | "Panic";
+  /**
+   * "RequestReceived": a call that changes the cluster is about to be forwarded (written before
+   * the API server sees it); "ResponseStarted": a long-running call (exec/attach/port-forward,
+   * a watch, a log stream) has begun. Either is a `session` record; the call's "ResponseComplete"
+   * record follows under the same auditID.
+   */
+  stage: "RequestReceived" | "ResponseStarted" | "ResponseComplete" | "Panic";
   requestURI: string;
   verb: string;
   user: { username: string; groups: string[]; extra?: Record<string, string[]> };

@@ -299,7 +299,13 @@ describe("approval end to end (local backend, git evidence)", () => {
       .split("\n")
       .map((l) => JSON.parse(l) as EvidenceRecord);
     const kind = (r: EvidenceRecord) =>
-      r.custos.type === "approval" ? String(r.custos.extra?.event) : `call:${r.responseStatus?.code}`;
+      r.custos.type === "approval"
+        ? String(r.custos.extra?.event)
+        : r.custos.type === "session"
+          ? `session:${r.annotations?.["custos.dev/session"]}`
+          : `call:${r.responseStatus?.code}`;
+    // the granted create is in the evidence (write-ahead, stage RequestReceived) before the API
+    // server sees it, then its call record
     expect(recs.map(kind)).toEqual([
       "request-opened",
       "call:403",
@@ -307,6 +313,7 @@ describe("approval end to end (local backend, git evidence)", () => {
       "review",
       "granted",
       "used",
+      "session:received",
       "call:201",
     ]);
     const fp = recs[0]!.custos.approval!.fingerprint;
@@ -345,7 +352,14 @@ describe("approval end to end (local backend, git evidence)", () => {
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l) as EvidenceRecord);
-    expect(heldRecs.map(kind)).toEqual(["request-opened", "review", "granted", "used", "call:201"]);
+    expect(heldRecs.map(kind)).toEqual([
+      "request-opened",
+      "review",
+      "granted",
+      "used",
+      "session:received",
+      "call:201",
+    ]);
     expect(heldRecs.at(-1)!.custos.policyHash).not.toBe(call.custos.policyHash); // decided by the reloaded policy
     // the same trail by fingerprint and by grant id
     const byGrant = await custos(["audit", "query", evidenceDir, "--grant-id", grantId, "--json"]);
@@ -354,7 +368,7 @@ describe("approval end to end (local backend, git evidence)", () => {
         .trim()
         .split("\n")
         .map((l) => kind(JSON.parse(l))),
-    ).toEqual(["granted", "used", "call:201"]);
+    ).toEqual(["granted", "used", "session:received", "call:201"]);
     const byFp = await custos(["audit", "query", evidenceDir, "--fingerprint", fp, "--json"]);
     // the spent grant's follow-up attempt opened a new request for the same fingerprint
     expect(byFp.stdout.trim().split("\n").length).toBeGreaterThan(recs.length);

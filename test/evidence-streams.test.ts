@@ -1,14 +1,17 @@
 /**
  * Streams (watches, pod logs) and their evidence: the call is in the evidence before the
  * first event or log line reaches the client, and a stream whose call cannot be recorded
- * delivers nothing.
+ * delivers nothing. Calls that change the cluster likewise: in the evidence before the API
+ * server sees them (write-ahead), never forwarded when that cannot be written.
  */
-import https from "node:https";
+
 import { readFileSync } from "node:fs";
+import https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EvidenceRecord, EvidenceSink } from "../gateway/ports.ts";
 import {
   AGENT_TOKEN,
+  call,
   startRecordingUpstream,
   startTestGateway,
   type TestGateway,
@@ -21,12 +24,21 @@ const POD = { kind: "Pod", apiVersion: "v1", metadata: { name: "web-0", namespac
 
 let up: Awaited<ReturnType<typeof startRecordingUpstream>>;
 let caPem: string;
+/** called when the upstream receives a ConfigMap create, before it answers */
+let onCreate: (() => void) | undefined;
 
 beforeAll(async () => {
   caPem = (await testTls()).caPem;
   up = await startRecordingUpstream({
     token: UPSTREAM_TOKEN,
     routes: [
+      (r, res) => {
+        if (r.method !== "POST" || !r.url.startsWith("/api/v1/namespaces/default/configmaps")) return false;
+        onCreate?.();
+        res.writeHead(201, { "content-type": "application/json" });
+        res.end(r.body);
+        return true;
+      },
       (r, res) => {
         if (!r.url.startsWith("/api/v1/namespaces/default/pods?") || !r.url.includes("watch=true"))
           return false;
@@ -126,4 +138,71 @@ describe("stream evidence", () => {
       }
     });
   }
+});
+
+describe("write-ahead evidence for calls that change the cluster", () => {
+  const cm = JSON.stringify({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "cfg" },
+    data: { a: "b" },
+  });
+  const create = (t: TestGateway) =>
+    call(t.gw.url, "POST", "/api/v1/namespaces/default/configmaps", {
+      token: AGENT_TOKEN,
+      headers: { "content-type": "application/json" },
+      body: cm,
+    });
+
+  it("a create is in the evidence (RequestReceived) before the API server sees it, then its call record", async () => {
+    const t = await startTestGateway(upstreamFor(up.url, caPem, UPSTREAM_TOKEN));
+    // what the evidence held when the upstream received the create
+    let atUpstream: EvidenceRecord[] | undefined;
+    onCreate = () => {
+      atUpstream = records(t);
+    };
+    try {
+      const r = await create(t);
+      expect(r.status).toBe(201);
+      expect(atUpstream?.map((x) => `${x.custos.type}:${x.stage}`)).toEqual(["session:RequestReceived"]);
+      const all = records(t);
+      expect(all.map((x) => `${x.custos.type}:${x.stage}`)).toEqual([
+        "session:RequestReceived",
+        "call:ResponseComplete",
+      ]);
+      expect(all[0]!.auditID).toBe(all[1]!.auditID);
+      expect(all[0]!.annotations?.["custos.dev/session"]).toBe("received");
+      expect(all[0]!.objectRef).toMatchObject({ resource: "configmaps", namespace: "default" });
+      // reads are not written ahead
+      await call(t.gw.url, "GET", "/api/v1/namespaces/default/pods/web-0", { token: AGENT_TOKEN });
+      expect(
+        records(t)
+          .slice(2)
+          .map((x) => x.custos.type),
+      ).toEqual(["call"]);
+    } finally {
+      onCreate = undefined;
+      await t.close();
+    }
+  });
+
+  it("a create whose write-ahead record is refused never reaches the API server", async () => {
+    const failing: EvidenceSink = {
+      append: async () => {
+        throw new Error("disk full");
+      },
+      appendArtifact: async () => {},
+      close: async () => {},
+    };
+    const t = await startTestGateway(upstreamFor(up.url, caPem, UPSTREAM_TOKEN), { sink: failing });
+    const seen = up.seen.length;
+    try {
+      const r = await create(t);
+      expect(r.status).toBe(503);
+      expect(JSON.parse(r.body).details.causes[0].reason).toBe("custos.dev/EVIDENCE_UNAVAILABLE");
+      expect(up.seen.slice(seen).filter((x) => x.method === "POST")).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
 });

@@ -410,6 +410,29 @@ export class Call {
     );
   }
 
+  /**
+   * Before a call that changes the cluster (POST, PUT, PATCH, DELETE) is forwarded: a durable
+   * `session` record with stage RequestReceived (no response status yet), so a change the API
+   * server made is in the evidence even when the call's own record cannot be written after its
+   * answer (a full disk, a gateway killed in between): the auditor sees the attempt, with its
+   * outcome unknown. Resolves false (and logs) when the sink refused it: the request must not
+   * be forwarded.
+   */
+  async writeAhead(rt: Runtime): Promise<boolean> {
+    // (response code 0: not answered yet)
+    const r = this.record(rt, 0);
+    return this.append(
+      rt,
+      {
+        ...r,
+        stage: "RequestReceived",
+        annotations: { ...r.annotations, "custos.dev/session": "received" },
+        custos: { ...r.custos, type: "session" },
+      },
+      "session",
+    );
+  }
+
   /** Write this call's one record. Resolves false (and logs) when the sink refused it. */
   async finish(rt: Runtime, code: number, err?: GatewayError): Promise<boolean> {
     if (this.recorded) return true;

@@ -238,6 +238,9 @@ async function serve(
   }
 
   await call.decide(rt, body, signal);
+  // a call that changes the cluster is in the evidence before the API server sees it
+  if (method !== "GET" && method !== "HEAD" && !(await call.writeAhead(rt)))
+    throw evidenceUnavailable("sink refused the request-received record");
 
   // Upstream.
   const headers = upstreamHeaders(plainHeaders(req.headers), {
