@@ -191,9 +191,22 @@ describe("approval end to end (GitHub backend through the config file)", () => {
       .map((l) => JSON.parse(l) as EvidenceRecord)
       .filter((r) => r.custos.approval?.url === prUrl);
     const events = records.map((r) =>
-      r.custos.type === "approval" ? String(r.custos.extra?.event) : `call:${r.responseStatus?.code}`,
+      r.custos.type === "approval"
+        ? String(r.custos.extra?.event)
+        : r.custos.type === "session"
+          ? `session:${r.annotations?.["custos.dev/session"]}`
+          : `call:${r.responseStatus?.code}`,
     );
-    expect(events).toEqual(["request-opened", "call:403", "review", "granted", "used", "call:201"]);
+    // the granted create is written ahead (RequestReceived) before the API server sees it
+    expect(events).toEqual([
+      "request-opened",
+      "call:403",
+      "review",
+      "granted",
+      "used",
+      "session:received",
+      "call:201",
+    ]);
     const grantId = records.find((r) => r.custos.extra?.event === "granted")!.custos.approval!.grantId;
     expect(records.at(-1)!.custos.approval!.grantId).toBe(grantId);
     expect(records.find((r) => r.custos.extra?.event === "review")!.custos.extra).toMatchObject({
