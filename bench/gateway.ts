@@ -26,10 +26,10 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { stringify as yamlStringify } from "yaml";
-import { canonicalJson, sha256Hex } from "../sdk/lib/canonical.ts";
-import type { GatewayConfig } from "../sdk/schema/config.ts";
 import { ensureTls } from "../gateway/tls/ca.ts";
 import { TLS_CIPHERS } from "../gateway/tls/ciphers.ts";
+import { canonicalJson, sha256Hex } from "../sdk/lib/canonical.ts";
+import type { GatewayConfig } from "../sdk/schema/config.ts";
 
 const quick = process.argv.includes("--quick");
 /** fsync every evidence batch before answering (the JSON-lines sink's default) or only write(2) it */
@@ -358,13 +358,19 @@ process.on("SIGTERM", () => process.exit(0));
 srv.listen(0, "127.0.0.1", () => console.log("relay listening on https://127.0.0.1:" + srv.address().port));
 `;
 
-async function startRelayProcess(
+/**
+ * Start a relay process (`cmd args`) with the upstream, its CA, the listener's certificate and
+ * the upstream's token in its environment; resolves with the URL it prints ("listening on ...").
+ */
+async function startRelayChild(
+  what: string,
+  cmd: string,
+  args: string[],
   upUrl: string,
   tls: { cert: string; key: string; caPem: string },
-  mode: "tls" | "plain" | "pipe" = "tls",
+  plain: boolean,
 ): Promise<{ url: string; pid?: number | undefined; stop(): void }> {
-  const plain = mode === "plain";
-  const child = spawn(process.execPath, ["-e", mode === "pipe" ? PIPE_SRC : RELAY_SRC], {
+  const child = spawn(cmd, args, {
     stdio: ["ignore", "pipe", "inherit"],
     env: {
       ...process.env,
@@ -382,10 +388,19 @@ async function startRelayProcess(
       const m = /listening on (https?:\/\/\S+)/.exec(c.toString());
       if (m?.[1]) resolve(m[1]);
     });
-    child.on("exit", (code) => reject(new Error(`relay exited ${code}`)));
-    setTimeout(() => reject(new Error("relay did not start")), 10_000);
+    child.on("exit", (code) => reject(new Error(`${what} exited ${code}`)));
+    setTimeout(() => reject(new Error(`${what} did not start`)), 10_000);
   });
   return { url, pid: child.pid, stop: () => child.kill("SIGTERM") };
+}
+
+function startRelayProcess(
+  upUrl: string,
+  tls: { cert: string; key: string; caPem: string },
+  mode: "tls" | "plain" | "pipe" = "tls",
+): Promise<{ url: string; pid?: number | undefined; stop(): void }> {
+  const src = mode === "pipe" ? PIPE_SRC : RELAY_SRC;
+  return startRelayChild("relay", process.execPath, ["-e", src], upUrl, tls, mode === "plain");
 }
 
 /**
@@ -403,33 +418,13 @@ function buildGoRelay(dir: string): string | null {
   return out;
 }
 
-async function startGoRelay(
+function startGoRelay(
   bin: string,
   upUrl: string,
   tls: { cert: string; key: string; caPem: string },
   plain: boolean,
 ): Promise<{ url: string; pid?: number | undefined; stop(): void }> {
-  const child = spawn(bin, [], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: {
-      ...process.env,
-      UP: upUrl,
-      CA: tls.caPem,
-      CERT: tls.cert,
-      KEY: tls.key,
-      UPTOKEN: UP_TOKEN,
-      ...(plain ? { PLAIN: "1" } : {}),
-    },
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on("data", (c: Buffer) => {
-      const m = /listening on (https?:\/\/\S+)/.exec(c.toString());
-      if (m?.[1]) resolve(m[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`go relay exited ${code}`)));
-    setTimeout(() => reject(new Error("go relay did not start")), 10_000);
-  });
-  return { url, pid: child.pid, stop: () => child.kill("SIGTERM") };
+  return startRelayChild("go relay", bin, [], upUrl, tls, plain);
 }
 
 async function startGatewayProcess(
@@ -578,10 +573,14 @@ async function main() {
     },
   ];
   if (baseGateway)
-    targets.splice(targets.findIndex((t) => t.name.startsWith("custos")), 0, {
-      ...target("custos@base (no mask)", baseGateway.url, { token: AGENT, ca: tls.caPem }),
-      pid: baseGateway.pid,
-    });
+    targets.splice(
+      targets.findIndex((t) => t.name.startsWith("custos")),
+      0,
+      {
+        ...target("custos@base (no mask)", baseGateway.url, { token: AGENT, ca: tls.caPem }),
+        pid: baseGateway.pid,
+      },
+    );
   const measured = targets.filter(
     (t) => !only || t.name === "direct" || only.split(",").some((o) => t.name.includes(o)),
   );
