@@ -177,6 +177,50 @@ describe("build problems", () => {
     ]);
   });
 
+  it('INVALID_API_GROUP: "core", "v1" and "apps/v1" are not API groups (the core group is "")', () => {
+    const r = compile(
+      [
+        deny("a", { verbs: WRITE, apiGroups: ["core"], resources: ["pods"], reason: "r" }),
+        deny("b", { verbs: WRITE, apiGroups: ["", "v1"], resources: ["secrets"], reason: "r" }),
+        allow("c", {
+          who: [ids.ci],
+          verbs: READ,
+          apiGroups: ["apps/v1"],
+          resources: ["deployments"],
+          reason: "r",
+        }),
+      ],
+      {
+        masks: [
+          mask("m", { apiGroups: ["core"], resources: ["configmaps"], fields: [field("data.*", redact())] }),
+        ],
+      },
+    );
+    expect(codes(r)).toEqual([
+      "INVALID_API_GROUP@rules[0].apiGroups[0]",
+      "INVALID_API_GROUP@rules[1].apiGroups[1]",
+      "INVALID_API_GROUP@rules[2].apiGroups[0]",
+      "INVALID_API_GROUP@masks[0].apiGroups[0]",
+    ]);
+    const [core, , versioned] = r.problems;
+    expect(core?.location?.file).toMatch(/analyse\.test\.ts$/);
+    expect(core?.location?.line).toBeGreaterThan(0);
+    expect(core?.message).toContain('apiGroups: [""]');
+    expect(versioned?.message).toContain('"apps"');
+    // the core group and real groups are fine
+    expect(
+      compile([
+        deny("d", { verbs: WRITE, apiGroups: [""], resources: ["pods"], reason: "r" }),
+        deny("e", {
+          verbs: WRITE,
+          apiGroups: ["apps", "*.example.com"],
+          resources: ["deployments"],
+          reason: "r",
+        }),
+      ]).problems,
+    ).toEqual([]);
+  });
+
   it("NOT_A_POLICY for foreign objects in the lists", () => {
     const p = { ...policy({ name: "t", rules: [] }), rules: [{ id: "x" }] } as unknown as PolicyDef;
     expect(compilePolicy(p).problems.map((x) => x.code)).toEqual(["NOT_A_POLICY"]);

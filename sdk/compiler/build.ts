@@ -312,6 +312,23 @@ function approvalRequirement(
   };
 }
 
+/**
+ * `apiGroups` name groups alone: the core group (pods, services, configmaps, ...) is "", so
+ * "core" or "v1" never matches it, and a version-qualified group ("apps/v1") matches nothing.
+ */
+function checkApiGroups(ctx: Ctx, groups: readonly string[], path: string, loc: SourceLocation): void {
+  const core = 'write apiGroups: [""] or omit apiGroups for core resources';
+  groups.forEach((g, i) => {
+    const group = g.includes("/") ? g.slice(0, g.indexOf("/")) : undefined;
+    let fix: string | undefined;
+    if (g === "core" || /^v\d+(?:(?:alpha|beta)\d+)?$/.test(g))
+      fix = `"${g}" is not an API group and never matches the core group, which is ""; ${core}`;
+    else if (group !== undefined)
+      fix = `"${g}" is a group with its version and matches no request; ${group === "" || group === "core" ? core : `write the group alone: "${group}"`}`;
+    if (fix !== undefined) ctx.problems.add("INVALID_API_GROUP", `${path}.apiGroups[${i}]`, fix, loc);
+  });
+}
+
 function buildRule(def: RuleDef, ctx: Ctx, path: string): void {
   const loc = ctx.loc(def.source);
   const s = def.spec;
@@ -320,7 +337,10 @@ function buildRule(def: RuleDef, ctx: Ctx, path: string): void {
   ctx.ruleIds.add(def.id);
   const match: Match = {};
   if (s.verbs !== undefined) match.verbs = [...s.verbs];
-  if (s.apiGroups !== undefined) match.apiGroups = [...s.apiGroups];
+  if (s.apiGroups !== undefined) {
+    checkApiGroups(ctx, s.apiGroups, path, loc);
+    match.apiGroups = [...s.apiGroups];
+  }
   if (s.resources !== undefined) match.resources = [...s.resources];
   if (s.namespaces !== undefined) match.namespaces = [...s.namespaces];
   if (s.phi !== undefined) match.phi = s.phi;
@@ -405,7 +425,10 @@ function buildMask(def: MaskDef, ctx: Ctx, path: string): void {
   };
   if (s.description !== undefined) mask.description = s.description;
   if (s.framework !== undefined) mask.framework = { name: s.framework.name, section: s.framework.section };
-  if (s.apiGroups !== undefined) mask.match.apiGroups = [...s.apiGroups];
+  if (s.apiGroups !== undefined) {
+    checkApiGroups(ctx, s.apiGroups, path, loc);
+    mask.match.apiGroups = [...s.apiGroups];
+  }
   if (s.resources !== undefined) mask.match.resources = [...s.resources];
   if (s.namespaces !== undefined) mask.match.namespaces = [...s.namespaces];
   if (s.phi !== undefined) mask.match.phi = s.phi;

@@ -23,6 +23,7 @@ export const PROBLEM_CODES = {
   INVALID_DURATION: "error",
   INVALID_FIELD_PATH: "error",
   INVALID_PATTERN: "error",
+  INVALID_API_GROUP: "error",
   INVALID_KEY: "error",
   MISSING_APPROVAL: "error",
   UNEXPECTED_APPROVAL: "error",
