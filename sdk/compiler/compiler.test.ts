@@ -98,6 +98,15 @@ describe("compilePolicyFile", () => {
     expect(r.config).toBeDefined();
   });
 
+  it("checks field masks on object subresources against the object they return, and warns on streams", async () => {
+    const r = await compilePolicyFile(fx("masksubresources.policy.ts"));
+    const found = r.problems.filter((p) => p.code === "MASK_PATH_IMPOSSIBLE");
+    expect(found.map((p) => p.path)).toEqual(["masks[0].fields[1]", "masks[2].fields[1]", "masks[4].fields"]);
+    expect(found[1]!.message).toContain("Scale has no field spec.template");
+    expect(found[2]!.message).toContain("pods/exec");
+    expect(r.problems.filter((p) => p.code !== "MASK_PATH_IMPOSSIBLE")).toEqual([]);
+  });
+
   it("every problem code has a severity and a test that provokes it", () => {
     for (const s of Object.values(PROBLEM_CODES)) expect(["error", "warning"]).toContain(s);
     const tests = ["compiler.test.ts", "analyse.test.ts"]

@@ -102,6 +102,33 @@ function isSdkSource(file: string, sdkDir: string): boolean {
   return file.startsWith(sdkDir) && !file.includes("/fixtures/");
 }
 
+/**
+ * Subresources the gateway relays as text streams (pods/log line by line, exec/attach/portforward
+ * channels): only detectors apply there (gateway/masking textStream), never field masks.
+ */
+const STREAM_SUBRESOURCES = new Set(["log", "exec", "attach", "portforward"]);
+
+/**
+ * The kind of object a subresource's JSON response is, which the gateway's field masks walk
+ * (gateway/masking/compile.ts selects a mask on "pods/status" for it); undefined when the
+ * response is not a known object (proxy: whatever the proxied server sends; a glob).
+ */
+function subresourceKind(parentKind: string, sub: string): string | undefined {
+  switch (sub) {
+    case "status":
+    case "ephemeralcontainers":
+    case "resize":
+    case "finalize":
+      return parentKind;
+    case "scale":
+      return "Scale";
+    case "token":
+      return "TokenRequest";
+    default:
+      return undefined;
+  }
+}
+
 /** Warn about mask fields whose path cannot exist on the objects of the mask's resources. */
 export function checkMaskPaths(
   config: GatewayConfig,
@@ -123,24 +150,25 @@ export function checkMaskPaths(
       const [name, sub] = res.split("/") as [string, string | undefined];
       const info = resourceInfo(name);
       if (info === undefined) continue;
-      if (sub !== undefined) {
-        if (sub === "*") continue;
+      if (sub !== undefined && STREAM_SUBRESOURCES.has(sub)) {
         problems.add(
           "MASK_PATH_IMPOSSIBLE",
           `masks[${i}].fields`,
-          `mask "${m.id}" lists field rules for ${res}, which is a stream or subresource, not an object with fields; use detectors for ${res}`,
+          `mask "${m.id}" lists field rules for ${res}, which is a stream of text, not an object with fields; use detectors for ${res}`,
           m.source,
         );
         continue;
       }
-      const root = resolve(info.kind);
+      // a subresource whose response is an object: its fields are masked like the parent's
+      const kind = sub === undefined ? info.kind : subresourceKind(info.kind, sub);
+      const root = kind === undefined ? undefined : resolve(kind);
       if (root === undefined) continue;
       m.fields.forEach((f, j) => {
         if (!pathExists(root, f.segments, at)) {
           problems.add(
             "MASK_PATH_IMPOSSIBLE",
             `masks[${i}].fields[${j}]`,
-            `mask "${m.id}": ${info.kind} has no field ${f.path}; check the spelling against the ${info.kind} API (kubernetes-types)`,
+            `mask "${m.id}": ${kind} has no field ${f.path}; check the spelling against the ${kind} API (kubernetes-types)`,
             m.source,
           );
         }

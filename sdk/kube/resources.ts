@@ -6,6 +6,8 @@
 import type * as admissionregistrationV1 from "kubernetes-types/admissionregistration/v1.js";
 import type * as apiextensionsV1 from "kubernetes-types/apiextensions/v1.js";
 import type * as appsV1 from "kubernetes-types/apps/v1.js";
+import type * as authenticationV1 from "kubernetes-types/authentication/v1.js";
+import type * as autoscalingV1 from "kubernetes-types/autoscaling/v1.js";
 import type * as autoscalingV2 from "kubernetes-types/autoscaling/v2.js";
 import type * as batchV1 from "kubernetes-types/batch/v1.js";
 import type * as coreV1 from "kubernetes-types/core/v1.js";
@@ -339,6 +341,9 @@ export interface KindTypes {
   CustomResourceDefinition: apiextensionsV1.CustomResourceDefinition;
   MutatingWebhookConfiguration: admissionregistrationV1.MutatingWebhookConfiguration;
   ValidatingWebhookConfiguration: admissionregistrationV1.ValidatingWebhookConfiguration;
+  // objects that subresources return (deployments/scale, serviceaccounts/token)
+  Scale: autoscalingV1.Scale;
+  TokenRequest: authenticationV1.TokenRequest;
 }
 export type KindName = keyof KindTypes;
 
