@@ -266,6 +266,37 @@ describe("analyser", () => {
     expect(r.problems).toEqual([]);
   });
 
+  it("does not call a deny shadowed by an allow with the same body predicate: a write with no judgeable body only meets the deny", () => {
+    const admin = when("RoleBinding", (rb) => rb.roleRef.name.eq("cluster-admin"));
+    const on = {
+      who: [ids.ci],
+      apiGroups: ["rbac.authorization.k8s.io"],
+      resources: ["rolebindings"],
+    } as const;
+    const r = compile([
+      allow("admin-ok", { ...on, verbs: ["create", "patch"], body: admin, reason: "r" }),
+      deny("admin-no", { ...on, verbs: ["create", "patch"], body: admin, reason: "r" }),
+    ]);
+    // a create with a cluster-admin body is allowed by the first rule; a JSON Patch (no judgeable
+    // body) is denied by the second: it is reached, and the overlap is what to report
+    expect(codes(r)).toEqual(["ALLOW_DENY_OVERLAP@rules[1]"]);
+    // two allows (or a deny before an allow) with the same body do cover each other
+    const allows = compile([
+      allow("a1", { ...on, verbs: ["create"], body: admin, reason: "r" }),
+      allow("a2", { ...on, verbs: ["create"], body: admin, reason: "r" }),
+      deny("d1", { ...on, verbs: ["create"], body: admin, reason: "r" }),
+      allow("a3", { ...on, verbs: ["create"], body: admin, reason: "r" }),
+    ]);
+    expect(codes(allows)).toContain("RULE_SHADOWED@rules[1]");
+    expect(codes(allows)).toContain("RULE_SHADOWED@rules[3]");
+    // and a deny that only meets requests the body always judges (no object writes) is shadowed
+    const deletes = compile([
+      allow("a", { ...on, verbs: ["delete"], body: admin, reason: "r" }),
+      deny("d", { ...on, verbs: ["delete"], body: admin, reason: "r" }),
+    ]);
+    expect(codes(deletes)).toEqual(["RULE_SHADOWED@rules[1]"]);
+  });
+
   it("RULE_NEVER_MATCHES", () => {
     const r = compile(
       [

@@ -161,6 +161,25 @@ export function matchCovers(a: Match, b: Match): boolean {
   );
 }
 
+/**
+ * Every request rule `b` matches, rule `a` matches too, as the decision engine judges them: a
+ * body predicate meeting an object write with no judgeable body (none, or a JSON Patch) counts as
+ * matching a deny/approval and as not matching an allow (gateway/decision bodyUndecidable), so an
+ * allow with a body predicate does not cover a deny/approval with the same one on such writes.
+ */
+function ruleCovers(a: Rule, b: Rule): boolean {
+  if (!matchCovers(a.match, b.match)) return false;
+  if (a.match.body === undefined || a.decision !== "allow" || b.decision === "allow") return true;
+  return !mayWriteObject(b.match);
+}
+
+/** May `m` match a create, update or patch of an object itself (not a subresource)? */
+function mayWriteObject(m: Match): boolean {
+  if (scope(m) === "nonresource") return false;
+  if (m.verbs !== undefined && !m.verbs.some((v) => (CHANGE as readonly string[]).includes(v))) return false;
+  return m.resources === undefined || m.resources.some((r) => !r.includes("/"));
+}
+
 /** Some request may match both. */
 export function matchesMayOverlap(a: Match, b: Match, phiNamespaces: readonly string[]): boolean {
   const sa = scope(a);
@@ -268,9 +287,7 @@ export function analyse(config: GatewayConfig, problems: Problems): void {
       problems.add("RULE_NEVER_MATCHES", path, `rule "${r.id}" can never match: ${never}`, r.source);
       return;
     }
-    const shadow = rules
-      .slice(0, i)
-      .find((e) => e.enforcement === "enforce" && matchCovers(e.match, r.match));
+    const shadow = rules.slice(0, i).find((e) => e.enforcement === "enforce" && ruleCovers(e, r));
     if (shadow !== undefined) {
       problems.add(
         "RULE_SHADOWED",
