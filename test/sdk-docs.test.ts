@@ -29,6 +29,13 @@ describe("docs/policy-guide.md", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("its diff section says the diff decides with no request body, so body predicates are compared only that far", () => {
+    const guide = readFileSync(path.join(root, "docs/policy-guide.md"), "utf8");
+    const diff = guide.slice(guide.indexOf("## 6. Diff"), guide.indexOf("## 7."));
+    expect(diff).toMatch(/no request body/);
+    expect(diff).toMatch(/body predicate/);
+  });
 });
 
 describe("docs/agent-guide.md", () => {
