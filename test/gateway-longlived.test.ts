@@ -11,9 +11,11 @@ import WebSocket from "ws";
 import type { Route } from "./gateway-helpers.ts";
 import {
   AGENT_TOKEN,
+  SRC,
   startRecordingUpstream,
   startTestGateway,
   type TestGateway,
+  testPolicy,
   testTls,
   upstreamFor,
 } from "./gateway-helpers.ts";
@@ -121,6 +123,13 @@ beforeAll(async () => {
         quiet.push(res);
         res.writeHead(200, { "content-type": "application/json" });
         res.flushHeaders();
+        return true;
+      },
+      (r, res) => {
+        // a quiet log stream: one line and the start of the next, then nothing (`logs -f` of an idle pod)
+        if (!r.url.startsWith("/api/v1/namespaces/default/pods/quiet-log/log")) return false;
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("line 1\nline 2 in progr");
         return true;
       },
       (r, res) => {
@@ -584,6 +593,97 @@ describe("idle connections (no call in flight)", () => {
       // the watch ends: its session is idle from then on
       w.close(http2.constants.NGHTTP2_CANCEL);
       expect(await closedWithin(busy, 1500)).toBe(true);
+    } finally {
+      await g.close();
+    }
+  });
+});
+
+describe("a policy reload and the streams opened before it", () => {
+  it("ends open watches and log streams cleanly (recorded with the new policyHash); sessions go on, recorded under the old one", async () => {
+    const tls = await testTls();
+    const g = await startTestGateway(upstreamFor(up.url, tls.caPem, UPSTREAM_TOKEN, 2000));
+    const u = new URL(g.gw.url);
+    const get = (path: string) =>
+      new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
+        const req = https.request(
+          {
+            host: u.hostname,
+            port: u.port,
+            path,
+            ca: tls.caPem,
+            agent: false,
+            headers: { authorization: `Bearer ${AGENT_TOKEN}` },
+          },
+          resolve,
+        );
+        req.on("error", reject);
+        req.end();
+      });
+    /** how the response ended, and what it carried */
+    const ending = (res: import("node:http").IncomingMessage) =>
+      new Promise<{ how: string; body: string }>((resolve) => {
+        let body = "";
+        res.on("data", (c: Buffer) => {
+          body += c.toString();
+        });
+        res.on("end", () => resolve({ how: "end", body }));
+        res.on("error", () => resolve({ how: "error", body }));
+        res.on("aborted", () => resolve({ how: "aborted", body }));
+        setTimeout(() => resolve({ how: "still open", body }), 2000);
+      });
+    try {
+      const oldHash = g.gw.config().policyHash;
+      const watch = await get("/api/v1/namespaces/quiet/configmaps?watch=1&n=reload");
+      const logs = await get("/api/v1/namespaces/default/pods/quiet-log/log?follow=true");
+      expect(watch.statusCode).toBe(200);
+      expect(logs.statusCode).toBe(200);
+      const ws = new WebSocket(
+        `wss://${u.host}/api/v1/namespaces/default/pods/hold-exec/exec?command=sh&container=main&stdout=true`,
+        ["v5.channel.k8s.io"],
+        { ca: tls.caPem, headers: { authorization: `Bearer ${AGENT_TOKEN}` } },
+      );
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      });
+      const watchEnd = ending(watch);
+      const logsEnd = ending(logs);
+      await sleep(100);
+      // the same policy again (same hash): nothing ends
+      await g.gw.reload(testPolicy());
+      await sleep(100);
+      expect(watch.complete).toBe(false);
+      const next = testPolicy([
+        {
+          id: "no-widgets",
+          decision: "deny",
+          enforcement: "enforce",
+          source: SRC,
+          reason: "a new rule",
+          match: { resources: ["widgets"] },
+        },
+      ]);
+      const { newPolicyHash } = await g.gw.reload(next);
+      expect(newPolicyHash).not.toBe(oldHash);
+      const [w, l] = await Promise.all([watchEnd, logsEnd]);
+      expect(w.how).toBe("end");
+      expect(l).toEqual({ how: "end", body: "line 1\n" });
+      // the session is still open
+      await sleep(100);
+      expect(ws.readyState).toBe(WebSocket.OPEN);
+      ws.close(1000);
+      await new Promise<void>((resolve) => ws.once("close", () => resolve()));
+      await sleep(100);
+      const recs = (await g.records()).filter((r) => r.custos.type === "call");
+      const byName = (name: string) => recs.find((r) => r.requestURI?.includes(name));
+      for (const r of [byName("n=reload"), byName("quiet-log")]) {
+        expect(r?.annotations?.["custos.dev/stream-end"]).toBe("policy-reload");
+        expect(r?.annotations?.["custos.dev/ended-by-reload"]).toBe(newPolicyHash);
+      }
+      const session = byName("hold-exec");
+      expect(session?.annotations?.["custos.dev/continued-under-policy"]).toBe(oldHash);
+      expect(session?.annotations?.["custos.dev/policy-reloaded-to"]).toBe(newPolicyHash);
     } finally {
       await g.close();
     }

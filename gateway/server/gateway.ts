@@ -127,6 +127,7 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
     sleep: o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms))),
     approvalPollMs: o.approvalPollMs ?? 2000,
     live: new Set(),
+    reloads: new Set(),
   };
   if (o.auth.loginKey) rt.loginKey = o.auth.loginKey;
 
@@ -268,6 +269,9 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
         );
         snapshot = { config: next, masker };
         logger.info("policy reloaded", { oldPolicyHash, newPolicyHash: next.policyHash });
+        // open watches and log streams end (re-opened under the new policy); sessions are told
+        if (next.policyHash !== oldPolicyHash)
+          for (const f of [...rt.reloads]) f({ oldPolicyHash, newPolicyHash: next.policyHash });
         return { oldPolicyHash, newPolicyHash: next.policyHash };
       };
       const p = reloading.then(run, run);

@@ -350,7 +350,16 @@ async function serve(
       res.flushHeaders();
     }
     await new Promise<void>((resolve) => {
+      // a reload that changes the policy ends the stream: the client re-opens it under the new
+      // policy (client-go re-watches; `logs -f` ends), so a mask added to stop a leak reaches it
+      let stop = () => {};
+      const reloaded = ({ newPolicyHash }: { newPolicyHash: string }) => {
+        call.annotations["custos.dev/ended-by-reload"] = newPolicyHash;
+        stop();
+      };
+      rt.reloads.add(reloaded);
       const done = async (r: StreamResult) => {
+        rt.reloads.delete(reloaded);
         if (r.summary) call.masking = r.summary;
         call.bytes = { in: raw.length, out: r.bytesOut };
         call.annotations["custos.dev/stream-end"] = r.end;
@@ -360,8 +369,9 @@ async function serve(
         else res.end();
         resolve();
       };
-      if (watch) relayWatch(src, res, masker, ctx, rt.limits.maxEventBytes, (r) => void done(r));
-      else relayText(src, res, masker, ctx, (r) => void done(r));
+      stop = watch
+        ? relayWatch(src, res, masker, ctx, rt.limits.maxEventBytes, (r) => void done(r))
+        : relayText(src, res, masker, ctx, (r) => void done(r));
     });
     return;
   }

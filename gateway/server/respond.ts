@@ -243,8 +243,8 @@ function writeKeepingPace(res: ServerResponse, src: Readable, data: Buffer | str
 
 export interface StreamResult {
   summary?: MaskSummary;
-  /** why the stream ended */
-  end: "upstream-end" | "client-closed" | "upstream-error" | "mask-error";
+  /** why the stream ended ("policy-reload": ended by a reload that changed the policy) */
+  end: "upstream-end" | "client-closed" | "upstream-error" | "mask-error" | "policy-reload";
   error?: GatewayError;
   bytesOut: number;
 }
@@ -252,6 +252,9 @@ export interface StreamResult {
 /**
  * Relay a watch stream: one JSON event per line, each masked and written (and flushed) as it
  * arrives. A malformed or oversized event ends the stream with an ERROR event (fail closed).
+ * Returns `stop`: end the stream now (end "policy-reload"); the events already complete are
+ * written, an event still arriving is not (never sent: the client re-watches from the last
+ * resourceVersion it received).
  */
 export function relayWatch(
   src: Readable,
@@ -260,7 +263,7 @@ export function relayWatch(
   ctx: MaskContext,
   maxEventBytes: number,
   onDone: (r: StreamResult) => void,
-): void {
+): () => void {
   const w = createJsonLinesMasker(masker, ctx, { maxEventBytes });
   let bytesOut = 0;
   let done = false;
@@ -301,16 +304,21 @@ export function relayWatch(
   });
   src.on("error", () => finish({ end: "upstream-error" }));
   res.on("close", () => finish({ end: "client-closed" }));
+  return () => finish({ end: "policy-reload" });
 }
 
-/** Relay a text stream (pod logs) through a streaming text masker, writing as lines complete. */
+/**
+ * Relay a text stream (pod logs) through a streaming text masker, writing as lines complete.
+ * Returns `stop`: end the stream now (end "policy-reload"); the lines already complete are
+ * written, the unterminated tail the masker holds is not (it was never sent).
+ */
 export function relayText(
   src: Readable,
   res: ServerResponse,
   masker: Masker,
   ctx: MaskContext,
   onDone: (r: StreamResult) => void,
-): void {
+): () => void {
   const dec = new StringDecoder("utf8");
   const t = masker.textStream(ctx);
   let bytesOut = 0;
@@ -357,4 +365,5 @@ export function relayText(
   src.on("end", () => finish("upstream-end"));
   src.on("error", () => finish("upstream-error"));
   res.on("close", () => finish("client-closed"));
+  return () => finish("policy-reload");
 }

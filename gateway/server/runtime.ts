@@ -85,6 +85,8 @@ export interface Runtime {
   loginKey?: Uint8Array;
   /** open streams and sockets, closed by stop() */
   live: Set<{ destroy(): void }>;
+  /** told of each reload that changes the policy hash (open watches, log streams, sessions) */
+  reloads: Set<(change: { oldPolicyHash: string; newPolicyHash: string }) => void>;
 }
 
 export function mergeSummaries(a: MaskSummary | undefined, b: MaskSummary, maxPaths = 200): MaskSummary {

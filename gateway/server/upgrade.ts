@@ -263,6 +263,19 @@ async function relay(
     },
   };
   rt.live.add(live);
+  // a reload does not end a session (that would kill a shell or a tunnel mid-work): it goes on
+  // under the policy it was decided and masked by, and says so
+  const reloaded = ({ oldPolicyHash, newPolicyHash }: { oldPolicyHash: string; newPolicyHash: string }) => {
+    const decidedBy = call.outcome?.policyHash ?? oldPolicyHash;
+    call.annotations["custos.dev/continued-under-policy"] = decidedBy;
+    call.annotations["custos.dev/policy-reloaded-to"] = newPolicyHash;
+    rt.logger.warn("session continues under the old policy after a reload", {
+      auditID: call.auditID,
+      policyHash: decidedBy,
+      newPolicyHash,
+    });
+  };
+  rt.reloads.add(reloaded);
 
   const ctx: MaskContext = { request, identity };
   type ChannelMasker = {
@@ -457,6 +470,7 @@ async function relay(
     client.on("close", (code, reason) => end(code, reason, "client"));
   });
   rt.live.delete(live);
+  rt.reloads.delete(reloaded);
   for (const m of maskers.values()) {
     clearTimeout(m.idle);
     summary = mergeSummaries(summary, m.t.summary());
