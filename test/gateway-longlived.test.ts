@@ -689,3 +689,64 @@ describe("a policy reload and the streams opened before it", () => {
     }
   });
 });
+
+describe("a session client that vanished without a FIN (a laptop that sleeps)", () => {
+  it("is pinged; with no pong within the next interval both sides are closed and the end recorded", async () => {
+    const tls = await testTls();
+    const g = await startTestGateway(upstreamFor(up.url, tls.caPem, UPSTREAM_TOKEN, 2000), {
+      limits: { sessionPingMs: 150 },
+    });
+    const u = new URL(g.gw.url);
+    let upstreamSide: WebSocket | undefined;
+    const seen = (ws: WebSocket, req: import("node:http").IncomingMessage) => {
+      if ((req.url ?? "").includes("/pods/asleep-")) upstreamSide = ws;
+    };
+    up.wss.on("connection", seen);
+    const open = (pod: string, autoPong: boolean) =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(
+          `wss://${u.host}/api/v1/namespaces/default/pods/${pod}/exec?command=sh&container=main&stdout=true`,
+          ["v5.channel.k8s.io"],
+          { ca: tls.caPem, headers: { authorization: `Bearer ${AGENT_TOKEN}` }, autoPong },
+        );
+        ws.once("open", () => resolve(ws));
+        ws.once("error", reject);
+      });
+    try {
+      // a client that answers pings stays connected across several intervals
+      const awake = await open("awake-0", true);
+      let pings = 0;
+      awake.on("ping", () => pings++);
+      await sleep(700);
+      expect(pings).toBeGreaterThanOrEqual(2);
+      expect(awake.readyState).toBe(WebSocket.OPEN);
+      awake.close(1000);
+      // a client that never answers (its socket is open but nobody is there)
+      const asleep = await open("asleep-0", false);
+      const closed = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 2000);
+        asleep.once("close", () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      for (let i = 0; i < 50 && !upstreamSide; i++) await sleep(10);
+      const upstreamClosed = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 2000);
+        upstreamSide!.once("close", () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      expect(await upstreamClosed).toBe(true);
+      expect(await closed).toBe(true);
+      await sleep(100);
+      const rec = (await g.records()).filter((r) => r.custos.type === "call").pop()!;
+      expect(rec.objectRef?.name).toBe("asleep-0");
+      expect(rec.annotations?.["custos.dev/session-end"]).toBe("client-unresponsive");
+    } finally {
+      up.wss.off("connection", seen);
+      await g.close();
+    }
+  });
+});

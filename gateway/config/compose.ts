@@ -262,6 +262,7 @@ export async function compose(
   if (c.limits.maxBodyBytes) limits.maxBodyBytes = c.limits.maxBodyBytes;
   if (c.limits.maxResponseBytes) limits.maxResponseBytes = c.limits.maxResponseBytes;
   if (c.limits.maxRecordingBytes) limits.maxRecordingBytes = c.limits.maxRecordingBytes;
+  if (c.limits.sessionPingMs) limits.sessionPingMs = c.limits.sessionPingMs;
   if (approval?.kind === "github" && c.approvals.kind === "github") {
     // the webhook listener: a separate port (GitHub reaches it; agents never need it)
     try {

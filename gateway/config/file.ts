@@ -177,6 +177,7 @@ export const GatewayFileConfig = z
         maxBodyBytes: z.number().int().positive().optional(),
         maxResponseBytes: z.number().int().positive().optional(),
         maxRecordingBytes: z.number().int().positive().optional(),
+        sessionPingMs: z.number().int().positive().optional(),
       })
       .default({}),
     /** hold calls waiting for approval (poll interval, ms) */

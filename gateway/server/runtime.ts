@@ -49,6 +49,12 @@ export interface Limits {
    * IdleTimeout); HTTP/1.1 between requests keeps its keep-alive timeout
    */
   idleConnectionMs: number;
+  /**
+   * an exec/attach/port-forward client is sent a WebSocket ping this often; one that has not
+   * answered (pong) nor sent anything by the next ping is gone (a laptop that slept, a dropped
+   * network without a FIN): both sides of its session are closed
+   */
+  sessionPingMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -57,6 +63,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxEventBytes: 16 * 1024 * 1024,
   maxRecordingBytes: 64 * 1024 * 1024,
   idleConnectionMs: 90_000,
+  sessionPingMs: 30_000,
 };
 
 export interface Snapshot {

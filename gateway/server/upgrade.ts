@@ -276,6 +276,30 @@ async function relay(
     });
   };
   rt.reloads.add(reloaded);
+  // a client that vanished without a FIN would hold the upstream session for ever: ping it, and
+  // close both sides when neither a pong nor a frame came back within the next interval
+  let heard = true;
+  const alive = () => {
+    heard = true;
+  };
+  client.on("pong", alive);
+  const pinger = setInterval(() => {
+    if (client.readyState !== WebSocket.OPEN) return;
+    // not reading the client (paused for a slow upstream): its pong could not be seen
+    if (client.isPaused) {
+      heard = true;
+      return;
+    }
+    if (!heard) {
+      call.annotations["custos.dev/session-end"] = "client-unresponsive";
+      rt.logger.warn("session client did not answer a ping; closing the session", { auditID: call.auditID });
+      client.terminate();
+      upstream.terminate();
+      return;
+    }
+    heard = false;
+    client.ping();
+  }, rt.limits.sessionPingMs);
 
   const ctx: MaskContext = { request, identity };
   type ChannelMasker = {
@@ -411,6 +435,7 @@ async function relay(
   };
   client.on("message", (data: Buffer | Buffer[] | ArrayBuffer, isBinary: boolean) => {
     const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    heard = true;
     bytesIn += buf.length;
     if (recorder && buf.length > 0) {
       if (buf[0] === 0 && stdinMasker) {
@@ -471,6 +496,7 @@ async function relay(
   });
   rt.live.delete(live);
   rt.reloads.delete(reloaded);
+  clearInterval(pinger);
   for (const m of maskers.values()) {
     clearTimeout(m.idle);
     summary = mergeSummaries(summary, m.t.summary());
