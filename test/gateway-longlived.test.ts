@@ -126,6 +126,16 @@ beforeAll(async () => {
         return true;
       },
       (r, res) => {
+        // a big event, then one the masker cannot read ("mask") or a reset connection ("reset")
+        const m = /^\/api\/v1\/namespaces\/last-error-(mask|reset)\/configmaps\?watch=1/.exec(r.url);
+        if (!m) return false;
+        res.writeHead(200, { "content-type": "application/json" });
+        const big = `${JSON.stringify({ type: "ADDED", object: { kind: "ConfigMap", metadata: { name: "big" }, data: { v: "z".repeat(8 * 1024 * 1024) } } })}\n`;
+        if (m[1] === "mask") res.write(`${big}{"type":"ADDED","object":{not json}\n`);
+        else res.write(big, () => setTimeout(() => res.socket?.destroy(), 20));
+        return true;
+      },
+      (r, res) => {
         // a quiet log stream: one line and the start of the next, then nothing (`logs -f` of an idle pod)
         if (!r.url.startsWith("/api/v1/namespaces/default/pods/quiet-log/log")) return false;
         res.writeHead(200, { "content-type": "text/plain" });
@@ -328,6 +338,39 @@ describe("compressed streams (a gzip-encoding upstream)", () => {
       expect(rec.annotations?.["custos.dev/stream-end"]).toBe("upstream-error");
     });
   }
+});
+
+describe("a watch that fails mid-stream behind a full socket", () => {
+  for (const [what, ns, reason] of [
+    ["an event the masker cannot read", "last-error-mask", "mask-error"],
+    ["an upstream reset", "last-error-reset", "upstream-error"],
+  ] as const)
+    it(`${what}: the ERROR event saying why still reaches the client, then the stream ends abnormally`, async () => {
+      const { res } = await open(`/api/v1/namespaces/${ns}/configmaps?watch=1`);
+      expect(res.statusCode).toBe(200);
+      let body = "";
+      const ended = await new Promise<string>((resolve) => {
+        res.on("data", (c: Buffer) => {
+          body += c.toString();
+        });
+        res.on("end", () => resolve("end"));
+        res.on("error", () => resolve("error"));
+        res.on("aborted", () => resolve("aborted"));
+        setTimeout(() => resolve("hang"), 5000);
+      });
+      expect(ended).not.toBe("hang");
+      expect(ended).not.toBe("end");
+      const lines = body.split("\n").filter((l) => l !== "");
+      expect(lines.length).toBe(2);
+      expect(JSON.parse(lines[0]!).object.metadata.name).toBe("big");
+      const last = JSON.parse(lines[1]!);
+      expect(last.type).toBe("ERROR");
+      expect(last.object.kind).toBe("Status");
+      expect(last.object.code).toBe(502);
+      await sleep(50);
+      const rec = (await t.records()).pop()!;
+      expect(rec.annotations?.["custos.dev/stream-end"]).toBe(reason);
+    });
 });
 
 describe("compressed bodies (a gzip-encoding upstream)", () => {

@@ -364,9 +364,13 @@ async function serve(
         call.bytes = { in: raw.length, out: r.bytesOut };
         call.annotations["custos.dev/stream-end"] = r.end;
         const ok = await call.finish(rt, status, r.error);
-        // fail closed: a stream whose record failed ends abnormally, never cleanly
-        if (!ok || r.end === "mask-error" || r.end === "upstream-error") res.destroy();
-        else res.end();
+        // fail closed: a stream whose record failed ends abnormally, never cleanly; a failed
+        // watch too, once its ERROR event is out (r.flushed, capped)
+        if (!ok) res.destroy();
+        else if (r.end === "mask-error" || r.end === "upstream-error") {
+          if (r.flushed) await r.flushed;
+          res.destroy();
+        } else res.end();
         resolve();
       };
       stop = watch

@@ -247,7 +247,12 @@ export interface StreamResult {
   end: "upstream-end" | "client-closed" | "upstream-error" | "mask-error" | "policy-reload";
   error?: GatewayError;
   bytesOut: number;
+  /** a failed watch's ERROR event is out (flushed to the client's socket), or the cap passed */
+  flushed?: Promise<void>;
 }
+
+/** how long a failed watch's ERROR event may take to reach the client before the stream is cut */
+export const ERROR_FLUSH_MS = 1000;
 
 /**
  * Relay a watch stream: one JSON event per line, each masked and written (and flushed) as it
@@ -278,18 +283,29 @@ export function relayWatch(
     src.destroy();
     onDone({ ...r, bytesOut, summary: w.summary() });
   };
-  // fail closed: an event that cannot be masked ends the stream with an ERROR event
-  const fail = (e: unknown) => {
+  // fail closed: an event that cannot be masked (or an upstream that fails) ends the stream with
+  // an ERROR event saying why; the stream is cut only once it is out (or after ERROR_FLUSH_MS),
+  // never while it waits behind the events queued for a slow client
+  const fail = (e: unknown, end: "mask-error" | "upstream-error") => {
+    if (done) return;
     const err = asGatewayError(e);
-    if (!res.writableEnded) res.write(`${JSON.stringify({ type: "ERROR", object: toStatus(err) })}\n`);
-    finish({ end: "mask-error", error: err });
+    let flushed: Promise<void> = Promise.resolve();
+    if (!res.writableEnded && !res.destroyed)
+      flushed = new Promise<void>((resolve) => {
+        const cap = setTimeout(resolve, ERROR_FLUSH_MS);
+        res.write(`${JSON.stringify({ type: "ERROR", object: toStatus(err) })}\n`, () => {
+          clearTimeout(cap);
+          resolve();
+        });
+      });
+    finish({ end, error: err, flushed });
   };
   src.on("data", (chunk: Buffer) => {
     if (done) return;
     try {
       w.push(chunk, write);
     } catch (e) {
-      fail(e);
+      fail(e, "mask-error");
     }
   });
   src.on("end", () => {
@@ -297,12 +313,20 @@ export function relayWatch(
     try {
       w.end(write);
     } catch (e) {
-      fail(e);
+      fail(e, "mask-error");
       return;
     }
     finish({ end: "upstream-end" });
   });
-  src.on("error", () => finish({ end: "upstream-error" }));
+  src.on("error", () =>
+    fail(
+      badGateway(
+        "UPSTREAM_RESET",
+        "custos: the upstream connection failed during the watch; the client re-watches",
+      ),
+      "upstream-error",
+    ),
+  );
   res.on("close", () => finish({ end: "client-closed" }));
   return () => finish({ end: "policy-reload" });
 }
