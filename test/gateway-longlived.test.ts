@@ -793,3 +793,31 @@ describe("a session client that vanished without a FIN (a laptop that sleeps)", 
     }
   });
 });
+
+describe("port-forward records", () => {
+  it("say the bytes were relayed unmasked by design (opaque); exec records do not", async () => {
+    const u = new URL(t.gw.url);
+    const session = async (pod: string, sub: string, protocol: string) => {
+      const ws = new WebSocket(`wss://${u.host}/api/v1/namespaces/default/pods/${pod}/${sub}`, [protocol], {
+        ca: t.gw.caPem,
+        headers: { authorization: `Bearer ${AGENT_TOKEN}` },
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      });
+      ws.close(1000);
+      await new Promise<void>((resolve) => ws.once("close", () => resolve()));
+      await sleep(100);
+      return (await t.records()).filter((r) => r.custos.type === "call" && r.objectRef?.name === pod).pop()!;
+    };
+    const pf = await session("opaque-pf", "portforward?ports=8080", "v4.channel.k8s.io");
+    expect(pf.annotations?.["custos.dev/unmasked"]).toBe("port-forward bytes are opaque");
+    const exec = await session(
+      "masked-exec",
+      "exec?command=sh&container=main&stdout=true",
+      "v5.channel.k8s.io",
+    );
+    expect(exec.annotations?.["custos.dev/unmasked"]).toBeUndefined();
+  });
+});

@@ -515,6 +515,8 @@ async function relay(
   if (summary) call.masking = summary;
   call.bytes = { in: bytesIn, out: bytesOut };
   call.annotations["custos.dev/websocket-protocol"] = chosen;
+  // relayed as they came, by design (allowed by policy, counted): no masker can read a TCP stream
+  if (portforward) call.annotations["custos.dev/unmasked"] = "port-forward bytes are opaque";
   if (!(await call.finish(rt, 101))) {
     rt.logger.error("session evidence could not be written after the session ended", {
       auditID: call.auditID,
