@@ -197,6 +197,8 @@ export interface EvidenceSink {
     auditID: string;
   }): Promise<void>;
   close(): Promise<void>;
+  /** whether the sink takes records now (a sink that recovers from a failure by itself says so here) */
+  health?(): { ok: boolean; reason: string };
 }
 
 /** The operation a human approves; its fingerprint binds identity, request, purpose and exact body bytes. */

@@ -3,7 +3,10 @@
  * appends small records one by one, then one write(2) carrying a small and a big record (the
  * big one crosses the limit: a short write, then EFBIG), then one more small record. Prints
  * "<auditID> <seq>" for each acknowledgement and "<auditID> ERR <code>" for each refusal.
- *   node --import tsx test/evidence-fault-child.ts <kind: git|jsonl> <dir-or-file> <small count>
+ * Kind "git-recover" then goes on appending until the writer takes records again (it recovers
+ * by itself in a new WAL file, which the file-size limit lets grow again), appends three more,
+ * and prints "READY <ok>" as the writer's health changes and its log lines as "LOG <json>".
+ *   node --import tsx test/evidence-fault-child.ts <kind: git|git-recover|jsonl> <dir-or-file> <small count>
  */
 import { JsonlEvidenceSink } from "../gateway/evidence/jsonl-sink.ts";
 import type { EvidenceRecord, EvidenceSink } from "../gateway/ports.ts";
@@ -12,16 +15,18 @@ import { sampleRecord } from "../gitops/evidence/testkit.ts";
 import { nodeSigner } from "../gitops/signer/index.ts";
 
 const [kind, where, countText] = process.argv.slice(2);
-const sink: EvidenceSink =
-  kind === "git"
+const writer =
+  kind === "git" || kind === "git-recover"
     ? await openEvidenceRepo({
         dir: where!,
         gatewayId: "gw-fault",
         signer: nodeSigner(new Uint8Array(32).fill(7)),
         batchMaxDelayMs: 5,
-        log: () => undefined,
+        log: kind === "git" ? () => undefined : (e) => process.stdout.write(`LOG ${JSON.stringify(e)}\n`),
       })
-    : await JsonlEvidenceSink.open({ file: where!, gatewayId: "gw-fault" });
+    : null;
+const sink: EvidenceSink =
+  writer !== null ? writer : await JsonlEvidenceSink.open({ file: where!, gatewayId: "gw-fault" });
 
 const rec = (id: string, big = false): EvidenceRecord => {
   const r = sampleRecord(1);
@@ -42,5 +47,21 @@ await Promise.all([
   report("pair-big", sink.append(rec("pair-big", true))),
 ]);
 await report("after", sink.append(rec("after")));
+if (kind === "git-recover") {
+  process.stdout.write(`READY ${writer!.stats().failed === null}\n`);
+  let ok = false;
+  for (let i = 0; i < 200 && !ok; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    const seq = await sink.append(rec(`retry-${i}`)).then(
+      (r) => r.seq,
+      () => null,
+    );
+    process.stdout.write(`retry-${i} ${seq ?? "ERR"}\n`);
+    ok = seq !== null;
+  }
+  process.stdout.write(`READY ${writer!.stats().failed === null}\n`);
+  for (let i = 0; i < 3; i++) await report(`post-${i}`, sink.append(rec(`post-${i}`)));
+  await writer!.flush();
+}
 await sink.close().catch(() => undefined);
 process.stdout.write("DONE\n");

@@ -20,10 +20,10 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** run the child under a file-size limit of `kib` KiB; its acknowledgements and refusals */
 function runLimited(
-  kind: "git" | "jsonl",
+  kind: "git" | "git-recover" | "jsonl",
   where: string,
   kib: number,
-): { acked: [string, number][]; refused: string[] } {
+): { acked: [string, number][]; refused: string[]; other: string[] } {
   const r = spawnSync(
     "bash",
     ["-c", `ulimit -f ${kib}; exec "$0" --import tsx "$@"`, process.execPath, CHILD, kind, where, "3"],
@@ -32,12 +32,34 @@ function runLimited(
   expect(r.stdout, r.stderr).toContain("DONE");
   const acked: [string, number][] = [];
   const refused: string[] = [];
+  const other: string[] = [];
   for (const line of r.stdout.trim().split("\n").slice(0, -1)) {
+    if (/^(LOG|READY) /.test(line)) {
+      other.push(line);
+      continue;
+    }
     const [id, seq] = line.split(" ");
     if (seq === "ERR") refused.push(id!);
     else acked.push([id!, Number(seq)]);
   }
-  return { acked, refused };
+  return { acked, refused, other };
+}
+
+/** every record on the branch, in order: [auditID, seq] */
+function committedRecords(dir: string): [string, number][] {
+  const files = execFileSync("git", ["-C", dir, "ls-tree", "-r", "--name-only", "evidence/gw-fault"], {
+    encoding: "utf8",
+  })
+    .split("\n")
+    .filter((f) => f.startsWith("records/"))
+    .sort((a, b) => a.slice(-17).localeCompare(b.slice(-17)));
+  return files.flatMap((f) =>
+    execFileSync("git", ["-C", dir, "show", `evidence/gw-fault:${f}`], { encoding: "utf8" })
+      .split("\n")
+      .slice(0, -1)
+      .map((l) => JSON.parse(l) as { auditID: string; custos: { seq: number } })
+      .map((r): [string, number] => [r.auditID, r.custos.seq]),
+  );
 }
 
 describe("a write cut short by a full disk", () => {
@@ -87,6 +109,34 @@ describe("a write cut short by a full disk", () => {
       .split("\n")
       .map((l) => JSON.parse(l) as { auditID: string; custos: { seq: number } });
     expect(lines.map((r) => [r.auditID, r.custos.seq])).toEqual([...acked, [sampleRecord(9).auditID, 6]]);
+  });
+});
+
+describe("a disk that takes writes again", () => {
+  it("git writer: recovers by itself, gap-free, and nothing it refused is ever committed", async () => {
+    const dir = join(root, "git-recover");
+    const { acked, refused, other } = runLimited("git-recover", dir, 8);
+    expect(refused).toEqual(expect.arrayContaining(["pair-small", "pair-big", "after"]));
+    // refused while failed, then accepted again without a restart
+    expect(other).toContain("READY false");
+    expect(other[other.length - 1]).toBe("READY true");
+    expect(acked.slice(0, 3).map(([id]) => id)).toEqual(["small-0", "small-1", "small-2"]);
+    expect(acked.slice(-3).map(([id]) => id)).toEqual(["post-0", "post-1", "post-2"]);
+    expect(acked.map(([, seq]) => seq)).toEqual(acked.map((_, i) => i + 1));
+    const logs = other
+      .filter((l) => l.startsWith("LOG "))
+      .map((l) => JSON.parse(l.slice(4)) as { msg: string });
+    expect(logs.map((l) => l.msg)).toEqual(
+      expect.arrayContaining(["evidence writer failed", "evidence writer recovered"]),
+    );
+    // exactly what was acknowledged is on the branch, in order; nothing refused
+    expect(committedRecords(dir)).toEqual(acked);
+    // and a restart (no limit) goes on from there
+    const signer = nodeSigner(new Uint8Array(32).fill(7));
+    const w = await openEvidenceRepo({ dir, gatewayId: "gw-fault", signer, log: () => undefined });
+    expect((await w.append(sampleRecord(9))).seq).toBe(acked.length + 1);
+    await w.close();
+    expect(committedRecords(dir)).toEqual([...acked, [sampleRecord(9).auditID, acked.length + 1]]);
   });
 });
 

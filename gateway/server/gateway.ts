@@ -112,7 +112,11 @@ export async function startGateway(o: GatewayOptions): Promise<RunningGateway> {
   const clock = o.clock ?? { now: () => new Date() };
   const logger = o.logger ?? silentLogger;
   let inFlight = 0;
-  const metrics = new Metrics({ policyHash: () => snapshot.config.policyHash, inFlight: () => inFlight });
+  const metrics = new Metrics({
+    policyHash: () => snapshot.config.policyHash,
+    inFlight: () => inFlight,
+    sinkHealth: () => o.sink.health?.(),
+  });
   const rt: Runtime = {
     snapshot: () => snapshot,
     engine: o.engine ?? { parseRequestInfo: (m, u) => parseRequestInfo(m, u), evaluate },

@@ -16,6 +16,8 @@ export interface MetricsState {
   policyHash: () => string;
   /** calls in flight (HTTP requests and sessions) */
   inFlight: () => number;
+  /** the evidence sink's own view, when it has one (it may recover without an append) */
+  sinkHealth?: () => { ok: boolean; reason: string } | undefined;
 }
 
 export class Metrics {
@@ -55,8 +57,13 @@ export class Metrics {
     this.lastAppendFailedAt = Date.now();
   }
 
-  /** ready unless the most recent evidence append failed (calls are being refused) */
+  /**
+   * ready unless the sink says it refuses records, or (a sink without a view of its own) the
+   * most recent evidence append failed: calls are being refused
+   */
   readiness(): { ready: boolean; reason: string } {
+    const h = this.state.sinkHealth?.();
+    if (h) return h.ok ? { ready: true, reason: "ok" } : { ready: false, reason: h.reason };
     if (this.lastAppendFailedAt !== null && (this.lastAppendOkAt ?? 0) <= this.lastAppendFailedAt)
       return {
         ready: false,
@@ -122,6 +129,7 @@ export function meteredSink(sink: EvidenceSink, m: Metrics): EvidenceSink {
     },
     appendArtifact: (a) => sink.appendArtifact(a),
     close: () => sink.close(),
+    ...(sink.health ? { health: () => sink.health!() } : {}),
   };
 }
 

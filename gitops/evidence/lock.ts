@@ -12,6 +12,8 @@ import { EvidenceError } from "./wal.ts";
 
 export interface WriterLock {
   path: string;
+  /** the lock file still exists and names this process */
+  held(): boolean;
   release(): void;
 }
 
@@ -41,6 +43,13 @@ export function acquireLock(fs: Fs, path: string): WriterLock {
       let released = false;
       return {
         path,
+        held: () => {
+          try {
+            return fs.readFileSync(path, "utf8") === me;
+          } catch {
+            return false;
+          }
+        },
         release: () => {
           if (released) return;
           released = true;

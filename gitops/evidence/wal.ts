@@ -30,6 +30,8 @@ const NAME = /^(\d{10})\.wal$/;
 export class Wal {
   private fd = -1;
   private size = 0;
+  /** bytes of the current file whose lines were acknowledged (machine: covered by a finished fsync) */
+  private acked = 0;
   private readonly retired: number[] = [];
   fileNo = 0;
 
@@ -74,6 +76,7 @@ export class Wal {
     this.fileNo = n;
     this.fd = this.fs.openSync(join(this.dir, fileName(n)), "wx", 0o600);
     this.size = 0;
+    this.acked = 0;
     if (this.machine) this.syncDirSync();
   }
 
@@ -127,6 +130,17 @@ export class Wal {
       throw err;
     }
     this.size += buf.length;
+    if (!this.machine) this.acked = this.size;
+  }
+
+  /**
+   * Cut the current file back to its acknowledged lines: what a failed write or fsync left
+   * after them belongs to refused appends and must never be replayed. Throws when it cannot.
+   */
+  truncateToAcknowledged(): void {
+    if (this.fd < 0) return;
+    this.fs.ftruncateSync(this.fd, this.acked);
+    this.size = this.acked;
   }
 
   /**
@@ -143,8 +157,14 @@ export class Wal {
   }
 
   sync(): Promise<void> {
+    const file = this.fileNo;
+    const upTo = this.size;
     return new Promise((resolve, reject) =>
-      this.fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())),
+      this.fs.fdatasync(this.fd, (err) => {
+        if (err) return reject(err);
+        if (this.fileNo === file) this.acked = Math.max(this.acked, upTo);
+        resolve();
+      }),
     );
   }
 

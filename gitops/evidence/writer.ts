@@ -94,6 +94,10 @@ export interface WriterStats {
   pushFailures: number;
   lastPushError: string | null;
   replayed: number;
+  /** why the writer refuses records right now (it retries a transient failure by itself) */
+  failed: string | null;
+  /** transient failures recovered from without a restart */
+  recoveries: number;
 }
 
 export interface EvidenceWriter extends EvidenceSink {
@@ -106,6 +110,7 @@ export interface EvidenceWriter extends EvidenceSink {
   /** resolves when the remote branch equals the local head (rejects after timeoutMs) */
   pushed(timeoutMs?: number): Promise<void>;
   stats(): WriterStats;
+  health(): { ok: boolean; reason: string };
 }
 
 const GATEWAY_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -226,6 +231,10 @@ class Writer implements EvidenceWriter {
     seq: number;
   }[] = [];
   private failure: Error | null = null;
+  private recoverTimer: NodeJS.Timeout | null = null;
+  private recovering: Promise<void> | null = null;
+  private recoverAttempts = 0;
+  private recoveries = 0;
   private closing = false;
   private closed = false;
 
@@ -297,6 +306,28 @@ class Writer implements EvidenceWriter {
   private async load(): Promise<void> {
     this.store = new ObjectStore(this.fs, this.gitdir);
     if (this.opts.remote) this.store.enableCache(128 * 1024 * 1024);
+    await this.loadState();
+    this.loopDone = this.commitLoop();
+    if (this.checkpointIntervalMs > 0 && Number.isFinite(this.checkpointIntervalMs)) {
+      this.checkpointTimer = setInterval(
+        () => {
+          if (
+            !this.failure &&
+            this.committedSeq > this.lastCheckpointSeq &&
+            this.clock() - this.lastCheckpointAt >= this.checkpointIntervalMs
+          ) {
+            void this.serialized(() => this.writeCheckpoint()).catch((err) => this.fail(err));
+          }
+        },
+        Math.min(this.checkpointIntervalMs, 60_000),
+      );
+      this.checkpointTimer.unref();
+    }
+    this.kickPush();
+  }
+
+  /** the branch's head, tree and chain, and the WAL (replayed into the queue): at start and at a recovery */
+  private async loadState(): Promise<void> {
     let head: string | null = null;
     try {
       head = await git.resolveRef({ fs: this.fs, gitdir: this.gitdir, ref: this.branch });
@@ -342,6 +373,7 @@ class Writer implements EvidenceWriter {
     const { wal, entries } = await Wal.open(this.fs, walDir, walOpts);
     this.wal = wal;
     this.walLow = entries[0]?.file ?? wal.fileNo;
+    let replayed = 0;
     let expect = this.committedSeq + 1;
     let maxSeq = this.committedSeq;
     for (const e of entries) {
@@ -359,35 +391,20 @@ class Writer implements EvidenceWriter {
       }
       this.queue.push(e);
       this.enqueued++;
-      this.replayed++;
+      replayed++;
     }
+    this.replayed += replayed;
     this.nextSeq = maxSeq + 1;
     if (this.head === null) await this.commitInit();
-    if (this.replayed > 0) {
+    if (replayed > 0) {
       this.due = true;
       this.log({
         level: "info",
         msg: "replaying write-ahead log",
-        entries: this.replayed,
+        entries: replayed,
         committedSeq: this.committedSeq,
       });
     }
-    this.loopDone = this.commitLoop();
-    if (this.checkpointIntervalMs > 0 && Number.isFinite(this.checkpointIntervalMs)) {
-      this.checkpointTimer = setInterval(
-        () => {
-          if (
-            this.committedSeq > this.lastCheckpointSeq &&
-            this.clock() - this.lastCheckpointAt >= this.checkpointIntervalMs
-          ) {
-            void this.serialized(() => this.writeCheckpoint()).catch((err) => this.fail(err));
-          }
-        },
-        Math.min(this.checkpointIntervalMs, 60_000),
-      );
-      this.checkpointTimer.unref();
-    }
-    this.kickPush();
   }
 
   private async findLastRecordCommit(head: string, text: string, t: Trailers): Promise<string> {
@@ -507,7 +524,9 @@ class Writer implements EvidenceWriter {
     if (this.failure) {
       return new EvidenceError(
         "EVIDENCE_WRITER_FAILED",
-        `the evidence writer failed earlier (${this.failure.message}); restart it to replay the log`,
+        this.recoverable(this.failure)
+          ? `the evidence writer failed (${this.failure.message}); it retries by itself and accepts records again once the disk does`
+          : `the evidence writer failed earlier (${this.failure.message}); restart it to replay the log`,
         {
           cause: this.failure.message,
         },
@@ -659,6 +678,103 @@ class Writer implements EvidenceWriter {
     for (const w of this.flushWaiters.splice(0)) w.reject(this.refusal());
     for (const p of this.held.splice(0)) p.reject(this.refusal());
     this.kickCommitter();
+    if (this.recoverable(this.failure)) this.scheduleRecovery();
+  }
+
+  /**
+   * An I/O error (a full disk, a quota, EIO) may pass; a broken invariant (a deleted WAL, a gap,
+   * a foreign head, a corrupt line) does not, and needs an operator.
+   */
+  private recoverable(err: Error): boolean {
+    return !(err instanceof EvidenceError);
+  }
+
+  private scheduleRecovery(): void {
+    if (this.closing || this.recoverTimer || this.recovering) return;
+    const delay = Math.min(30_000, 100 * 2 ** Math.min(this.recoverAttempts, 9)) * (0.75 + Math.random() / 2);
+    this.recoverTimer = setTimeout(() => {
+      this.recoverTimer = null;
+      this.recovering = this.recover().finally(() => {
+        this.recovering = null;
+        if (this.failure && this.recoverable(this.failure)) this.scheduleRecovery();
+      });
+    }, delay);
+    this.recoverTimer.unref();
+  }
+
+  /**
+   * Recover from a transient failure once the disk takes writes again: cut from the current WAL
+   * file every line that was not acknowledged (they belong to refused calls), reload the branch
+   * and replay the WAL into a new file, as a restart would. Records refused meanwhile used no
+   * sequence number, so the sequence goes on without a gap.
+   */
+  private async recover(): Promise<void> {
+    if (this.closing || !this.failure) return;
+    if (this.syncing || this.awaitingSync.length > 0) return; // a group fsync settles first
+    this.recoverAttempts++;
+    try {
+      await this.loopDone;
+      await this.serialized(async () => {
+        if (!this.lock?.held())
+          throw new EvidenceError(
+            "EVIDENCE_LOCK_LOST",
+            "the writer lock is gone (the repository was removed?)",
+          );
+        this.wal.truncateToAcknowledged();
+        this.wal.close();
+        if (this.delayTimer) clearTimeout(this.delayTimer);
+        this.delayTimer = null;
+        this.queue = [];
+        this.enqueued = 0;
+        this.committed = 0;
+        this.due = false;
+        this.head = null;
+        this.committedSeq = 0;
+        this.chain = CHAIN_ZERO;
+        this.lastRecordCommit = "";
+        this.refDirReady = false;
+        await this.loadState();
+        if (this.head === null)
+          throw new EvidenceError("EVIDENCE_RECOVERY", "internal: no head after reload");
+      });
+    } catch (err) {
+      this.log({
+        level: "warn",
+        msg: "evidence writer recovery failed; will retry",
+        code: (err as { code?: string }).code,
+        error: (err as Error).message,
+        attempt: this.recoverAttempts,
+      });
+      if (err instanceof EvidenceError && err.code === "EVIDENCE_LOCK_LOST") this.failure = err; // for good
+      return;
+    }
+    this.log({
+      level: "info",
+      msg: "evidence writer recovered",
+      after: this.failure.message,
+      attempts: this.recoverAttempts,
+      committedSeq: this.committedSeq,
+      nextSeq: this.nextSeq,
+    });
+    this.failure = null;
+    this.recoverAttempts = 0;
+    this.recoveries++;
+    this.loopDone = this.commitLoop();
+    this.kickCommitter();
+    this.kickPush();
+  }
+
+  /** for readiness probes: false while the writer refuses records */
+  health(): { ok: boolean; reason: string } {
+    if (this.failure)
+      return {
+        ok: false,
+        reason: this.recoverable(this.failure)
+          ? `the evidence writer failed (${this.failure.message}); retrying`
+          : `the evidence writer failed (${this.failure.message}); restart it`,
+      };
+    if (this.closing) return { ok: false, reason: "the evidence writer is closed" };
+    return { ok: true, reason: "ok" };
   }
 
   // ---------------------------------------------------------------- committing
@@ -1051,6 +1167,9 @@ class Writer implements EvidenceWriter {
     this.releaseHeld(true); // appended before close: they go in
     this.walFlush();
     this.closing = true;
+    if (this.recoverTimer) clearTimeout(this.recoverTimer);
+    this.recoverTimer = null;
+    await this.recovering;
     while (this.syncing || this.awaitingSync.length > 0) {
       this.startSync();
       await new Promise((r) => setTimeout(r, 1));
@@ -1095,6 +1214,8 @@ class Writer implements EvidenceWriter {
       pushFailures: this.pushFailures,
       lastPushError: this.lastPushError,
       replayed: this.replayed,
+      failed: this.failure?.message ?? null,
+      recoveries: this.recoveries,
     };
   }
 }
