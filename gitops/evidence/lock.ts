@@ -4,8 +4,14 @@
  * host, kill(pid,0) says ESRCH) is stale and taken over; refs are not atomic across processes
  * otherwise. A lock naming this process's own pid is stale unless it carries this process's
  * token: a gateway restarted in a container runs with the pid its killed predecessor had.
+ *
+ * A lock is created whole (written to a temp file, then hard-linked into place), and a stale one
+ * is taken over under a marker `<lock>.takeover-<hash of its content>` created exclusively:
+ * of two processes that both judge the same lock stale, one removes it (after checking it still
+ * holds that content) and the other finds the new lock, alive. Without the marker the second
+ * one deleted the first one's fresh lock and both wrote.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { Fs } from "./objects.ts";
 import { EvidenceError } from "./wal.ts";
@@ -33,13 +39,81 @@ function await0(ms: number): void {
 /** tells this process's locks from those of an earlier process that had the same pid */
 const PROCESS_TOKEN = randomUUID();
 
+/** create `path` holding `content`, atomically and only if it does not exist; false when it does */
+function createExclusive(fs: Fs, path: string, content: string): boolean {
+  const tmp = `${path}.${PROCESS_TOKEN}.tmp`;
+  fs.writeFileSync(tmp, content, { mode: 0o600 });
+  try {
+    fs.linkSync(tmp, path); // never seen empty or half-written
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return false;
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw err;
+  } finally {
+    fs.unlinkSync(tmp);
+  }
+  // a file system without hard links: O_EXCL, then the content
+  try {
+    const fd = fs.openSync(path, "wx", 0o600);
+    fs.writeSync(fd, content);
+    fs.closeSync(fd);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  }
+}
+
+/** a lock (or marker) text whose process is gone */
+function staleText(text: string): boolean {
+  const [pidText, host, token] = text.trim().split(" ");
+  const pid = Number(pidText);
+  return (
+    host === hostname() &&
+    Number.isInteger(pid) &&
+    pid > 0 &&
+    (pid === process.pid ? token !== PROCESS_TOKEN : !alive(pid))
+  );
+}
+
+/**
+ * Remove the lock at `path` if it still holds `stale`. Returns false when another process is
+ * taking the same lock over right now (retry shortly).
+ */
+function takeOver(fs: Fs, path: string, stale: string, me: string): boolean {
+  const marker = `${path}.takeover-${createHash("sha256").update(stale).digest("hex").slice(0, 16)}`;
+  if (!createExclusive(fs, marker, me)) {
+    let text = "";
+    try {
+      text = fs.readFileSync(marker, "utf8");
+    } catch {
+      return false; // released meanwhile
+    }
+    // a process that died between creating its marker and removing it (microseconds)
+    if (staleText(text)) fs.rmSync(marker, { force: true });
+    return false;
+  }
+  try {
+    let now: string | null = null;
+    try {
+      now = fs.readFileSync(path, "utf8");
+    } catch {
+      // gone already
+    }
+    // no one else can remove it while we hold the marker, and its dead owner never will
+    if (now === stale) fs.unlinkSync(path);
+  } finally {
+    fs.unlinkSync(marker);
+  }
+  return true;
+}
+
 export function acquireLock(fs: Fs, path: string): WriterLock {
   const me = `${process.pid} ${hostname()} ${PROCESS_TOKEN}\n`;
+  let busy = 0;
   for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = fs.openSync(path, "wx", 0o600);
-      fs.writeSync(fd, me);
-      fs.closeSync(fd);
+    if (createExclusive(fs, path, me)) {
       let released = false;
       return {
         path,
@@ -60,8 +134,6 @@ export function acquireLock(fs: Fs, path: string): WriterLock {
           }
         },
       };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
     let text = "";
     try {
@@ -69,13 +141,9 @@ export function acquireLock(fs: Fs, path: string): WriterLock {
     } catch {
       continue; // removed meanwhile: retry
     }
-    const [pidText, host, token] = text.trim().split(" ");
+    const [pidText, host] = text.trim().split(" ");
     const pid = Number(pidText);
-    const stale =
-      host === hostname() &&
-      Number.isInteger(pid) &&
-      pid > 0 &&
-      (pid === process.pid ? token !== PROCESS_TOKEN : !alive(pid));
+    const stale = staleText(text);
     // an empty lock: its writer died between creating and filling it (or is doing so right now)
     const unreadable = text.trim() === "" && Date.now() - fs.statSync(path).mtimeMs > 2000;
     if (text.trim() === "" && !unreadable) {
@@ -90,10 +158,9 @@ export function acquireLock(fs: Fs, path: string): WriterLock {
         { path, pid, host },
       );
     }
-    try {
-      fs.unlinkSync(path);
-    } catch {
-      // someone else removed it first
+    if (!takeOver(fs, path, text, me) && busy++ < 100) {
+      attempt--;
+      await0(2);
     }
   }
   throw new EvidenceError(
