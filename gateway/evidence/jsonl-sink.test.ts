@@ -1,4 +1,5 @@
-import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { appendFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -112,6 +113,61 @@ describe("JSON-lines evidence sink whose file was deleted", () => {
       await rm(dir, { recursive: true, force: true });
       await expect(s.append(rec("a2"))).rejects.toMatchObject({ code: "EVIDENCE_WRITE_FAILED" });
       await s.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("JSON-lines evidence sink with more than one gateway", () => {
+  it("refuses a second writer on the same file, in this process or another; a stale lock is taken over", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "custos-sink-"));
+    try {
+      const file = path.join(dir, "e.jsonl");
+      const s = await JsonlEvidenceSink.open({ file, gatewayId: "gw-a" });
+      await expect(JsonlEvidenceSink.open({ file, gatewayId: "gw-b" })).rejects.toMatchObject({
+        code: "EVIDENCE_FILE_LOCKED",
+      });
+      // another gateway process on the same file
+      const child = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "--input-type=module",
+          "-e",
+          `import { JsonlEvidenceSink } from "./gateway/evidence/jsonl-sink.ts";
+           await JsonlEvidenceSink.open({ file: ${JSON.stringify(file)}, gatewayId: "gw-c" }).then(
+             () => console.log("OPENED"), (e) => console.log(e.code));`,
+        ],
+        { encoding: "utf8", cwd: path.join(import.meta.dirname, "..", "..") },
+      );
+      expect(child.stdout.trim(), child.stderr).toBe("EVIDENCE_FILE_LOCKED");
+      expect((await s.append(rec("a1"))).seq).toBe(1);
+      await s.close();
+      // what a killed gateway leaves: a lock naming a process that is gone
+      await writeFile(`${file}.lock`, `${spawnSync("true").pid} ${os.hostname()} x\n`);
+      const s2 = await JsonlEvidenceSink.open({ file, gatewayId: "gw-a" });
+      expect((await s2.append(rec("a2"))).seq).toBe(2);
+      await s2.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("continues from this gateway's last record, not from another gateway's last line", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "custos-sink-"));
+    try {
+      const file = path.join(dir, "e.jsonl");
+      const a = await JsonlEvidenceSink.open({ file, gatewayId: "gw-a" });
+      for (let i = 0; i < 3; i++) await a.append(rec(`a${i}`));
+      await a.close();
+      const b = await JsonlEvidenceSink.open({ file, gatewayId: "gw-b" });
+      expect((await b.append(rec("b0"))).seq).toBe(1);
+      await b.close();
+      const a2 = await JsonlEvidenceSink.open({ file, gatewayId: "gw-a" });
+      expect((await a2.append(rec("a3"))).seq).toBe(4);
+      await a2.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

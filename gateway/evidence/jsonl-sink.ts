@@ -2,7 +2,8 @@
  * The stand-in EvidenceSink: one JSON line per record, appended to a file and fsync'ed
  * before `append` resolves (group commit: records arriving while a write is in flight are
  * written and synced together). Sequence numbers are per gateway: 1, 2, 3, ... continuing
- * across restarts from the last line in the file. A write that fails (a full disk writes what
+ * across restarts from this gateway's last line in the file. One writer per file: `<file>.lock`
+ * refuses a second one (two would hand out the same sequence numbers). A write that fails (a full disk writes what
  * fits, then ENOSPC) is cut off again and uses no sequence number; a torn last line (a crash
  * or power loss mid-write: never acknowledged) is cut off at open.
  */
@@ -10,6 +11,7 @@ import { fstatSync, writeSync } from "node:fs";
 import { type FileHandle, open, readFile } from "node:fs/promises";
 import path from "node:path";
 import type { EvidenceRecord, EvidenceSink } from "../ports.ts";
+import { lockEvidenceFile } from "./file-lock.ts";
 
 export class EvidenceSinkError extends Error {
   readonly code = "EVIDENCE_WRITE_FAILED";
@@ -46,6 +48,7 @@ export interface JsonlSinkOptions {
 export class JsonlEvidenceSink implements EvidenceSink {
   readonly #o: JsonlSinkOptions;
   readonly #fh: FileHandle;
+  readonly #lock: { release(): void };
   /** the last sequence number written */
   #seq: number;
   /** bytes of complete, written lines: what a failed write is cut back to */
@@ -56,14 +59,31 @@ export class JsonlEvidenceSink implements EvidenceSink {
   /** a failed write could not be cut off again */
   #broken = false;
 
-  private constructor(o: JsonlSinkOptions, fh: FileHandle, seq: number, size: number) {
+  private constructor(
+    o: JsonlSinkOptions,
+    fh: FileHandle,
+    lock: { release(): void },
+    seq: number,
+    size: number,
+  ) {
     this.#o = o;
     this.#fh = fh;
+    this.#lock = lock;
     this.#seq = seq;
     this.#size = size;
   }
 
   static async open(o: JsonlSinkOptions): Promise<JsonlEvidenceSink> {
+    const lock = lockEvidenceFile(o.file);
+    try {
+      return await JsonlEvidenceSink.#open(o, lock);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  static async #open(o: JsonlSinkOptions, lock: { release(): void }): Promise<JsonlEvidenceSink> {
     let seq = 0;
     let size = 0;
     let torn = false;
@@ -72,8 +92,15 @@ export class JsonlEvidenceSink implements EvidenceSink {
       size = buf.lastIndexOf(0x0a) + 1;
       torn = size < buf.length;
       const text = buf.toString("utf8", 0, size);
-      const last = text.trimEnd().split("\n").pop();
-      if (last) seq = Number((JSON.parse(last) as EvidenceRecord).custos.seq ?? 0);
+      // this gateway's last record: another gateway may have written to the file after it
+      const lines = text.trimEnd().split("\n");
+      for (let i = lines.length - 1; i >= 0; i--) {
+        if (!lines[i]) continue;
+        const c = (JSON.parse(lines[i]!) as EvidenceRecord).custos;
+        if (c.gatewayId !== o.gatewayId) continue;
+        seq = Number(c.seq ?? 0);
+        break;
+      }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     }
@@ -88,7 +115,7 @@ export class JsonlEvidenceSink implements EvidenceSink {
       await fh.close();
       throw e;
     }
-    return new JsonlEvidenceSink(o, fh, seq, size);
+    return new JsonlEvidenceSink(o, fh, lock, seq, size);
   }
 
   append(record: EvidenceRecord): Promise<{ seq: number }> {
@@ -184,6 +211,10 @@ export class JsonlEvidenceSink implements EvidenceSink {
     if (this.#closed) return;
     this.#closed = true;
     while (this.#writing || this.#queue.length > 0) await new Promise((r) => setTimeout(r, 5));
-    await this.#fh.close();
+    try {
+      await this.#fh.close();
+    } finally {
+      this.#lock.release();
+    }
   }
 }
