@@ -554,3 +554,39 @@ describe("evidence writer", () => {
 
 // records/YYYY/MM/DD/HH/MM/ (the minute level) since 2026-11-26; the hour-level layout gave 5146e6d6a1c7…
 const DETERMINISTIC_HEAD = "ba86faebf77fce4354c629cf36c3b3dd82928b03";
+
+describe("a write-ahead log of another gateway", () => {
+  it("is refused, naming both ids; once its gateway committed it and stopped cleanly, the new id starts", async () => {
+    const live = join(root, "foreign-live");
+    const dir = join(root, "foreign");
+    const w = await openEvidenceRepo({
+      dir: live,
+      gatewayId: "gw-a",
+      signer,
+      batchMaxDelayMs: 60_000,
+      log: quiet,
+    });
+    for (let i = 0; i < 3; i++) await w.append(sampleRecord(i)); // in the WAL, not yet committed
+    // what a killed gw-a leaves behind: the repo, its WAL, a lock of a process that is gone
+    nodeFs.cpSync(live, dir, { recursive: true });
+    rmSync(join(dir, "custos", "writer.lock"));
+    await w.close();
+    const err = await openEvidenceRepo({ dir, gatewayId: "gw-b", signer, log: quiet }).then(
+      (b) => b.close().then(() => null),
+      (e: Error & { code?: string }) => e,
+    );
+    expect(err).toMatchObject({ code: "EVIDENCE_WAL_FOREIGN" });
+    expect(err!.message).toContain("gateway gw-a, not gw-b");
+    expect(err!.message.split("\n")).toHaveLength(1);
+    expect(gitOut(dir, "branch", "--list", "evidence/gw-b").trim()).toBe("");
+    // the fix the message names: start gw-a once, then gw-b
+    const a = await openEvidenceRepo({ dir, gatewayId: "gw-a", signer, log: quiet });
+    await a.close();
+    expect(recordLines(dir, "evidence/gw-a")).toHaveLength(3);
+    const b = await openEvidenceRepo({ dir, gatewayId: "gw-b", signer, log: quiet });
+    expect(b.stats().replayed).toBe(0);
+    expect((await b.append(sampleRecord(7))).seq).toBe(1);
+    await b.close();
+    expect(recordLines(dir, "evidence/gw-b").map((l) => JSON.parse(l).custos.gatewayId)).toEqual(["gw-b"]);
+  });
+});

@@ -1,7 +1,7 @@
 /**
  * The write-ahead log: numbered files `<walDir>/<n %010d>.wal`, one entry per line:
  *   R<seq> <canonical JSON record>\n        a record
- *   A<JSON {"path","content"}>\n           an artefact or policy file
+ *   A<JSON {"path","content","gateway"}>\n an artefact or policy file (of gateway `gateway`)
  * A line counts only when its "\n" was written; a torn tail (crash mid-write) is cut off at
  * start-up. Each process start opens a NEW file, so an old file is never appended to after a
  * crash. Files are deleted once every entry in them is committed to the repo.
@@ -12,7 +12,7 @@ import { type Fs, fsyncPath } from "./objects.ts";
 export type WalEntry =
   /** `bytes`: the record's canonical JSON line INCLUDING its trailing "\n" (a view into the WAL buffer) */
   | { kind: "R"; seq: number; bytes: Buffer; file: number }
-  | { kind: "A"; path: string; content: string; file: number };
+  | { kind: "A"; path: string; content: string; file: number; gateway?: string };
 
 export class EvidenceError extends Error {
   readonly code: string;
@@ -182,6 +182,14 @@ export class Wal {
     return deleted;
   }
 
+  /** empty the current file: every entry in it is committed (a clean stop) */
+  emptyCurrent(): void {
+    if (this.fd < 0) return;
+    this.fs.ftruncateSync(this.fd, 0);
+    this.size = 0;
+    this.acked = 0;
+  }
+
   close(): void {
     this.closeRetired();
     if (this.fd >= 0) {
@@ -204,9 +212,15 @@ function parseLine(line: Buffer, file: number, path: string): WalEntry {
       return { kind: "R", seq, bytes: line.subarray(sp + 1), file };
   } else if (line[0] === 0x41 /* A */) {
     try {
-      const v = JSON.parse(line.toString("utf8", 1)) as { path?: unknown; content?: unknown };
+      const v = JSON.parse(line.toString("utf8", 1)) as {
+        path?: unknown;
+        content?: unknown;
+        gateway?: unknown;
+      };
       if (typeof v.path === "string" && typeof v.content === "string")
-        return { kind: "A", path: v.path, content: v.content, file };
+        return typeof v.gateway === "string"
+          ? { kind: "A", path: v.path, content: v.content, file, gateway: v.gateway }
+          : { kind: "A", path: v.path, content: v.content, file };
     } catch {
       // fall through to the error below
     }
@@ -222,6 +236,6 @@ export function formatRecordLine(seq: number, line: string): string {
   return `R${seq} ${line}\n`;
 }
 
-export function formatArtifactLine(path: string, content: string): string {
-  return `A${JSON.stringify({ path, content })}\n`;
+export function formatArtifactLine(path: string, content: string, gateway: string): string {
+  return `A${JSON.stringify({ path, content, gateway })}\n`;
 }

@@ -372,6 +372,7 @@ class Writer implements EvidenceWriter {
         : { machine: this.machine };
     const { wal, entries } = await Wal.open(this.fs, walDir, walOpts);
     this.wal = wal;
+    this.assertOwnWal(walDir, entries);
     this.walLow = entries[0]?.file ?? wal.fileNo;
     let replayed = 0;
     let expect = this.committedSeq + 1;
@@ -404,6 +405,27 @@ class Writer implements EvidenceWriter {
         entries: replayed,
         committedSeq: this.committedSeq,
       });
+    }
+  }
+
+  /**
+   * The WAL holds no entry of another gateway: replayed here, its records would be committed
+   * under this gateway's branch and sequence (the WAL's place does not depend on the gatewayId).
+   */
+  private assertOwnWal(walDir: string, entries: WalEntry[]): void {
+    const mine = Buffer.from(`"gatewayId":${JSON.stringify(this.gatewayId)}`);
+    for (const e of entries) {
+      let other: string | undefined;
+      if (e.kind === "A")
+        other = e.gateway !== undefined && e.gateway !== this.gatewayId ? e.gateway : undefined;
+      else if (!e.bytes.includes(mine))
+        other = String((JSON.parse(e.bytes.toString("utf8")) as EvidenceRecord).custos?.gatewayId ?? "?");
+      if (other === undefined || other === this.gatewayId) continue;
+      throw new EvidenceError(
+        "EVIDENCE_WAL_FOREIGN",
+        `the write-ahead log ${walDir} holds entries of gateway ${other}, not ${this.gatewayId}: start gateway ${other} once on this repository to commit them (a clean stop empties the log), or give ${this.gatewayId} its own repository or walDir`,
+        { walDir, gatewayId: this.gatewayId, walGatewayId: other },
+      );
     }
   }
 
@@ -601,7 +623,7 @@ class Writer implements EvidenceWriter {
           seq++;
         } else {
           accepted.push(true);
-          text += formatArtifactLine(p.path, p.content);
+          text += formatArtifactLine(p.path, p.content, this.gatewayId);
           entries.push({ kind: "A", path: p.path, content: p.content, file });
           seqs.push(seq - 1);
         }
@@ -1051,6 +1073,17 @@ class Writer implements EvidenceWriter {
     this.walLow = low;
   }
 
+  /** a clean stop: everything is committed, so the log is emptied (after syncing the repo in machine mode) */
+  private async emptyWal(): Promise<void> {
+    if (this.queue.length > 0 || this.pending.length > 0 || this.held.length > 0) return;
+    if (this.machine) {
+      await this.store.syncWritten();
+      await fsyncPath(this.fs, join(this.gitdir, this.branch));
+      await fsyncPath(this.fs, join(this.gitdir, this.branch, ".."));
+    }
+    this.wal.emptyCurrent();
+  }
+
   // ---------------------------------------------------------------- push
 
   private kickPush(): void {
@@ -1182,6 +1215,7 @@ class Writer implements EvidenceWriter {
       if (!this.failure) {
         await this.serialized(() => this.writeCheckpoint());
         await this.cleanupWal();
+        await this.emptyWal();
         if (this.opts.remote) await this.pushed(this.opts.closePushTimeoutMs ?? 5000).catch(() => undefined);
       }
     } finally {
