@@ -5,7 +5,7 @@
  * without a gap or a repeat.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import nodeFs, { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -178,6 +178,64 @@ describe("an evidence directory deleted under a running writer", () => {
       await expect(w.append(sampleRecord(2))).rejects.toMatchObject({ code: "EVIDENCE_WRITER_FAILED" });
       await expect(w.append(sampleRecord(3))).rejects.toMatchObject({ code: "EVIDENCE_WRITER_FAILED" });
       await w.close().catch(() => undefined);
+    });
+  }
+});
+
+describe("a new write-ahead log file that cannot be created", () => {
+  for (const durability of ["process", "machine"] as const) {
+    it(`refuses while it cannot, keeps the current file, and recovers (${durability})`, async () => {
+      const dir = join(root, `rotate-fail-${durability}`);
+      let refuse = true;
+      const fs = new Proxy(nodeFs, {
+        get(t, k) {
+          if (k === "openSync")
+            return (p: string, f: string, m?: number) => {
+              // the disk has no room for the next WAL file (ENOSPC from open(2))
+              if (refuse && /0000000002\.wal$/.test(p))
+                throw Object.assign(new Error(`ENOSPC: no space left on device, open '${p}'`), {
+                  code: "ENOSPC",
+                });
+              return t.openSync(p, f, m);
+            };
+          return Reflect.get(t, k);
+        },
+      });
+      const logs: Record<string, unknown>[] = [];
+      const signer = nodeSigner(new Uint8Array(32).fill(7));
+      const w = await openEvidenceRepo({
+        dir,
+        gatewayId: "gw-rot",
+        signer,
+        durability,
+        fs,
+        walRotateBytes: 2000,
+        batchMaxDelayMs: 5,
+        log: (e) => logs.push(e),
+      });
+      const acked: number[] = [];
+      let i = 0;
+      for (; i < 50; i++) {
+        const r = await w.append(sampleRecord(i)).catch(() => null);
+        if (r === null) break;
+        acked.push(r.seq);
+      }
+      expect(i).toBeLessThan(50); // the rotation failed
+      expect(w.health().ok).toBe(false);
+      refuse = false;
+      let back: { seq: number } | null = null;
+      for (let n = 0; n < 200 && back === null; n++) {
+        await new Promise((r) => setTimeout(r, 25));
+        back = await w.append(sampleRecord(100 + n)).catch(() => null);
+      }
+      expect(back?.seq).toBe(acked.length + 1);
+      expect(w.health().ok).toBe(true);
+      expect(logs.map((l) => l.msg)).toContain("evidence writer recovered");
+      await w.close();
+      const seqs = execFileSync("git", ["-C", dir, "log", "-1", "--format=%B", "evidence/gw-rot"], {
+        encoding: "utf8",
+      });
+      expect(seqs).toContain(`Custos-Last-Seq: ${acked.length + 1}`);
     });
   }
 });

@@ -72,11 +72,18 @@ export class Wal {
     return { wal, entries };
   }
 
+  /** open file `n` and make it current; when the open fails, the current file stays current */
   private openFile(n: number): void {
+    const fd = this.fs.openSync(join(this.dir, fileName(n)), "wx", 0o600);
+    const old = this.fd;
     this.fileNo = n;
-    this.fd = this.fs.openSync(join(this.dir, fileName(n)), "wx", 0o600);
+    this.fd = fd;
     this.size = 0;
     this.acked = 0;
+    if (old >= 0) {
+      if (this.machine) this.retired.push(old);
+      else this.fs.closeSync(old);
+    }
     if (this.machine) this.syncDirSync();
   }
 
@@ -100,9 +107,7 @@ export class Wal {
   rotate(): void {
     if (this.machine) {
       this.fs.fdatasyncSync(this.fd);
-      this.retired.push(this.fd);
-    } else {
-      this.fs.closeSync(this.fd);
+      this.acked = this.size;
     }
     this.openFile(this.fileNo + 1);
   }

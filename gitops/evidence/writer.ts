@@ -732,7 +732,11 @@ class Writer implements EvidenceWriter {
    */
   private async recover(): Promise<void> {
     if (this.closing || !this.failure) return;
-    if (this.syncing || this.awaitingSync.length > 0) return; // a group fsync settles first
+    if (this.syncing || this.awaitingSync.length > 0) {
+      // a group fsync settles first (appends written before the failure: they may still be acknowledged)
+      this.startSync();
+      return;
+    }
     this.recoverAttempts++;
     try {
       await this.loopDone;
