@@ -164,19 +164,7 @@ export function parseRequestInfo(
   const upper = method.toUpperCase();
   const path = `/${parts.join("/")}`;
 
-  const info: RequestInfo = {
-    isResourceRequest: false,
-    path,
-    verb: method.toLowerCase(),
-    apiPrefix: "",
-    apiGroup: "",
-    apiVersion: "",
-    namespace: "",
-    resource: "",
-    subresource: "",
-    name: "",
-    query,
-  };
+  const info: RequestInfo = nonResourceInfo(path, method.toLowerCase(), query);
 
   if (parts.length < 3 || !API_PREFIXES.has(parts[0]!)) return info;
   let current = parts.slice(1);
@@ -230,4 +218,25 @@ export function parseRequestInfo(
 /** The RBAC form of a request's resource: "pods" or "pods/exec". */
 export function rbacResource(info: Pick<RequestInfo, "resource" | "subresource">): string {
   return info.subresource === "" ? info.resource : `${info.resource}/${info.subresource}`;
+}
+
+/** The request info of a non-resource request (`/version`, `/healthz`, a path never parsed further). */
+export function nonResourceInfo(
+  path: string,
+  verb: string,
+  query: Record<string, string[]> = {},
+): RequestInfo {
+  return {
+    isResourceRequest: false,
+    path,
+    verb,
+    apiPrefix: "",
+    apiGroup: "",
+    apiVersion: "",
+    namespace: "",
+    resource: "",
+    subresource: "",
+    name: "",
+    query,
+  };
 }

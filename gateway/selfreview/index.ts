@@ -9,6 +9,7 @@ import type { GatewayConfig, Json } from "../../sdk/schema/config.ts";
 import { rulesFor } from "../decision/index.ts";
 import { badRequest } from "../errors.ts";
 import type { DecisionInput, DecisionResult, Identity, RequestInfo } from "../ports.ts";
+import { nonResourceInfo } from "../requestinfo/index.ts";
 import { decodeSelfReview, ProtobufError, type ResourceAttributes, type SelfReview } from "./protobuf.ts";
 
 export type SelfReviewKind = "selfsubjectaccessreviews" | "selfsubjectrulesreviews" | "selfsubjectreviews";
@@ -142,19 +143,7 @@ export function answerSelfReview(
     spec = { resourceAttributes: { ...review.resourceAttributes } };
   } else if (review.nonResourceAttributes) {
     const { path, verb } = review.nonResourceAttributes;
-    request = {
-      isResourceRequest: false,
-      path,
-      verb,
-      apiPrefix: "",
-      apiGroup: "",
-      apiVersion: "",
-      namespace: "",
-      resource: "",
-      subresource: "",
-      name: "",
-      query: {},
-    };
+    request = nonResourceInfo(path, verb);
     spec = { nonResourceAttributes: { path, verb } };
   } else
     throw badRequest(

@@ -11,6 +11,7 @@ import { badRequest, forbidden, GatewayError } from "../errors.ts";
 import { callRecord, type RecordStatics, recordStatics } from "../evidence/record.ts";
 import { splitPurposePrefix } from "../identity/index.ts";
 import type { DecisionResult, EvidenceRecord, Identity, MaskSummary, RequestInfo } from "../ports.ts";
+import { nonResourceInfo } from "../requestinfo/index.ts";
 import type { CallSignal } from "./cancel.ts";
 import type { Runtime, Snapshot } from "./runtime.ts";
 
@@ -490,19 +491,7 @@ function queryEscape(s: string): string {
 
 /** the request info of a call whose path was never parsed (refused before, or refused by, parsing) */
 function unparsedRequest(method: string, url: string): RequestInfo {
-  return {
-    isResourceRequest: false,
-    path: url.split("?")[0] ?? url,
-    verb: method.toLowerCase(),
-    apiPrefix: "",
-    apiGroup: "",
-    apiVersion: "",
-    namespace: "",
-    resource: "",
-    subresource: "",
-    name: "",
-    query: {},
-  };
+  return nonResourceInfo(url.split("?")[0] ?? url, method.toLowerCase());
 }
 
 function preDecision(err: GatewayError | undefined): {
