@@ -1,171 +1,25 @@
 /**
- * One writer process per evidence repository: `<gitdir>/custos/writer.lock`, created with
- * O_EXCL and holding `<pid> <hostname> <process token>`. A lock whose process is gone (same
- * host, kill(pid,0) says ESRCH) is stale and taken over; refs are not atomic across processes
- * otherwise. A lock naming this process's own pid is stale unless it carries this process's
- * token: a gateway restarted in a container runs with the pid its killed predecessor had.
- *
- * A lock is created whole (written to a temp file, then hard-linked into place), and a stale one
- * is taken over under a marker `<lock>.takeover-<hash of its content>` created exclusively:
- * of two processes that both judge the same lock stale, one removes it (after checking it still
- * holds that content) and the other finds the new lock, alive. Without the marker the second
- * one deleted the first one's fresh lock and both wrote.
+ * One writer per repository: `<gitdir>/custos/writer.lock` (sdk/lib/lockfile.ts: created whole,
+ * stale locks taken over atomically); refs are not atomic across processes otherwise.
  */
-import { createHash, randomUUID } from "node:crypto";
-import { hostname } from "node:os";
+import { acquireLockFile, type LockFile } from "../../sdk/lib/lockfile.ts";
 import type { Fs } from "./objects.ts";
 import { EvidenceError } from "./wal.ts";
 
-export interface WriterLock {
-  path: string;
-  /** the lock file still exists and names this process */
-  held(): boolean;
-  release(): void;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-function await0(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** tells this process's locks from those of an earlier process that had the same pid */
-const PROCESS_TOKEN = randomUUID();
-
-/** create `path` holding `content`, atomically and only if it does not exist; false when it does */
-function createExclusive(fs: Fs, path: string, content: string): boolean {
-  const tmp = `${path}.${PROCESS_TOKEN}.tmp`;
-  fs.writeFileSync(tmp, content, { mode: 0o600 });
-  try {
-    fs.linkSync(tmp, path); // never seen empty or half-written
-    return true;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "EEXIST") return false;
-    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw err;
-  } finally {
-    fs.unlinkSync(tmp);
-  }
-  // a file system without hard links: O_EXCL, then the content
-  try {
-    const fd = fs.openSync(path, "wx", 0o600);
-    fs.writeSync(fd, content);
-    fs.closeSync(fd);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw err;
-  }
-}
-
-/** a lock (or marker) text whose process is gone */
-function staleText(text: string): boolean {
-  const [pidText, host, token] = text.trim().split(" ");
-  const pid = Number(pidText);
-  return (
-    host === hostname() &&
-    Number.isInteger(pid) &&
-    pid > 0 &&
-    (pid === process.pid ? token !== PROCESS_TOKEN : !alive(pid))
-  );
-}
-
-/**
- * Remove the lock at `path` if it still holds `stale`. Returns false when another process is
- * taking the same lock over right now (retry shortly).
- */
-function takeOver(fs: Fs, path: string, stale: string, me: string): boolean {
-  const marker = `${path}.takeover-${createHash("sha256").update(stale).digest("hex").slice(0, 16)}`;
-  if (!createExclusive(fs, marker, me)) {
-    let text = "";
-    try {
-      text = fs.readFileSync(marker, "utf8");
-    } catch {
-      return false; // released meanwhile
-    }
-    // a process that died between creating its marker and removing it (microseconds)
-    if (staleText(text)) fs.rmSync(marker, { force: true });
-    return false;
-  }
-  try {
-    let now: string | null = null;
-    try {
-      now = fs.readFileSync(path, "utf8");
-    } catch {
-      // gone already
-    }
-    // no one else can remove it while we hold the marker, and its dead owner never will
-    if (now === stale) fs.unlinkSync(path);
-  } finally {
-    fs.unlinkSync(marker);
-  }
-  return true;
-}
+export type WriterLock = LockFile;
 
 export function acquireLock(fs: Fs, path: string): WriterLock {
-  const me = `${process.pid} ${hostname()} ${PROCESS_TOKEN}\n`;
-  let busy = 0;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    if (createExclusive(fs, path, me)) {
-      let released = false;
-      return {
-        path,
-        held: () => {
-          try {
-            return fs.readFileSync(path, "utf8") === me;
-          } catch {
-            return false;
-          }
-        },
-        release: () => {
-          if (released) return;
-          released = true;
-          try {
-            if (fs.readFileSync(path, "utf8") === me) fs.unlinkSync(path);
-          } catch {
-            // already gone
-          }
-        },
-      };
-    }
-    let text = "";
-    try {
-      text = fs.readFileSync(path, "utf8");
-    } catch {
-      continue; // removed meanwhile: retry
-    }
-    const [pidText, host] = text.trim().split(" ");
-    const pid = Number(pidText);
-    const stale = staleText(text);
-    // an empty lock: its writer died between creating and filling it (or is doing so right now)
-    const unreadable = text.trim() === "" && Date.now() - fs.statSync(path).mtimeMs > 2000;
-    if (text.trim() === "" && !unreadable) {
-      attempt--;
-      await0(50);
-      continue;
-    }
-    if (!stale && !unreadable) {
-      throw new EvidenceError(
-        "EVIDENCE_REPO_LOCKED",
-        `the evidence repo is locked by process ${pidText} on ${host ?? "?"} (${path}); run one writer per repository, or remove the lock file if that process is gone`,
-        { path, pid, host },
-      );
-    }
-    if (!takeOver(fs, path, text, me) && busy++ < 100) {
-      attempt--;
-      await0(2);
-    }
-  }
-  throw new EvidenceError(
-    "EVIDENCE_REPO_LOCKED",
-    `could not take the writer lock ${path}; another writer keeps taking it`,
-    { path },
+  return acquireLockFile(fs, path, (holder) =>
+    holder === null
+      ? new EvidenceError(
+          "EVIDENCE_REPO_LOCKED",
+          `could not take the writer lock ${path}; another writer keeps taking it`,
+          { path },
+        )
+      : new EvidenceError(
+          "EVIDENCE_REPO_LOCKED",
+          `the evidence repo is locked by process ${holder.pid} on ${holder.host} (${path}); run one writer per repository, or remove the lock file if that process is gone`,
+          { path, pid: Number(holder.pid), host: holder.host },
+        ),
   );
 }
