@@ -35,6 +35,30 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** hex digit values of a \\u escape's last two digits that spell a letter of "Table" */
+const TABLE_LETTERS = new Set([0x54, 0x61, 0x62, 0x6c, 0x65]);
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 65 && c <= 70) return c - 55;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
+}
+
+/**
+ * A line could name "Table" only through escapes when one of its `\\u00XX` escapes is a letter
+ * of "Table"; the escapes an API server writes (`\\u0026`, `\\u003c`, `\\u003e`) are not, so
+ * such lines are not parsed a second time.
+ */
+function escapesTableLetter(line: Buffer): boolean {
+  for (let i = line.indexOf("\\u00"); i !== -1; i = line.indexOf("\\u00", i + 1)) {
+    const hi = hexValue(line[i + 4] ?? 0);
+    const lo = hexValue(line[i + 5] ?? 0);
+    if (hi >= 0 && lo >= 0 && TABLE_LETTERS.has(hi * 16 + lo)) return true;
+  }
+  return false;
+}
+
 /** only JSON whitespace (space, tab, CR, LF), or nothing */
 function blank(b: Buffer): boolean {
   for (let i = 0; i < b.length; i++) {
@@ -64,7 +88,7 @@ export function createJsonLinesMasker(
    */
   const laterTable = (line: Buffer): Buffer | undefined => {
     // (an escape can spell "Table" too)
-    if (line.indexOf("Table") < 0 && line.indexOf("\\u") < 0) return undefined;
+    if (line.indexOf("Table") < 0 && !escapesTableLetter(line)) return undefined;
     let ev: unknown;
     try {
       ev = JSON.parse(line.toString("utf8"));
