@@ -15,7 +15,8 @@
  *   interleaved (the list above is a stress case: every pod carries 60 masked env vars, planted
  *   identifiers and a last-applied copy of its spec). Each is measured in a child process that
  *   holds only that list, as a gateway process would.
- * - watch streams: the stress pods, and 5,000 of the cluster-shaped pods, as WatchEvent JSON lines
+ * - watch streams: the stress pods, and 5,000 of the cluster-shaped pods (also as Go escapes JSON:
+ *   \u0026, \u003c, \u003e), as WatchEvent JSON lines
  *   (kind first in the object, as the API server writes them) in 64 KiB chunks of bytes through
  *   watchStream(), as the gateway relays them (bytes in, bytes out); the baseline decodes, parses,
  *   re-serialises and encodes each line.
@@ -303,6 +304,23 @@ const watchStress = watchRun(watchOf(items));
 const watchCluster = watchRun(
   watchOf(Array.from({ length: 5000 }, (_, i) => clusterPod(i, i % 3 === 0 ? "default" : "phi-a"))),
 );
+// the same pods as Go's encoding/json writes them (kube-apiserver): &, <, > escaped as \u0026,
+// \u003c, \u003e; each pod has one env value holding a URL with a query
+const watchClusterGo = watchRun(
+  watchOf(
+    Array.from({ length: 5000 }, (_, i) => {
+      const o = clusterPod(i, i % 3 === 0 ? "default" : "phi-a") as {
+        spec: { containers: { env?: { name: string; value: string }[] }[] };
+      };
+      const c0 = o.spec.containers[0]!;
+      c0.env = [...(c0.env ?? []), { name: "CALLBACK", value: `https://cb.example/x?a=${i}&b=2` }];
+      return o as unknown as Json;
+    }),
+  )
+    .replaceAll("&", "\\u0026")
+    .replaceAll("<", "\\u003c")
+    .replaceAll(">", "\\u003e"),
+);
 const watchBytes = watchStress.bytes;
 const watchT = watchStress.masked;
 const watchBase = watchStress.base;
@@ -411,6 +429,8 @@ const summary = {
     clusterMB: Math.round(watchCluster.bytes / 1e5) / 10,
     clusterMBps_cpu: mbps(watchCluster.bytes, watchCluster.masked.cpuMs),
     clusterBaselineMBps_cpu: mbps(watchCluster.bytes, watchCluster.base.cpuMs),
+    clusterGoEscapedMBps_cpu: mbps(watchClusterGo.bytes, watchClusterGo.masked.cpuMs),
+    clusterGoEscapedBaselineMBps_cpu: mbps(watchClusterGo.bytes, watchClusterGo.base.cpuMs),
   },
   logs: {
     mb: Math.round(logBody.length / 1e5) / 10,
@@ -465,6 +485,10 @@ const rows: [string, string][] = [
   [
     `watch stream, 5000 cluster-shaped pod events, ${summary.watch.clusterMB} MB`,
     `${summary.watch.clusterMBps_cpu} MB/s (baseline ${summary.watch.clusterBaselineMBps_cpu})`,
+  ],
+  [
+    "— the same, escaped as Go writes JSON (\\u0026, \\u003c)",
+    `${summary.watch.clusterGoEscapedMBps_cpu} MB/s (baseline ${summary.watch.clusterGoEscapedBaselineMBps_cpu})`,
   ],
   [`logs (lines), ${summary.logs.mb} MB`, `${summary.logs.linesMBps_cpu} MB/s`],
   ["exec (chunks)", `${summary.logs.execMBps_cpu} MB/s`],
