@@ -187,23 +187,7 @@ describe("a client that does not read its stream (backpressure)", () => {
     ],
   ] as const)
     it(`${what} over HTTP/1.1: the upstream is paused, not buffered without bound; everything arrives once read`, async () => {
-      const tls = await testTls();
-      const u = new URL(t.gw.url);
-      const res = await new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
-        const req = https.request(
-          {
-            host: u.hostname,
-            port: u.port,
-            path,
-            ca: tls.caPem,
-            agent: false,
-            headers: { authorization: `Bearer ${AGENT_TOKEN}` },
-          },
-          resolve,
-        );
-        req.on("error", reject);
-        req.end();
-      });
+      const { res } = await open(path);
       expect(res.statusCode).toBe(200);
       // the client reads nothing: the upstream must stall well before its 48 MiB are through
       const f = await settle(prefix);
@@ -279,12 +263,13 @@ describe("a client that does not read its stream (backpressure)", () => {
   });
 });
 
-/** GET a stream as the agent; resolves at the response head */
+/** GET a stream as the agent (from the gateway at `base`); resolves at the response head */
 async function open(
   path: string,
+  base = t.gw.url,
 ): Promise<{ res: import("node:http").IncomingMessage; req: import("node:http").ClientRequest }> {
   const tls = await testTls();
-  const u = new URL(t.gw.url);
+  const u = new URL(base);
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
@@ -646,23 +631,7 @@ describe("a policy reload and the streams opened before it", () => {
   it("ends open watches and log streams cleanly (recorded with the new policyHash); sessions go on, recorded under the old one", async () => {
     const tls = await testTls();
     const g = await startTestGateway(upstreamFor(up.url, tls.caPem, UPSTREAM_TOKEN, 2000));
-    const u = new URL(g.gw.url);
-    const get = (path: string) =>
-      new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
-        const req = https.request(
-          {
-            host: u.hostname,
-            port: u.port,
-            path,
-            ca: tls.caPem,
-            agent: false,
-            headers: { authorization: `Bearer ${AGENT_TOKEN}` },
-          },
-          resolve,
-        );
-        req.on("error", reject);
-        req.end();
-      });
+    const get = async (path: string) => (await open(path, g.gw.url)).res;
     /** how the response ended, and what it carried */
     const ending = (res: import("node:http").IncomingMessage) =>
       new Promise<{ how: string; body: string }>((resolve) => {
@@ -682,7 +651,7 @@ describe("a policy reload and the streams opened before it", () => {
       expect(watch.statusCode).toBe(200);
       expect(logs.statusCode).toBe(200);
       const ws = new WebSocket(
-        `wss://${u.host}/api/v1/namespaces/default/pods/hold-exec/exec?command=sh&container=main&stdout=true`,
+        `wss://${new URL(g.gw.url).host}/api/v1/namespaces/default/pods/hold-exec/exec?command=sh&container=main&stdout=true`,
         ["v5.channel.k8s.io"],
         { ca: tls.caPem, headers: { authorization: `Bearer ${AGENT_TOKEN}` } },
       );
