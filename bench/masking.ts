@@ -135,12 +135,18 @@ if (clusterArg !== undefined) {
     ? ctx({ verb: "list", namespace: "", resource: "events" })
     : ctx({ verb: "list", namespace: "" });
   const masker = createMasker(makeConfig(), { pseudonymKey: KEY });
-  const t = masker.maskJsonText(body.toString("utf8"), c);
-  const o = masker.maskJson(JSON.parse(body.toString("utf8")) as Json, c);
-  if (JSON.stringify(JSON.parse(t.text)) !== JSON.stringify(o.value))
-    throw new Error(`bench: maskJsonText and maskJson disagree on the cluster ${clusterChild} list`);
-  if (!masker.maskJsonBytes(body, c).body.equals(Buffer.from(t.text)))
-    throw new Error(`bench: maskJsonBytes and maskJsonText disagree on the cluster ${clusterChild} list`);
+  // The three maskers must agree. Checked in a function of its own, so that the masked text and
+  // the parsed list are garbage before the measured passes: the process then holds what a
+  // gateway masking this list holds (the body), and no collection pays for a parsed copy of it.
+  const counts = ((): Record<string, number> => {
+    const t = masker.maskJsonText(body.toString("utf8"), c);
+    const o = masker.maskJson(JSON.parse(body.toString("utf8")) as Json, c);
+    if (JSON.stringify(JSON.parse(t.text)) !== JSON.stringify(o.value))
+      throw new Error(`bench: maskJsonText and maskJson disagree on the cluster ${clusterChild} list`);
+    if (!masker.maskJsonBytes(body, c).body.equals(Buffer.from(t.text)))
+      throw new Error(`bench: maskJsonBytes and maskJsonText disagree on the cluster ${clusterChild} list`);
+    return t.summary.counts;
+  })();
   const b = body.length;
   if (variant === "alone") {
     const alone: number[] = [];
@@ -173,7 +179,7 @@ if (clusterArg !== undefined) {
     objectMBps_cpu_median: mbps(b, med(r.object)),
     baselineMBps_cpu_median: mbps(b, med(r.baseline)),
     textOverBaseline: Math.round((med(r.baseline) / med(r.text)) * 100) / 100,
-    masked: t.summary.counts,
+    masked: counts,
   };
   process.stdout.write(JSON.stringify(out));
   process.exit(0);
