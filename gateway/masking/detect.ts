@@ -86,6 +86,10 @@ interface GateEntry {
 
 /** strings up to this length have their detector results cached (per DetectorSet) */
 const FIND_CACHE_MAX_LEN = 256;
+/** DetectorSet.cls: a digit; a trigger character; the mask bits (bits 0-28) */
+const CLS_DIGIT = 1 << 30;
+const CLS_TRIGGER = 1 << 29;
+const CLS_MASK = CLS_TRIGGER - 1;
 /**
  * A copy of `s` that shares no memory with a longer string. A slice of a long string may be a
  * view of it (V8's sliced strings): kept in a cache that outlives the request, it would keep the
@@ -104,6 +108,17 @@ export class DetectorSet {
   private readonly scanner: WordScanner | null;
   /** char code -> bit index in the mask, or -1 */
   private readonly charBit = new Int8Array(128).fill(-1);
+  /**
+   * char code -> its class for findIn's one pass: CLS_DIGIT for a digit, else its mask bit
+   * (if any) and CLS_TRIGGER (if it is a trigger character)
+   */
+  private readonly cls = new Int32Array(128);
+  /**
+   * No character trigger: some detector has a gate alternative that needs neither a digit nor an
+   * ASCII character (else every match of every detector contains a digit or one required
+   * character of a digit-free alternative — CLS_TRIGGER — and a string with none is ruled out).
+   */
+  private readonly untriggered: boolean;
   private readonly maxRun: number;
   private readonly maxDigits: number;
   private readonly groups: FastGroup[][];
@@ -111,13 +126,6 @@ export class DetectorSet {
   /** gate verdicts by (run, digits), then by character mask (small integers: fast Map keys) */
   private readonly cache: (Map<number, GateEntry> | undefined)[] = [];
   private cached = 0;
-
-  /**
-   * ASCII characters one of which every match of every detector contains (the digits, plus one
-   * required character of each digit-free gate alternative); null when some detector has an
-   * alternative that needs neither (then no string can be ruled out this cheaply).
-   */
-  private readonly trigger: Uint8Array | null;
 
   /** detectors with a context pattern */
   private readonly contextual: readonly CompiledDetector[];
@@ -144,7 +152,6 @@ export class DetectorSet {
         else trigger[c] = 1;
       }
     }
-    this.trigger = trigger;
     this.key = dets.map((d) => d.id).join(",");
     const words = dets.flatMap((d) => d.gate.words);
     this.scanner = words.length > 0 ? new WordScanner(words) : null;
@@ -157,12 +164,20 @@ export class DetectorSet {
         maxDigits = Math.max(maxDigits, g.digits);
         for (const ch of g.chars) {
           const c = ch.charCodeAt(0);
-          if (c < 128 && this.charBit[c] === -1 && bits < 30) this.charBit[c] = bits++;
+          if (c < 128 && this.charBit[c] === -1 && bits < 29) this.charBit[c] = bits++;
         }
       }
     }
     this.maxRun = maxRun;
     this.maxDigits = maxDigits;
+    this.untriggered = trigger === null;
+    for (let c = 0; c < 128; c++) {
+      if (c >= 48 && c <= 57) this.cls[c] = CLS_DIGIT;
+      else {
+        const b = this.charBit[c]!;
+        this.cls[c] = (b >= 0 ? 1 << b : 0) | (trigger !== null && trigger[c] === 1 ? CLS_TRIGGER : 0);
+      }
+    }
     this.always = dets.map((d) => d.gate.always);
     this.groups = dets.map((d) =>
       d.gate.groups.map((g) => {
@@ -285,33 +300,32 @@ export class DetectorSet {
    */
   findIn(text: string, from: number, to: number): readonly Span[] | null {
     if (this.dets.length === 0 || to <= from) return null;
-    const trigger = this.trigger;
-    const charBit = this.charBit;
-    let triggered = trigger === null;
+    const cls = this.cls;
     let wide = false;
     let run = 0;
     let cur = 0;
-    let mask = 0;
+    let acc = 0;
     let digits = 0;
     let h = 0x811c9dc5;
     for (let i = from; i < to; i++) {
       const c = text.charCodeAt(i);
       h = Math.imul(h ^ c, 0x01000193);
-      if (c >= 48 && c <= 57) {
+      if (c >= 128) {
+        wide = true;
+        cur = 0;
+        continue;
+      }
+      const k = cls[c]!;
+      if (k === CLS_DIGIT) {
         digits++;
-        cur++;
-        if (cur > run) run = cur;
-        triggered = true;
+        if (++cur > run) run = cur;
       } else {
         cur = 0;
-        if (c < 128) {
-          if (trigger !== null && trigger[c] === 1) triggered = true;
-          const b = charBit[c]!;
-          if (b >= 0) mask |= 1 << b;
-        } else wide = true;
+        acc |= k;
       }
     }
-    if (!triggered && !wide) return null;
+    if (digits === 0 && (acc & CLS_TRIGGER) === 0 && !this.untriggered && !wide) return null;
+    const mask = acc & CLS_MASK;
     const e = this.gateFor(run, digits, mask);
     // (a string with a non-ASCII character may hold a look-alike identifier the gate cannot see)
     if (!wide && e.base.length === 0 && !(e.needWords && this.scanner !== null)) return null;
@@ -319,12 +333,7 @@ export class DetectorSet {
     const slot = (h ^ (h >>> 15)) & (this.cacheSlots - 1);
     if (len <= FIND_CACHE_MAX_LEN) {
       const cs = this.cachedStr[slot];
-      if (cs !== undefined && cs.length === len) {
-        // (a loop: `startsWith` at an offset of a long string costs more here)
-        let i = 0;
-        while (i < len && cs.charCodeAt(i) === text.charCodeAt(from + i)) i++;
-        if (i === len) return this.cachedRes[slot]!;
-      }
+      if (cs !== undefined && cs.length === len && text.startsWith(cs, from)) return this.cachedRes[slot]!;
     }
     const str = from === 0 && to === text.length ? text : text.slice(from, to);
     // (the gate already ran)
