@@ -16,7 +16,7 @@ import { compilePolicy } from "../gateway/masking/compile.ts";
 import { maskJsonTextWith } from "../gateway/masking/jsontext.ts";
 import type { MaskContext, Masker } from "../gateway/ports.ts";
 import { maskBuffered } from "../gateway/server/respond.ts";
-import type { Json } from "../sdk/schema/config.ts";
+import type { Detector, Json, Mask } from "../sdk/schema/config.ts";
 import { PLANTED } from "../simulator/seed/planted.ts";
 import { clusterEvent, ctx, makeConfig, rng } from "./masking-fixtures.ts";
 
@@ -30,6 +30,35 @@ const RUNS = { numRuns: Number(process.env.MASK_PROP_RUNS ?? 150) };
 function viaText(text: string, c: MaskContext) {
   return maskJsonTextWith(policy, KEY, c, undefined, text);
 }
+
+/** a policy whose one detector (redacting, labelled after its category) is `pattern`, and its Masker */
+function withDetector(
+  id: string,
+  category: string,
+  pattern: string,
+  scope: Detector["scope"],
+  masks: Mask[] = [],
+) {
+  const cfg = makeConfig({
+    masks,
+    detectors: [
+      { id, category, pattern, flags: "", strategy: { kind: "redact" }, label: category, scope, source: SRC },
+    ],
+  });
+  const pol = compilePolicy(cfg);
+  const m = createMasker(cfg, { pseudonymKey: KEY });
+  /** the text path on `text`, which must stay on the text and agree with the object walker */
+  const same = (text: string, c: MaskContext) => {
+    const r = maskJsonTextWith(pol, KEY, c, undefined, text);
+    const o = m.maskJson(JSON.parse(text) as Json, c);
+    expect(r.via).toBe("text");
+    expect(JSON.parse(r.text)).toEqual(o.value);
+    expect(r.summary).toEqual(o.summary);
+    return r;
+  };
+  return { pol, m, same };
+}
+const SRC = { file: "policy.ts", line: 1, column: 1 };
 
 /** maskJsonText and maskJson agree on this text (value after parsing, and summary) */
 function expectEquivalent(text: string, c: MaskContext) {
@@ -644,16 +673,96 @@ describe("the text masker on tricky texts", () => {
     // (the manager's name is this test's own: no earlier run can have left this text clean)
     const r = viaText(text, c);
     expect(r.via).toBe("text");
-    // items 1, 5 and 7 (item 3 follows item 2, whose longer managedFields were the last clean ones)
-    expect(r.managedReused).toBe(3);
+    // entry by entry: items 1, 2 (its first entry; its second is new), 3, 5 and 7
+    expect(r.managedReused).toBe(5);
     expect(r.text).not.toMatch(/123-45-6789|11223344/);
-    // the next run (the next watch event, the next list) starts from the last run's clean text:
-    // items 0, 1, 3, 5 and 7
+    // the next run (the next watch event, the next list) starts from the last run's clean
+    // entries: items 0, 1, 2 (both entries), 3, 5 and 7
     const again = viaText(text, c);
-    expect(again.managedReused).toBe(5);
+    expect(again.managedReused).toBe(7);
     expect(again.text).toBe(r.text);
     expect(again.summary).toEqual(r.summary);
     expectEquivalent(text, c);
+  });
+
+  it("a managedFields entry that differs from a clean one only in its timestamp is reused; any other time is scanned", () => {
+    const c = ctx({ verb: "list", namespace: "", resource: "events" });
+    const entry = (time: string) => ({
+      // letters only, unique to this run (no earlier run left this text clean)
+      manager: `kubelet-${Math.random()
+        .toString(36)
+        .replace(/[^a-z]/g, "")}`,
+      operation: "Update",
+      apiVersion: "v1",
+      time,
+      fieldsType: "FieldsV1",
+      fieldsV1: { "f:count": {}, "f:message": {} },
+    });
+    const base = entry("2025-10-02T08:14:31Z");
+    const at = (time: string) => [{ ...base, time }];
+    const ev = (i: number, managedFields: Json) => ({
+      metadata: { name: `e${i}`, namespace: "default", managedFields },
+      involvedObject: { kind: "Pod", namespace: "default", name: `p${i}` },
+      reason: "Started",
+    });
+    const items = [
+      ev(0, at("2025-10-02T08:14:31Z")),
+      ev(1, at("2025-10-02T08:14:32Z")), // another second: reused
+      ev(2, at("123-45-6789:8:14:33Z")), // same length, not a timestamp but an SSN: scanned
+      ev(3, at("2025-10-02T08:14:34.5Z")), // another length: walked (and kept as the clean entry)
+      ev(4, at("2025-10-02T08:14:35.5Z")), // reused
+      ev(5, at("234-56-7890:8:14:36Z")), // an SSN again, after the clean entry changed
+    ];
+    const text = JSON.stringify({ kind: "EventList", apiVersion: "v1", metadata: {}, items });
+    const r = viaText(text, c);
+    expect(r.via).toBe("text");
+    expect(r.managedReused).toBe(2);
+    expect(r.text).not.toMatch(/123-45-6789|234-56-7890/);
+    expect(r.summary.counts.ssn).toBe(2);
+    expectEquivalent(text, c);
+  });
+
+  it("a managedFields entry's timestamp is not scanned (as creationTimestamp is not); any other string in it is", () => {
+    // a detector that would take any ISO date, timestamps included
+    const { same } = withDetector("any-date", "date", "\\d{4}-\\d{2}-\\d{2}", "everywhere");
+    const c = ctx({ verb: "list", namespace: "", resource: "configmaps" });
+    const cm = (i: number, time: Json, deeper: string) => ({
+      metadata: {
+        name: `cm${i}`,
+        namespace: "default",
+        creationTimestamp: "2025-10-02T08:14:31Z",
+        managedFields: [
+          {
+            manager: "kubectl",
+            operation: "Update",
+            apiVersion: "v1",
+            time,
+            fieldsType: "FieldsV1",
+            fieldsV1: { "f:data": { "f:note": {} }, time: deeper },
+          },
+        ],
+      },
+      data: { note: "seen 1999-01-02" },
+    });
+    const items = [
+      cm(0, "2025-10-02T08:14:31Z", "x"),
+      cm(1, "2025-10-02T08:14:32.123456Z", "x"),
+      cm(2, "2025-10-02T08:14:33+02:00", "2025-10-02T08:14:33Z"), // a deeper "time" is scanned
+      cm(3, "born 1999-01-02", "x"), // not a timestamp: scanned
+      cm(4, "2025-10-02T08:14:34Z ", "x"), // nor this
+    ];
+    const text = JSON.stringify({ kind: "ConfigMapList", apiVersion: "v1", metadata: {}, items });
+    const r = same(text, c);
+    const out = JSON.parse(r.text) as { items: { metadata: { managedFields: Json[] } }[] };
+    const entry = (i: number) =>
+      out.items[i]!.metadata.managedFields[0] as { time: string; fieldsV1: { time: string } };
+    expect(entry(0).time).toBe("2025-10-02T08:14:31Z");
+    expect(entry(1).time).toBe("2025-10-02T08:14:32.123456Z");
+    expect(entry(2).time).toBe("2025-10-02T08:14:33+02:00");
+    expect(entry(2).fieldsV1.time).toBe("[MASKED:date]T08:14:33Z");
+    expect(entry(3).time).toBe("born [MASKED:date]");
+    expect(entry(4).time).toBe("[MASKED:date]T08:14:34Z ");
+    expect(r.text).not.toContain("1999-01-02");
   });
 
   it("copies untouched numbers, escapes and whitespace byte for byte", () => {
@@ -844,32 +953,15 @@ describe("the text masker on tricky texts", () => {
   it("an Event whose object is not the guessed one is masked again, as the object walker masks it", () => {
     // pods in PHI namespaces carry an SSN detector that applies only where the pods' mask does:
     // an event gets it when it is about such a pod (whatever the event's own namespace)
-    const src = { file: "policy.ts", line: 1, column: 1 };
-    const cfg = makeConfig({
-      masks: [
-        {
-          id: "phi-pods",
-          match: { resources: ["pods"], phi: true },
-          fields: [],
-          detectors: ["ssn-near"],
-          source: src,
-        },
-      ],
-      detectors: [
-        {
-          id: "ssn-near",
-          category: "ssn",
-          pattern: "\\b\\d{3}-\\d{2}-\\d{4}\\b",
-          flags: "",
-          strategy: { kind: "redact" },
-          label: "ssn",
-          scope: "masks",
-          source: src,
-        },
-      ],
-    });
-    const pol = compilePolicy(cfg);
-    const m = createMasker(cfg, { pseudonymKey: KEY });
+    const { same } = withDetector("ssn-near", "ssn", "\\b\\d{3}-\\d{2}-\\d{4}\\b", "masks", [
+      {
+        id: "phi-pods",
+        match: { resources: ["pods"], phi: true },
+        fields: [],
+        detectors: ["ssn-near"],
+        source: SRC,
+      },
+    ]);
     const evCtx = ctx({ verb: "list", namespace: "", resource: "events" });
     const ev = (i: number, ns: string, ref: Json | undefined) => ({
       metadata: { name: `e${i}`, namespace: ns, uid: `u${i}` },
@@ -886,11 +978,7 @@ describe("the text masker on tricky texts", () => {
       ev(5, "default", { kind: "Pod", apiVersion: "v1", namespace: "default", name: "p" }),
     ];
     const text = JSON.stringify({ kind: "EventList", apiVersion: "v1", metadata: {}, items });
-    const r = maskJsonTextWith(pol, KEY, evCtx, undefined, text);
-    const o = m.maskJson(JSON.parse(text) as Json, evCtx);
-    expect(r.via).toBe("text");
-    expect(JSON.parse(r.text)).toEqual(o.value);
-    expect(r.summary).toEqual(o.summary);
+    const r = same(text, evCtx);
     expect(r.itemFallbacks).toBe(0);
     expect(r.itemRedos).toBeGreaterThanOrEqual(3);
     const msgs = (JSON.parse(r.text) as { items: { message: string }[] }).items.map((x) => x.message);

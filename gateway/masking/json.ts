@@ -50,6 +50,17 @@ const SKIP = new Map<string, true | ReadonlySet<string>>([
   ["generation", new Set(["metadata"])],
   ["lastObservedTime", new Set(["series"])],
 ]);
+/**
+ * An RFC 3339 timestamp as the API server writes a metav1.Time (managedFields entries' `time`):
+ * it holds nothing but a time, so detectors skip it, as they skip creationTimestamp. Sticky: the
+ * text masker tests it at a string token's first character, closing quote included.
+ */
+export const TIMESTAMP_TOKEN = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})"/y;
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+export function isTimestamp(s: string): boolean {
+  return TIMESTAMP.test(s);
+}
+
 /** core/v1 and events.k8s.io/v1 Event timestamps */
 export const EVENT_TIMES: ReadonlySet<string> = new Set([
   "firstTimestamp",
@@ -371,7 +382,7 @@ export class JsonMaskRun {
           for (const id of a.maskIds) this.sum.addRule(id);
           this.sum.count("managedFields");
           this.sum.addPath(this.path);
-        } else r = a.detectors.empty ? child : this.managed(child, a);
+        } else r = a.detectors.empty ? child : this.managed(child, a, true);
       } else if (k === "annotations" && isObject(child) && terminalOf(cn) === null) {
         r = this.annotations(child, cn, a);
       } else {
@@ -504,7 +515,7 @@ export class JsonMaskRun {
    * every string scanned as any other string, so a value masked in the object is not left in
    * its managedFields.
    */
-  managed(v: Json, a: Applied): Json {
+  managed(v: Json, a: Applied, list = false, entry = false): Json {
     if (typeof v === "string") return this.walk(v, null, a, undefined, false) as Json;
     if (v === null || typeof v !== "object") return v;
     if (Array.isArray(v)) {
@@ -513,7 +524,7 @@ export class JsonMaskRun {
       const depth = this.path.length - 1;
       for (let i = 0; i < v.length; i++) {
         this.path[depth] = i;
-        const r = this.managed(v[i]!, a);
+        const r = this.managed(v[i]!, a, false, list);
         if (r !== v[i]) {
           out ??= v.slice();
           out[i] = r;
@@ -526,6 +537,8 @@ export class JsonMaskRun {
     let out: JsonObject | null = null;
     for (const k in v) {
       const child = v[k]!;
+      // an entry's time is the API server's own timestamp, as creationTimestamp is
+      if (entry && k === "time" && typeof child === "string" && isTimestamp(child)) continue;
       this.path.push(renames?.get(k) ?? k);
       const r = this.managed(child, a);
       this.path.pop();

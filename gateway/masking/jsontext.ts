@@ -41,15 +41,27 @@ import {
   LAST_APPLIED,
   skipForDetectors,
   terminalOf,
+  TIMESTAMP_TOKEN,
 } from "./json.ts";
 import { isStackOverflow, nestedTooDeep } from "./errors.ts";
 import { DROP, type Dropped, redactToken } from "./strategy.ts";
 import { SummaryBuilder } from "./summary.ts";
 
-/** the last managedFields text a run scanned clean, per detector set (see managedFields) */
-const CLEAN_MANAGED = new WeakMap<DetectorSet, string>();
-/** longer managedFields texts are not kept between runs */
+/**
+ * A managedFields text that scanned clean, cut at its entries' `time` values: the text between
+ * them (`segs`, one more than the times) and each time token's length with its quotes.
+ */
+interface CleanManaged {
+  readonly segs: readonly string[];
+  readonly timeLens: readonly number[];
+  readonly length: number;
+}
+/** the managedFields entries a run last scanned clean, per detector set (see managedFields) */
+const CLEAN_MANAGED = new WeakMap<DetectorSet, readonly (CleanManaged | undefined)[]>();
+/** longer managedFields entries are not kept */
 const CLEAN_MANAGED_MAX = 16 * 1024;
+/** entries kept per managedFields (an object has one per manager and subresource) */
+const CLEAN_MANAGED_ENTRIES = 8;
 
 /** The text is not valid JSON (the caller re-parses it to get JSON.parse's own error). */
 class Malformed extends Error {}
@@ -101,6 +113,13 @@ function quotedToken(label: string): string {
   return q;
 }
 
+/** Whether a timestamp string token (TIMESTAMP_TOKEN) starts at `p`; its end is then lastIndex. */
+function timestampAt(t: string, p: number): boolean {
+  if (t.charCodeAt(p) !== 34) return false;
+  TIMESTAMP_TOKEN.lastIndex = p + 1;
+  return TIMESTAMP_TOKEN.test(t);
+}
+
 /** A key JavaScript treats as an array index (enumerated before other keys, in numeric order). */
 function isIndexKey(k: string): boolean {
   const c = k.charCodeAt(0);
@@ -110,6 +129,16 @@ function isIndexKey(k: string): boolean {
 
 /** array indices as trie keys, made once */
 const INDEX_KEYS: readonly string[] = Array.from({ length: 256 }, (_, i) => String(i));
+
+/**
+ * The engine's one copy of a string (as property names are kept): equal keys are then the same
+ * string, compared by identity with each other and with the literals they are tested against,
+ * their hashes computed once. A copy, never a slice of the text it came from.
+ */
+function internalized(k: string): string {
+  for (const name in { [k]: 0 }) return name;
+  return k;
+}
 
 /** keys seen lately (shared by all runs: only strings of at most 40 characters, no values) */
 const KEY_CACHE: (string | undefined)[] = new Array<string | undefined>(4096);
@@ -590,13 +619,9 @@ export class JsonTextMaskRun {
     const h =
       (len * 31 + t.charCodeAt(s) * 7 + t.charCodeAt(e - 1) * 131 + t.charCodeAt(s + (len >> 1)) * 17) & 4095;
     const c = KEY_CACHE[h];
-    if (c !== undefined && c.length === len) {
-      let i = 0;
-      while (i < len && c.charCodeAt(i) === t.charCodeAt(s + i)) i++;
-      if (i === len) return c;
-    }
+    if (c !== undefined && c.length === len && t.startsWith(c, s)) return c;
     // a copy, not a slice: the cache outlives this text, which a slice would keep alive
-    const k = ownString(t.slice(s, e));
+    const k = internalized(t.slice(s, e));
     KEY_CACHE[h] = k;
     return k;
   }
@@ -1124,9 +1149,16 @@ export class JsonTextMaskRun {
         } else drop = this.rootMember(k, nodes, a);
       } else if (mode === Mode.Meta) drop = this.metaMember(k, nodes, a);
       else if (mode === Mode.Managed) {
-        this.path.push(k);
-        this.managed(a);
-        this.path.pop();
+        const vs = this.pos;
+        if (k === "time" && this.path.length === this.managedDepth && timestampAt(t, vs)) {
+          // an entry's time: the API server's own timestamp (json.ts managed)
+          this.pos = TIMESTAMP_TOKEN.lastIndex;
+          this.managedTimes?.push(vs, this.pos);
+        } else {
+          this.path.push(k);
+          this.managed(a);
+          this.path.pop();
+        }
         drop = false;
       } else drop = this.annotationMember(k, nodes, a);
       if (this.afterMember(m, drop, 125)) {
@@ -1182,58 +1214,131 @@ export class JsonTextMaskRun {
   }
 
   /**
-   * The last managedFields text that scanned clean in this run (a slice of the text), and the
-   * detectors it was scanned with. The items of a list written by one controller repeat it
-   * (every kubelet event carries the same managedFields): an item whose managedFields are that
-   * text again is passed over, since a JSON value that starts the rest of the text is all of the
-   * value there. A run that ends well leaves its last clean text to the next run with the same
-   * detectors (CLEAN_MANAGED), so the events of a watch share it too.
+   * The managedFields entries that last scanned clean in this run, by their index, and the
+   * detectors they were scanned with. The items of a list written by the same controllers repeat
+   * them but for each entry's time (every kubelet event carries the same entry, stamped with its
+   * own second; a Deployment's replicas share the controller manager's entry): an entry that is
+   * that text again, with timestamps of the same length where it had them, is passed over — a
+   * JSON value that starts the rest of the text is all of the value there, every other string
+   * and key in it is the clean text's own, and an entry's timestamp is not scanned (json.ts
+   * `managed`). A run that ends well leaves its clean entries to the next run with the same
+   * detectors (CLEAN_MANAGED), so the events of a watch share them too.
    */
-  private cleanManaged = "";
-  private cleanManagedFor: DetectorSet | null = null;
+  private readonly cleanBy = new Map<DetectorSet, (CleanManaged | undefined)[]>();
+  /** the detector sets for which this run made clean entries (slices of its text) */
+  private readonly cleanMade = new Set<DetectorSet>();
+  /** while a managedFields entry is walked: where its timestamp token starts and ends */
+  private managedTimes: number[] | null = null;
+  /** the path length at which a managedFields entry's members are read */
+  private managedDepth = -1;
 
   /** managedFields kept under detectors (metadata member; pos at its value) */
   private managedFields(a: Applied): void {
     const t = this.t;
-    const start = this.pos;
     const d = a.detectors;
-    if (!this.canonical) {
-      if (this.cleanManagedFor === d && this.reuse(this.cleanManaged)) return;
-      const known = CLEAN_MANAGED.get(d);
-      if (known !== undefined && this.reuse(known)) return;
+    if (t.charCodeAt(this.pos) !== 91) {
+      this.managed(a);
+      return;
     }
+    let entries = this.cleanBy.get(d);
+    if (entries === undefined) {
+      entries = CLEAN_MANAGED.get(d)?.slice() ?? [];
+      this.cleanBy.set(d, entries);
+    }
+    this.pos++;
+    this.ws();
+    if (t.charCodeAt(this.pos) === 93) {
+      this.pos++;
+      return;
+    }
+    this.path.push(0);
+    const depth = this.path.length - 1;
+    for (let i = 0; ; i++) {
+      this.path[depth] = i;
+      const clean = i < CLEAN_MANAGED_ENTRIES && !this.canonical ? entries[i] : undefined;
+      if (clean === undefined || !this.reuse(clean)) this.managedEntry(a, entries, i);
+      this.ws();
+      const c = t.charCodeAt(this.pos++);
+      if (c === 44) this.ws();
+      else if (c === 93) break;
+      else throw new Malformed();
+    }
+    this.path.pop();
+  }
+
+  /** one managedFields entry (pos at it), walked; kept as `entries[i]` if it is clean */
+  private managedEntry(a: Applied, entries: (CleanManaged | undefined)[], i: number): void {
+    const t = this.t;
+    const start = this.pos;
     const parts = this.parts.length;
     const copyFrom = this.copyFrom;
     const counted = this.sum.counted;
-    this.managed(a);
-    // clean: nothing replaced nor counted (a key holding an identifier threw ItemFallback)
-    if (this.parts.length === parts && this.copyFrom === copyFrom && this.sum.counted === counted) {
-      this.cleanManaged = t.slice(start, this.pos);
-      this.cleanManagedFor = d;
+    const times: number[] = [];
+    this.managedTimes = times;
+    this.managedDepth = this.path.length;
+    try {
+      this.managed(a);
+    } finally {
+      this.managedTimes = null;
+      this.managedDepth = -1;
     }
+    // clean: nothing replaced nor counted (a key holding an identifier threw ItemFallback)
+    if (
+      this.canonical ||
+      i >= CLEAN_MANAGED_ENTRIES ||
+      this.pos - start > CLEAN_MANAGED_MAX ||
+      this.parts.length !== parts ||
+      this.copyFrom !== copyFrom ||
+      this.sum.counted !== counted
+    )
+      return;
+    const segs: string[] = [];
+    const timeLens: number[] = [];
+    let from = start;
+    for (let j = 0; j < times.length; j += 2) {
+      segs.push(t.slice(from, times[j]));
+      timeLens.push(times[j + 1]! - times[j]!);
+      from = times[j + 1]!;
+    }
+    segs.push(t.slice(from, this.pos));
+    entries[i] = { segs, timeLens, length: this.pos - start };
+    this.cleanMade.add(a.detectors);
   }
 
-  /** pass over `clean` when the value at pos is that text */
-  private reuse(clean: string): boolean {
+  /** pass over the entry at pos when it is `clean`'s text, but perhaps for other timestamps */
+  private reuse(clean: CleanManaged): boolean {
     const t = this.t;
     const start = this.pos;
-    const n = clean.length;
-    if (n === 0 || start + n > this.n) return false;
-    let i = 0;
-    while (i < n && clean.charCodeAt(i) === t.charCodeAt(start + i)) i++;
-    if (i < n) return false;
-    this.pos = start + n;
+    if (start + clean.length > this.n) return false;
+    const segs = clean.segs;
+    const lens = clean.timeLens;
+    let p = start;
+    for (let i = 0; ; i++) {
+      const seg = segs[i]!;
+      if (!t.startsWith(seg, p)) return false;
+      p += seg.length;
+      if (i === lens.length) break;
+      const end = p + lens[i]!;
+      if (!timestampAt(t, p) || TIMESTAMP_TOKEN.lastIndex !== end) return false;
+      p = end;
+    }
+    this.pos = p;
     this.managedReused++;
     return true;
   }
 
-  /** after a run that ended well: its last clean managedFields, for the next run */
+  /** after a run that ended well: its clean managedFields entries, for the next run */
   private keepClean(): void {
-    const d = this.cleanManagedFor;
-    const clean = this.cleanManaged;
-    if (d === null || clean.length > CLEAN_MANAGED_MAX || CLEAN_MANAGED.get(d) === clean) return;
-    // a copy, not a slice: a slice would keep the whole response text alive
-    CLEAN_MANAGED.set(d, ownString(clean));
+    for (const d of this.cleanMade) {
+      const known = CLEAN_MANAGED.get(d);
+      // copies, not slices: a slice would keep the whole response text alive
+      CLEAN_MANAGED.set(
+        d,
+        this.cleanBy
+          .get(d)!
+          .map((c, i) => (c === undefined || c === known?.[i] ? c : { ...c, segs: c.segs.map(ownString) })),
+      );
+    }
   }
 
   /** json.ts `managed` over the value at pos: every key is data, every string scanned */
