@@ -274,7 +274,9 @@ export function clusterPod(i: number, ns: string): Json {
   const hash = "5d8f7c9b4d";
   const name = `api-${hash}-${((i * 2654435761) >>> 0).toString(36).slice(0, 5)}`;
   const uid = `${((i * 7919) >>> 0).toString(16).padStart(8, "0")}-3f2a-4c1d-9b8e-${((i * 104729) >>> 0).toString(16).padStart(12, "0")}`;
-  const t = "2025-10-02T08:14:31Z";
+  // replicas made over time (a scale-up, a rollout), each stamped with its own second
+  const t = new Date(1759392871000 + (i % 4000) * 15000).toISOString().replace(".000Z", "Z");
+  const ip = `10.244.${i % 250}.${(i * 7) % 250}`;
   return {
     metadata: {
       name,
@@ -383,7 +385,7 @@ export function clusterPod(i: number, ns: string): Json {
               "f:hostIPs": {},
               "f:phase": {},
               "f:podIP": {},
-              "f:podIPs": { ".": {}, 'k:{"ip":"10.244.1.17"}': { ".": {}, "f:ip": {} } },
+              "f:podIPs": { ".": {}, [`k:{"ip":"${ip}"}`]: { ".": {}, "f:ip": {} } },
               "f:startTime": {},
             },
           },
@@ -478,8 +480,8 @@ export function clusterPod(i: number, ns: string): Json {
       ].map((type) => ({ type, status: "True", lastProbeTime: null, lastTransitionTime: t })),
       hostIP: `10.0.3.${i % 250}`,
       hostIPs: [{ ip: `10.0.3.${i % 250}` }],
-      podIP: `10.244.${i % 250}.${(i * 7) % 250}`,
-      podIPs: [{ ip: `10.244.${i % 250}.${(i * 7) % 250}` }],
+      podIP: ip,
+      podIPs: [{ ip }],
       startTime: t,
       containerStatuses: [
         {
@@ -514,11 +516,13 @@ const EVENT_MESSAGES = [
  */
 export function clusterEvent(i: number, ns: string): Json {
   const pod = `api-5d8f7c9b4d-${((i * 2654435761) >>> 0).toString(36).slice(0, 5)}`;
-  const t = "2025-10-02T08:14:31Z";
+  // the API server names an event `<object>.<UnixNano in hex>` and stamps it with its second
+  const at = 1759392871000 + i * 1370;
+  const t = new Date(at - (at % 1000)).toISOString().replace(".000Z", "Z");
   const app = i % 20 === 7;
   return {
     metadata: {
-      name: `${pod}.${((i * 40503) >>> 0).toString(16).padStart(16, "0")}`,
+      name: `${pod}.${(BigInt(at) * 1000000n + BigInt((i * 40503) % 1000000)).toString(16)}`,
       namespace: ns,
       uid: `${((i * 7919) >>> 0).toString(16).padStart(8, "0")}-77aa-4c1d-9b8e-${((i * 104729) >>> 0).toString(16).padStart(12, "0")}`,
       resourceVersion: String(5810000 + i),
