@@ -13,7 +13,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createMasker } from "../gateway/masking/index.ts";
 import { compilePolicy } from "../gateway/masking/compile.ts";
-import { maskJsonTextWith } from "../gateway/masking/jsontext.ts";
+import { hasControlByte, maskJsonTextWith } from "../gateway/masking/jsontext.ts";
 import type { MaskContext, Masker } from "../gateway/ports.ts";
 import { maskBuffered } from "../gateway/server/respond.ts";
 import type { Detector, Json, Mask } from "../sdk/schema/config.ts";
@@ -1182,6 +1182,32 @@ describe("maskBuffered uses the text masker", () => {
       expect(`${werr?.message} ${JSON.stringify(werr)}`).not.toMatch(/6789|12345678/);
       // (the test is only worth something where the parser did quote it)
       if (text === "SSN 123-45-6789") expect(parserSaid).toContain("123-45-6789");
+    }
+  });
+});
+
+describe("hasControlByte (four bytes at a time)", () => {
+  it("says whether a byte below 0x20 occurs, as a byte-by-byte loop does, at any alignment", () => {
+    // bytes near the edges that matter (0x1f/0x20, 0x7f/0x80, 0xff) and any other
+    const byte = fc.oneof(
+      fc.constantFrom(0, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0x9f, 0xa0, 0xff),
+      fc.integer({ min: 0, max: 255 }),
+    );
+    fc.assert(
+      fc.property(fc.array(byte, { maxLength: 40 }), fc.nat(7), (bytes, cut) => {
+        const all = Uint8Array.from(bytes);
+        const b = all.subarray(Math.min(cut, all.length));
+        expect(hasControlByte(b)).toBe(b.some((x) => x < 0x20));
+      }),
+      RUNS,
+    );
+    // a long ASCII run with one control byte anywhere
+    const long = Buffer.alloc(1027, 0x61);
+    expect(hasControlByte(long)).toBe(false);
+    for (const at of [0, 1, 2, 3, 4, 511, 1023, 1026]) {
+      long[at] = 0x0a;
+      expect(hasControlByte(long)).toBe(true);
+      long[at] = 0x61;
     }
   });
 });

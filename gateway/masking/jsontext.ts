@@ -53,6 +53,8 @@ import { SummaryBuilder } from "./summary.ts";
  */
 interface CleanManaged {
   readonly segs: readonly string[];
+  /** the same as bytes (latin1: the segments of an ASCII text), compared natively with a body's */
+  readonly bytes: readonly Buffer[];
   readonly timeLens: readonly number[];
   readonly length: number;
 }
@@ -118,6 +120,32 @@ function timestampAt(t: string, p: number): boolean {
   if (t.charCodeAt(p) !== 34) return false;
   TIMESTAMP_TOKEN.lastIndex = p + 1;
   return TIMESTAMP_TOKEN.test(t);
+}
+
+/**
+ * Whether a byte below 0x20 occurs in `b`, four bytes at a time: for a word x of bytes below
+ * 0x80, (x - 0x20202020) & ~x & 0x80808080 is nonzero exactly when one of its bytes is below
+ * 0x20 (a byte's borrow reaches the next only from a byte that is below 0x20 itself). Bytes of
+ * 0x80 and above are tested one by one.
+ */
+export function hasControlByte(b: Uint8Array): boolean {
+  const n = b.length;
+  let i = 0;
+  while (i < n && ((b.byteOffset + i) & 3) !== 0) {
+    if (b[i]! < 32) return true;
+    i++;
+  }
+  const words = (n - i) >> 2;
+  const w = words === 0 ? new Int32Array(0) : new Int32Array(b.buffer, b.byteOffset + i, words);
+  for (let j = 0; j < words; j++) {
+    const x = w[j]!;
+    if (((x - 0x20202020) & ~x & 0x80808080) !== 0) {
+      if ((x & 0x80808080) === 0) return true;
+      for (let k = i + j * 4; k < i + j * 4 + 4; k++) if (b[k]! < 32) return true;
+    }
+  }
+  for (i += words * 4; i < n; i++) if (b[i]! < 32) return true;
+  return false;
 }
 
 /** A key JavaScript treats as an array index (enumerated before other keys, in numeric order). */
@@ -311,6 +339,9 @@ export class JsonTextMaskRun {
    * offsets). Returns `input` itself when nothing changed, null as run() does.
    */
   runBytes(input: Buffer): Buffer | null {
+    // (the text is the input's bytes, one character each: no control byte, no control character)
+    this.controlFree = !hasControlByte(input);
+    this.input = input;
     if (!this.complete()) return null;
     const p = this.parts;
     if (p.length === 0) return input;
@@ -554,6 +585,10 @@ export class JsonTextMaskRun {
   /** position of the first backslash at or after `bsFrom` (n: none) */
   private nextBs = -1;
   private bsFrom = 0;
+  /** the body whose ASCII bytes the text is, one character per byte (runBytes), else null */
+  private input: Buffer | null = null;
+  /** the text holds no character below U+0020 at all (known from its bytes: runBytes) */
+  private controlFree = false;
   /** position of the first character below U+0020 at or after `ctlFrom` (n: none) */
   private nextCtl = -1;
   private ctlFrom = 0;
@@ -582,7 +617,8 @@ export class JsonTextMaskRun {
       q = this.escapedString(start);
     }
     let ctl = this.nextCtl;
-    if (ctl <= start || start < this.ctlFrom) {
+    if (this.controlFree) ctl = this.n;
+    else if (ctl <= start || start < this.ctlFrom) {
       CONTROL.lastIndex = start + 1;
       ctl = CONTROL.test(t) ? CONTROL.lastIndex - 1 : this.n;
       this.nextCtl = ctl;
@@ -1301,7 +1337,7 @@ export class JsonTextMaskRun {
       from = times[j + 1]!;
     }
     segs.push(t.slice(from, this.pos));
-    entries[i] = { segs, timeLens, length: this.pos - start };
+    entries[i] = { segs, bytes: segs.map((x) => Buffer.from(x, "latin1")), timeLens, length: this.pos - start };
     this.cleanMade.add(a.detectors);
   }
 
@@ -1311,11 +1347,15 @@ export class JsonTextMaskRun {
     const start = this.pos;
     if (start + clean.length > this.n) return false;
     const segs = clean.segs;
+    const input = this.input;
     const lens = clean.timeLens;
     let p = start;
     for (let i = 0; ; i++) {
       const seg = segs[i]!;
-      if (!t.startsWith(seg, p)) return false;
+      if (input !== null && seg.length >= 64) {
+        const b = clean.bytes[i]!;
+        if (input.compare(b, 0, b.length, p, p + b.length) !== 0) return false;
+      } else if (!t.startsWith(seg, p)) return false;
       p += seg.length;
       if (i === lens.length) break;
       const end = p + lens[i]!;
