@@ -296,9 +296,11 @@ export class DetectorSet {
    * names, labels, enum values, hold no digit and none of the characters a digit-free match
    * needs: no detector can match), the gate's statistics (which rule out most strings with
    * digits: names, ports, quantities) — and a hash for the result cache, whose entries are
-   * compared with the text in place: a repeated string costs no new string.
+   * compared with the text in place: a repeated string costs no new string. `bytes`, when
+   * given, are the text's own, one per character (an ASCII body): read instead of the text,
+   * which Node hands over as an external string.
    */
-  findIn(text: string, from: number, to: number): readonly Span[] | null {
+  findIn(text: string, from: number, to: number, bytes: Uint8Array | null = null): readonly Span[] | null {
     if (this.dets.length === 0 || to <= from) return null;
     const cls = this.cls;
     let wide = false;
@@ -308,7 +310,7 @@ export class DetectorSet {
     let digits = 0;
     let h = 0x811c9dc5;
     for (let i = from; i < to; i++) {
-      const c = text.charCodeAt(i);
+      const c = bytes !== null ? bytes[i]! : text.charCodeAt(i);
       h = Math.imul(h ^ c, 0x01000193);
       if (c >= 128) {
         wide = true;
@@ -333,7 +335,12 @@ export class DetectorSet {
     const slot = (h ^ (h >>> 15)) & (this.cacheSlots - 1);
     if (len <= FIND_CACHE_MAX_LEN) {
       const cs = this.cachedStr[slot];
-      if (cs !== undefined && cs.length === len && text.startsWith(cs, from)) return this.cachedRes[slot]!;
+      if (cs !== undefined && cs.length === len) {
+        let i = 0;
+        if (bytes !== null) while (i < len && bytes[from + i] === cs.charCodeAt(i)) i++;
+        else while (i < len && text.charCodeAt(from + i) === cs.charCodeAt(i)) i++;
+        if (i === len) return this.cachedRes[slot]!;
+      }
     }
     const str = from === 0 && to === text.length ? text : text.slice(from, to);
     // (the gate already ran)

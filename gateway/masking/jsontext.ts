@@ -655,7 +655,15 @@ export class JsonTextMaskRun {
     const h =
       (len * 31 + t.charCodeAt(s) * 7 + t.charCodeAt(e - 1) * 131 + t.charCodeAt(s + (len >> 1)) * 17) & 4095;
     const c = KEY_CACHE[h];
-    if (c !== undefined && c.length === len && t.startsWith(c, s)) return c;
+    if (c !== undefined && c.length === len) {
+      // (compared on the body's bytes when there are: the text is an external string, whose
+      // native compares cost more per call than this loop for a key's few characters)
+      const b = this.input;
+      let i = 0;
+      if (b !== null) while (i < len && b[s + i] === c.charCodeAt(i)) i++;
+      else while (i < len && t.charCodeAt(s + i) === c.charCodeAt(i)) i++;
+      if (i === len) return c;
+    }
     // a copy, not a slice: the cache outlives this text, which a slice would keep alive
     const k = internalized(t.slice(s, e));
     KEY_CACHE[h] = k;
@@ -1337,7 +1345,12 @@ export class JsonTextMaskRun {
       from = times[j + 1]!;
     }
     segs.push(t.slice(from, this.pos));
-    entries[i] = { segs, bytes: segs.map((x) => Buffer.from(x, "latin1")), timeLens, length: this.pos - start };
+    entries[i] = {
+      segs,
+      bytes: segs.map((x) => Buffer.from(x, "latin1")),
+      timeLens,
+      length: this.pos - start,
+    };
     this.cleanMade.add(a.detectors);
   }
 
@@ -1501,7 +1514,7 @@ export class JsonTextMaskRun {
         r = this.jr.str(v, a, canDrop);
       } else {
         // the detectors' cheap checks and cache run on the text, before any string is made
-        const spans = a.detectors.findIn(t, s + 1, this.pos - 1);
+        const spans = a.detectors.findIn(t, s + 1, this.pos - 1, this.input);
         if (spans === null) return false;
         v = t.slice(s + 1, this.pos - 1);
         r = this.jr.spans(v, spans, canDrop);
