@@ -16,7 +16,7 @@
  *   identifiers and a last-applied copy of its spec). Each is measured in a child process that
  *   holds only that list, as a gateway process would.
  * - watch streams: the stress pods, and 5,000 of the cluster-shaped pods (also as Go escapes JSON:
- *   \u0026, \u003c, \u003e), as WatchEvent JSON lines
+ *   \u0026, \u003c, \u003e; each in a child process that holds only its stream), as WatchEvent JSON lines
  *   (kind first in the object, as the API server writes them) in 64 KiB chunks of bytes through
  *   watchStream(), as the gateway relays them (bytes in, bytes out); the baseline decodes, parses,
  *   re-serialises and encodes each line.
@@ -198,6 +198,91 @@ function measureClusterChild(name: "pods" | "events"): ClusterResult {
   return { ...run("mixed"), ...run("alone") } as ClusterResult;
 }
 
+// ---- watch streams ------------------------------------------------------------------------------
+// events as the API server writes them (type, then the object with its kind first), in 64 KiB
+// chunks through watchStream(); the cluster-shaped streams are measured in a child process that
+// holds only the stream, as a gateway relaying a watch would (not the 50 MB list above)
+interface WatchResult {
+  bytes: number;
+  masked: Timing;
+  base: Timing;
+}
+function watchOf(objs: Json[]): string {
+  return objs
+    .map(
+      (o) =>
+        `${JSON.stringify({ type: "MODIFIED", object: { kind: "Pod", apiVersion: "v1", ...(o as object) } })}\n`,
+    )
+    .join("");
+}
+function watchRun(masker: ReturnType<typeof createMasker>, body: string, runs = 3): WatchResult {
+  // bytes in, bytes out, as the gateway relays a watch: 64 KiB chunks of the UTF-8 stream
+  const bytes = Buffer.from(body);
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += 65536) chunks.push(bytes.subarray(i, i + 65536));
+  let outBytes = 0;
+  const sink = (b: Buffer) => {
+    outBytes += b.length;
+  };
+  const masked = best(runs, () => {
+    const w = masker.watchStream(ctx({ verb: "watch" }));
+    for (const c of chunks) w.push(c, sink);
+    w.end(sink);
+  });
+  // the same stream decoded, each line parsed, re-serialised and encoded
+  const base = best(runs, () => {
+    const dec = new StringDecoder("utf8");
+    let buf = "";
+    for (const c of chunks) {
+      buf += dec.write(c);
+      let nl = buf.indexOf("\n");
+      while (nl !== -1) {
+        outBytes += Buffer.from(JSON.stringify(JSON.parse(buf.slice(0, nl)))).length;
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf("\n");
+      }
+    }
+  });
+  if (outBytes === 0) throw new Error("bench: the watch stream produced nothing");
+  return { bytes: Buffer.byteLength(body), masked, base };
+}
+/**
+ * 5,000 cluster-shaped pod events; `go`: as Go's encoding/json writes them (kube-apiserver):
+ * &, <, > escaped as \u0026, \u003c, \u003e, each pod with one env value holding a URL with a query
+ */
+function clusterWatch(go: boolean): string {
+  const pods = Array.from({ length: 5000 }, (_, i) => {
+    const o = clusterPod(i, i % 3 === 0 ? "default" : "phi-a") as {
+      spec: { containers: { env?: { name: string; value: string }[] }[] };
+    };
+    if (go) {
+      const c0 = o.spec.containers[0]!;
+      c0.env = [...(c0.env ?? []), { name: "CALLBACK", value: `https://cb.example/x?a=${i}&b=2` }];
+    }
+    return o as unknown as Json;
+  });
+  const body = watchOf(pods);
+  return go ? body.replaceAll("&", "\\u0026").replaceAll("<", "\\u003c").replaceAll(">", "\\u003e") : body;
+}
+const watchArg = process.argv.find((a) => a.startsWith("--watch="))?.slice("--watch=".length);
+if (watchArg !== undefined) {
+  const m = createMasker(makeConfig(), { pseudonymKey: KEY });
+  process.stdout.write(JSON.stringify(watchRun(m, clusterWatch(watchArg === "go"), 5)));
+  process.exit(0);
+}
+function measureWatchChild(name: "cluster" | "go"): WatchResult {
+  const c = spawnSync(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(import.meta.url), `--watch=${name}`],
+    {
+      encoding: "utf8",
+      maxBuffer: 1 << 20,
+    },
+  );
+  if (c.status !== 0) throw new Error(`watch child ${name} failed: ${c.stderr}`);
+  return JSON.parse(c.stdout) as WatchResult;
+}
+
 // ---- main ------------------------------------------------------------------------------------
 const masker = createMasker(makeConfig(), { pseudonymKey: KEY });
 const listCtx = ctx({ verb: "list", namespace: "" });
@@ -265,68 +350,11 @@ const clusterSummary = {
   events: measureClusterChild("events"),
 };
 
-// watch streams: events as the API server writes them (type, then the object with its kind
-// first), the stress pods and the cluster-shaped pods, in 64 KiB chunks through watchStream()
+// watch streams: the stress pods here; the cluster-shaped ones in a child process each
 const items = (list as { items: Json[] }).items;
-const watchOf = (objs: Json[]) =>
-  objs
-    .map(
-      (o) =>
-        `${JSON.stringify({ type: "MODIFIED", object: { kind: "Pod", apiVersion: "v1", ...(o as object) } })}\n`,
-    )
-    .join("");
-const watchRun = (body: string) => {
-  // bytes in, bytes out, as the gateway relays a watch: 64 KiB chunks of the UTF-8 stream
-  const bytes = Buffer.from(body);
-  const chunks: Buffer[] = [];
-  for (let i = 0; i < bytes.length; i += 65536) chunks.push(bytes.subarray(i, i + 65536));
-  let outBytes = 0;
-  const sink = (b: Buffer) => {
-    outBytes += b.length;
-  };
-  const masked = best(3, () => {
-    const w = masker.watchStream(ctx({ verb: "watch" }));
-    for (const c of chunks) w.push(c, sink);
-    w.end(sink);
-  });
-  // the same stream decoded, each line parsed, re-serialised and encoded
-  const base = best(3, () => {
-    const dec = new StringDecoder("utf8");
-    let buf = "";
-    for (const c of chunks) {
-      buf += dec.write(c);
-      let nl = buf.indexOf("\n");
-      while (nl !== -1) {
-        outBytes += Buffer.from(JSON.stringify(JSON.parse(buf.slice(0, nl)))).length;
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf("\n");
-      }
-    }
-  });
-  if (outBytes === 0) throw new Error("bench: the watch stream produced nothing");
-  return { bytes: Buffer.byteLength(body), masked, base };
-};
-const watchStress = watchRun(watchOf(items));
-const watchCluster = watchRun(
-  watchOf(Array.from({ length: 5000 }, (_, i) => clusterPod(i, i % 3 === 0 ? "default" : "phi-a"))),
-);
-// the same pods as Go's encoding/json writes them (kube-apiserver): &, <, > escaped as \u0026,
-// \u003c, \u003e; each pod has one env value holding a URL with a query
-const watchClusterGo = watchRun(
-  watchOf(
-    Array.from({ length: 5000 }, (_, i) => {
-      const o = clusterPod(i, i % 3 === 0 ? "default" : "phi-a") as {
-        spec: { containers: { env?: { name: string; value: string }[] }[] };
-      };
-      const c0 = o.spec.containers[0]!;
-      c0.env = [...(c0.env ?? []), { name: "CALLBACK", value: `https://cb.example/x?a=${i}&b=2` }];
-      return o as unknown as Json;
-    }),
-  )
-    .replaceAll("&", "\\u0026")
-    .replaceAll("<", "\\u003c")
-    .replaceAll(">", "\\u003e"),
-);
+const watchStress = watchRun(masker, watchOf(items));
+const watchCluster = measureWatchChild("cluster");
+const watchClusterGo = measureWatchChild("go");
 const watchBytes = watchStress.bytes;
 const watchT = watchStress.masked;
 const watchBase = watchStress.base;
