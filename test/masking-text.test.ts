@@ -976,8 +976,15 @@ describe("the text masker on tricky texts", () => {
       ev(3, "phi-a", { kind: "ConfigMap", apiVersion: "v1", namespace: "phi-a", name: "c" }), // not a pod
       ev(4, "phi-a", { kind: "Pod", apiVersion: "v1", name: "p" }), // the event's namespace
       ev(5, "default", { kind: "Pod", apiVersion: "v1", namespace: "default", name: "p" }),
+      ev(6, "default", { kind: "Pod", apiVersion: "v1", namespace: "phi-b", name: "p" }), // after a Pod in default
+      ev(7, "default", { kind: 7, apiVersion: "v1", namespace: "phi-b" }), // a kind that is no string
+      ev(8, "default", { kind: "Pod", apiVersion: "v1", namespace: { ns: "phi-b" } }), // nor this namespace
+      ev(9, "default", {}), // an object with nothing in it
     ];
-    const text = JSON.stringify({ kind: "EventList", apiVersion: "v1", metadata: {}, items });
+    const text = JSON.stringify({ kind: "EventList", apiVersion: "v1", metadata: {}, items })
+      // an escape in the object's namespace (the walk reads it decoded)
+      .replace('"namespace":"phi-b","name":"p"}', '"namespace":"ph\\u0069-b","name":"p"}');
+    expect(text).toContain("ph\\u0069-b");
     const r = same(text, evCtx);
     expect(r.itemFallbacks).toBe(0);
     expect(r.itemRedos).toBeGreaterThanOrEqual(3);
@@ -989,6 +996,10 @@ describe("the text masker on tricky texts", () => {
       "about 123-45-1003",
       "about [MASKED:ssn]",
       "about 123-45-1005",
+      "about [MASKED:ssn]",
+      "about 123-45-1007",
+      "about 123-45-1008",
+      "about 123-45-1009",
     ]);
   });
 

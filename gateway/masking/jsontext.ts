@@ -964,6 +964,7 @@ export class JsonTextMaskRun {
         return;
       } catch (e) {
         this.refState = 0;
+        this.refCapture = null;
         const again = e instanceof ItemRedo && redo === null;
         if (!again && (!(e instanceof ItemFallback) || root)) throw e;
         // roll back what this item wrote
@@ -1001,36 +1002,75 @@ export class JsonTextMaskRun {
   /**
    * An Event's involvedObject / regarding in the masking pass (pos at its value), while the set
    * was guessed (refState 1) or came from it (2): check the guess, or accept the key once. A
-   * fact key after it sends the item to the object walker, as for any item.
+   * fact key after it sends the item to the object walker, as for any item. When the object is
+   * walked member by member, its kind, apiVersion and namespace are read as the walk passes them
+   * (refCapture) and the guess is checked after it (refChecked): the object is read once.
    */
-  private eventRef(k: string, keyStart: number, a: Applied): void {
+  private eventRef(k: string, keyStart: number, a: Applied, walked: boolean): void {
     if (this.refState === 1) {
-      const t = this.t;
       const vs = this.pos;
-      const ref = t.charCodeAt(vs) === 123 ? this.prescanRef() : this.parseValue();
-      this.pos = vs;
-      const g = this.guess;
-      const isRef = typeof ref === "object" && ref !== null && !Array.isArray(ref);
-      if (isRef) {
-        if (ref.kind !== undefined) this.lastRefKind = ref.kind;
-        if (ref.apiVersion !== undefined) this.lastRefApiVersion = ref.apiVersion;
-      }
-      // the guess was right when the object's facts are the guessed ones (no need to ask again)
-      const same =
-        isRef &&
-        k === "involvedObject" &&
-        ref.kind === g.kind &&
-        ref.apiVersion === g.apiVersion &&
-        (ref.namespace === g.namespace ||
-          ((ref.namespace === undefined || ref.namespace === "") && g.namespace === this.itemNs()));
-      if (!same) {
-        const truth = this.jr.appliedFor({ ...this.itemFacts, [k]: ref }, this.itemHint);
-        if (truth !== a) throw new ItemRedo(truth, true);
+      if (walked && this.t.charCodeAt(vs) === 123) {
+        this.refCapture = { at: vs, depth: this.path.length + 1, members: 0, ok: true, ref: {} };
+      } else {
+        const ref = this.parseValue();
+        this.pos = vs;
+        this.checkRef(k, ref, a);
       }
     }
     this.refState = 0;
     this.factsLimit = keyStart;
   }
+
+  /** a member of the event's object under refCapture (pos at its value, left there) */
+  private capture(cap: NonNullable<JsonTextMaskRun["refCapture"]>, k: string): void {
+    cap.members++;
+    if (k !== "kind" && k !== "apiVersion" && k !== "namespace") return;
+    const vs = this.pos;
+    if (this.t.charCodeAt(vs) === 34) cap.ref[k] = this.readString();
+    else cap.ok = false;
+    this.pos = vs;
+  }
+
+  /** after the walk of an event's object under refCapture: check the guess with what it read */
+  private refChecked(k: string, a: Applied): void {
+    const cap = this.refCapture!;
+    this.refCapture = null;
+    let ref = cap.ref;
+    if (!cap.ok || cap.members === 0) {
+      // (a value that is not a plain string, or an object not walked member by member: read it)
+      const end = this.pos;
+      this.pos = cap.at;
+      ref = this.prescanRef();
+      this.pos = end;
+    }
+    this.checkRef(k, ref, a);
+  }
+
+  /** the guess was right, or the set it gave is the object's own; else redo the item */
+  private checkRef(k: string, ref: Json, a: Applied): void {
+    const g = this.guess;
+    const isRef = typeof ref === "object" && ref !== null && !Array.isArray(ref);
+    if (isRef) {
+      if (ref.kind !== undefined) this.lastRefKind = ref.kind;
+      if (ref.apiVersion !== undefined) this.lastRefApiVersion = ref.apiVersion;
+    }
+    // the guess was right when the object's facts are the guessed ones (no need to ask again)
+    const same =
+      isRef &&
+      k === "involvedObject" &&
+      ref.kind === g.kind &&
+      ref.apiVersion === g.apiVersion &&
+      (ref.namespace === g.namespace ||
+        ((ref.namespace === undefined || ref.namespace === "") && g.namespace === this.itemNs()));
+    if (!same) {
+      const truth = this.jr.appliedFor({ ...this.itemFacts, [k]: ref }, this.itemHint);
+      if (truth !== a) throw new ItemRedo(truth, true);
+    }
+  }
+
+  /** an event's object being walked under a guess: where it starts, its depth, what was read */
+  private refCapture: { at: number; depth: number; members: number; ok: boolean; ref: JsonObject } | null =
+    null;
 
   /**
    * The facts `appliedFor` reads, from the item's keys up to `metadata` (kind, apiVersion,
@@ -1184,13 +1224,14 @@ export class JsonTextMaskRun {
       let drop: boolean;
       if (mode === Mode.Walk) drop = this.walkMember(k, nodes, a, key);
       else if (mode === Mode.Root) {
-        if (this.refState !== 0 && (k === "involvedObject" || k === "regarding"))
-          this.eventRef(k, keyStart, a);
+        const ref = this.refState !== 0 && (k === "involvedObject" || k === "regarding");
+        if (ref) this.eventRef(k, keyStart, a, !noop);
         else if (keyStart > this.factsLimit && FACT_KEYS.has(k)) throw new ItemFallback();
         if (noop) {
           this.skipValue();
           drop = false;
         } else drop = this.rootMember(k, nodes, a);
+        if (ref && this.refCapture !== null) this.refChecked(k, a);
       } else if (mode === Mode.Meta) drop = this.metaMember(k, nodes, a);
       else if (mode === Mode.Managed) {
         const vs = this.pos;
@@ -1455,6 +1496,8 @@ export class JsonTextMaskRun {
     a: Applied,
     key: string | number | undefined,
   ): boolean {
+    const cap = this.refCapture;
+    if (cap !== null && this.path.length === cap.depth) this.capture(cap, k);
     const cn = childNodes(nodes, k);
     if (cn === null && (a.detectors.empty || skipForDetectors(k, key))) {
       this.skipValue();
