@@ -765,6 +765,43 @@ describe("the text masker on tricky texts", () => {
     expect(r.text).not.toContain("1999-01-02");
   });
 
+  it("a kept managedFields entry gives way to another only after it missed eight runs in a row", () => {
+    const c = ctx({ verb: "list", namespace: "", resource: "events" });
+    // letters only, unique to this test (no earlier run left these texts clean)
+    const tag = Math.random()
+      .toString(36)
+      .replace(/[^a-z]/g, "");
+    const one = (manager: string) =>
+      JSON.stringify({
+        kind: "EventList",
+        apiVersion: "v1",
+        metadata: {},
+        items: [
+          {
+            metadata: {
+              name: "e",
+              namespace: "default",
+              managedFields: [
+                { manager: `${manager}-${tag}`, operation: "Update", fieldsV1: { "f:count": {} } },
+              ],
+            },
+            reason: "Started",
+          },
+        ],
+      });
+    // a policy of its own: no other test's entries are kept for its detectors
+    const { pol } = withDetector("ssn-only", "ssn", "\\b\\d{3}-\\d{2}-\\d{4}\\b", "everywhere");
+    const reused = (manager: string) => maskJsonTextWith(pol, KEY, c, undefined, one(manager)).managedReused;
+    expect(reused("first")).toBe(0); // kept for the runs that follow
+    expect(reused("other")).toBe(0); // one miss: the first one stays kept
+    expect(reused("first")).toBe(1);
+    // seven more misses in a row (eight in all) and the other one is kept instead
+    for (let i = 0; i < 7; i++) expect(reused("other")).toBe(0);
+    expect(reused("other")).toBe(0);
+    expect(reused("other")).toBe(1);
+    expect(reused("first")).toBe(0);
+  });
+
   it("copies untouched numbers, escapes and whitespace byte for byte", () => {
     const untouched = `"status":{"score":1.50E+2,"big":12345678901234567890,"neg":-0,"tiny":1e-7,"esc":"\\u0041\\/b","huge":1e400}`;
     const text = list(

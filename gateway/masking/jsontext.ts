@@ -57,9 +57,13 @@ interface CleanManaged {
   readonly bytes: readonly Buffer[];
   readonly timeLens: readonly number[];
   readonly length: number;
+  /** entries at its index that were not this text, since it last was (see keepClean) */
+  misses: number;
 }
 /** the managedFields entries a run last scanned clean, per detector set (see managedFields) */
 const CLEAN_MANAGED = new WeakMap<DetectorSet, readonly (CleanManaged | undefined)[]>();
+/** a kept entry gives way to a newer one after this many misses in a row (see keepClean) */
+const CLEAN_MANAGED_MISSES = 8;
 /** longer managedFields entries are not kept */
 const CLEAN_MANAGED_MAX = 16 * 1024;
 /** entries kept per managedFields (an object has one per manager and subresource) */
@@ -1341,7 +1345,11 @@ export class JsonTextMaskRun {
     for (let i = 0; ; i++) {
       this.path[depth] = i;
       const clean = i < CLEAN_MANAGED_ENTRIES && !this.canonical ? entries[i] : undefined;
-      if (clean === undefined || !this.reuse(clean)) this.managedEntry(a, entries, i);
+      if (clean !== undefined && this.reuse(clean)) clean.misses = 0;
+      else {
+        if (clean !== undefined) clean.misses++;
+        this.managedEntry(a, entries, i);
+      }
       this.ws();
       const c = t.charCodeAt(this.pos++);
       if (c === 44) this.ws();
@@ -1391,6 +1399,7 @@ export class JsonTextMaskRun {
       bytes: segs.map((x) => Buffer.from(x, "latin1")),
       timeLens,
       length: this.pos - start,
+      misses: 0,
     };
     this.cleanMade.add(a.detectors);
   }
@@ -1422,16 +1431,25 @@ export class JsonTextMaskRun {
   }
 
   /** after a run that ended well: its clean managedFields entries, for the next run */
+  /**
+   * An entry this run made replaces the kept one at its index only once that one has missed
+   * CLEAN_MANAGED_MISSES times in a row: an entry unique to each object (a kubelet's, naming the
+   * pod's IP) is then not copied at every watch event, and a stream whose entries changed for
+   * good gets the new ones after a few events.
+   */
   private keepClean(): void {
     for (const d of this.cleanMade) {
       const known = CLEAN_MANAGED.get(d);
-      // copies, not slices: a slice would keep the whole response text alive
-      CLEAN_MANAGED.set(
-        d,
-        this.cleanBy
-          .get(d)!
-          .map((c, i) => (c === undefined || c === known?.[i] ? c : { ...c, segs: c.segs.map(ownString) })),
-      );
+      let changed = false;
+      const next = this.cleanBy.get(d)!.map((c, i) => {
+        const k = known?.[i];
+        if (c === undefined || c === k) return c ?? k;
+        if (k !== undefined && k.misses < CLEAN_MANAGED_MISSES) return k;
+        changed = true;
+        // copies, not slices: a slice would keep the whole response text alive
+        return { ...c, segs: c.segs.map(ownString), misses: 0 };
+      });
+      if (changed) CLEAN_MANAGED.set(d, next);
     }
   }
 
