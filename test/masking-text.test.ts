@@ -802,6 +802,41 @@ describe("the text masker on tricky texts", () => {
     expect(reused("first")).toBe(0);
   });
 
+  it("a clean managedFields entry kept from a non-ASCII text never stands for an ASCII body's bytes", () => {
+    const c = ctx({ verb: "list", namespace: "", resource: "events" });
+    const tag = Math.random()
+      .toString(36)
+      .replace(/[^a-z]/g, "");
+    // U+0131 (dotless i) is 0x31, the digit 1, in its low byte: a Latin-1 copy would say "1"
+    const doc = (key: string) =>
+      JSON.stringify({
+        kind: "EventList",
+        apiVersion: "v1",
+        metadata: {},
+        items: [
+          {
+            metadata: {
+              name: "e",
+              namespace: "default",
+              managedFields: [
+                {
+                  manager: `kubelet-${tag}`,
+                  operation: "Update",
+                  fieldsV1: { [key]: {} },
+                  time: "2025-10-02T08:14:31Z",
+                },
+              ],
+            },
+            reason: "Started",
+          },
+        ],
+      });
+    const first = masker.maskJsonText(doc("f:record MRN \u01312345678"), c);
+    expect(first.text).toContain("\u01312345678");
+    const second = masker.maskJsonBytes(Buffer.from(doc("f:record MRN 12345678")), c);
+    expect(second.body.toString()).not.toContain("12345678");
+  });
+
   it("copies untouched numbers, escapes and whitespace byte for byte", () => {
     const untouched = `"status":{"score":1.50E+2,"big":12345678901234567890,"neg":-0,"tiny":1e-7,"esc":"\\u0041\\/b","huge":1e400}`;
     const text = list(

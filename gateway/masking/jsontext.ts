@@ -48,13 +48,18 @@ import { DROP, type Dropped, redactToken } from "./strategy.ts";
 import { SummaryBuilder } from "./summary.ts";
 
 /**
- * A managedFields text that scanned clean, cut at its entries' `time` values: the text between
- * them (`segs`, one more than the times) and each time token's length with its quotes.
+ * A managedFields entry that scanned clean, cut at its timestamp (its `time`, when that is one):
+ * the text around it (`segs`, one more than the timestamps) and each timestamp token's length
+ * with its quotes.
  */
 interface CleanManaged {
   readonly segs: readonly string[];
-  /** the same as bytes (latin1: the segments of an ASCII text), compared natively with a body's */
-  readonly bytes: readonly Buffer[];
+  /**
+   * The same as bytes, compared natively with an ASCII body's; null for a segment that is not
+   * ASCII (a Latin-1 copy of a character above U+00FF keeps its low byte only: "\u0131" would
+   * read as "1"), which no ASCII body's bytes can equal.
+   */
+  readonly bytes: readonly (Buffer | null)[];
   readonly timeLens: readonly number[];
   readonly length: number;
   /** entries at its index that were not this text, since it last was (see keepClean) */
@@ -90,6 +95,7 @@ class DocFallback extends Error {}
 const FACT_KEYS: ReadonlySet<string> = new Set(["kind", "apiVersion", "involvedObject", "regarding"]);
 
 const SURROGATE = /[\ud800-\udfff]/;
+const NON_ASCII = /[^\x00-\x7f]/;
 /** a character JSON does not allow raw inside a string */
 const CONTROL = /[\x00-\x1f]/g;
 
@@ -1396,7 +1402,7 @@ export class JsonTextMaskRun {
     segs.push(t.slice(from, this.pos));
     entries[i] = {
       segs,
-      bytes: segs.map((x) => Buffer.from(x, "latin1")),
+      bytes: segs.map((x) => (NON_ASCII.test(x) ? null : Buffer.from(x, "latin1"))),
       timeLens,
       length: this.pos - start,
       misses: 0,
@@ -1415,9 +1421,9 @@ export class JsonTextMaskRun {
     let p = start;
     for (let i = 0; ; i++) {
       const seg = segs[i]!;
+      const b = clean.bytes[i] ?? null;
       if (input !== null && seg.length >= 64) {
-        const b = clean.bytes[i]!;
-        if (input.compare(b, 0, b.length, p, p + b.length) !== 0) return false;
+        if (b === null || input.compare(b, 0, b.length, p, p + b.length) !== 0) return false;
       } else if (!t.startsWith(seg, p)) return false;
       p += seg.length;
       if (i === lens.length) break;
