@@ -27,8 +27,8 @@ const policy = compilePolicy(config);
 const RUNS = { numRuns: Number(process.env.MASK_PROP_RUNS ?? 150) };
 
 /** the text path with its diagnostics (the Masker method returns text and summary only) */
-function viaText(text: string, c: MaskContext) {
-  return maskJsonTextWith(policy, KEY, c, undefined, text);
+function viaText(text: string, c: MaskContext, pol = policy) {
+  return maskJsonTextWith(pol, KEY, c, undefined, text);
 }
 
 /** a policy whose one detector (redacting, labelled after its category) is `pattern`, and its Masker */
@@ -59,6 +59,21 @@ function withDetector(
   return { pol, m, same };
 }
 const SRC = { file: "policy.ts", line: 1, column: 1 };
+
+/** letters only, unique to the caller: no earlier run can have left its texts clean */
+const uniqueTag = () =>
+  Math.random()
+    .toString(36)
+    .replace(/[^a-z]/g, "");
+
+/** an EventList of one event (in "default") whose metadata carries `managedFields` */
+const oneEvent = (managedFields: Json) =>
+  JSON.stringify({
+    kind: "EventList",
+    apiVersion: "v1",
+    metadata: {},
+    items: [{ metadata: { name: "e", namespace: "default", managedFields }, reason: "Started" }],
+  });
 
 /** maskJsonText and maskJson agree on this text (value after parsing, and summary) */
 function expectEquivalent(text: string, c: MaskContext) {
@@ -637,6 +652,8 @@ describe("the text masker on tricky texts", () => {
 
   it("managedFields repeated item after item are scanned once, and a changed copy is scanned again", () => {
     const c = ctx({ verb: "list", namespace: "", resource: "events" });
+    // a policy of its own: the entries other tests left kept do not decide what this one keeps
+    const fresh = compilePolicy(config);
     const kubelet = [
       {
         // letters only (digits could look like an identifier), unique to this run
@@ -671,14 +688,14 @@ describe("the text masker on tricky texts", () => {
     ];
     const text = JSON.stringify({ kind: "EventList", apiVersion: "v1", metadata: {}, items });
     // (the manager's name is this test's own: no earlier run can have left this text clean)
-    const r = viaText(text, c);
+    const r = viaText(text, c, fresh);
     expect(r.via).toBe("text");
     // entry by entry: items 1, 2 (its first entry; its second is new), 3, 5 and 7
     expect(r.managedReused).toBe(5);
     expect(r.text).not.toMatch(/123-45-6789|11223344/);
     // the next run (the next watch event, the next list) starts from the last run's clean
     // entries: items 0, 1, 2 (both entries), 3, 5 and 7
-    const again = viaText(text, c);
+    const again = viaText(text, c, fresh);
     expect(again.managedReused).toBe(7);
     expect(again.text).toBe(r.text);
     expect(again.summary).toEqual(r.summary);
@@ -767,28 +784,9 @@ describe("the text masker on tricky texts", () => {
 
   it("a kept managedFields entry gives way to another only after it missed eight runs in a row", () => {
     const c = ctx({ verb: "list", namespace: "", resource: "events" });
-    // letters only, unique to this test (no earlier run left these texts clean)
-    const tag = Math.random()
-      .toString(36)
-      .replace(/[^a-z]/g, "");
+    const tag = uniqueTag();
     const one = (manager: string) =>
-      JSON.stringify({
-        kind: "EventList",
-        apiVersion: "v1",
-        metadata: {},
-        items: [
-          {
-            metadata: {
-              name: "e",
-              namespace: "default",
-              managedFields: [
-                { manager: `${manager}-${tag}`, operation: "Update", fieldsV1: { "f:count": {} } },
-              ],
-            },
-            reason: "Started",
-          },
-        ],
-      });
+      oneEvent([{ manager: `${manager}-${tag}`, operation: "Update", fieldsV1: { "f:count": {} } }]);
     // a policy of its own: no other test's entries are kept for its detectors
     const { pol } = withDetector("ssn-only", "ssn", "\\b\\d{3}-\\d{2}-\\d{4}\\b", "everywhere");
     const reused = (manager: string) => maskJsonTextWith(pol, KEY, c, undefined, one(manager)).managedReused;
@@ -804,36 +802,22 @@ describe("the text masker on tricky texts", () => {
 
   it("a clean managedFields entry kept from a non-ASCII text never stands for an ASCII body's bytes", () => {
     const c = ctx({ verb: "list", namespace: "", resource: "events" });
-    const tag = Math.random()
-      .toString(36)
-      .replace(/[^a-z]/g, "");
+    const tag = uniqueTag();
     // U+0131 (dotless i) is 0x31, the digit 1, in its low byte: a Latin-1 copy would say "1"
     const doc = (key: string) =>
-      JSON.stringify({
-        kind: "EventList",
-        apiVersion: "v1",
-        metadata: {},
-        items: [
-          {
-            metadata: {
-              name: "e",
-              namespace: "default",
-              managedFields: [
-                {
-                  manager: `kubelet-${tag}`,
-                  operation: "Update",
-                  fieldsV1: { [key]: {} },
-                  time: "2025-10-02T08:14:31Z",
-                },
-              ],
-            },
-            reason: "Started",
-          },
-        ],
-      });
-    const first = masker.maskJsonText(doc("f:record MRN \u01312345678"), c);
+      oneEvent([
+        {
+          manager: `kubelet-${tag}`,
+          operation: "Update",
+          fieldsV1: { [key]: {} },
+          time: "2025-10-02T08:14:31Z",
+        },
+      ]);
+    // a policy of its own: no other test's entries are kept for its detectors
+    const { m } = withDetector("mrn-any", "mrn", "MRN \\d{8}", "everywhere");
+    const first = m.maskJsonText(doc("f:record MRN \u01312345678"), c);
     expect(first.text).toContain("\u01312345678");
-    const second = masker.maskJsonBytes(Buffer.from(doc("f:record MRN 12345678")), c);
+    const second = m.maskJsonBytes(Buffer.from(doc("f:record MRN 12345678")), c);
     expect(second.body.toString()).not.toContain("12345678");
   });
 
