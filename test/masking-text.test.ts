@@ -821,6 +821,24 @@ describe("the text masker on tricky texts", () => {
     expect(second.body.toString()).not.toContain("12345678");
   });
 
+  it("a key is never taken for a cached one that differs in a character above U+007F", () => {
+    // "a\u0131cdefgh" and "a1cdefgh" share the key cache's slot (length, first, middle and last
+    // characters); U+0131's low byte is the digit 1, and four at a time its bits spill into the
+    // next byte's, which "c" happens to set: only a cached key's own ASCII bytes may be compared
+    const doc = (key: string) =>
+      JSON.stringify({
+        kind: "PodList",
+        apiVersion: "v1",
+        metadata: {},
+        items: [{ metadata: { name: "p", namespace: "default" }, spec: { [key]: "SSN 123-45-6789" } }],
+      });
+    const first = masker.maskJsonText(doc("a\u0131cdefgh"), podCtx);
+    expect(first.summary.paths).toContain("/items/0/spec/a\u0131cdefgh");
+    const second = masker.maskJsonBytes(Buffer.from(doc("a1cdefgh")), podCtx);
+    expect(second.summary.paths).toContain("/items/0/spec/a1cdefgh");
+    expect(second.summary.paths).not.toContain("/items/0/spec/a\u0131cdefgh");
+  });
+
   it("copies untouched numbers, escapes and whitespace byte for byte", () => {
     const untouched = `"status":{"score":1.50E+2,"big":12345678901234567890,"neg":-0,"tiny":1e-7,"esc":"\\u0041\\/b","huge":1e400}`;
     const text = list(

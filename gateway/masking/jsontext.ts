@@ -91,8 +91,13 @@ class ItemRedo extends Error {
 /** This document cannot be masked at the text level: mask it as an object. */
 class DocFallback extends Error {}
 
-/** top-level keys of an object that decide which masks apply to it (see appliedFor) */
-const FACT_KEYS: ReadonlySet<string> = new Set(["kind", "apiVersion", "involvedObject", "regarding"]);
+/**
+ * A top-level key of an object that decides which masks apply to it (see appliedFor): four
+ * compares, by identity for a key read from the text (internalized).
+ */
+function isFactKey(k: string): boolean {
+  return k === "kind" || k === "apiVersion" || k === "involvedObject" || k === "regarding";
+}
 
 const SURROGATE = /[\ud800-\udfff]/;
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -180,6 +185,25 @@ function internalized(k: string): string {
 
 /** keys seen lately (shared by all runs: only strings of at most 40 characters, no values) */
 const KEY_CACHE: (string | undefined)[] = new Array<string | undefined>(4096);
+/**
+ * KEY_CACHE's keys as little-endian 32-bit words of their bytes, whole words only (readKey); a
+ * key with a character above U+007F gets words no ASCII body can equal (its first word then
+ * holds that character's code, which no four bytes below 0x80 make).
+ */
+const KEY_WORDS: (Int32Array | undefined)[] = new Array<Int32Array | undefined>(4096);
+const NO_WORDS = Int32Array.of(-1);
+
+function keyWords(k: string): Int32Array {
+  if (NON_ASCII.test(k)) return NO_WORDS;
+  const w = new Int32Array(k.length >> 2);
+  for (let j = 0; j < w.length; j++)
+    w[j] =
+      k.charCodeAt(4 * j) |
+      (k.charCodeAt(4 * j + 1) << 8) |
+      (k.charCodeAt(4 * j + 2) << 16) |
+      (k.charCodeAt(4 * j + 3) << 24);
+  return w;
+}
 
 /** which of json.ts' object methods an object is masked like */
 const Mode = { Walk: 0, Root: 1, Meta: 2, Annotations: 3, Managed: 4 } as const;
@@ -290,7 +314,7 @@ export class JsonTextMaskRun {
   // the item being masked (items do not nest at the text level)
   private itemKind: string | undefined = undefined;
   private eventish = false;
-  /** FACT_KEYS at or after this position were not seen when the applied set was chosen */
+  /** fact keys (isFactKey) at or after this position were not seen when the applied set was chosen */
   private factsLimit = Number.POSITIVE_INFINITY;
   /**
    * An Event's masks depend on the object it is about (involvedObject / regarding), which the API
@@ -352,6 +376,7 @@ export class JsonTextMaskRun {
     // (the text is the input's bytes, one character each: no control byte, no control character)
     this.controlFree = !hasControlByte(input);
     this.input = input;
+    this.inputView = new DataView(input.buffer, input.byteOffset, input.byteLength);
     if (!this.complete()) return null;
     const p = this.parts;
     if (p.length === 0) return input;
@@ -597,6 +622,8 @@ export class JsonTextMaskRun {
   private bsFrom = 0;
   /** the body whose ASCII bytes the text is, one character per byte (runBytes), else null */
   private input: Buffer | null = null;
+  /** the same bytes, read four at a time (readKey) */
+  private inputView: DataView | null = null;
   /** the text holds no character below U+0020 at all (known from its bytes: runBytes) */
   private controlFree = false;
   /** position of the first character below U+0020 at or after `ctlFrom` (n: none) */
@@ -666,17 +693,28 @@ export class JsonTextMaskRun {
       (len * 31 + t.charCodeAt(s) * 7 + t.charCodeAt(e - 1) * 131 + t.charCodeAt(s + (len >> 1)) * 17) & 4095;
     const c = KEY_CACHE[h];
     if (c !== undefined && c.length === len) {
-      // (compared on the body's bytes when there are: the text is an external string, whose
-      // native compares cost more per call than this loop for a key's few characters)
-      const b = this.input;
+      // Compared on the body's bytes when there are (the text is an external string, whose
+      // native compares cost more per call than this loop for a key's few characters), four
+      // at a time against the key's own bytes; the rest one by one.
+      const dv = this.inputView;
       let i = 0;
-      if (b !== null) while (i < len && b[s + i] === c.charCodeAt(i)) i++;
-      else while (i < len && t.charCodeAt(s + i) === c.charCodeAt(i)) i++;
+      if (dv !== null) {
+        const w = KEY_WORDS[h]!;
+        const words = w.length;
+        let j = 0;
+        while (j < words && dv.getInt32(s + 4 * j, true) === w[j]) j++;
+        if (j === words) {
+          i = words * 4;
+          const b = this.input!;
+          while (i < len && b[s + i] === c.charCodeAt(i)) i++;
+        }
+      } else while (i < len && t.charCodeAt(s + i) === c.charCodeAt(i)) i++;
       if (i === len) return c;
     }
     // a copy, not a slice: the cache outlives this text, which a slice would keep alive
     const k = internalized(t.slice(s, e));
     KEY_CACHE[h] = k;
+    KEY_WORDS[h] = keyWords(k);
     return k;
   }
 
@@ -1108,7 +1146,7 @@ export class JsonTextMaskRun {
           obj.metadata = t.charCodeAt(this.pos) === 123 ? this.prescanMeta() : this.parseValue();
           break;
         }
-        if (FACT_KEYS.has(k))
+        if (isFactKey(k))
           obj[k] =
             (k === "involvedObject" || k === "regarding") && t.charCodeAt(this.pos) === 123
               ? this.prescanRef()
@@ -1236,7 +1274,7 @@ export class JsonTextMaskRun {
       else if (mode === Mode.Root) {
         const ref = this.refState !== 0 && (k === "involvedObject" || k === "regarding");
         if (ref) this.eventRef(k, keyStart, a, !noop);
-        else if (keyStart > this.factsLimit && FACT_KEYS.has(k)) throw new ItemFallback();
+        else if (keyStart > this.factsLimit && isFactKey(k)) throw new ItemFallback();
         if (noop) {
           this.skipValue();
           drop = false;
