@@ -55,8 +55,9 @@ const SKIP = new Map<string, true | ReadonlySet<string>>([
  * it holds nothing but a time, so detectors skip it, as they skip creationTimestamp. Sticky: the
  * text masker tests it at a string token's first character, closing quote included.
  */
-export const TIMESTAMP_TOKEN = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})"/y;
-const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+const RFC3339 = String.raw`\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})`;
+export const TIMESTAMP_TOKEN = new RegExp(`${RFC3339}"`, "y");
+const TIMESTAMP = new RegExp(`^${RFC3339}$`);
 export function isTimestamp(s: string): boolean {
   return TIMESTAMP.test(s);
 }
