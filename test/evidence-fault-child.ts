@@ -46,7 +46,9 @@ await Promise.all([
   report("pair-small", sink.append(rec("pair-small"))),
   report("pair-big", sink.append(rec("pair-big", true))),
 ]);
+if (kind === "jsonl") process.stdout.write(`HEALTH ${JSON.stringify(sink.health?.())}\n`);
 await report("after", sink.append(rec("after")));
+if (kind === "jsonl") process.stdout.write(`HEALTH ${JSON.stringify(sink.health?.())}\n`);
 if (kind === "git-recover") {
   process.stdout.write(`READY ${writer!.stats().failed === null}\n`);
   let ok = false;

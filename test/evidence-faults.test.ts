@@ -34,7 +34,7 @@ function runLimited(
   const refused: string[] = [];
   const other: string[] = [];
   for (const line of r.stdout.trim().split("\n").slice(0, -1)) {
-    if (/^(LOG|READY) /.test(line)) {
+    if (/^(LOG|READY|HEALTH) /.test(line)) {
       other.push(line);
       continue;
     }
@@ -91,8 +91,13 @@ describe("a write cut short by a full disk", () => {
 
   it("JSON-lines sink: no torn line, no lost acknowledged record, no gap in the sequence", async () => {
     const file = join(root, "e.jsonl");
-    const { acked, refused } = runLimited("jsonl", file, 6);
+    const { acked, refused, other } = runLimited("jsonl", file, 6);
     expect(refused).toEqual(["pair-big"]);
+    // not ready (/readyz) while its last write failed, ready again once one succeeds
+    expect(other).toEqual([
+      `HEALTH ${JSON.stringify({ ok: false, reason: "the last evidence write failed (EFBIG); the next record tries again" })}`,
+      `HEALTH ${JSON.stringify({ ok: true, reason: "ok" })}`,
+    ]);
     // the sink goes on once the write that failed is undone, with the next sequence number
     expect(acked).toEqual([
       ["small-0", 1],

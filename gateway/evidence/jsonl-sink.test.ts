@@ -111,8 +111,15 @@ describe("JSON-lines evidence sink whose file was deleted", () => {
       const s = await JsonlEvidenceSink.open({ file, gatewayId: "gw-a" });
       expect((await s.append(rec("a1"))).seq).toBe(1);
       await rm(dir, { recursive: true, force: true });
+      expect(s.health()).toEqual({ ok: true, reason: "ok" });
       await expect(s.append(rec("a2"))).rejects.toMatchObject({ code: "EVIDENCE_WRITE_FAILED" });
+      // /readyz says so
+      expect(s.health()).toEqual({
+        ok: false,
+        reason: "the last evidence write failed (EVIDENCE_FILE_DELETED); the next record tries again",
+      });
       await s.close();
+      expect(s.health()).toEqual({ ok: false, reason: "the evidence sink is closed" });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

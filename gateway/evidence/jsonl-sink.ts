@@ -58,6 +58,8 @@ export class JsonlEvidenceSink implements EvidenceSink {
   #closed = false;
   /** a failed write could not be cut off again */
   #broken = false;
+  /** why the last write failed (its error code), until a write succeeds again */
+  #failure: string | null = null;
 
   private constructor(
     o: JsonlSinkOptions,
@@ -171,9 +173,8 @@ export class JsonlEvidenceSink implements EvidenceSink {
           if (fstatSync(this.#fh.fd).nlink === 0)
             throw Object.assign(new Error("evidence file deleted"), { code: "EVIDENCE_FILE_DELETED" });
         } catch (e) {
-          const err = new EvidenceSinkError(
-            `evidence write failed: ${(e as NodeJS.ErrnoException).code ?? "error"}`,
-          );
+          this.#failure = (e as NodeJS.ErrnoException).code ?? "error";
+          const err = new EvidenceSinkError(`evidence write failed: ${this.#failure}`);
           // what this write completed belongs to refused calls: cut it off again
           // (if that fails too, the file's end is unknown: nothing more is appended to it)
           await this.#fh.truncate(this.#size).catch(() => {
@@ -184,11 +185,32 @@ export class JsonlEvidenceSink implements EvidenceSink {
         }
         this.#seq += batch.length;
         this.#size += Buffer.byteLength(text, "utf8");
+        this.#failure = null;
         for (const { p, seq } of batch) p.resolve({ seq });
       }
     } finally {
       this.#writing = false;
     }
+  }
+
+  /**
+   * For readiness probes (/readyz): false while the sink refuses records — closed, its file
+   * beyond repair, or its last write failed (a full disk; the next record tries again, and a
+   * write that succeeds makes it ready again).
+   */
+  health(): { ok: boolean; reason: string } {
+    if (this.#closed) return { ok: false, reason: "the evidence sink is closed" };
+    if (this.#broken)
+      return {
+        ok: false,
+        reason: "the evidence file could not be repaired after a failed write; restart the gateway",
+      };
+    if (this.#failure !== null)
+      return {
+        ok: false,
+        reason: `the last evidence write failed (${this.#failure}); the next record tries again`,
+      };
+    return { ok: true, reason: "ok" };
   }
 
   async appendArtifact(artifact: {
