@@ -8,10 +8,11 @@
 import { readFileSync } from "node:fs";
 import https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { EvidenceRecord, EvidenceSink } from "../gateway/ports.ts";
+import type { EvidenceRecord } from "../gateway/ports.ts";
 import {
   AGENT_TOKEN,
   call,
+  refusingSink,
   startRecordingUpstream,
   startTestGateway,
   type TestGateway,
@@ -118,13 +119,7 @@ describe("stream evidence", () => {
     });
 
     it(`${what}: nothing is delivered when the evidence sink refuses the call`, async () => {
-      const failing: EvidenceSink = {
-        append: async () => {
-          throw new Error("disk full");
-        },
-        appendArtifact: async () => {},
-        close: async () => {},
-      };
+      const failing = refusingSink();
       const t = await startTestGateway(upstreamFor(up.url, caPem, UPSTREAM_TOKEN), { sink: failing });
       try {
         const chunks: Buffer[] = [];
@@ -187,13 +182,7 @@ describe("write-ahead evidence for calls that change the cluster", () => {
   });
 
   it("a create whose write-ahead record is refused never reaches the API server", async () => {
-    const failing: EvidenceSink = {
-      append: async () => {
-        throw new Error("disk full");
-      },
-      appendArtifact: async () => {},
-      close: async () => {},
-    };
+    const failing = refusingSink();
     const t = await startTestGateway(upstreamFor(up.url, caPem, UPSTREAM_TOKEN), { sink: failing });
     const seen = up.seen.length;
     try {

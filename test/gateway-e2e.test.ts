@@ -12,7 +12,6 @@ import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMasker } from "../gateway/masking/index.ts";
 import type { RunningGateway } from "../gateway/server/gateway.ts";
-import type { EvidenceSink } from "../gateway/ports.ts";
 import { Upstream } from "../gateway/upstream/index.ts";
 import { type Simulator, startSimulator } from "../simulator/index.ts";
 import {
@@ -20,6 +19,7 @@ import {
   kubectl,
   NOBODY_TOKEN,
   PLANTED,
+  refusingSink,
   SRC,
   startTestGateway,
   type TestGateway,
@@ -363,16 +363,11 @@ describe("kubectl through the gateway", () => {
 
   it("an exec session whose opening record cannot be written never reaches the API server", async () => {
     // a sink that takes call records but refuses the session-opened one (disk full just then)
-    const kept: string[] = [];
-    const flaky: EvidenceSink = {
-      append: async (r) => {
-        if (r.custos.type === "session") throw new Error("disk full");
-        kept.push(`${r.custos.type}:${r.objectRef?.subresource ?? ""}:${r.responseStatus.code}`);
-        return { seq: kept.length };
-      },
-      appendArtifact: async () => {},
-      close: async () => {},
-    };
+    const flaky = refusingSink((r) => r.custos.type === "session");
+    const kept = () =>
+      flaky.accepted.map(
+        (r) => `${r.custos.type}:${r.objectRef?.subresource ?? ""}:${r.responseStatus.code}`,
+      );
     const kc = new k8s.KubeConfig();
     kc.loadFromString(sim.kubeconfig());
     const upstream = new Upstream(kc, { timeoutMs: 10_000 });
@@ -390,7 +385,7 @@ describe("kubectl through the gateway", () => {
       expect(x.stdout).toBe("");
       expect(wsAttempts).toBe(0);
       // the refusal itself is the call's one record
-      expect(kept).toContain("call:exec:503");
+      expect(kept()).toContain("call:exec:503");
     } finally {
       await g.close();
     }

@@ -15,12 +15,37 @@ import { stringify as yamlStringify } from "yaml";
 import { canonicalJson, sha256Hex } from "../sdk/lib/canonical.ts";
 import type { GatewayConfig, Rule } from "../sdk/schema/config.ts";
 import { JsonlEvidenceSink } from "../gateway/evidence/jsonl-sink.ts";
-import type { EvidenceRecord, Masker, MaskSummary } from "../gateway/ports.ts";
+import type { EvidenceRecord, EvidenceSink, Masker, MaskSummary } from "../gateway/ports.ts";
 import { type GatewayOptions, type RunningGateway, startGateway } from "../gateway/server/gateway.ts";
 import { ensureTls, type TlsMaterial } from "../gateway/tls/ca.ts";
 import { Upstream } from "../gateway/upstream/index.ts";
 
 export const SRC = { file: "test/policy.ts", line: 1, column: 1 };
+
+/**
+ * An evidence sink that refuses, as a full disk does, the records `refuse` picks (every one by
+ * default) and keeps the others; it counts every attempt.
+ */
+export function refusingSink(
+  refuse: (r: EvidenceRecord) => boolean = () => true,
+): EvidenceSink & { readonly accepted: EvidenceRecord[]; readonly attempts: number } {
+  const accepted: EvidenceRecord[] = [];
+  let attempts = 0;
+  return {
+    accepted,
+    get attempts() {
+      return attempts;
+    },
+    append: async (r) => {
+      attempts++;
+      if (refuse(r)) throw new Error("disk full");
+      accepted.push(r);
+      return { seq: accepted.length };
+    },
+    appendArtifact: async () => {},
+    close: async () => {},
+  };
+}
 
 export async function tempDir(prefix = "custos-gw-"): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));

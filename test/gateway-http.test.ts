@@ -11,7 +11,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { evaluate } from "../gateway/decision/index.ts";
 import { parseRequestInfo } from "../gateway/requestinfo/index.ts";
-import type { ApprovalService, EvidenceSink, Masker } from "../gateway/ports.ts";
+import type { ApprovalService, Masker } from "../gateway/ports.ts";
 import type { GatewayConfig } from "../sdk/schema/config.ts";
 import {
   AGENT_TOKEN,
@@ -21,6 +21,7 @@ import {
   PLANTED,
   plantedMasker,
   type Recorded,
+  refusingSink,
   startRecordingUpstream,
   startTestGateway,
   type TestGateway,
@@ -592,13 +593,7 @@ describe("refusals", () => {
   });
 
   it("fails closed with 503 when the evidence sink refuses", async () => {
-    const failing: EvidenceSink = {
-      append: async () => {
-        throw new Error("disk full");
-      },
-      appendArtifact: async () => {},
-      close: async () => {},
-    };
+    const failing = refusingSink();
     const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
       sink: failing,
     });
@@ -617,15 +612,7 @@ describe("refusals", () => {
 describe("operations endpoints", () => {
   it("/metrics counts calls by decision and status class, /readyz follows the evidence sink; no values leak", async () => {
     let refuse = false;
-    let seq = 0;
-    const sink: EvidenceSink = {
-      append: async () => {
-        if (refuse) throw new Error("disk full");
-        return { seq: ++seq };
-      },
-      appendArtifact: async () => {},
-      close: async () => {},
-    };
+    const sink = refusingSink(() => refuse);
     const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
       sink,
       ops: { port: 0 },

@@ -9,12 +9,13 @@ import { createServer as tlsCreateServer } from "node:tls";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Upstream } from "../gateway/upstream/index.ts";
-import type { EvidenceRecord, EvidenceSink, Masker } from "../gateway/ports.ts";
+import type { EvidenceRecord, Masker } from "../gateway/ports.ts";
 import {
   AGENT_TOKEN,
   call,
   kubeconfigYaml,
   plantedMasker,
+  refusingSink,
   startRecordingUpstream,
   startTestGateway,
   type TestGateway,
@@ -194,15 +195,7 @@ describe("unmasked relay", () => {
 
 describe("unmasked relay, evidence refused", () => {
   it("refuses the call with 503 and relays no byte of the body", async () => {
-    let attempts = 0;
-    const failing: EvidenceSink = {
-      append: async () => {
-        attempts++;
-        throw new Error("disk full");
-      },
-      appendArtifact: async () => {},
-      close: async () => {},
-    };
+    const failing = refusingSink();
     const g = await startTestGateway(upstreamFor(up.url, (await testTls()).caPem, UPSTREAM_TOKEN), {
       sink: failing,
       maskerFactory: untouched,
@@ -213,7 +206,7 @@ describe("unmasked relay, evidence refused", () => {
       });
       expect(r.status).toBe(503);
       expect(r.body).not.toContain("ConfigMap");
-      expect(attempts).toBe(1);
+      expect(failing.attempts).toBe(1);
     } finally {
       await g.close();
     }
