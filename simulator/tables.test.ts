@@ -4,36 +4,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Simulator, startSimulator } from "./index.ts";
+import { patientsCrd } from "./seed/crds.ts";
 
 let sim: Simulator;
 const TOKEN = "tables-test-token";
 const T_V1 = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 const T_V1BETA1 = "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
 
-const crd = {
-  apiVersion: "apiextensions.k8s.io/v1",
-  kind: "CustomResourceDefinition",
-  metadata: { name: "patients.clinic.example.com" },
-  spec: {
-    group: "clinic.example.com",
-    scope: "Namespaced",
-    names: { plural: "patients", singular: "patient", kind: "Patient", shortNames: ["pt"] },
-    versions: [
-      {
-        name: "v1",
-        served: true,
-        storage: true,
-        schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
-        additionalPrinterColumns: [
-          { name: "Patient", type: "string", jsonPath: ".spec.patientName" },
-          { name: "Beds", type: "integer", jsonPath: ".spec.beds" },
-          { name: "Ward", type: "string", jsonPath: ".spec.ward", priority: 1 },
-          { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
-        ],
-      },
-    ],
-  },
-};
+const crd = patientsCrd([
+  { name: "Patient", type: "string", jsonPath: ".spec.patientName" },
+  { name: "Beds", type: "integer", jsonPath: ".spec.beds" },
+  { name: "Ward", type: "string", jsonPath: ".spec.ward", priority: 1 },
+  { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+]);
 
 beforeAll(async () => {
   sim = await startSimulator({

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMasker } from "../gateway/masking/index.ts";
 import { Upstream } from "../gateway/upstream/index.ts";
 import { type Simulator, startSimulator } from "../simulator/index.ts";
+import { patientsCrd } from "../simulator/seed/crds.ts";
 import {
   AGENT_TOKEN,
   call,
@@ -30,30 +31,12 @@ const MASKED = "[MASKED:patient-name]";
 const T_V1 = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 const PATIENTS = "/apis/clinic.example.com/v1/namespaces/ward-a/patients";
 
-const crd = {
-  apiVersion: "apiextensions.k8s.io/v1",
-  kind: "CustomResourceDefinition",
-  metadata: { name: "patients.clinic.example.com" },
-  spec: {
-    group: "clinic.example.com",
-    scope: "Namespaced",
-    names: { plural: "patients", singular: "patient", kind: "Patient", shortNames: ["pt"] },
-    versions: [
-      {
-        name: "v1",
-        served: true,
-        storage: true,
-        schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
-        additionalPrinterColumns: [
-          { name: "Patient", type: "string", jsonPath: ".spec.patientName" },
-          { name: "Bed", type: "string", jsonPath: ".spec.bed" },
-          { name: "Attending", type: "string", jsonPath: ".spec.patientName", priority: 1 },
-          { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
-        ],
-      },
-    ],
-  },
-};
+const crd = patientsCrd([
+  { name: "Patient", type: "string", jsonPath: ".spec.patientName" },
+  { name: "Bed", type: "string", jsonPath: ".spec.bed" },
+  { name: "Attending", type: "string", jsonPath: ".spec.patientName", priority: 1 },
+  { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+]);
 
 const patient = (name: string, who: string, bed: string) => ({
   apiVersion: "clinic.example.com/v1",
