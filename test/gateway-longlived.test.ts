@@ -211,15 +211,8 @@ describe("a client that does not read its stream (backpressure)", () => {
     });
 
   it("watch over HTTP/2 (flow control): paused while the window is closed, everything arrives once read", async () => {
-    const tls = await testTls();
-    const session = http2.connect(t.gw.url, { ca: tls.caPem });
+    const { session, stream } = await pausedH2Watch("/api/v1/namespaces/h2/configmaps?watch=1&n=read");
     try {
-      const stream = session.request({
-        ":path": "/api/v1/namespaces/h2/configmaps?watch=1&n=read",
-        authorization: `Bearer ${AGENT_TOKEN}`,
-      });
-      await new Promise((r) => stream.once("response", r));
-      stream.pause();
       const f = await settle("/api/v1/namespaces/h2/configmaps?watch=1");
       expect(f.done).toBe(false);
       let lines = 0;
@@ -236,16 +229,9 @@ describe("a client that does not read its stream (backpressure)", () => {
   });
 
   it("watch over HTTP/2 (flow control): the upstream is paused, not buffered without bound", async () => {
-    const tls = await testTls();
-    const session = http2.connect(t.gw.url, { ca: tls.caPem });
+    const { session, stream, headers } = await pausedH2Watch("/api/v1/namespaces/h2/configmaps?watch=1");
     try {
-      const stream = session.request({
-        ":path": "/api/v1/namespaces/h2/configmaps?watch=1",
-        authorization: `Bearer ${AGENT_TOKEN}`,
-      });
-      const headers = await new Promise<http2.IncomingHttpHeaders>((r) => stream.once("response", r));
       expect(headers[":status"]).toBe(200);
-      stream.pause();
       const f = await settle("/api/v1/namespaces/h2/configmaps?watch=1");
       expect(f.done).toBe(false);
       expect(f.sent).toBeLessThan((TOTAL * 3) / 4);
@@ -262,6 +248,23 @@ describe("a client that does not read its stream (backpressure)", () => {
     }
   });
 });
+
+/**
+ * GET a watch as the agent over HTTP/2, on a session of its own; resolves at the response head
+ * with the stream paused (the caller reads, or not, and destroys the session)
+ */
+async function pausedH2Watch(path: string): Promise<{
+  session: http2.ClientHttp2Session;
+  stream: http2.ClientHttp2Stream;
+  headers: http2.IncomingHttpHeaders;
+}> {
+  const tls = await testTls();
+  const session = http2.connect(t.gw.url, { ca: tls.caPem });
+  const stream = session.request({ ":path": path, authorization: `Bearer ${AGENT_TOKEN}` });
+  const headers = await new Promise<http2.IncomingHttpHeaders>((r) => stream.once("response", r));
+  stream.pause();
+  return { session, stream, headers };
+}
 
 /** GET a stream as the agent (from the gateway at `base`); resolves at the response head */
 async function open(
