@@ -18,12 +18,12 @@ import {
   AGENT_TOKEN,
   call,
   kubectl,
-  SRC,
   startTestGateway,
   type TestGateway,
   testPolicy,
   withHash,
 } from "./gateway-helpers.ts";
+import { redactFieldMask } from "./masking-fixtures.ts";
 
 const SIM_TOKEN = "sim-admin-token-tables";
 const NAMES = ["Patient Number1", "Patient Number2", "Patient Number3"];
@@ -69,20 +69,12 @@ beforeAll(async () => {
   const config = withHash({
     ...base,
     masks: [
-      {
-        id: "patient-names",
-        match: { apiGroups: ["clinic.example.com"], resources: ["patients"] },
-        fields: [
-          {
-            path: "spec.patientName",
-            segments: ["spec", "patientName"],
-            strategy: { kind: "redact" },
-            label: "patient-name",
-          },
-        ],
-        detectors: [],
-        source: SRC,
-      },
+      redactFieldMask(
+        "patient-names",
+        { apiGroups: ["clinic.example.com"], resources: ["patients"] },
+        "spec.patientName",
+        "patient-name",
+      ),
     ],
     detectors: [],
   });

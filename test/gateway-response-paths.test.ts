@@ -23,6 +23,7 @@ import {
   testPolicy,
   withHash,
 } from "./gateway-helpers.ts";
+import { redactFieldMask } from "./masking-fixtures.ts";
 
 const UPSTREAM_TOKEN = "upstream-secret-token-xyz";
 
@@ -209,20 +210,12 @@ describe("a Table watch (kubectl get -w)", () => {
     const config = withHash({
       ...base,
       masks: [
-        {
-          id: "patients",
-          match: { apiGroups: ["clinic.example.com"], resources: ["patients"] },
-          fields: [
-            {
-              path: "spec.patient",
-              segments: ["spec", "patient"],
-              strategy: { kind: "redact" },
-              label: "patient",
-            },
-          ],
-          detectors: [],
-          source: SRC,
-        },
+        redactFieldMask(
+          "patients",
+          { apiGroups: ["clinic.example.com"], resources: ["patients"] },
+          "spec.patient",
+          "patient",
+        ),
       ],
     });
     const g = await startTestGateway(upstreamFor(tup.url, (await testTls()).caPem, UPSTREAM_TOKEN, 2000), {

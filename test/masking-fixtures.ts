@@ -91,6 +91,17 @@ export function baseMasks(): Mask[] {
   ];
 }
 
+/** a compiled mask that redacts one field (a dotted path, no wildcards) of what `match` picks */
+export function redactFieldMask(id: string, match: Mask["match"], path: string, label: string): Mask {
+  return {
+    id,
+    match,
+    fields: [{ path, segments: path.split("."), strategy: { kind: "redact" }, label }],
+    detectors: [],
+    source: src,
+  };
+}
+
 export function makeConfig(over: Partial<GatewayConfig> = {}): GatewayConfig {
   return {
     schemaVersion: "custos.dev/v1alpha1",

@@ -1,25 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { ctx, makeConfig } from "../../test/masking-fixtures.ts";
+import { ctx, makeConfig, redactFieldMask } from "../../test/masking-fixtures.ts";
 import { createMasker } from "./index.ts";
 import { createJsonLinesMasker } from "./jsonlines.ts";
 
 const NAME = "Patient Number1";
 const config = makeConfig({
   masks: [
-    {
-      id: "patients",
-      match: { apiGroups: ["clinic.example.com"], resources: ["patients"] },
-      fields: [
-        {
-          path: "spec.patient",
-          segments: ["spec", "patient"],
-          strategy: { kind: "redact" },
-          label: "patient",
-        },
-      ],
-      detectors: [],
-      source: { file: "jsonlines.test.ts", line: 1, column: 1 },
-    },
+    redactFieldMask(
+      "patients",
+      { apiGroups: ["clinic.example.com"], resources: ["patients"] },
+      "spec.patient",
+      "patient",
+    ),
   ],
   detectors: [],
 });
